@@ -1,0 +1,158 @@
+package dev.doorcore
+
+import dev.doorcore.ffi.AccessDecision
+import dev.doorcore.ffi.DeviceSigner
+import dev.doorcore.ffi.DoorException
+import dev.doorcore.ffi.DoorSchedule
+import dev.doorcore.ffi.KeySchedule
+import dev.doorcore.ffi.ScheduleWindow
+import dev.doorcore.ffi.Weekday
+import dev.doorcore.ffi.ephemeralDeviceSigner
+import dev.doorcore.ffi.liveObjects
+import dev.doorcore.ffi.proveDevicePossession
+import java.math.BigInteger
+import java.security.KeyPairGenerator
+import java.security.Signature
+import java.security.interfaces.ECPublicKey
+import java.security.spec.ECGenParameterSpec
+import java.time.Duration
+import java.time.Instant
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertTrue
+import kotlinx.coroutines.TimeoutCancellationException
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
+import org.junit.Test
+
+private const val NEW_YORK = "America/New_York"
+
+private val WEEKDAYS = listOf(Weekday.MONDAY, Weekday.TUESDAY, Weekday.WEDNESDAY, Weekday.THURSDAY, Weekday.FRIDAY)
+
+/** "gym access only Monday-Friday 6 AM-10 PM" (the DOOR seed). */
+private fun gym(notAfter: Instant? = null) =
+    KeySchedule(listOf(ScheduleWindow(WEEKDAYS, (6 * 60).toUShort(), (22 * 60).toUShort())), null, notAfter)
+
+/** A device key in the JDK's own ECDSA: a second P-256 implementation the core must accept. */
+private class JdkSigner : DeviceSigner {
+    private val pair = KeyPairGenerator.getInstance("EC").apply { initialize(ECGenParameterSpec("secp256r1")) }.generateKeyPair()
+
+    override fun publicKey(): ByteArray {
+        val w = (pair.public as ECPublicKey).w
+        return byteArrayOf(4) + fixed32(w.affineX) + fixed32(w.affineY)
+    }
+
+    // SHA256withECDSA answers in DER; the core must take it as it comes.
+    override fun sign(message: ByteArray): ByteArray =
+        Signature.getInstance("SHA256withECDSA").run {
+            initSign(pair.private)
+            update(message)
+            sign()
+        }
+
+    fun verifyRaw(message: ByteArray, raw: ByteArray): Boolean =
+        Signature.getInstance("SHA256withECDSAinP1363Format").run {
+            initVerify(pair.public)
+            update(message)
+            verify(raw)
+        }
+
+    private fun fixed32(n: BigInteger): ByteArray = n.toByteArray().takeLast(32).toByteArray().let { ByteArray(32 - it.size) + it }
+}
+
+private class RefusingSigner : DeviceSigner {
+    override fun publicKey(): ByteArray = ephemeralDeviceSigner().publicKey()
+    override fun sign(message: ByteArray): ByteArray = throw DoorException.DeviceKey("user cancelled the biometric prompt")
+}
+
+class FoundationTest {
+    @Test
+    fun gymIsOpenOnAWeekdayUntilTenPm() {
+        DoorSchedule(gym(), NEW_YORK).use { s ->
+            // Monday 2026-11-23 12:00 EST
+            val d = s.decisionAt(Instant.parse("2026-11-23T17:00:00Z"))
+            assertEquals(AccessDecision.Allowed(Instant.parse("2026-11-24T03:00:00Z")), d)
+            assertEquals(NEW_YORK, s.timeZone())
+        }
+    }
+
+    @Test
+    fun gymIsOutOfScheduleOnSaturdayAndSaysWhenItOpens() {
+        DoorSchedule(gym(), NEW_YORK).use { s ->
+            val d = s.decisionAt(Instant.parse("2026-11-28T17:00:00Z"))
+            // Monday 2026-11-30 06:00 EST
+            assertEquals(AccessDecision.OutOfSchedule(Instant.parse("2026-11-30T11:00:00Z")), d)
+        }
+    }
+
+    @Test
+    fun badWindowIsAnInvalidInputNamingTheField() {
+        val bad = KeySchedule(listOf(ScheduleWindow(WEEKDAYS, 0u, 1500u)), null, null)
+        val e = assertFailsWith<DoorException.InvalidInput> { DoorSchedule(bad, NEW_YORK) }
+        assertEquals("windows[0].end_minute", e.field)
+        assertTrue(e.reason.isNotEmpty())
+    }
+
+    @Test
+    fun unknownZoneIsAnInvalidInput() {
+        val e = assertFailsWith<DoorException.InvalidInput> { DoorSchedule(gym(), "Mars/Olympus_Mons") }
+        assertEquals("time_zone", e.field)
+    }
+
+    @Test
+    fun waitForChangeIsASuspendFunctionOnTokio() = runBlocking<Unit> {
+        val end = Instant.now().plusMillis(1500)
+        val always = KeySchedule(listOf(ScheduleWindow(Weekday.values().toList(), 0u, 1440u)), null, end)
+        DoorSchedule(always, NEW_YORK).use { s ->
+            val d = s.waitForChange(10_000u)
+            assertTrue(d is AccessDecision.Expired, "got $d")
+            // Instants cross the boundary at whole seconds.
+            assertEquals(end.epochSecond, d.at.epochSecond)
+        }
+    }
+
+    @Test
+    fun cancellingTheCoroutineCancelsTheWait() = runBlocking<Unit> {
+        DoorSchedule(gym(), NEW_YORK).use { s ->
+            val started = System.nanoTime()
+            assertFailsWith<TimeoutCancellationException> { withTimeout(200) { s.waitForChange(60_000u) } }
+            assertTrue(Duration.ofNanos(System.nanoTime() - started) < Duration.ofSeconds(5))
+        }
+    }
+
+    @Test
+    fun jdkSignerProvesPossessionAndTheNormalizedSignatureStillVerifiesInTheJdk() = runBlocking<Unit> {
+        val signer = JdkSigner()
+        val challenge = "server-challenge-42".toByteArray()
+        val proof = proveDevicePossession(signer, challenge)
+        assertEquals(33, proof.publicKey.size)
+        assertEquals(64, proof.signature.size)
+        val message = "door-core/device-possession/v1".toByteArray() + byteArrayOf(0) + challenge
+        assertTrue(signer.verifyRaw(message, proof.signature))
+    }
+
+    @Test
+    fun aSignerThatThrowsGivesATypedError() = runBlocking<Unit> {
+        val e = assertFailsWith<DoorException.DeviceKey> { proveDevicePossession(RefusingSigner(), byteArrayOf(1)) }
+        assertTrue(e.reason.contains("cancelled"), e.reason)
+    }
+
+    @Test
+    fun coreSignerWorksFromKotlinToo() = runBlocking<Unit> {
+        val signer = ephemeralDeviceSigner()
+        // The core's own signer is a Rust object behind the interface: close it like one.
+        (signer as AutoCloseable).use {
+            val proof = proveDevicePossession(signer, byteArrayOf(7, 7))
+            assertTrue(proof.publicKey.contentEquals(signer.publicKey()))
+        }
+    }
+
+    @Test
+    fun tenThousandObjectsLeaveNothingBehind() {
+        val before = liveObjects()
+        repeat(10_000) { i ->
+            DoorSchedule(gym(), NEW_YORK).use { s -> if (i % 1000 == 0) s.decisionNow() }
+        }
+        assertEquals(before, liveObjects())
+    }
+}

@@ -1,0 +1,111 @@
+import DoorCoreBindings
+import Foundation
+import XCTest
+
+private let newYork = "America/New_York"
+private let weekdays: [Weekday] = [.monday, .tuesday, .wednesday, .thursday, .friday]
+
+/// "gym access only Monday-Friday 6 AM-10 PM" (the DOOR seed).
+private func gym(notAfter: Date? = nil) -> KeySchedule {
+    KeySchedule(windows: [ScheduleWindow(days: weekdays, startMinute: 6 * 60, endMinute: 22 * 60)],
+                notBefore: nil, notAfter: notAfter)
+}
+
+private func utc(_ iso: String) -> Date {
+    ISO8601DateFormatter().date(from: iso)!
+}
+
+/// A Swift DeviceSigner: delegates to a core key and counts the callbacks it receives.
+private final class CountingSigner: DeviceSigner, @unchecked Sendable {
+    let inner = ephemeralDeviceSigner()
+    private(set) var signed = 0
+    func publicKey() throws -> Data { try inner.publicKey() }
+    func sign(message: Data) throws -> Data {
+        signed += 1
+        return try inner.sign(message: message)
+    }
+}
+
+private final class RefusingSigner: DeviceSigner, @unchecked Sendable {
+    func publicKey() throws -> Data { try ephemeralDeviceSigner().publicKey() }
+    func sign(message: Data) throws -> Data {
+        throw DoorError.DeviceKey(reason: "user cancelled Face ID")
+    }
+}
+
+final class FoundationTests: XCTestCase {
+    func testGymIsOpenOnAWeekdayUntilTenPm() throws {
+        let schedule = try DoorSchedule(schedule: gym(), timeZone: newYork)
+        // Monday 2026-11-23 12:00 EST
+        let decision = try schedule.decisionAt(at: utc("2026-11-23T17:00:00Z"))
+        XCTAssertEqual(decision, .allowed(until: utc("2026-11-24T03:00:00Z")))
+        XCTAssertEqual(schedule.timeZone(), newYork)
+    }
+
+    func testGymIsOutOfScheduleOnSaturdayAndSaysWhenItOpens() throws {
+        let schedule = try DoorSchedule(schedule: gym(), timeZone: newYork)
+        let decision = try schedule.decisionAt(at: utc("2026-11-28T17:00:00Z"))
+        XCTAssertEqual(decision, .outOfSchedule(nextAllowed: utc("2026-11-30T11:00:00Z")))
+    }
+
+    func testBadWindowIsAnInvalidInputNamingTheField() {
+        let bad = KeySchedule(windows: [ScheduleWindow(days: weekdays, startMinute: 0, endMinute: 1500)],
+                              notBefore: nil, notAfter: nil)
+        XCTAssertThrowsError(try DoorSchedule(schedule: bad, timeZone: newYork)) { error in
+            guard case let DoorError.InvalidInput(field, reason) = error else {
+                return XCTFail("expected InvalidInput, got \(error)")
+            }
+            XCTAssertEqual(field, "windows[0].end_minute")
+            XCTAssertFalse(reason.isEmpty)
+        }
+    }
+
+    func testUnknownZoneIsAnInvalidInput() {
+        XCTAssertThrowsError(try DoorSchedule(schedule: gym(), timeZone: "Mars/Olympus_Mons")) { error in
+            guard case let DoorError.InvalidInput(field, _) = error else {
+                return XCTFail("expected InvalidInput, got \(error)")
+            }
+            XCTAssertEqual(field, "time_zone")
+        }
+    }
+
+    func testWaitForChangeIsAnAsyncFunctionOnTokio() async throws {
+        let end = Date().addingTimeInterval(1.5)
+        let always = KeySchedule(
+            windows: [ScheduleWindow(days: weekdays + [.saturday, .sunday], startMinute: 0, endMinute: 1440)],
+            notBefore: nil, notAfter: end)
+        let schedule = try DoorSchedule(schedule: always, timeZone: newYork)
+        let decision = await schedule.waitForChange(maxWaitMs: 10_000)
+        guard case let .expired(at) = decision else { return XCTFail("got \(decision)") }
+        // Instants cross the boundary at whole seconds.
+        XCTAssertEqual(at.timeIntervalSince1970, end.timeIntervalSince1970.rounded(.down))
+    }
+
+    func testASwiftSignerIsCalledBackFromRust() async throws {
+        let signer = CountingSigner()
+        let proof = try await proveDevicePossession(signer: signer, challenge: Data("server-challenge".utf8))
+        XCTAssertEqual(signer.signed, 1)
+        XCTAssertEqual(proof.publicKey, try signer.publicKey())
+        XCTAssertEqual(proof.signature.count, 64)
+    }
+
+    func testASignerThatThrowsGivesATypedError() async {
+        do {
+            _ = try await proveDevicePossession(signer: RefusingSigner(), challenge: Data([1]))
+            XCTFail("expected an error")
+        } catch let DoorError.DeviceKey(reason) {
+            XCTAssertTrue(reason.contains("Face ID"), reason)
+        } catch {
+            XCTFail("expected DeviceKey, got \(error)")
+        }
+    }
+
+    func testTenThousandObjectsLeaveNothingBehind() throws {
+        let before = liveObjects()
+        for i in 0..<10_000 {
+            let schedule = try DoorSchedule(schedule: gym(), timeZone: newYork)
+            if i % 1000 == 0 { _ = schedule.decisionNow() }
+        }
+        XCTAssertEqual(liveObjects(), before)
+    }
+}

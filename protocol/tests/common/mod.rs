@@ -1,0 +1,139 @@
+//! Fixtures shared by the document tests, the vectors test and the bench: the published test
+//! vectors' inputs (docs/PROTOCOL.md, "Test vectors").
+// Each test crate that includes this module uses a different subset of it.
+#![allow(dead_code)]
+
+use door_protocol::{
+    AccessDocument, DoorGrant, Id, IssuerKey, IssuerKeys, RevocationDocument, RevocationEntry,
+    RevocationMode, Schedule, Transition, Weekdays, Window, ZoneRules,
+};
+
+/// The issuer's private scalar: 0x01, 0x02, ... 0x20.
+pub const ISSUER_SCALAR: [u8; 32] = {
+    let mut s = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        s[i] = i as u8 + 1;
+        i += 1;
+    }
+    s
+};
+
+/// The device's private scalar (only its public key appears in documents): 0x21 ... 0x40.
+pub const DEVICE_SCALAR: [u8; 32] = {
+    let mut s = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        s[i] = i as u8 + 0x21;
+        i += 1;
+    }
+    s
+};
+
+pub const CREDENTIAL: Id = Id([0xc1; 16]);
+pub const PERSON: Id = Id([0xa1; 16]);
+pub const LOBBY: Id = Id([0xd1; 16]);
+pub const POOL: Id = Id([0xd2; 16]);
+/// A door no sample document grants.
+pub const GARAGE: Id = Id([0xd3; 16]);
+
+/// 2026-01-01T00:00 in New York (05:00Z).
+pub const NOT_BEFORE: i64 = 1_767_243_600;
+/// 2027-01-01T00:00 in New York (05:00Z).
+pub const NOT_AFTER: i64 = 1_798_779_600;
+/// 2025-12-31T12:00Z.
+pub const ISSUED_AT: i64 = 1_767_182_400;
+/// 2026-03-08T07:00Z: 02:00 EST becomes 03:00 EDT.
+pub const DST_START: i64 = 1_772_953_200;
+/// 2026-11-01T06:00Z: 02:00 EDT becomes 01:00 EST.
+pub const DST_END: i64 = 1_793_512_800;
+/// Monday 2026-06-15T12:00Z, 08:00 in New York.
+pub const MONDAY_0800_NY: i64 = 1_781_524_800;
+
+pub fn issuer() -> IssuerKey {
+    IssuerKey::from_bytes(&ISSUER_SCALAR).expect("fixed scalar is valid")
+}
+
+pub fn issuer_keys() -> IssuerKeys {
+    IssuerKeys::single(*issuer().verifying())
+}
+
+pub fn device_key() -> [u8; 33] {
+    IssuerKey::from_bytes(&DEVICE_SCALAR)
+        .expect("fixed scalar is valid")
+        .verifying()
+        .to_sec1_compressed()
+}
+
+/// America/New_York over 2026: EST, EDT from 8 March, EST again from 1 November.
+pub fn new_york_2026() -> ZoneRules {
+    ZoneRules {
+        initial_offset: -5 * 3600,
+        transitions: vec![
+            Transition {
+                at: DST_START,
+                offset: -4 * 3600,
+            },
+            Transition {
+                at: DST_END,
+                offset: -5 * 3600,
+            },
+        ],
+    }
+}
+
+/// Lobby around the clock with a doorcode; pool Monday to Friday 09:00-17:00.
+pub fn sample_access() -> AccessDocument {
+    AccessDocument {
+        version: 1,
+        credential_id: CREDENTIAL,
+        person_id: PERSON,
+        device_key: device_key(),
+        grants: vec![
+            DoorGrant {
+                door_id: LOBBY,
+                schedule: Schedule::always(),
+                doorcode: true,
+            },
+            DoorGrant {
+                door_id: POOL,
+                schedule: Schedule {
+                    windows: vec![Window {
+                        days: Weekdays::MON_FRI,
+                        start_minute: 9 * 60,
+                        end_minute: 17 * 60,
+                    }],
+                    not_before: None,
+                    not_after: None,
+                },
+                doorcode: false,
+            },
+        ],
+        not_before: NOT_BEFORE,
+        not_after: NOT_AFTER,
+        issued_at: ISSUED_AT,
+        access_iteration: 3,
+        may_share: true,
+        zone: new_york_2026(),
+    }
+}
+
+/// Iteration 7, an update: the sample credential revoked until it expires, another one for good.
+pub fn sample_revocation() -> RevocationDocument {
+    RevocationDocument {
+        version: 1,
+        iteration: 7,
+        mode: RevocationMode::Update,
+        entries: vec![
+            RevocationEntry {
+                credential_id: CREDENTIAL,
+                expires_at: Some(NOT_AFTER),
+            },
+            RevocationEntry {
+                credential_id: Id([0xc2; 16]),
+                expires_at: None,
+            },
+        ],
+        issued_at: ISSUED_AT + 86_400,
+    }
+}

@@ -1,0 +1,18 @@
+//! The UniFFI edge: records, enums, the one error enum, objects and foreign traits.
+//! Nothing here decides anything; it converts and delegates to the services.
+
+mod error;
+mod schedule;
+mod signer;
+mod time;
+
+pub use error::DoorError;
+pub use schedule::{AccessDecision, DoorSchedule, KeySchedule, ScheduleWindow, Weekday};
+pub use signer::{ephemeral_device_signer, prove_device_possession, DeviceProof, DeviceSigner};
+
+/// How many of the core's objects foreign code holds right now (leak checks in the
+/// Kotlin and Swift suites compare it before and after).
+#[uniffi::export]
+pub fn live_objects() -> u64 {
+    crate::live::live_objects()
+}

@@ -1,0 +1,13 @@
+//! door-core: the resident's "phone as key" core that Android and iOS apps embed through UniFFI.
+//!
+//! Internal services hold the logic and speak door-protocol's types; `ffi` is the thin edge
+//! that converts to the records, enums and the one error enum the apps see.
+
+pub mod access;
+pub mod device;
+mod ffi;
+mod live;
+
+pub use ffi::*;
+
+uniffi::setup_scaffolding!();
