@@ -1,0 +1,189 @@
+//! Who is calling: the server admin (creates properties), a property's manager (DOOR OS), or a
+//! person (the resident app). Bearer tokens are random; only their SHA-256 is stored.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use base64::Engine;
+use door_protocol::Id;
+use rand::RngCore;
+use rusqlite::{OptionalExtension, Transaction};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub const ACCESS_TTL: i64 = 3600;
+pub const REFRESH_TTL: i64 = 30 * 86_400;
+
+pub fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::internal(format!("password hashing: {e}")))
+}
+
+pub fn password_matches(password: &str, stored: &str) -> bool {
+    PasswordHash::new(stored)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Issues an access and a refresh token for `person`.
+pub fn new_session(
+    tx: &Transaction<'_>,
+    person: Id,
+    now: i64,
+) -> Result<crate::model::Tokens, ApiError> {
+    let access = random_token();
+    let refresh = random_token();
+    let insert =
+        "INSERT INTO sessions (token_hash, person_id, kind, expires_at) VALUES (?1, ?2, ?3, ?4)";
+    tx.execute(
+        insert,
+        rusqlite::params![
+            token_hash(&access),
+            person.0.as_slice(),
+            "access",
+            now + ACCESS_TTL
+        ],
+    )?;
+    tx.execute(
+        insert,
+        rusqlite::params![
+            token_hash(&refresh),
+            person.0.as_slice(),
+            "refresh",
+            now + REFRESH_TTL
+        ],
+    )?;
+    Ok(crate::model::Tokens {
+        access_token: access,
+        refresh_token: refresh,
+        expires_at: now + ACCESS_TTL,
+        person_id: person.to_string(),
+    })
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::unauthorized("missing bearer token"))
+}
+
+/// The server operator: may create properties.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        if token_hash(token) == state.admin_token_hash {
+            Ok(Admin)
+        } else {
+            Err(ApiError::unauthorized("not the server's admin token"))
+        }
+    }
+}
+
+/// A property's manager: everything under /v1/properties/{id}/.
+pub struct Manager {
+    pub property_id: Id,
+}
+
+impl Manager {
+    /// Managers see their own property only; another property is "not found" to them.
+    pub fn check(&self, property_id: &str) -> Result<Id, ApiError> {
+        match Id::from_hex(property_id) {
+            Some(id) if id == self.property_id => Ok(id),
+            _ => Err(ApiError::not_found("property")),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Manager {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let hash = token_hash(bearer(parts)?);
+        let found: Option<Vec<u8>> = state.db.read(|tx| {
+            Ok(tx
+                .query_row(
+                    "SELECT id FROM properties WHERE manager_key_hash = ?1",
+                    [&hash],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })?;
+        let id = found
+            .and_then(|b| Id::from_slice(&b))
+            .ok_or_else(|| ApiError::unauthorized("not a manager key"))?;
+        Ok(Manager { property_id: id })
+    }
+}
+
+/// A signed-in person (resident, staff, vendor or guest).
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub id: Id,
+    pub property_id: Id,
+    pub role: String,
+}
+
+impl FromRequestParts<AppState> for Person {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let hash = token_hash(bearer(parts)?);
+        let now = state.now();
+        let row = state.db.read(|tx| {
+            Ok(tx
+                .query_row(
+                    "SELECT p.id, p.property_id, p.role, p.revoked FROM sessions s \
+                     JOIN people p ON p.id = s.person_id \
+                     WHERE s.token_hash = ?1 AND s.kind = 'access' AND s.expires_at > ?2",
+                    rusqlite::params![hash, now],
+                    |r| {
+                        Ok((
+                            r.get::<_, Vec<u8>>(0)?,
+                            r.get::<_, Vec<u8>>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, bool>(3)?,
+                        ))
+                    },
+                )
+                .optional()?)
+        })?;
+        let (id, property, role, revoked) =
+            row.ok_or_else(|| ApiError::unauthorized("the access token is unknown or expired"))?;
+        if revoked {
+            return Err(ApiError::revoked("this person's access has been revoked"));
+        }
+        Ok(Person {
+            id: Id::from_slice(&id).ok_or_else(|| ApiError::internal("bad person id"))?,
+            property_id: Id::from_slice(&property)
+                .ok_or_else(|| ApiError::internal("bad property id"))?,
+            role,
+        })
+    }
+}

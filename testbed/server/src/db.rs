@@ -1,0 +1,198 @@
+//! The database: SQLite through rusqlite, one connection behind a mutex (SQLite serializes
+//! writers anyway), versioned migrations, and one transaction per request that writes.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, Transaction};
+
+use crate::error::ApiError;
+
+/// Each entry upgrades the schema by one version; `PRAGMA user_version` records how many
+/// have run. Append only: a deployed database has run the earlier ones.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE properties (
+    id              BLOB PRIMARY KEY,
+    name            TEXT NOT NULL,
+    time_zone       TEXT NOT NULL,
+    issuer_secret   BLOB NOT NULL,
+    issuer_kid      BLOB NOT NULL,
+    manager_key_hash BLOB NOT NULL UNIQUE,
+    revocation_iteration INTEGER NOT NULL DEFAULT 0,
+    created_at      INTEGER NOT NULL
+);
+CREATE TABLE doors (
+    id              BLOB PRIMARY KEY,
+    property_id     BLOB NOT NULL REFERENCES properties(id),
+    name            TEXT NOT NULL,
+    online          INTEGER NOT NULL,
+    lock_id         BLOB NOT NULL UNIQUE,
+    lock_public_key BLOB NOT NULL,
+    keypad          INTEGER NOT NULL
+);
+CREATE TABLE keys (
+    id              BLOB PRIMARY KEY,
+    property_id     BLOB NOT NULL REFERENCES properties(id),
+    name            TEXT NOT NULL,
+    -- 'manager' keys are made in DOOR OS; 'guest' keys are made per door for an invite.
+    kind            TEXT NOT NULL CHECK (kind IN ('manager', 'guest'))
+);
+CREATE TABLE key_doors (
+    key_id          BLOB NOT NULL REFERENCES keys(id),
+    door_id         BLOB NOT NULL REFERENCES doors(id),
+    doorcodes       INTEGER NOT NULL,
+    schedule        TEXT NOT NULL,
+    PRIMARY KEY (key_id, door_id)
+);
+CREATE TABLE people (
+    id              BLOB PRIMARY KEY,
+    property_id     BLOB NOT NULL REFERENCES properties(id),
+    name            TEXT NOT NULL,
+    email           TEXT,
+    role            TEXT NOT NULL CHECK (role IN ('resident', 'staff', 'vendor', 'guest')),
+    password_hash   TEXT,
+    revoked         INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (email)
+);
+CREATE TABLE assignments (
+    id              BLOB PRIMARY KEY,
+    key_id          BLOB NOT NULL REFERENCES keys(id),
+    person_id       BLOB NOT NULL REFERENCES people(id),
+    may_share       INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL,
+    revoked_at      INTEGER
+);
+CREATE UNIQUE INDEX assignments_live ON assignments(key_id, person_id) WHERE revoked_at IS NULL;
+CREATE TABLE doorcodes (
+    person_id       BLOB NOT NULL REFERENCES people(id),
+    door_id         BLOB NOT NULL REFERENCES doors(id),
+    code            TEXT NOT NULL,
+    PRIMARY KEY (person_id, door_id),
+    UNIQUE (door_id, code)
+);
+CREATE TABLE sessions (
+    token_hash      BLOB PRIMARY KEY,
+    person_id       BLOB NOT NULL REFERENCES people(id),
+    kind            TEXT NOT NULL CHECK (kind IN ('access', 'refresh')),
+    expires_at      INTEGER NOT NULL
+);
+CREATE TABLE challenges (
+    challenge       BLOB PRIMARY KEY,
+    person_id       BLOB NOT NULL REFERENCES people(id),
+    expires_at      INTEGER NOT NULL
+);
+CREATE TABLE devices (
+    id              BLOB PRIMARY KEY,
+    person_id       BLOB NOT NULL REFERENCES people(id),
+    public_key      BLOB NOT NULL UNIQUE,
+    created_at      INTEGER NOT NULL
+);
+CREATE TABLE credentials (
+    id              BLOB PRIMARY KEY,
+    person_id       BLOB NOT NULL REFERENCES people(id),
+    device_id       BLOB NOT NULL REFERENCES devices(id),
+    access_iteration INTEGER NOT NULL,
+    issued_at       INTEGER NOT NULL,
+    not_after       INTEGER NOT NULL,
+    superseded      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX credentials_person ON credentials(person_id, device_id, superseded);
+-- One signed document per door: a lock sees only its own door, and an unlock carries a few
+-- hundred bytes whatever the number of doors the person has.
+CREATE TABLE credential_documents (
+    credential_id   BLOB NOT NULL REFERENCES credentials(id),
+    door_id         BLOB NOT NULL REFERENCES doors(id),
+    document        BLOB NOT NULL,
+    PRIMARY KEY (credential_id, door_id)
+);
+CREATE TABLE revocations (
+    property_id     BLOB NOT NULL REFERENCES properties(id),
+    credential_id   BLOB NOT NULL,
+    iteration       INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    PRIMARY KEY (property_id, credential_id)
+);
+CREATE TABLE invites (
+    id              BLOB PRIMARY KEY,
+    property_id     BLOB NOT NULL REFERENCES properties(id),
+    inviter_id      BLOB NOT NULL REFERENCES people(id),
+    guest_id        BLOB NOT NULL REFERENCES people(id),
+    contact         TEXT NOT NULL,
+    token_hash      BLOB NOT NULL UNIQUE,
+    starts_at       INTEGER NOT NULL,
+    ends_at         INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL,
+    redeemed_at     INTEGER,
+    revoked_at      INTEGER
+);
+CREATE TABLE invite_keys (
+    invite_id       BLOB NOT NULL REFERENCES invites(id),
+    key_id          BLOB NOT NULL REFERENCES keys(id),
+    door_id         BLOB NOT NULL REFERENCES doors(id),
+    PRIMARY KEY (invite_id, key_id)
+);
+CREATE TABLE audit_records (
+    lock_id         BLOB NOT NULL,
+    seq             INTEGER NOT NULL,
+    record          BLOB NOT NULL,
+    received_at     INTEGER NOT NULL,
+    PRIMARY KEY (lock_id, seq)
+);
+"#];
+
+#[derive(Clone)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path`, or an in-memory one for `None`,
+    /// and brings its schema up to date.
+    pub fn open(path: Option<&Path>) -> Result<Db, rusqlite::Error> {
+        let mut conn = match path {
+            Some(p) => Connection::open(p)?,
+            None => Connection::open_in_memory()?,
+        };
+        conn.pragma_update(None, "foreign_keys", true)?;
+        // WAL lets readers proceed during a write; NORMAL sync is durable at each commit in
+        // WAL mode except against power loss, which a reference server can accept.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        migrate(&mut conn)?;
+        Ok(Db {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` in one transaction: committed if it returns Ok, rolled back otherwise, so a
+    /// failed request leaves nothing half-written.
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Reads inside a transaction too, so a multi-query read sees one snapshot.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        self.write(f)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), rusqlite::Error> {
+    let done: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! Every failure answers with an HTTP status and a JSON body `{code, message, field?}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// Stable, machine-readable: `invalid_input`, `unauthorized`, `forbidden`, `not_found`,
+    /// `not_shareable`, `conflict`, `revoked`, `internal`.
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// The request field at fault, as a path (`doors[2].schedule.windows[0].start`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Door ids a guest invite may not include (`not_shareable` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub door_ids: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody {
+                code: code.into(),
+                message: message.into(),
+                field: None,
+                door_ids: None,
+            },
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message);
+        e.body.field = Some(field.into());
+        e
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn revoked(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "revoked", message)
+    }
+
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such {what}"),
+        )
+    }
+
+    pub fn conflict(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        let mut e = ApiError::new(StatusCode::CONFLICT, "conflict", message);
+        e.body.field = Some(field.into());
+        e
+    }
+
+    pub fn not_shareable(door_ids: Vec<String>) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_shareable",
+            format!(
+                "{} of these doors may not be shared with guests",
+                door_ids.len()
+            ),
+        );
+        e.body.field = Some("door_ids".into());
+        e.body.door_ids = Some(door_ids);
+        e
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> ApiError {
+        ApiError::internal(format!("storage: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

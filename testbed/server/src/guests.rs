@@ -1,0 +1,218 @@
+//! Guests: a resident invites a guest to some of their shareable doors for a time range. The
+//! server makes one key per door for the guest (invisible to the resident) and an invite
+//! token the guest signs in with.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use door_protocol::{Id, Schedule};
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use crate::access::{blob_id, id_param, new_id, person_doors, rights_changed, PersonDoor};
+use crate::auth::{random_token, token_hash, Person};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{id, Body};
+use crate::manager::{insert_key, insert_person};
+use crate::model::*;
+use crate::AppState;
+
+/// The longest a guest invite may run.
+pub const MAX_GUEST_SPAN: i64 = 90 * 86_400;
+
+fn guest_json(tx: &Transaction<'_>, invite: &[u8]) -> ApiResult<GuestJson> {
+    let (id, contact, starts_at, ends_at, redeemed, revoked): (Vec<u8>, String, i64, i64, Option<i64>, Option<i64>) =
+        tx.query_row(
+            "SELECT id, contact, starts_at, ends_at, redeemed_at, revoked_at FROM invites WHERE id = ?1",
+            [invite],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )?;
+    let mut stmt =
+        tx.prepare_cached("SELECT door_id FROM invite_keys WHERE invite_id = ?1 ORDER BY door_id")?;
+    let door_ids = stmt
+        .query_map([invite], |r| r.get::<_, Vec<u8>>(0))?
+        .map(|d| Ok(hex::encode(d?)))
+        .collect::<ApiResult<_>>()?;
+    Ok(GuestJson {
+        id: hex::encode(id),
+        contact,
+        door_ids,
+        starts_at,
+        ends_at,
+        redeemed: redeemed.is_some(),
+        revoked: revoked.is_some(),
+    })
+}
+
+/// The guest's schedule at a door: the host's own windows there, within the invite's range
+/// (a guest never gets more than the host has).
+fn guest_schedule(host: &PersonDoor, starts_at: i64, ends_at: i64) -> Schedule {
+    Schedule {
+        windows: host.schedule.windows.clone(),
+        not_before: Some(
+            host.schedule
+                .not_before
+                .map_or(starts_at, |t| t.max(starts_at)),
+        ),
+        not_after: Some(host.schedule.not_after.map_or(ends_at, |t| t.min(ends_at))),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/me/guests", tag = "resident", request_body = NewGuest, security(("person" = [])),
+    responses((status = 201, body = InvitedGuest), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn invite_guest(
+    State(state): State<AppState>,
+    person: Person,
+    Body(req): Body<NewGuest>,
+) -> ApiResult<(StatusCode, Json<InvitedGuest>)> {
+    if person.role == "guest" {
+        return Err(ApiError::forbidden("guests cannot invite guests"));
+    }
+    let now = state.now();
+    if req.contact.trim().is_empty() || req.contact.len() > 200 {
+        return Err(ApiError::invalid("contact", "must be 1 to 200 bytes"));
+    }
+    if req.door_ids.is_empty() {
+        return Err(ApiError::invalid("door_ids", "name at least one door"));
+    }
+    if req.ends_at <= req.starts_at {
+        return Err(ApiError::invalid("ends_at", "must be after starts_at"));
+    }
+    if req.ends_at <= now {
+        return Err(ApiError::invalid("ends_at", "is in the past"));
+    }
+    if req.ends_at - req.starts_at.max(now) > MAX_GUEST_SPAN {
+        return Err(ApiError::invalid(
+            "ends_at",
+            "is more than 90 days after the start",
+        ));
+    }
+    let mut wanted = Vec::with_capacity(req.door_ids.len());
+    for (i, d) in req.door_ids.iter().enumerate() {
+        let door = id(&format!("door_ids[{i}]"), d)?;
+        if wanted.contains(&door) {
+            return Err(ApiError::invalid(
+                format!("door_ids[{i}]"),
+                "is listed twice",
+            ));
+        }
+        wanted.push(door);
+    }
+    let token = random_token();
+    let invited = state.db.write(|tx| {
+        let mine: BTreeMap<Id, PersonDoor> = person_doors(tx, person.id)?.into_iter().map(|d| (d.door_id, d)).collect();
+        for (i, door) in wanted.iter().enumerate() {
+            if !mine.contains_key(door) {
+                return Err(ApiError::invalid(format!("door_ids[{i}]"), "is not one of your doors"));
+            }
+        }
+        let refused: Vec<String> = wanted.iter().filter(|d| !mine[d].may_share).map(|d| d.to_string()).collect();
+        if !refused.is_empty() {
+            return Err(ApiError::not_shareable(refused));
+        }
+        let guest = insert_person(
+            tx,
+            person.property_id,
+            &NewPerson { name: req.contact.clone(), email: None, role: "guest".into(), password: None },
+        )?;
+        let guest = id("guest", &guest.id)?;
+        let invite = new_id();
+        tx.execute(
+            "INSERT INTO invites (id, property_id, inviter_id, guest_id, contact, token_hash, starts_at, ends_at, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                id_param(&invite),
+                id_param(&person.property_id),
+                id_param(&person.id),
+                id_param(&guest),
+                req.contact,
+                token_hash(&token),
+                req.starts_at,
+                req.ends_at,
+                now
+            ],
+        )?;
+        for door in &wanted {
+            let schedule = crate::schedule_json::to_json(&guest_schedule(&mine[door], req.starts_at, req.ends_at));
+            let stored = serde_json::to_string(&Some(schedule)).map_err(|e| ApiError::internal(e.to_string()))?;
+            let key = insert_key(tx, person.property_id, &format!("guest {invite} {door}"), "guest", &[(*door, false, stored)])?;
+            tx.execute(
+                "INSERT INTO invite_keys (invite_id, key_id, door_id) VALUES (?1, ?2, ?3)",
+                params![id_param(&invite), id_param(&key), id_param(door)],
+            )?;
+            tx.execute(
+                "INSERT INTO assignments (id, key_id, person_id, may_share, created_at) VALUES (?1, ?2, ?3, 0, ?4)",
+                params![id_param(&new_id()), id_param(&key), id_param(&guest), now],
+            )?;
+        }
+        rights_changed(tx, guest, now)?;
+        guest_json(tx, &invite.0)
+    })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(InvitedGuest {
+            guest: invited,
+            invite_token: token,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/me/guests", tag = "resident", security(("person" = [])),
+    responses((status = 200, body = Vec<GuestJson>)))]
+pub async fn list_guests(
+    State(state): State<AppState>,
+    person: Person,
+) -> ApiResult<Json<Vec<GuestJson>>> {
+    Ok(Json(state.db.read(|tx| {
+        let mut stmt =
+            tx.prepare("SELECT id FROM invites WHERE inviter_id = ?1 ORDER BY created_at, id")?;
+        let ids = stmt
+            .query_map([id_param(&person.id)], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.iter().map(|i| guest_json(tx, i)).collect()
+    })?))
+}
+
+/// Revokes a guest: the invite, the guest's keys and sessions; the guest's documents go on
+/// the revocation list that Door Sync carries to offline locks.
+#[utoipa::path(delete, path = "/v1/me/guests/{guest_id}", tag = "resident",
+    params(("guest_id" = String, Path)), security(("person" = [])),
+    responses((status = 200, body = GuestJson), (status = 404, body = ErrorBody)))]
+pub async fn revoke_guest(
+    State(state): State<AppState>,
+    person: Person,
+    Path(guest_id): Path<String>,
+) -> ApiResult<Json<GuestJson>> {
+    let invite = id("guest_id", &guest_id)?;
+    let now = state.now();
+    Ok(Json(state.db.write(|tx| {
+        let guest: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT guest_id FROM invites WHERE id = ?1 AND inviter_id = ?2",
+                params![id_param(&invite), id_param(&person.id)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        // Another person's guest is "not found": the API does not confirm it exists.
+        let guest = blob_id(guest.ok_or_else(|| ApiError::not_found("guest"))?)?;
+        tx.execute(
+            "UPDATE invites SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2",
+            params![now, id_param(&invite)],
+        )?;
+        tx.execute(
+            "UPDATE people SET revoked = 1 WHERE id = ?1",
+            [id_param(&guest)],
+        )?;
+        tx.execute(
+            "UPDATE assignments SET revoked_at = ?1 WHERE person_id = ?2 AND revoked_at IS NULL",
+            params![now, id_param(&guest)],
+        )?;
+        tx.execute(
+            "DELETE FROM sessions WHERE person_id = ?1",
+            [id_param(&guest)],
+        )?;
+        rights_changed(tx, guest, now)?;
+        guest_json(tx, &invite.0)
+    })?))
+}

@@ -1,0 +1,169 @@
+//! door-server: the reference DOOR OS backend. A real HTTP server (axum on tokio) over SQLite,
+//! implementing the API contract door-core speaks; docs/openapi.json is generated from it.
+
+pub mod access;
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod extract;
+pub mod guests;
+pub mod manager;
+pub mod model;
+pub mod openapi;
+pub mod resident;
+pub mod schedule_json;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use db::Db;
+
+/// The server's notion of now, in Unix seconds; tests set it to walk through a week.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    })
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub clock: Clock,
+    pub admin_token_hash: Vec<u8>,
+}
+
+impl AppState {
+    pub fn new(db: Db, admin_token: &str, clock: Clock) -> AppState {
+        AppState {
+            db,
+            clock,
+            admin_token_hash: auth::token_hash(admin_token),
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/openapi.json", get(openapi::serve))
+        .route("/v1/properties", post(manager::create_property))
+        .route("/v1/properties/{property_id}", get(manager::get_property))
+        .route(
+            "/v1/properties/{property_id}/doors",
+            post(manager::create_door).get(manager::list_doors),
+        )
+        .route(
+            "/v1/properties/{property_id}/keys",
+            post(manager::create_key).get(manager::list_keys),
+        )
+        .route(
+            "/v1/properties/{property_id}/keys/{key_id}",
+            get(manager::get_key).put(manager::update_key),
+        )
+        .route(
+            "/v1/properties/{property_id}/keys/{key_id}/disable-doorcodes",
+            post(manager::disable_doorcodes),
+        )
+        .route(
+            "/v1/properties/{property_id}/people",
+            post(manager::create_person).get(manager::list_people),
+        )
+        .route(
+            "/v1/properties/{property_id}/people/{person_id}/revoke",
+            post(manager::revoke_person),
+        )
+        .route(
+            "/v1/properties/{property_id}/people/{person_id}/keys",
+            post(manager::assign_key),
+        )
+        .route(
+            "/v1/properties/{property_id}/people/{person_id}/keys/{key_id}",
+            axum::routing::delete(manager::unassign_key),
+        )
+        .route(
+            "/v1/properties/{property_id}/people/{person_id}/doorcodes",
+            get(manager::person_doorcodes),
+        )
+        .route("/v1/auth/login", post(resident::login))
+        .route("/v1/auth/refresh", post(resident::refresh))
+        .route("/v1/auth/invite", post(resident::redeem_invite))
+        .route("/v1/auth/logout", post(resident::logout))
+        .route("/v1/me", get(resident::me))
+        .route("/v1/me/devices/challenge", post(resident::device_challenge))
+        .route("/v1/me/devices", post(resident::register_device))
+        .route("/v1/me/doors", get(resident::my_doors))
+        .route(
+            "/v1/me/guests",
+            post(guests::invite_guest).get(guests::list_guests),
+        )
+        .route(
+            "/v1/me/guests/{guest_id}",
+            axum::routing::delete(guests::revoke_guest),
+        )
+        .fallback(|| async { error::ApiError::not_found("endpoint") })
+        .with_state(state)
+}
+
+/// A server running on a tokio task; dropping the handle does not stop it, `stop` does.
+pub struct ServerHandle {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl ServerHandle {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the server on `listen` (use 127.0.0.1:0 for a free port) over the database at
+/// `db_path`, or an in-memory database.
+pub async fn start(
+    listen: SocketAddr,
+    db_path: Option<&Path>,
+    admin_token: &str,
+    clock: Clock,
+) -> std::io::Result<ServerHandle> {
+    let db = Db::open(db_path).map_err(std::io::Error::other)?;
+    let state = AppState::new(db, admin_token, clock);
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = router(state.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(ServerHandle {
+        addr,
+        state,
+        stop: Some(stop),
+        task,
+    })
+}

@@ -1,0 +1,265 @@
+//! The JSON the API speaks. Ids are 32 lowercase hex digits; binary values (keys, documents,
+//! signatures, challenges) are standard base64; instants are Unix seconds (UTC).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A weekly window in the property's local time. `end` may be "24:00"; an `end` at or before
+/// `start` crosses midnight ("22:00"-"02:00"), and `days` names the day it starts on.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct WindowJson {
+    /// Three-letter lowercase weekdays: mon tue wed thu fri sat sun.
+    pub days: Vec<String>,
+    /// "HH:MM", 00:00 to 23:59.
+    pub start: String,
+    /// "HH:MM", 00:01 to 24:00.
+    pub end: String,
+}
+
+/// A Key Schedule. Omitted on a key's door, the door is open 24/7 to the key's holders.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ScheduleJson {
+    pub windows: Vec<WindowJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<i64>,
+}
+
+// ---- manager side -------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewProperty {
+    pub name: String,
+    /// IANA time zone, e.g. "America/New_York".
+    pub time_zone: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PropertyJson {
+    pub id: String,
+    pub name: String,
+    pub time_zone: String,
+    /// Key id of the issuer key that signs this property's documents (hex, 8 bytes).
+    pub issuer_kid: String,
+    /// SEC1 compressed issuer public key (base64).
+    pub issuer_public_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedProperty {
+    pub property: PropertyJson,
+    /// The bearer token for this property's manager API. Shown once.
+    pub manager_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewDoor {
+    pub name: String,
+    /// Online doors reach the server themselves; offline doors need Door Sync through phones.
+    pub online: bool,
+    /// The lock's id (hex), as installed; generated when omitted.
+    #[serde(default)]
+    pub lock_id: Option<String>,
+    /// The lock's P-256 public key, SEC1 (base64).
+    pub lock_public_key: String,
+    #[serde(default)]
+    pub keypad: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct DoorJson {
+    pub id: String,
+    pub name: String,
+    pub online: bool,
+    pub lock_id: String,
+    pub lock_public_key: String,
+    pub keypad: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct KeyDoorJson {
+    pub door_id: String,
+    /// Each holder gets a unique doorcode for this door.
+    #[serde(default)]
+    pub doorcodes: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleJson>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewKey {
+    /// For managers only: residents never see key names.
+    pub name: String,
+    pub doors: Vec<KeyDoorJson>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyJson {
+    pub id: String,
+    pub name: String,
+    pub doors: Vec<KeyDoorJson>,
+    /// How many people hold it now.
+    pub holders: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewPerson {
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// resident, staff, vendor or guest.
+    pub role: String,
+    /// Lets the person sign in to the resident app with email and password.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PersonJson {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub role: String,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewAssignment {
+    pub key_id: String,
+    /// May the person invite guests to this key's doors?
+    #[serde(default)]
+    pub may_share: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AssignmentJson {
+    pub id: String,
+    pub key_id: String,
+    pub person_id: String,
+    pub may_share: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct DoorcodeJson {
+    pub door_id: String,
+    pub code: String,
+}
+
+// ---- resident side ------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Login {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Refresh {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RedeemInvite {
+    pub invite_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// When the access token stops working (Unix seconds); refresh before then.
+    pub expires_at: i64,
+    pub person_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MeJson {
+    pub person_id: String,
+    pub name: String,
+    pub role: String,
+    pub property: PropertyJson,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Challenge {
+    /// Random bytes to sign (base64); valid for five minutes, once.
+    pub challenge: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewDevice {
+    /// SEC1 P-256 public key (base64), compressed or uncompressed.
+    pub public_key: String,
+    pub challenge: String,
+    /// ECDSA P-256/SHA-256 over "door-core/device-possession/v1\0" || challenge,
+    /// raw r||s or DER (base64).
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeviceJson {
+    pub device_id: String,
+}
+
+/// One door as the resident sees it: never a key name.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct MyDoor {
+    pub id: String,
+    pub name: String,
+    pub online: bool,
+    pub keypad: bool,
+    pub lock_id: String,
+    pub lock_public_key: String,
+    /// The union of the schedules of every key that gives this door; absent: 24/7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doorcode: Option<String>,
+    /// May this person invite guests to this door?
+    pub may_share: bool,
+    /// The signed access document for this door and the requesting device (COSE_Sign1,
+    /// base64): what the phone presents to the lock.
+    pub access_document: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MyDoors {
+    pub person_id: String,
+    pub time_zone: String,
+    pub issuer_kid: String,
+    pub issuer_public_key: String,
+    /// The credential every door's access document belongs to (what revocations name);
+    /// absent when the person has no door.
+    pub credential_id: Option<String>,
+    pub doors: Vec<MyDoor>,
+    pub issued_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewGuest {
+    pub door_ids: Vec<String>,
+    /// How the resident reaches the guest (phone or email); shown in the guest list.
+    pub contact: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct GuestJson {
+    pub id: String,
+    pub contact: String,
+    pub door_ids: Vec<String>,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub redeemed: bool,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InvitedGuest {
+    pub guest: GuestJson,
+    /// The one-time token the guest signs in with. Shown once.
+    pub invite_token: String,
+}

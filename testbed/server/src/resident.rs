@@ -1,0 +1,305 @@
+//! The resident side, what door-core calls: sign in, devices, my doors with their documents.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use rand::RngCore;
+use rusqlite::{params, OptionalExtension};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::access::{blob_id, documents_for, id_param, new_id, person_doors};
+use crate::auth::{new_session, password_matches, token_hash, Person};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{b64, id, to_b64, Body};
+use crate::manager::property_json;
+use crate::model::*;
+use crate::{schedule_json, AppState};
+
+const CHALLENGE_TTL: i64 = 300;
+const DEVICE_CONTEXT: &[u8] = b"door-core/device-possession/v1\0";
+
+#[utoipa::path(post, path = "/v1/auth/login", tag = "resident", request_body = Login,
+    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn login(
+    State(state): State<AppState>,
+    Body(req): Body<Login>,
+) -> ApiResult<Json<Tokens>> {
+    let now = state.now();
+    let row: Option<(Vec<u8>, Option<String>, bool)> = state.db.read(|tx| {
+        Ok(tx
+            .query_row(
+                "SELECT id, password_hash, revoked FROM people WHERE email = ?1",
+                [&req.email],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?)
+    })?;
+    // One answer for "no such person" and "wrong password": the API does not confirm emails.
+    let wrong = || ApiError::unauthorized("wrong email or password");
+    let (person, hash, revoked) = row.ok_or_else(wrong)?;
+    if !password_matches(&req.password, hash.as_deref().ok_or_else(wrong)?) {
+        return Err(wrong());
+    }
+    if revoked {
+        return Err(ApiError::revoked("this person's access has been revoked"));
+    }
+    let person = blob_id(person)?;
+    Ok(Json(state.db.write(|tx| new_session(tx, person, now))?))
+}
+
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "resident", request_body = Refresh,
+    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody)))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    Body(req): Body<Refresh>,
+) -> ApiResult<Json<Tokens>> {
+    let now = state.now();
+    Ok(Json(state.db.write(|tx| {
+        let hash = token_hash(&req.refresh_token);
+        let row: Option<(Vec<u8>, bool)> = tx
+            .query_row(
+                "SELECT p.id, p.revoked FROM sessions s JOIN people p ON p.id = s.person_id \
+                 WHERE s.token_hash = ?1 AND s.kind = 'refresh' AND s.expires_at > ?2",
+                params![hash, now],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (person, revoked) =
+            row.ok_or_else(|| ApiError::unauthorized("the refresh token is unknown or expired"))?;
+        if revoked {
+            return Err(ApiError::revoked("this person's access has been revoked"));
+        }
+        // Refresh tokens rotate: the one just used is spent.
+        tx.execute("DELETE FROM sessions WHERE token_hash = ?1", [&hash])?;
+        new_session(tx, blob_id(person)?, now)
+    })?))
+}
+
+struct Invite {
+    id: Vec<u8>,
+    guest: Vec<u8>,
+    ends_at: i64,
+    redeemed: bool,
+    revoked: bool,
+}
+
+#[utoipa::path(post, path = "/v1/auth/invite", tag = "resident", request_body = RedeemInvite,
+    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn redeem_invite(
+    State(state): State<AppState>,
+    Body(req): Body<RedeemInvite>,
+) -> ApiResult<Json<Tokens>> {
+    let now = state.now();
+    Ok(Json(state.db.write(|tx| {
+        let invite = tx
+            .query_row(
+                "SELECT id, guest_id, ends_at, redeemed_at, revoked_at FROM invites WHERE token_hash = ?1",
+                [token_hash(&req.invite_token)],
+                |r| {
+                    Ok(Invite {
+                        id: r.get(0)?,
+                        guest: r.get(1)?,
+                        ends_at: r.get(2)?,
+                        redeemed: r.get::<_, Option<i64>>(3)?.is_some(),
+                        revoked: r.get::<_, Option<i64>>(4)?.is_some(),
+                    })
+                },
+            )
+            .optional()?
+            .ok_or_else(|| ApiError::unauthorized("unknown invite token"))?;
+        let Invite { id: invite, guest, ends_at, redeemed, revoked } = invite;
+        if revoked {
+            return Err(ApiError::revoked("this invite has been revoked"));
+        }
+        if redeemed {
+            return Err(ApiError::unauthorized("this invite has already been used"));
+        }
+        if ends_at <= now {
+            return Err(ApiError::unauthorized("this invite has expired"));
+        }
+        tx.execute("UPDATE invites SET redeemed_at = ?1 WHERE id = ?2", params![now, invite])?;
+        new_session(tx, blob_id(guest)?, now)
+    })?))
+}
+
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "resident", security(("person" = [])),
+    responses((status = 204)))]
+pub async fn logout(State(state): State<AppState>, person: Person) -> ApiResult<StatusCode> {
+    state.db.write(|tx| {
+        Ok(tx.execute(
+            "DELETE FROM sessions WHERE person_id = ?1",
+            [id_param(&person.id)],
+        )?)
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/me", tag = "resident", security(("person" = [])),
+    responses((status = 200, body = MeJson), (status = 401, body = ErrorBody)))]
+pub async fn me(State(state): State<AppState>, person: Person) -> ApiResult<Json<MeJson>> {
+    Ok(Json(state.db.read(|tx| {
+        let name: String = tx.query_row(
+            "SELECT name FROM people WHERE id = ?1",
+            [id_param(&person.id)],
+            |r| r.get(0),
+        )?;
+        Ok(MeJson {
+            person_id: person.id.to_string(),
+            name,
+            role: person.role.clone(),
+            property: property_json(tx, person.property_id)?,
+        })
+    })?))
+}
+
+#[utoipa::path(post, path = "/v1/me/devices/challenge", tag = "resident", security(("person" = [])),
+    responses((status = 200, body = Challenge)))]
+pub async fn device_challenge(
+    State(state): State<AppState>,
+    person: Person,
+) -> ApiResult<Json<Challenge>> {
+    let now = state.now();
+    let mut challenge = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut challenge);
+    state.db.write(|tx| {
+        tx.execute("DELETE FROM challenges WHERE expires_at <= ?1", [now])?;
+        Ok(tx.execute(
+            "INSERT INTO challenges (challenge, person_id, expires_at) VALUES (?1, ?2, ?3)",
+            params![
+                challenge.as_slice(),
+                id_param(&person.id),
+                now + CHALLENGE_TTL
+            ],
+        )?)
+    })?;
+    Ok(Json(Challenge {
+        challenge: to_b64(&challenge),
+        expires_at: now + CHALLENGE_TTL,
+    }))
+}
+
+/// Registers the device's P-256 key; the device proves it holds the key by signing the
+/// challenge. Registering the same key again returns the same device.
+#[utoipa::path(post, path = "/v1/me/devices", tag = "resident", request_body = NewDevice, security(("person" = [])),
+    responses((status = 201, body = DeviceJson), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn register_device(
+    State(state): State<AppState>,
+    person: Person,
+    Body(req): Body<NewDevice>,
+) -> ApiResult<(StatusCode, Json<DeviceJson>)> {
+    use p256::ecdsa::signature::Verifier;
+    let now = state.now();
+    let key_bytes = b64("public_key", &req.public_key)?;
+    let challenge = b64("challenge", &req.challenge)?;
+    let signature = b64("signature", &req.signature)?;
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&key_bytes)
+        .map_err(|_| ApiError::invalid("public_key", "is not a P-256 SEC1 point"))?;
+    let sig = if signature.len() == 64 {
+        p256::ecdsa::Signature::from_slice(&signature)
+    } else {
+        p256::ecdsa::Signature::from_der(&signature)
+    }
+    .map_err(|_| ApiError::invalid("signature", "is neither raw r||s nor DER"))?;
+    key.verify(&[DEVICE_CONTEXT, &challenge].concat(), &sig)
+        .map_err(|_| ApiError::invalid("signature", "does not verify under public_key"))?;
+    let compressed = key.to_encoded_point(true).as_bytes().to_vec();
+    let device = state.db.write(|tx| {
+        let spent = tx.execute(
+            "DELETE FROM challenges WHERE challenge = ?1 AND person_id = ?2 AND expires_at > ?3",
+            params![challenge, id_param(&person.id), now],
+        )?;
+        if spent == 0 {
+            return Err(ApiError::invalid("challenge", "is unknown, expired or already used"));
+        }
+        let existing: Option<(Vec<u8>, Vec<u8>)> = tx
+            .query_row("SELECT id, person_id FROM devices WHERE public_key = ?1", [&compressed], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match existing {
+            Some((device, owner)) if owner == person.id.0 => blob_id(device),
+            Some(_) => Err(ApiError::conflict("public_key", "this key belongs to another person")),
+            None => {
+                let device = new_id();
+                tx.execute(
+                    "INSERT INTO devices (id, person_id, public_key, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![id_param(&device), id_param(&person.id), compressed, now],
+                )?;
+                Ok(device)
+            }
+        }
+    })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(DeviceJson {
+            device_id: device.to_string(),
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DoorsQuery {
+    /// The registered device the access documents are for.
+    pub device_id: String,
+}
+
+/// The doors this person may open, each with its access document for the device.
+#[utoipa::path(get, path = "/v1/me/doors", tag = "resident", params(DoorsQuery), security(("person" = [])),
+    responses((status = 200, body = MyDoors), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn my_doors(
+    State(state): State<AppState>,
+    person: Person,
+    Query(q): Query<DoorsQuery>,
+) -> ApiResult<Json<MyDoors>> {
+    let device = id("device_id", &q.device_id)?;
+    let now = state.now();
+    Ok(Json(state.db.write(|tx| {
+        let owner: Option<Vec<u8>> =
+            tx.query_row("SELECT person_id FROM devices WHERE id = ?1", [id_param(&device)], |r| r.get(0)).optional()?;
+        if owner.as_deref() != Some(person.id.0.as_slice()) {
+            return Err(ApiError::invalid("device_id", "is not a device registered to this person"));
+        }
+        let property = property_json(tx, person.property_id)?;
+        let credential = documents_for(tx, person.id, person.property_id, device, now)?;
+        let mut doors = Vec::new();
+        for d in person_doors(tx, person.id)? {
+            let (name, online, keypad, lock_id, lock_key): (String, bool, bool, Vec<u8>, Vec<u8>) = tx.query_row(
+                "SELECT name, online, keypad, lock_id, lock_public_key FROM doors WHERE id = ?1",
+                [id_param(&d.door_id)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
+            let doorcode: Option<String> = tx
+                .query_row(
+                    "SELECT code FROM doorcodes WHERE person_id = ?1 AND door_id = ?2",
+                    params![id_param(&person.id), id_param(&d.door_id)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let document = credential
+                .as_ref()
+                .and_then(|(_, docs)| docs.iter().find(|doc| doc.door_id == d.door_id))
+                .ok_or_else(|| ApiError::internal("no document for a door the person has"))?;
+            doors.push(MyDoor {
+                id: d.door_id.to_string(),
+                name,
+                online,
+                keypad,
+                lock_id: hex::encode(lock_id),
+                lock_public_key: to_b64(&lock_key),
+                schedule: (d.schedule != door_protocol::Schedule::always()).then(|| schedule_json::to_json(&d.schedule)),
+                doorcode,
+                may_share: d.may_share,
+                access_document: to_b64(&document.document),
+            });
+        }
+        doors.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        Ok(MyDoors {
+            person_id: person.id.to_string(),
+            time_zone: property.time_zone,
+            issuer_kid: property.issuer_kid,
+            issuer_public_key: property.issuer_public_key,
+            credential_id: credential.map(|(c, _)| c.to_string()),
+            doors,
+            issued_at: now,
+        })
+    })?))
+}

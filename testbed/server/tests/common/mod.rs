@@ -1,0 +1,340 @@
+//! A door-server on 127.0.0.1:0 with a clock the test controls, and a small typed client.
+
+#![allow(dead_code)] // each test binary uses its own part of this
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use base64::Engine;
+use door_protocol::access::decode_access;
+use door_protocol::keys::{IssuerKeys, IssuerPublicKey};
+use door_protocol::{Decision, Id};
+use door_server::model::*;
+use door_server::ServerHandle;
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{Signature, SigningKey};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+pub const ADMIN: &str = "admin-token-for-tests";
+
+pub struct TestServer {
+    pub handle: ServerHandle,
+    pub clock: Arc<AtomicI64>,
+    pub http: reqwest::Client,
+}
+
+/// 2026-11-24 (a Tuesday) 10:00 in New York.
+pub const TUESDAY_10AM_NY: i64 = 1_795_532_400;
+
+pub fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+pub fn unb64(s: &str) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let clock = Arc::new(AtomicI64::new(TUESDAY_10AM_NY));
+        let c = clock.clone();
+        let handle = door_server::start(
+            "127.0.0.1:0".parse().unwrap(),
+            None,
+            ADMIN,
+            Arc::new(move || c.load(Ordering::SeqCst)),
+        )
+        .await
+        .unwrap();
+        TestServer {
+            handle,
+            clock,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn set_now(&self, t: i64) {
+        self.clock.store(t, Ordering::SeqCst);
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.load(Ordering::SeqCst)
+    }
+
+    /// Sends a request; returns the status and the JSON body (Null when empty).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{}", self.handle.url(), path);
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), url)
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, json)
+    }
+
+    /// A call that must succeed with `status`, decoded as `T`.
+    pub async fn ok<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<&impl Serialize>,
+        status: u16,
+    ) -> T {
+        let body = body.map(|b| serde_json::to_value(b).unwrap());
+        let (got, json) = self.call(method, path, token, body.as_ref()).await;
+        assert_eq!(got, status, "{method} {path}: {json}");
+        serde_json::from_value(json).unwrap()
+    }
+}
+
+/// A manager's handle on one property.
+pub struct Manager {
+    pub property: PropertyJson,
+    pub key: String,
+}
+
+impl Manager {
+    pub async fn create(s: &TestServer, name: &str, zone: &str) -> Manager {
+        let created: CreatedProperty = s
+            .ok(
+                "POST",
+                "/v1/properties",
+                ADMIN,
+                Some(&NewProperty {
+                    name: name.into(),
+                    time_zone: zone.into(),
+                }),
+                201,
+            )
+            .await;
+        Manager {
+            property: created.property,
+            key: created.manager_key,
+        }
+    }
+
+    pub fn path(&self, rest: &str) -> String {
+        format!("/v1/properties/{}{rest}", self.property.id)
+    }
+
+    pub async fn door(&self, s: &TestServer, name: &str, online: bool) -> DoorJson {
+        let lock = SigningKey::random(&mut rand::rngs::OsRng);
+        let req = NewDoor {
+            name: name.into(),
+            online,
+            lock_id: None,
+            lock_public_key: b64(lock.verifying_key().to_encoded_point(true).as_bytes()),
+            keypad: true,
+        };
+        s.ok("POST", &self.path("/doors"), &self.key, Some(&req), 201)
+            .await
+    }
+
+    pub async fn key(&self, s: &TestServer, name: &str, doors: Vec<KeyDoorJson>) -> KeyJson {
+        s.ok(
+            "POST",
+            &self.path("/keys"),
+            &self.key,
+            Some(&NewKey {
+                name: name.into(),
+                doors,
+            }),
+            201,
+        )
+        .await
+    }
+
+    pub async fn person(
+        &self,
+        s: &TestServer,
+        name: &str,
+        role: &str,
+        email: Option<&str>,
+    ) -> PersonJson {
+        let req = NewPerson {
+            name: name.into(),
+            email: email.map(Into::into),
+            role: role.into(),
+            password: email.map(|_| "correct horse battery".to_owned()),
+        };
+        s.ok("POST", &self.path("/people"), &self.key, Some(&req), 201)
+            .await
+    }
+
+    pub async fn assign(
+        &self,
+        s: &TestServer,
+        person: &PersonJson,
+        key: &KeyJson,
+        may_share: bool,
+    ) {
+        let req = NewAssignment {
+            key_id: key.id.clone(),
+            may_share,
+        };
+        let _: AssignmentJson = s
+            .ok(
+                "POST",
+                &self.path(&format!("/people/{}/keys", person.id)),
+                &self.key,
+                Some(&req),
+                201,
+            )
+            .await;
+    }
+
+    pub async fn unassign(&self, s: &TestServer, person: &PersonJson, key: &KeyJson) {
+        let (status, body) = s
+            .call(
+                "DELETE",
+                &self.path(&format!("/people/{}/keys/{}", person.id, key.id)),
+                &self.key,
+                None,
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+    }
+
+    pub async fn doorcodes(&self, s: &TestServer, person: &PersonJson) -> Vec<DoorcodeJson> {
+        s.ok(
+            "GET",
+            &self.path(&format!("/people/{}/doorcodes", person.id)),
+            &self.key,
+            None::<&()>,
+            200,
+        )
+        .await
+    }
+}
+
+pub fn door_entry(door: &DoorJson, doorcodes: bool, schedule: Option<ScheduleJson>) -> KeyDoorJson {
+    KeyDoorJson {
+        door_id: door.id.clone(),
+        doorcodes,
+        schedule,
+    }
+}
+
+pub fn weekly(days: &[&str], start: &str, end: &str) -> ScheduleJson {
+    ScheduleJson {
+        windows: vec![WindowJson {
+            days: days.iter().map(|d| d.to_string()).collect(),
+            start: start.into(),
+            end: end.into(),
+        }],
+        not_before: None,
+        not_after: None,
+    }
+}
+
+pub const MON_FRI: &[&str] = &["mon", "tue", "wed", "thu", "fri"];
+pub const EVERY_DAY: &[&str] = &["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// A signed-in person with a registered device: what door-core will be.
+pub struct Phone {
+    pub tokens: Tokens,
+    pub device_id: String,
+    pub key: SigningKey,
+}
+
+impl Phone {
+    pub async fn sign_in(s: &TestServer, email: &str) -> Phone {
+        let tokens: Tokens = s
+            .ok(
+                "POST",
+                "/v1/auth/login",
+                "",
+                Some(&Login {
+                    email: email.into(),
+                    password: "correct horse battery".into(),
+                }),
+                200,
+            )
+            .await;
+        Phone::with_tokens(s, tokens).await
+    }
+
+    pub async fn with_tokens(s: &TestServer, tokens: Tokens) -> Phone {
+        let key = SigningKey::random(&mut rand::rngs::OsRng);
+        let challenge: Challenge = s
+            .ok(
+                "POST",
+                "/v1/me/devices/challenge",
+                &tokens.access_token,
+                None::<&()>,
+                200,
+            )
+            .await;
+        let message = [
+            b"door-core/device-possession/v1\0".as_slice(),
+            &unb64(&challenge.challenge),
+        ]
+        .concat();
+        let sig: Signature = key.sign(&message);
+        let req = NewDevice {
+            public_key: b64(key.verifying_key().to_encoded_point(false).as_bytes()),
+            challenge: challenge.challenge,
+            signature: b64(sig.to_der().as_bytes()),
+        };
+        let device: DeviceJson = s
+            .ok(
+                "POST",
+                "/v1/me/devices",
+                &tokens.access_token,
+                Some(&req),
+                201,
+            )
+            .await;
+        Phone {
+            tokens,
+            device_id: device.device_id,
+            key,
+        }
+    }
+
+    pub fn token(&self) -> &str {
+        &self.tokens.access_token
+    }
+
+    pub async fn doors(&self, s: &TestServer) -> MyDoors {
+        s.ok(
+            "GET",
+            &format!("/v1/me/doors?device_id={}", self.device_id),
+            self.token(),
+            None::<&()>,
+            200,
+        )
+        .await
+    }
+
+    /// What a lock would decide for `door` at `t` from the phone's document for it.
+    pub fn decide(doors: &MyDoors, door: &str, t: i64) -> Option<Decision> {
+        let door_json = doors.doors.iter().find(|d| d.name == door)?;
+        let issuer = IssuerPublicKey::from_sec1(&unb64(&doors.issuer_public_key)).unwrap();
+        let verified = decode_access(
+            &unb64(&door_json.access_document),
+            &IssuerKeys::single(issuer),
+        )
+        .unwrap();
+        verified.decision(Id::from_hex(&door_json.id).unwrap(), t)
+    }
+}
