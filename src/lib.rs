@@ -4,9 +4,16 @@
 //! that converts to the records, enums and the one error enum the apps see.
 
 pub mod access;
+pub mod api;
+pub mod ble;
+pub mod client;
 pub mod device;
+pub mod doors;
+pub mod error;
 mod ffi;
+pub mod keystore;
 mod live;
+pub mod store;
 
 pub use ffi::*;
 

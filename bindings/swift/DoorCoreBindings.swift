@@ -503,6 +503,30 @@ fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterBool : FfiConverter {
+    typealias FfiType = Int8
+    typealias SwiftType = Bool
+
+    public static func lift(_ value: Int8) throws -> Bool {
+        return value != 0
+    }
+
+    public static func lower(_ value: Bool) -> Int8 {
+        return value ? 1 : 0
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Bool {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Bool, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterString: FfiConverter {
     typealias SwiftType = String
     typealias FfiType = RustBuffer
@@ -864,6 +888,357 @@ public func FfiConverterTypeDeviceSigner_lower(_ value: DeviceSigner) -> UInt64 
 
 
 
+public protocol DoorClientProtocol: AnyObject, Sendable {
+    
+    /**
+     * The instant answer: may this person open this door now? No radio, no network.
+     */
+    func accessNow(doorId: String) throws  -> AccessDecision
+    
+    func door(doorId: String) throws  -> Door
+    
+    /**
+     * The person's doorcode for the door, where a key enables doorcodes there.
+     */
+    func doorcode(doorId: String) throws  -> String?
+    
+    /**
+     * The cached doors, sorted by name, each with its state now. Works offline.
+     */
+    func doors() throws  -> [Door]
+    
+    func guests() async throws  -> [Guest]
+    
+    /**
+     * Invites a guest to some of this person's shareable doors; the backend makes one key
+     * per door for the guest.
+     */
+    func inviteGuest(doorIds: [String], contact: String, from: Date, until: Date) async throws  -> GuestInvite
+    
+    func isSignedIn()  -> Bool
+    
+    /**
+     * Signs a guest in with the token of their invite.
+     */
+    func redeemInvite(inviteToken: String) async throws  -> Person
+    
+    /**
+     * Fetches doors and credentials now. The cache is replaced only by a complete, verified
+     * answer.
+     */
+    func refresh() async throws  -> [Door]
+    
+    func revokeGuest(guestId: String) async throws  -> Guest
+    
+    /**
+     * Signs in, registers this device and fetches the doors.
+     */
+    func signIn(email: String, password: String) async throws  -> Person
+    
+    func signOut() async throws 
+    
+}
+open class DoorClient: DoorClientProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_door_core_fn_clone_doorclient(self.handle, $0) }
+    }
+    /**
+     * Opens the client over its data directory; works offline from the cache. Without a
+     * `signer`, the device key is kept in the platform credential store.
+     */
+public convenience init(config: ClientConfig, signer: DeviceSigner?, listener: EventListener?)throws  {
+    let handle =
+        try rustCallWithError(FfiConverterTypeDoorError_lift) {
+        uniffiCallStatus in
+    uniffi_door_core_fn_constructor_doorclient_new(
+        FfiConverterTypeClientConfig_lower(config),
+        FfiConverterOptionTypeDeviceSigner.lower(signer),
+        FfiConverterOptionTypeEventListener.lower(listener),uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_door_core_fn_free_doorclient(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The instant answer: may this person open this door now? No radio, no network.
+     */
+open func accessNow(doorId: String)throws  -> AccessDecision  {
+    return try  FfiConverterTypeAccessDecision_lift(try rustCallWithError(FfiConverterTypeDoorError_lift) {
+        uniffiCallStatus in
+    uniffi_door_core_fn_method_doorclient_access_now(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(doorId),uniffiCallStatus
+    )
+})
+}
+    
+open func door(doorId: String)throws  -> Door  {
+    return try  FfiConverterTypeDoor_lift(try rustCallWithError(FfiConverterTypeDoorError_lift) {
+        uniffiCallStatus in
+    uniffi_door_core_fn_method_doorclient_door(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(doorId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The person's doorcode for the door, where a key enables doorcodes there.
+     */
+open func doorcode(doorId: String)throws  -> String?  {
+    return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypeDoorError_lift) {
+        uniffiCallStatus in
+    uniffi_door_core_fn_method_doorclient_doorcode(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(doorId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The cached doors, sorted by name, each with its state now. Works offline.
+     */
+open func doors()throws  -> [Door]  {
+    return try  FfiConverterSequenceTypeDoor.lift(try rustCallWithError(FfiConverterTypeDoorError_lift) {
+        uniffiCallStatus in
+    uniffi_door_core_fn_method_doorclient_doors(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+open func guests()async throws  -> [Guest]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_doorclient_guests(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_door_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_door_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeGuest.lift,
+            errorHandler: FfiConverterTypeDoorError_lift
+        )
+}
+    
+    /**
+     * Invites a guest to some of this person's shareable doors; the backend makes one key
+     * per door for the guest.
+     */
+open func inviteGuest(doorIds: [String], contact: String, from: Date, until: Date)async throws  -> GuestInvite  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_doorclient_invite_guest(
+                        self.uniffiCloneHandle(),FfiConverterSequenceString.lower(doorIds),FfiConverterString.lower(contact),FfiConverterTimestamp.lower(from),FfiConverterTimestamp.lower(until)
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_door_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_door_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeGuestInvite_lift,
+            errorHandler: FfiConverterTypeDoorError_lift
+        )
+}
+    
+open func isSignedIn() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_door_core_fn_method_doorclient_is_signed_in(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Signs a guest in with the token of their invite.
+     */
+open func redeemInvite(inviteToken: String)async throws  -> Person  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_doorclient_redeem_invite(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(inviteToken)
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_door_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_door_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypePerson_lift,
+            errorHandler: FfiConverterTypeDoorError_lift
+        )
+}
+    
+    /**
+     * Fetches doors and credentials now. The cache is replaced only by a complete, verified
+     * answer.
+     */
+open func refresh()async throws  -> [Door]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_doorclient_refresh(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_door_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_door_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeDoor.lift,
+            errorHandler: FfiConverterTypeDoorError_lift
+        )
+}
+    
+open func revokeGuest(guestId: String)async throws  -> Guest  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_doorclient_revoke_guest(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(guestId)
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_door_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_door_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeGuest_lift,
+            errorHandler: FfiConverterTypeDoorError_lift
+        )
+}
+    
+    /**
+     * Signs in, registers this device and fetches the doors.
+     */
+open func signIn(email: String, password: String)async throws  -> Person  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_doorclient_sign_in(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(email),FfiConverterString.lower(password)
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_door_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_door_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypePerson_lift,
+            errorHandler: FfiConverterTypeDoorError_lift
+        )
+}
+    
+open func signOut()async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_doorclient_sign_out(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_void,
+            completeFunc: ffi_door_core_rust_future_complete_void,
+            freeFunc: ffi_door_core_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeDoorError_lift
+        )
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDoorClient: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = DoorClient
+
+    public static func lift(_ handle: UInt64) throws -> DoorClient {
+        return DoorClient(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: DoorClient) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DoorClient {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: DoorClient, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoorClient_lift(_ handle: UInt64) throws -> DoorClient {
+    return try FfiConverterTypeDoorClient.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoorClient_lower(_ value: DoorClient) -> UInt64 {
+    return FfiConverterTypeDoorClient.lower(value)
+}
+
+
+
+
+
+
 /**
  * A Key Schedule bound to its property's IANA time zone, ready to answer quickly.
  */
@@ -1051,6 +1426,288 @@ public func FfiConverterTypeDoorSchedule_lower(_ value: DoorSchedule) -> UInt64 
 
 
 
+
+
+/**
+ * Receives events on a core thread; hand them to the UI thread yourself.
+ */
+public protocol EventListener: AnyObject, Sendable {
+    
+    func onEvent(event: DoorEvent) 
+    
+}
+/**
+ * Receives events on a core thread; hand them to the UI thread yourself.
+ */
+open class EventListenerImpl: EventListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_door_core_fn_clone_eventlistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_door_core_fn_free_eventlistener(handle, $0) }
+    }
+
+    
+
+    
+open func onEvent(event: DoorEvent)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_door_core_fn_method_eventlistener_on_event(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeDoorEvent_lower(event),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceEventListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceEventListener = UniffiVTableCallbackInterfaceEventListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeEventListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface EventListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeEventListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface EventListener: handle missing in uniffiClone")
+            }
+        },
+        onEvent: { (
+            uniffiHandle: UInt64,
+            event: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeEventListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onEvent(
+                     event: try FfiConverterTypeDoorEvent_lift(event)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceEventListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceEventListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitEventListener() {
+    uniffi_door_core_fn_init_callback_vtable_eventlistener(UniffiCallbackInterfaceEventListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEventListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<EventListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = EventListener
+
+    public static func lift(_ handle: UInt64) throws -> EventListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return EventListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: EventListener) -> UInt64 {
+         if let rustImpl = value as? EventListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EventListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: EventListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEventListener_lift(_ handle: UInt64) throws -> EventListener {
+    return try FfiConverterTypeEventListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEventListener_lower(_ value: EventListener) -> UInt64 {
+    return FfiConverterTypeEventListener.lower(value)
+}
+
+
+
+
+public struct ClientConfig: Equatable, Hashable {
+    /**
+     * The property backend, e.g. "https://door.example.com".
+     */
+    public var serverUrl: String
+    /**
+     * A directory the app owns (its files or Application Support directory); the offline
+     * cache lives here.
+     */
+    public var dataDir: String
+    /**
+     * Per request; 15 000 when zero.
+     */
+    public var requestTimeoutMs: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The property backend, e.g. "https://door.example.com".
+         */serverUrl: String, 
+        /**
+         * A directory the app owns (its files or Application Support directory); the offline
+         * cache lives here.
+         */dataDir: String, 
+        /**
+         * Per request; 15 000 when zero.
+         */requestTimeoutMs: UInt64) {
+        self.serverUrl = serverUrl
+        self.dataDir = dataDir
+        self.requestTimeoutMs = requestTimeoutMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ClientConfig: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ClientConfig {
+        return
+            try ClientConfig(
+                serverUrl: FfiConverterString.read(from: &buf), 
+                dataDir: FfiConverterString.read(from: &buf), 
+                requestTimeoutMs: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ClientConfig, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.serverUrl, into: &buf)
+        FfiConverterString.write(value.dataDir, into: &buf)
+        FfiConverterUInt64.write(value.requestTimeoutMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientConfig_lift(_ buf: RustBuffer) throws -> ClientConfig {
+    return try FfiConverterTypeClientConfig.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientConfig_lower(_ value: ClientConfig) -> RustBuffer {
+    return FfiConverterTypeClientConfig.lower(value)
+}
+
+
 /**
  * Proof that this device holds its key, answering a server challenge.
  */
@@ -1121,6 +1778,255 @@ public func FfiConverterTypeDeviceProof_lower(_ value: DeviceProof) -> RustBuffe
 
 
 /**
+ * A door the person may open. Never carries a key name.
+ */
+public struct Door: Equatable, Hashable {
+    public var id: String
+    public var name: String
+    /**
+     * Online doors talk to the server themselves; offline ones rely on Door Sync.
+     */
+    public var online: Bool
+    public var keypad: Bool
+    /**
+     * Whether the door opens to this person now, and until or from when.
+     */
+    public var access: AccessDecision
+    /**
+     * When `access` changes next (refresh the UI then); absent when it never does.
+     */
+    public var nextChange: Date?
+    public var schedule: KeySchedule
+    public var hasDoorcode: Bool
+    /**
+     * May this person invite guests to this door?
+     */
+    public var mayShare: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: String, name: String, 
+        /**
+         * Online doors talk to the server themselves; offline ones rely on Door Sync.
+         */online: Bool, keypad: Bool, 
+        /**
+         * Whether the door opens to this person now, and until or from when.
+         */access: AccessDecision, 
+        /**
+         * When `access` changes next (refresh the UI then); absent when it never does.
+         */nextChange: Date?, schedule: KeySchedule, hasDoorcode: Bool, 
+        /**
+         * May this person invite guests to this door?
+         */mayShare: Bool) {
+        self.id = id
+        self.name = name
+        self.online = online
+        self.keypad = keypad
+        self.access = access
+        self.nextChange = nextChange
+        self.schedule = schedule
+        self.hasDoorcode = hasDoorcode
+        self.mayShare = mayShare
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Door: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDoor: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Door {
+        return
+            try Door(
+                id: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                online: FfiConverterBool.read(from: &buf), 
+                keypad: FfiConverterBool.read(from: &buf), 
+                access: FfiConverterTypeAccessDecision.read(from: &buf), 
+                nextChange: FfiConverterOptionTimestamp.read(from: &buf), 
+                schedule: FfiConverterTypeKeySchedule.read(from: &buf), 
+                hasDoorcode: FfiConverterBool.read(from: &buf), 
+                mayShare: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Door, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterBool.write(value.online, into: &buf)
+        FfiConverterBool.write(value.keypad, into: &buf)
+        FfiConverterTypeAccessDecision.write(value.access, into: &buf)
+        FfiConverterOptionTimestamp.write(value.nextChange, into: &buf)
+        FfiConverterTypeKeySchedule.write(value.schedule, into: &buf)
+        FfiConverterBool.write(value.hasDoorcode, into: &buf)
+        FfiConverterBool.write(value.mayShare, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoor_lift(_ buf: RustBuffer) throws -> Door {
+    return try FfiConverterTypeDoor.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoor_lower(_ value: Door) -> RustBuffer {
+    return FfiConverterTypeDoor.lower(value)
+}
+
+
+public struct Guest: Equatable, Hashable {
+    public var id: String
+    public var contact: String
+    public var doorIds: [String]
+    public var from: Date
+    public var until: Date
+    /**
+     * The guest has signed in with the invite.
+     */
+    public var redeemed: Bool
+    public var revoked: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: String, contact: String, doorIds: [String], from: Date, until: Date, 
+        /**
+         * The guest has signed in with the invite.
+         */redeemed: Bool, revoked: Bool) {
+        self.id = id
+        self.contact = contact
+        self.doorIds = doorIds
+        self.from = from
+        self.until = until
+        self.redeemed = redeemed
+        self.revoked = revoked
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Guest: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGuest: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Guest {
+        return
+            try Guest(
+                id: FfiConverterString.read(from: &buf), 
+                contact: FfiConverterString.read(from: &buf), 
+                doorIds: FfiConverterSequenceString.read(from: &buf), 
+                from: FfiConverterTimestamp.read(from: &buf), 
+                until: FfiConverterTimestamp.read(from: &buf), 
+                redeemed: FfiConverterBool.read(from: &buf), 
+                revoked: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Guest, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.contact, into: &buf)
+        FfiConverterSequenceString.write(value.doorIds, into: &buf)
+        FfiConverterTimestamp.write(value.from, into: &buf)
+        FfiConverterTimestamp.write(value.until, into: &buf)
+        FfiConverterBool.write(value.redeemed, into: &buf)
+        FfiConverterBool.write(value.revoked, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGuest_lift(_ buf: RustBuffer) throws -> Guest {
+    return try FfiConverterTypeGuest.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGuest_lower(_ value: Guest) -> RustBuffer {
+    return FfiConverterTypeGuest.lower(value)
+}
+
+
+public struct GuestInvite: Equatable, Hashable {
+    public var guest: Guest
+    /**
+     * Send this to the guest; they sign in with it once. It is not shown again.
+     */
+    public var inviteToken: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(guest: Guest, 
+        /**
+         * Send this to the guest; they sign in with it once. It is not shown again.
+         */inviteToken: String) {
+        self.guest = guest
+        self.inviteToken = inviteToken
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension GuestInvite: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGuestInvite: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GuestInvite {
+        return
+            try GuestInvite(
+                guest: FfiConverterTypeGuest.read(from: &buf), 
+                inviteToken: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: GuestInvite, into buf: inout [UInt8]) {
+        FfiConverterTypeGuest.write(value.guest, into: &buf)
+        FfiConverterString.write(value.inviteToken, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGuestInvite_lift(_ buf: RustBuffer) throws -> GuestInvite {
+    return try FfiConverterTypeGuestInvite.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGuestInvite_lower(_ value: GuestInvite) -> RustBuffer {
+    return FfiConverterTypeGuestInvite.lower(value)
+}
+
+
+/**
  * A door's Key Schedule. No windows: the door never opens under it. 24/7 is one window of
  * every day from 0 to 1440.
  */
@@ -1179,6 +2085,74 @@ public func FfiConverterTypeKeySchedule_lift(_ buf: RustBuffer) throws -> KeySch
 #endif
 public func FfiConverterTypeKeySchedule_lower(_ value: KeySchedule) -> RustBuffer {
     return FfiConverterTypeKeySchedule.lower(value)
+}
+
+
+public struct Person: Equatable, Hashable {
+    public var id: String
+    public var name: String
+    /**
+     * resident, staff, vendor or guest.
+     */
+    public var role: String
+    public var propertyName: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: String, name: String, 
+        /**
+         * resident, staff, vendor or guest.
+         */role: String, propertyName: String) {
+        self.id = id
+        self.name = name
+        self.role = role
+        self.propertyName = propertyName
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Person: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePerson: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Person {
+        return
+            try Person(
+                id: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                role: FfiConverterString.read(from: &buf), 
+                propertyName: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Person, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.role, into: &buf)
+        FfiConverterString.write(value.propertyName, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePerson_lift(_ buf: RustBuffer) throws -> Person {
+    return try FfiConverterTypePerson.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePerson_lower(_ value: Person) -> RustBuffer {
+    return FfiConverterTypePerson.lower(value)
 }
 
 
@@ -1380,6 +2354,50 @@ enum DoorError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
      */
     case DeviceKey(reason: String
     )
+    /**
+     * "Out of Schedule": the door does not open to this person now; it opens next at
+     * `next_allowed` (never, when absent).
+     */
+    case OutOfSchedule(nextAllowed: Date?
+    )
+    /**
+     * The server refused: this person may not do that (a guest inviting, a revoked person).
+     */
+    case NotPermitted(reason: String
+    )
+    /**
+     * Some of the doors of a guest invite may not be shared; `door_ids` names them.
+     */
+    case NotShareable(doorIds: [String]
+    )
+    /**
+     * The server cannot be reached; cached doors still work.
+     */
+    case Offline(reason: String
+    )
+    /**
+     * The session ended; sign in again.
+     */
+    case SessionExpired
+    /**
+     * Nobody is signed in on this client.
+     */
+    case NotSignedIn
+    /**
+     * The server did not answer in time.
+     */
+    case Timeout
+    /**
+     * The server answered with an error the app cannot fix by itself, or with something
+     * the API does not allow (the cache is left untouched).
+     */
+    case Server(code: String, detail: String
+    )
+    /**
+     * The local store failed (disk full, damaged file).
+     */
+    case Storage(reason: String
+    )
 
     
 
@@ -1416,6 +2434,28 @@ public struct FfiConverterTypeDoorError: FfiConverterRustBuffer {
         case 2: return .DeviceKey(
             reason: try FfiConverterString.read(from: &buf)
             )
+        case 3: return .OutOfSchedule(
+            nextAllowed: try FfiConverterOptionTimestamp.read(from: &buf)
+            )
+        case 4: return .NotPermitted(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 5: return .NotShareable(
+            doorIds: try FfiConverterSequenceString.read(from: &buf)
+            )
+        case 6: return .Offline(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 7: return .SessionExpired
+        case 8: return .NotSignedIn
+        case 9: return .Timeout
+        case 10: return .Server(
+            code: try FfiConverterString.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 11: return .Storage(
+            reason: try FfiConverterString.read(from: &buf)
+            )
 
          default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -1438,6 +2478,49 @@ public struct FfiConverterTypeDoorError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(2))
             FfiConverterString.write(reason, into: &buf)
             
+        
+        case let .OutOfSchedule(nextAllowed):
+            writeInt(&buf, Int32(3))
+            FfiConverterOptionTimestamp.write(nextAllowed, into: &buf)
+            
+        
+        case let .NotPermitted(reason):
+            writeInt(&buf, Int32(4))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .NotShareable(doorIds):
+            writeInt(&buf, Int32(5))
+            FfiConverterSequenceString.write(doorIds, into: &buf)
+            
+        
+        case let .Offline(reason):
+            writeInt(&buf, Int32(6))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case .SessionExpired:
+            writeInt(&buf, Int32(7))
+        
+        
+        case .NotSignedIn:
+            writeInt(&buf, Int32(8))
+        
+        
+        case .Timeout:
+            writeInt(&buf, Int32(9))
+        
+        
+        case let .Server(code,detail):
+            writeInt(&buf, Int32(10))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Storage(reason):
+            writeInt(&buf, Int32(11))
+            FfiConverterString.write(reason, into: &buf)
+            
         }
     }
 }
@@ -1456,6 +2539,78 @@ public func FfiConverterTypeDoorError_lift(_ buf: RustBuffer) throws -> DoorErro
 public func FfiConverterTypeDoorError_lower(_ value: DoorError) -> RustBuffer {
     return FfiConverterTypeDoorError.lower(value)
 }
+
+
+
+public enum DoorEvent: Equatable, Hashable {
+    
+    /**
+     * The door list or a door's state changed: read `doors()` again.
+     */
+    case doorsChanged
+    /**
+     * The session ended (revoked, or refresh impossible): sign in again.
+     */
+    case sessionExpired
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension DoorEvent: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDoorEvent: FfiConverterRustBuffer {
+    typealias SwiftType = DoorEvent
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DoorEvent {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .doorsChanged
+        
+        case 2: return .sessionExpired
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: DoorEvent, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .doorsChanged:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .sessionExpired:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoorEvent_lift(_ buf: RustBuffer) throws -> DoorEvent {
+    return try FfiConverterTypeDoorEvent.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoorEvent_lower(_ value: DoorEvent) -> RustBuffer {
+    return FfiConverterTypeDoorEvent.lower(value)
+}
+
 
 
 
@@ -1561,6 +2716,30 @@ public func FfiConverterTypeWeekday_lower(_ value: Weekday) -> RustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
+    typealias SwiftType = String?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterString.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTimestamp: FfiConverterRustBuffer {
     typealias SwiftType = Date?
 
@@ -1579,6 +2758,129 @@ fileprivate struct FfiConverterOptionTimestamp: FfiConverterRustBuffer {
         case 1: return try FfiConverterTimestamp.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeDeviceSigner: FfiConverterRustBuffer {
+    typealias SwiftType = DeviceSigner?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeDeviceSigner.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeDeviceSigner.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeEventListener: FfiConverterRustBuffer {
+    typealias SwiftType = EventListener?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeEventListener.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeEventListener.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]
+
+    public static func write(_ value: [String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterString.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [String]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeDoor: FfiConverterRustBuffer {
+    typealias SwiftType = [Door]
+
+    public static func write(_ value: [Door], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeDoor.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Door] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Door]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeDoor.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeGuest: FfiConverterRustBuffer {
+    typealias SwiftType = [Guest]
+
+    public static func write(_ value: [Guest], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeGuest.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Guest] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Guest]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeGuest.read(from: &buf))
+        }
+        return seq
     }
 }
 
@@ -1744,6 +3046,45 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_func_prove_device_possession() != 58461) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_door_core_checksum_method_doorclient_access_now() != 33336) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_door() != 46615) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_doorcode() != 62865) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_doors() != 21697) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_guests() != 14599) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_invite_guest() != 45538) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_is_signed_in() != 50850) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_redeem_invite() != 54446) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_refresh() != 23337) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_revoke_guest() != 44365) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_sign_in() != 29670) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_sign_out() != 35707) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_eventlistener_on_event() != 58500) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_door_core_checksum_method_doorschedule_decision_at() != 54116) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -1762,11 +3103,15 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_method_devicesigner_sign() != 16910) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_door_core_checksum_constructor_doorclient_new() != 43391) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_door_core_checksum_constructor_doorschedule_new() != 46811) {
         return InitializationResult.apiChecksumMismatch
     }
 
     uniffiCallbackInitDeviceSigner()
+    uniffiCallbackInitEventListener()
     return InitializationResult.ok
 }()
 

@@ -243,6 +243,13 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_EVENT_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_EVENT_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceEventListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_DEVICE_SIGNER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_DEVICE_SIGNER_METHOD0
 typedef void (*UniffiCallbackInterfaceDeviceSignerMethod0)(uint64_t, RustBuffer* _Nonnull, 
@@ -257,6 +264,15 @@ typedef void (*UniffiCallbackInterfaceDeviceSignerMethod1)(uint64_t, RustBuffer,
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_EVENT_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_EVENT_LISTENER
+typedef struct UniffiVTableCallbackInterfaceEventListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceEventListenerMethod0 _Nonnull onEvent;
+} UniffiVTableCallbackInterfaceEventListener;
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DEVICE_SIGNER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DEVICE_SIGNER
 typedef struct UniffiVTableCallbackInterfaceDeviceSigner {
@@ -266,6 +282,101 @@ typedef struct UniffiVTableCallbackInterfaceDeviceSigner {
     UniffiCallbackInterfaceDeviceSignerMethod1 _Nonnull sign;
 } UniffiVTableCallbackInterfaceDeviceSigner;
 
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_DOORCLIENT
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_DOORCLIENT
+uint64_t uniffi_door_core_fn_clone_doorclient(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FREE_DOORCLIENT
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FREE_DOORCLIENT
+void uniffi_door_core_fn_free_doorclient(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CONSTRUCTOR_DOORCLIENT_NEW
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CONSTRUCTOR_DOORCLIENT_NEW
+uint64_t uniffi_door_core_fn_constructor_doorclient_new(RustBuffer config, RustBuffer signer, RustBuffer listener, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_ACCESS_NOW
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_ACCESS_NOW
+RustBuffer uniffi_door_core_fn_method_doorclient_access_now(uint64_t ptr, RustBuffer door_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_DOOR
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_DOOR
+RustBuffer uniffi_door_core_fn_method_doorclient_door(uint64_t ptr, RustBuffer door_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_DOORCODE
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_DOORCODE
+RustBuffer uniffi_door_core_fn_method_doorclient_doorcode(uint64_t ptr, RustBuffer door_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_DOORS
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_DOORS
+RustBuffer uniffi_door_core_fn_method_doorclient_doors(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_GUESTS
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_GUESTS
+uint64_t uniffi_door_core_fn_method_doorclient_guests(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_INVITE_GUEST
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_INVITE_GUEST
+uint64_t uniffi_door_core_fn_method_doorclient_invite_guest(uint64_t ptr, RustBuffer door_ids, RustBuffer contact, RustBuffer from, RustBuffer until
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_IS_SIGNED_IN
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_IS_SIGNED_IN
+int8_t uniffi_door_core_fn_method_doorclient_is_signed_in(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_REDEEM_INVITE
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_REDEEM_INVITE
+uint64_t uniffi_door_core_fn_method_doorclient_redeem_invite(uint64_t ptr, RustBuffer invite_token
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_REFRESH
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_REFRESH
+uint64_t uniffi_door_core_fn_method_doorclient_refresh(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_REVOKE_GUEST
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_REVOKE_GUEST
+uint64_t uniffi_door_core_fn_method_doorclient_revoke_guest(uint64_t ptr, RustBuffer guest_id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SIGN_IN
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SIGN_IN
+uint64_t uniffi_door_core_fn_method_doorclient_sign_in(uint64_t ptr, RustBuffer email, RustBuffer password
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SIGN_OUT
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SIGN_OUT
+uint64_t uniffi_door_core_fn_method_doorclient_sign_out(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_EVENTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_EVENTLISTENER
+uint64_t uniffi_door_core_fn_clone_eventlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FREE_EVENTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FREE_EVENTLISTENER
+void uniffi_door_core_fn_free_eventlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_INIT_CALLBACK_VTABLE_EVENTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_INIT_CALLBACK_VTABLE_EVENTLISTENER
+void uniffi_door_core_fn_init_callback_vtable_eventlistener(const UniffiVTableCallbackInterfaceEventListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_EVENTLISTENER_ON_EVENT
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_EVENTLISTENER_ON_EVENT
+void uniffi_door_core_fn_method_eventlistener_on_event(uint64_t ptr, RustBuffer event, RustCallStatus *_Nonnull out_status
+);
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_DOORSCHEDULE
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_DOORSCHEDULE
@@ -622,6 +733,84 @@ uint16_t uniffi_door_core_checksum_func_prove_device_possession(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_ACCESS_NOW
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_ACCESS_NOW
+uint16_t uniffi_door_core_checksum_method_doorclient_access_now(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_DOOR
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_DOOR
+uint16_t uniffi_door_core_checksum_method_doorclient_door(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_DOORCODE
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_DOORCODE
+uint16_t uniffi_door_core_checksum_method_doorclient_doorcode(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_DOORS
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_DOORS
+uint16_t uniffi_door_core_checksum_method_doorclient_doors(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_GUESTS
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_GUESTS
+uint16_t uniffi_door_core_checksum_method_doorclient_guests(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_INVITE_GUEST
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_INVITE_GUEST
+uint16_t uniffi_door_core_checksum_method_doorclient_invite_guest(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_IS_SIGNED_IN
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_IS_SIGNED_IN
+uint16_t uniffi_door_core_checksum_method_doorclient_is_signed_in(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_REDEEM_INVITE
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_REDEEM_INVITE
+uint16_t uniffi_door_core_checksum_method_doorclient_redeem_invite(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_REFRESH
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_REFRESH
+uint16_t uniffi_door_core_checksum_method_doorclient_refresh(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_REVOKE_GUEST
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_REVOKE_GUEST
+uint16_t uniffi_door_core_checksum_method_doorclient_revoke_guest(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_SIGN_IN
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_SIGN_IN
+uint16_t uniffi_door_core_checksum_method_doorclient_sign_in(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_SIGN_OUT
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_SIGN_OUT
+uint16_t uniffi_door_core_checksum_method_doorclient_sign_out(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_EVENTLISTENER_ON_EVENT
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_EVENTLISTENER_ON_EVENT
+uint16_t uniffi_door_core_checksum_method_eventlistener_on_event(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORSCHEDULE_DECISION_AT
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORSCHEDULE_DECISION_AT
 uint16_t uniffi_door_core_checksum_method_doorschedule_decision_at(void
@@ -655,6 +844,12 @@ uint16_t uniffi_door_core_checksum_method_devicesigner_public_key(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DEVICESIGNER_SIGN
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DEVICESIGNER_SIGN
 uint16_t uniffi_door_core_checksum_method_devicesigner_sign(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_CONSTRUCTOR_DOORCLIENT_NEW
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_CONSTRUCTOR_DOORCLIENT_NEW
+uint16_t uniffi_door_core_checksum_constructor_doorclient_new(void
     
 );
 #endif

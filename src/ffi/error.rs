@@ -1,9 +1,15 @@
 //! The one error enum apps see. Each variant is something an app can act on, with a message
 //! a person can read; rich internal errors are flattened into it here.
 
+use std::time::SystemTime;
+
 use crate::access::AccessError;
+use crate::api::ApiError;
 use crate::device::DeviceError;
+use crate::error::CoreError;
 use door_protocol::schedule::ScheduleError;
+
+use super::time::from_unix;
 
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum DoorError {
@@ -15,6 +21,35 @@ pub enum DoorError {
     /// refused, a user who cancelled, a signature that does not verify).
     #[error("the device key could not be used: {reason}")]
     DeviceKey { reason: String },
+    /// "Out of Schedule": the door does not open to this person now; it opens next at
+    /// `next_allowed` (never, when absent).
+    #[error("Out of Schedule")]
+    OutOfSchedule { next_allowed: Option<SystemTime> },
+    /// The server refused: this person may not do that (a guest inviting, a revoked person).
+    #[error("not permitted: {reason}")]
+    NotPermitted { reason: String },
+    /// Some of the doors of a guest invite may not be shared; `door_ids` names them.
+    #[error("{} of these doors may not be shared with guests", door_ids.len())]
+    NotShareable { door_ids: Vec<String> },
+    /// The server cannot be reached; cached doors still work.
+    #[error("offline: {reason}")]
+    Offline { reason: String },
+    /// The session ended; sign in again.
+    #[error("the session has expired; please sign in again")]
+    SessionExpired,
+    /// Nobody is signed in on this client.
+    #[error("nobody is signed in")]
+    NotSignedIn,
+    /// The server did not answer in time.
+    #[error("the server did not answer in time")]
+    Timeout,
+    /// The server answered with an error the app cannot fix by itself, or with something
+    /// the API does not allow (the cache is left untouched).
+    #[error("server error {code}: {detail}")]
+    Server { code: String, detail: String },
+    /// The local store failed (disk full, damaged file).
+    #[error("local storage failed: {reason}")]
+    Storage { reason: String },
 }
 
 impl DoorError {
@@ -57,6 +92,61 @@ fn schedule_error(e: ScheduleError) -> DoorError {
             "must name at least one weekday",
         ),
         ScheduleError::EmptyRange => DoorError::invalid("not_after", "must be after not_before"),
+    }
+}
+
+impl From<CoreError> for DoorError {
+    fn from(e: CoreError) -> DoorError {
+        match e {
+            CoreError::Api(e) => e.into(),
+            CoreError::Store(e) => DoorError::Storage {
+                reason: e.to_string(),
+            },
+            CoreError::Keystore(e) => DoorError::DeviceKey {
+                reason: e.to_string(),
+            },
+            CoreError::BadDoors(e) => DoorError::Server {
+                code: "bad_document".into(),
+                detail: e.to_string(),
+            },
+            CoreError::NotSignedIn => DoorError::NotSignedIn,
+            CoreError::InvalidInput { field, reason } => DoorError::InvalidInput { field, reason },
+            CoreError::OutOfSchedule { next_allowed } => DoorError::OutOfSchedule {
+                next_allowed: next_allowed.map(from_unix),
+            },
+            CoreError::DeviceKey(reason) => DoorError::DeviceKey { reason },
+        }
+    }
+}
+
+impl From<ApiError> for DoorError {
+    fn from(e: ApiError) -> DoorError {
+        match e {
+            ApiError::Offline(reason) => DoorError::Offline { reason },
+            ApiError::Timeout => DoorError::Timeout,
+            ApiError::SessionExpired => DoorError::SessionExpired,
+            ApiError::Malformed(detail) => DoorError::Server {
+                code: "malformed_response".into(),
+                detail,
+            },
+            ApiError::Status { status, body } => match (status, body.code.as_str()) {
+                (_, "not_shareable") => DoorError::NotShareable {
+                    door_ids: body.door_ids.unwrap_or_default(),
+                },
+                (422, _) | (409, _) | (404, _) => DoorError::InvalidInput {
+                    field: body.field.unwrap_or_else(|| "request".into()),
+                    reason: body.message,
+                },
+                (401, _) => DoorError::SessionExpired,
+                (403, _) => DoorError::NotPermitted {
+                    reason: body.message,
+                },
+                _ => DoorError::Server {
+                    code: body.code,
+                    detail: body.message,
+                },
+            },
+        }
     }
 }
 

@@ -1,11 +1,15 @@
 //! The UniFFI edge: records, enums, the one error enum, objects and foreign traits.
 //! Nothing here decides anything; it converts and delegates to the services.
 
+mod client;
 mod error;
 mod schedule;
 mod signer;
 mod time;
 
+pub use client::{
+    ClientConfig, Door, DoorClient, DoorEvent, EventListener, Guest, GuestInvite, Person,
+};
 pub use error::DoorError;
 pub use schedule::{AccessDecision, DoorSchedule, KeySchedule, ScheduleWindow, Weekday};
 pub use signer::{ephemeral_device_signer, prove_device_possession, DeviceProof, DeviceSigner};

@@ -22,6 +22,18 @@ pub enum Weekday {
     Sunday,
 }
 
+impl Weekday {
+    pub const ALL: [Weekday; 7] = [
+        Weekday::Monday,
+        Weekday::Tuesday,
+        Weekday::Wednesday,
+        Weekday::Thursday,
+        Weekday::Friday,
+        Weekday::Saturday,
+        Weekday::Sunday,
+    ];
+}
+
 /// One weekly window in the property's local time. `end_minute <= start_minute` crosses
 /// midnight ("22:00-02:00" is 1320..120, and `days` names the day it starts on).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]

@@ -12,6 +12,7 @@ pub mod model;
 pub mod openapi;
 pub mod resident;
 pub mod schedule_json;
+pub mod seed;
 
 use std::net::SocketAddr;
 use std::path::Path;

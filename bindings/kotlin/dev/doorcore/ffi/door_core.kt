@@ -657,11 +657,33 @@ internal open class UniffiForeignFutureResultVoid(
 internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
     fun callback(`callbackData`: Long,`result`: UniffiForeignFutureResultVoid.UniffiByValue,)
 }
+internal interface UniffiCallbackInterfaceEventListenerMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 internal interface UniffiCallbackInterfaceDeviceSignerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
 }
 internal interface UniffiCallbackInterfaceDeviceSignerMethod1 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`message`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onEvent")
+internal open class UniffiVTableCallbackInterfaceEventListener(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onEvent`: UniffiCallbackInterfaceEventListenerMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onEvent`: UniffiCallbackInterfaceEventListenerMethod0? = null,
+    ): UniffiVTableCallbackInterfaceEventListener(`uniffiFree`,`uniffiClone`,`onEvent`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceEventListener) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onEvent` = other.`onEvent`
+    }
+
 }
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "publicKey", "sign")
 internal open class UniffiVTableCallbackInterfaceDeviceSigner(
@@ -716,6 +738,32 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_door_core_checksum_func_prove_device_possession(
     ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_access_now(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_door(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_doorcode(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_doors(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_guests(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_invite_guest(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_is_signed_in(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_redeem_invite(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_refresh(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_revoke_guest(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_sign_in(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_sign_out(
+    ): Int
+    external fun uniffi_door_core_checksum_method_eventlistener_on_event(
+    ): Int
     external fun uniffi_door_core_checksum_method_doorschedule_decision_at(
     ): Int
     external fun uniffi_door_core_checksum_method_doorschedule_decision_now(
@@ -727,6 +775,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_door_core_checksum_method_devicesigner_public_key(
     ): Int
     external fun uniffi_door_core_checksum_method_devicesigner_sign(
+    ): Int
+    external fun uniffi_door_core_checksum_constructor_doorclient_new(
     ): Int
     external fun uniffi_door_core_checksum_constructor_doorschedule_new(
     ): Int
@@ -747,10 +797,49 @@ internal object UniffiLib {
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "door_core"))
         uniffiCallbackInterfaceDeviceSigner.register(this)
+        uniffiCallbackInterfaceEventListener.register(this)
         
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_door_core_fn_clone_doorclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_door_core_fn_free_doorclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_door_core_fn_constructor_doorclient_new(`config`: RustBuffer.ByValue,`signer`: RustBuffer.ByValue,`listener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_door_core_fn_method_doorclient_access_now(`ptr`: Long,`doorId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_door_core_fn_method_doorclient_door(`ptr`: Long,`doorId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_door_core_fn_method_doorclient_doorcode(`ptr`: Long,`doorId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_door_core_fn_method_doorclient_doors(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_door_core_fn_method_doorclient_guests(`ptr`: Long,
+    ): Long
+    external fun uniffi_door_core_fn_method_doorclient_invite_guest(`ptr`: Long,`doorIds`: RustBuffer.ByValue,`contact`: RustBuffer.ByValue,`from`: RustBuffer.ByValue,`until`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_door_core_fn_method_doorclient_is_signed_in(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_door_core_fn_method_doorclient_redeem_invite(`ptr`: Long,`inviteToken`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_door_core_fn_method_doorclient_refresh(`ptr`: Long,
+    ): Long
+    external fun uniffi_door_core_fn_method_doorclient_revoke_guest(`ptr`: Long,`guestId`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_door_core_fn_method_doorclient_sign_in(`ptr`: Long,`email`: RustBuffer.ByValue,`password`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_door_core_fn_method_doorclient_sign_out(`ptr`: Long,
+    ): Long
+    external fun uniffi_door_core_fn_clone_eventlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_door_core_fn_free_eventlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_door_core_fn_init_callback_vtable_eventlistener(`vtable`: UniffiVTableCallbackInterfaceEventListener,
+    ): Unit
+    external fun uniffi_door_core_fn_method_eventlistener_on_event(`ptr`: Long,`event`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_door_core_fn_clone_doorschedule(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_door_core_fn_free_doorschedule(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -909,6 +998,45 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_func_prove_device_possession() and 0xFFFF) != 58461) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_access_now() and 0xFFFF) != 33336) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_door() and 0xFFFF) != 46615) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_doorcode() and 0xFFFF) != 62865) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_doors() and 0xFFFF) != 21697) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_guests() and 0xFFFF) != 14599) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_invite_guest() and 0xFFFF) != 45538) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_is_signed_in() and 0xFFFF) != 50850) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_redeem_invite() and 0xFFFF) != 54446) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_refresh() and 0xFFFF) != 23337) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_revoke_guest() and 0xFFFF) != 44365) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_sign_in() and 0xFFFF) != 29670) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_sign_out() and 0xFFFF) != 35707) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_eventlistener_on_event() and 0xFFFF) != 58500) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_door_core_checksum_method_doorschedule_decision_at() and 0xFFFF) != 54116) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -925,6 +1053,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_devicesigner_sign() and 0xFFFF) != 16910) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_constructor_doorclient_new() and 0xFFFF) != 43391) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_constructor_doorschedule_new() and 0xFFFF) != 46811) {
@@ -1205,6 +1336,29 @@ public object FfiConverterULong: FfiConverter<ULong, Long> {
 
     override fun write(value: ULong, buf: ByteBuffer) {
         buf.putLong(value.toLong())
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterBoolean: FfiConverter<Boolean, Byte> {
+    override fun lift(value: Byte): Boolean {
+        return value.toInt() != 0
+    }
+
+    override fun read(buf: ByteBuffer): Boolean {
+        return lift(buf.get())
+    }
+
+    override fun lower(value: Boolean): Byte {
+        return if (value) 1.toByte() else 0.toByte()
+    }
+
+    override fun allocationSize(value: Boolean) = 1UL
+
+    override fun write(value: Boolean, buf: ByteBuffer) {
+        buf.put(lower(value))
     }
 }
 
@@ -1794,6 +1948,559 @@ public object FfiConverterTypeDeviceSigner: FfiConverter<DeviceSigner, Long> {
 //
 
 
+public interface DoorClientInterface {
+    
+    /**
+     * The instant answer: may this person open this door now? No radio, no network.
+     */
+    fun `accessNow`(`doorId`: kotlin.String): AccessDecision
+    
+    fun `door`(`doorId`: kotlin.String): Door
+    
+    /**
+     * The person's doorcode for the door, where a key enables doorcodes there.
+     */
+    fun `doorcode`(`doorId`: kotlin.String): kotlin.String?
+    
+    /**
+     * The cached doors, sorted by name, each with its state now. Works offline.
+     */
+    fun `doors`(): List<Door>
+    
+    suspend fun `guests`(): List<Guest>
+    
+    /**
+     * Invites a guest to some of this person's shareable doors; the backend makes one key
+     * per door for the guest.
+     */
+    suspend fun `inviteGuest`(`doorIds`: List<kotlin.String>, `contact`: kotlin.String, `from`: java.time.Instant, `until`: java.time.Instant): GuestInvite
+    
+    fun `isSignedIn`(): kotlin.Boolean
+    
+    /**
+     * Signs a guest in with the token of their invite.
+     */
+    suspend fun `redeemInvite`(`inviteToken`: kotlin.String): Person
+    
+    /**
+     * Fetches doors and credentials now. The cache is replaced only by a complete, verified
+     * answer.
+     */
+    suspend fun `refresh`(): List<Door>
+    
+    suspend fun `revokeGuest`(`guestId`: kotlin.String): Guest
+    
+    /**
+     * Signs in, registers this device and fetches the doors.
+     */
+    suspend fun `signIn`(`email`: kotlin.String, `password`: kotlin.String): Person
+    
+    suspend fun `signOut`()
+    
+    companion object
+}
+
+open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+    /**
+     * Opens the client over its data directory; works offline from the cache. Without a
+     * `signer`, the device key is kept in the platform credential store.
+     */
+    constructor(`config`: ClientConfig, `signer`: DeviceSigner?, `listener`: EventListener?) :
+        this(UniffiWithHandle, 
+    uniffiRustCallWithError(DoorException) { _status ->
+    UniffiLib.uniffi_door_core_fn_constructor_doorclient_new(
+    
+        
+        FfiConverterTypeClientConfig.lower(`config`),
+        FfiConverterOptionalTypeDeviceSigner.lower(`signer`),
+        FfiConverterOptionalTypeEventListener.lower(`listener`),_status)
+}
+    )
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_door_core_fn_free_doorclient(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_door_core_fn_clone_doorclient(handle, status)
+        }
+    }
+
+    
+    /**
+     * The instant answer: may this person open this door now? No radio, no network.
+     */
+    @Throws(DoorException::class)override fun `accessNow`(`doorId`: kotlin.String): AccessDecision {
+            return FfiConverterTypeAccessDecision.lift(
+    callWithHandle {
+    uniffiRustCallWithError(DoorException) { _status ->
+    UniffiLib.uniffi_door_core_fn_method_doorclient_access_now(
+        it,
+        
+        FfiConverterString.lower(`doorId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    @Throws(DoorException::class)override fun `door`(`doorId`: kotlin.String): Door {
+            return FfiConverterTypeDoor.lift(
+    callWithHandle {
+    uniffiRustCallWithError(DoorException) { _status ->
+    UniffiLib.uniffi_door_core_fn_method_doorclient_door(
+        it,
+        
+        FfiConverterString.lower(`doorId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The person's doorcode for the door, where a key enables doorcodes there.
+     */
+    @Throws(DoorException::class)override fun `doorcode`(`doorId`: kotlin.String): kotlin.String? {
+            return FfiConverterOptionalString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(DoorException) { _status ->
+    UniffiLib.uniffi_door_core_fn_method_doorclient_doorcode(
+        it,
+        
+        FfiConverterString.lower(`doorId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The cached doors, sorted by name, each with its state now. Works offline.
+     */
+    @Throws(DoorException::class)override fun `doors`(): List<Door> {
+            return FfiConverterSequenceTypeDoor.lift(
+    callWithHandle {
+    uniffiRustCallWithError(DoorException) { _status ->
+    UniffiLib.uniffi_door_core_fn_method_doorclient_doors(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    @Throws(DoorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `guests`() : List<Guest> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_doorclient_guests(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeGuest.lift(it) },
+        // Error FFI converter
+        DoorException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Invites a guest to some of this person's shareable doors; the backend makes one key
+     * per door for the guest.
+     */
+    @Throws(DoorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `inviteGuest`(`doorIds`: List<kotlin.String>, `contact`: kotlin.String, `from`: java.time.Instant, `until`: java.time.Instant) : GuestInvite {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_doorclient_invite_guest(
+                uniffiHandle,
+                
+        FfiConverterSequenceString.lower(`doorIds`),
+        FfiConverterString.lower(`contact`),
+        FfiConverterTimestamp.lower(`from`),
+        FfiConverterTimestamp.lower(`until`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeGuestInvite.lift(it) },
+        // Error FFI converter
+        DoorException.ErrorHandler,
+    )
+    }
+
+    override fun `isSignedIn`(): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_door_core_fn_method_doorclient_is_signed_in(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Signs a guest in with the token of their invite.
+     */
+    @Throws(DoorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `redeemInvite`(`inviteToken`: kotlin.String) : Person {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_doorclient_redeem_invite(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`inviteToken`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypePerson.lift(it) },
+        // Error FFI converter
+        DoorException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Fetches doors and credentials now. The cache is replaced only by a complete, verified
+     * answer.
+     */
+    @Throws(DoorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `refresh`() : List<Door> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_doorclient_refresh(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeDoor.lift(it) },
+        // Error FFI converter
+        DoorException.ErrorHandler,
+    )
+    }
+
+    
+    @Throws(DoorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `revokeGuest`(`guestId`: kotlin.String) : Guest {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_doorclient_revoke_guest(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`guestId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeGuest.lift(it) },
+        // Error FFI converter
+        DoorException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Signs in, registers this device and fetches the doors.
+     */
+    @Throws(DoorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `signIn`(`email`: kotlin.String, `password`: kotlin.String) : Person {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_doorclient_sign_in(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`email`),
+        FfiConverterString.lower(`password`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypePerson.lift(it) },
+        // Error FFI converter
+        DoorException.ErrorHandler,
+    )
+    }
+
+    
+    @Throws(DoorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `signOut`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_doorclient_sign_out(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        DoorException.ErrorHandler,
+    )
+    }
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDoorClient: FfiConverter<DoorClient, Long> {
+    override fun lower(value: DoorClient): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): DoorClient {
+        return DoorClient(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): DoorClient {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: DoorClient) = 8UL
+
+    override fun write(value: DoorClient, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
 /**
  * A Key Schedule bound to its property's IANA time zone, ready to answer quickly.
  */
@@ -2039,6 +2746,376 @@ public object FfiConverterTypeDoorSchedule: FfiConverter<DoorSchedule, Long> {
 }
 
 
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Receives events on a core thread; hand them to the UI thread yourself.
+ */
+public interface EventListener {
+    
+    fun `onEvent`(`event`: DoorEvent)
+    
+    companion object
+}
+
+/**
+ * Receives events on a core thread; hand them to the UI thread yourself.
+ */
+open class EventListenerImpl: Disposable, AutoCloseable, EventListener
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_door_core_fn_free_eventlistener(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_door_core_fn_clone_eventlistener(handle, status)
+        }
+    }
+
+    override fun `onEvent`(`event`: DoorEvent)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_door_core_fn_method_eventlistener_on_event(
+        it,
+        
+        FfiConverterTypeDoorEvent.lower(`event`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceEventListener {
+    internal object `onEvent`: UniffiCallbackInterfaceEventListenerMethod0 {
+        override fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeEventListener.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onEvent`(
+                    FfiConverterTypeDoorEvent.lift(`event`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeEventListener.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeEventListener.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceEventListener.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onEvent`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_door_core_fn_init_callback_vtable_eventlistener(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEventListener: FfiConverter<EventListener, Long> {
+    internal val handleMap = UniffiHandleMap<EventListener>()
+
+    override fun lower(value: EventListener): Long {
+        if (value is EventListenerImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): EventListener {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return EventListenerImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): EventListener {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: EventListener) = 8UL
+
+    override fun write(value: EventListener, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+
+data class ClientConfig (
+    /**
+     * The property backend, e.g. "https://door.example.com".
+     */
+    var `serverUrl`: kotlin.String
+    , 
+    /**
+     * A directory the app owns (its files or Application Support directory); the offline
+     * cache lives here.
+     */
+    var `dataDir`: kotlin.String
+    , 
+    /**
+     * Per request; 15 000 when zero.
+     */
+    var `requestTimeoutMs`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig> {
+    override fun read(buf: ByteBuffer): ClientConfig {
+        return ClientConfig(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ClientConfig) = (
+            FfiConverterString.allocationSize(value.`serverUrl`) +
+            FfiConverterString.allocationSize(value.`dataDir`) +
+            FfiConverterULong.allocationSize(value.`requestTimeoutMs`)
+    )
+
+    override fun write(value: ClientConfig, buf: ByteBuffer) {
+            FfiConverterString.write(value.`serverUrl`, buf)
+            FfiConverterString.write(value.`dataDir`, buf)
+            FfiConverterULong.write(value.`requestTimeoutMs`, buf)
+    }
+}
+
+
 
 /**
  * Proof that this device holds its key, answering a server challenge.
@@ -2088,6 +3165,201 @@ public object FfiConverterTypeDeviceProof: FfiConverterRustBuffer<DeviceProof> {
 
 
 /**
+ * A door the person may open. Never carries a key name.
+ */
+data class Door (
+    var `id`: kotlin.String
+    , 
+    var `name`: kotlin.String
+    , 
+    /**
+     * Online doors talk to the server themselves; offline ones rely on Door Sync.
+     */
+    var `online`: kotlin.Boolean
+    , 
+    var `keypad`: kotlin.Boolean
+    , 
+    /**
+     * Whether the door opens to this person now, and until or from when.
+     */
+    var `access`: AccessDecision
+    , 
+    /**
+     * When `access` changes next (refresh the UI then); absent when it never does.
+     */
+    var `nextChange`: java.time.Instant?
+    , 
+    var `schedule`: KeySchedule
+    , 
+    var `hasDoorcode`: kotlin.Boolean
+    , 
+    /**
+     * May this person invite guests to this door?
+     */
+    var `mayShare`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDoor: FfiConverterRustBuffer<Door> {
+    override fun read(buf: ByteBuffer): Door {
+        return Door(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterTypeAccessDecision.read(buf),
+            FfiConverterOptionalTimestamp.read(buf),
+            FfiConverterTypeKeySchedule.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Door) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterBoolean.allocationSize(value.`online`) +
+            FfiConverterBoolean.allocationSize(value.`keypad`) +
+            FfiConverterTypeAccessDecision.allocationSize(value.`access`) +
+            FfiConverterOptionalTimestamp.allocationSize(value.`nextChange`) +
+            FfiConverterTypeKeySchedule.allocationSize(value.`schedule`) +
+            FfiConverterBoolean.allocationSize(value.`hasDoorcode`) +
+            FfiConverterBoolean.allocationSize(value.`mayShare`)
+    )
+
+    override fun write(value: Door, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterBoolean.write(value.`online`, buf)
+            FfiConverterBoolean.write(value.`keypad`, buf)
+            FfiConverterTypeAccessDecision.write(value.`access`, buf)
+            FfiConverterOptionalTimestamp.write(value.`nextChange`, buf)
+            FfiConverterTypeKeySchedule.write(value.`schedule`, buf)
+            FfiConverterBoolean.write(value.`hasDoorcode`, buf)
+            FfiConverterBoolean.write(value.`mayShare`, buf)
+    }
+}
+
+
+
+data class Guest (
+    var `id`: kotlin.String
+    , 
+    var `contact`: kotlin.String
+    , 
+    var `doorIds`: List<kotlin.String>
+    , 
+    var `from`: java.time.Instant
+    , 
+    var `until`: java.time.Instant
+    , 
+    /**
+     * The guest has signed in with the invite.
+     */
+    var `redeemed`: kotlin.Boolean
+    , 
+    var `revoked`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGuest: FfiConverterRustBuffer<Guest> {
+    override fun read(buf: ByteBuffer): Guest {
+        return Guest(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterTimestamp.read(buf),
+            FfiConverterTimestamp.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Guest) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`contact`) +
+            FfiConverterSequenceString.allocationSize(value.`doorIds`) +
+            FfiConverterTimestamp.allocationSize(value.`from`) +
+            FfiConverterTimestamp.allocationSize(value.`until`) +
+            FfiConverterBoolean.allocationSize(value.`redeemed`) +
+            FfiConverterBoolean.allocationSize(value.`revoked`)
+    )
+
+    override fun write(value: Guest, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`contact`, buf)
+            FfiConverterSequenceString.write(value.`doorIds`, buf)
+            FfiConverterTimestamp.write(value.`from`, buf)
+            FfiConverterTimestamp.write(value.`until`, buf)
+            FfiConverterBoolean.write(value.`redeemed`, buf)
+            FfiConverterBoolean.write(value.`revoked`, buf)
+    }
+}
+
+
+
+data class GuestInvite (
+    var `guest`: Guest
+    , 
+    /**
+     * Send this to the guest; they sign in with it once. It is not shown again.
+     */
+    var `inviteToken`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGuestInvite: FfiConverterRustBuffer<GuestInvite> {
+    override fun read(buf: ByteBuffer): GuestInvite {
+        return GuestInvite(
+            FfiConverterTypeGuest.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: GuestInvite) = (
+            FfiConverterTypeGuest.allocationSize(value.`guest`) +
+            FfiConverterString.allocationSize(value.`inviteToken`)
+    )
+
+    override fun write(value: GuestInvite, buf: ByteBuffer) {
+            FfiConverterTypeGuest.write(value.`guest`, buf)
+            FfiConverterString.write(value.`inviteToken`, buf)
+    }
+}
+
+
+
+/**
  * A door's Key Schedule. No windows: the door never opens under it. 24/7 is one window of
  * every day from 0 to 1440.
  */
@@ -2129,6 +3401,57 @@ public object FfiConverterTypeKeySchedule: FfiConverterRustBuffer<KeySchedule> {
             FfiConverterSequenceTypeScheduleWindow.write(value.`windows`, buf)
             FfiConverterOptionalTimestamp.write(value.`notBefore`, buf)
             FfiConverterOptionalTimestamp.write(value.`notAfter`, buf)
+    }
+}
+
+
+
+data class Person (
+    var `id`: kotlin.String
+    , 
+    var `name`: kotlin.String
+    , 
+    /**
+     * resident, staff, vendor or guest.
+     */
+    var `role`: kotlin.String
+    , 
+    var `propertyName`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePerson: FfiConverterRustBuffer<Person> {
+    override fun read(buf: ByteBuffer): Person {
+        return Person(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Person) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterString.allocationSize(value.`role`) +
+            FfiConverterString.allocationSize(value.`propertyName`)
+    )
+
+    override fun write(value: Person, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterString.write(value.`role`, buf)
+            FfiConverterString.write(value.`propertyName`, buf)
     }
 }
 
@@ -2363,6 +3686,103 @@ sealed class DoorException: kotlin.Exception() {
             get() = "reason=${ `reason` }"
     }
     
+    /**
+     * "Out of Schedule": the door does not open to this person now; it opens next at
+     * `next_allowed` (never, when absent).
+     */
+    class OutOfSchedule(
+        
+        val `nextAllowed`: java.time.Instant?
+        ) : DoorException() {
+        override val message
+            get() = "nextAllowed=${ `nextAllowed` }"
+    }
+    
+    /**
+     * The server refused: this person may not do that (a guest inviting, a revoked person).
+     */
+    class NotPermitted(
+        
+        val `reason`: kotlin.String
+        ) : DoorException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * Some of the doors of a guest invite may not be shared; `door_ids` names them.
+     */
+    class NotShareable(
+        
+        val `doorIds`: List<kotlin.String>
+        ) : DoorException() {
+        override val message
+            get() = "doorIds=${ `doorIds` }"
+    }
+    
+    /**
+     * The server cannot be reached; cached doors still work.
+     */
+    class Offline(
+        
+        val `reason`: kotlin.String
+        ) : DoorException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * The session ended; sign in again.
+     */
+    class SessionExpired(
+        ) : DoorException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * Nobody is signed in on this client.
+     */
+    class NotSignedIn(
+        ) : DoorException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * The server did not answer in time.
+     */
+    class Timeout(
+        ) : DoorException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * The server answered with an error the app cannot fix by itself, or with something
+     * the API does not allow (the cache is left untouched).
+     */
+    class Server(
+        
+        val `code`: kotlin.String, 
+        
+        val `detail`: kotlin.String
+        ) : DoorException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The local store failed (disk full, damaged file).
+     */
+    class Storage(
+        
+        val `reason`: kotlin.String
+        ) : DoorException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
 
     
 
@@ -2389,6 +3809,28 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
             2 -> DoorException.DeviceKey(
                 FfiConverterString.read(buf),
                 )
+            3 -> DoorException.OutOfSchedule(
+                FfiConverterOptionalTimestamp.read(buf),
+                )
+            4 -> DoorException.NotPermitted(
+                FfiConverterString.read(buf),
+                )
+            5 -> DoorException.NotShareable(
+                FfiConverterSequenceString.read(buf),
+                )
+            6 -> DoorException.Offline(
+                FfiConverterString.read(buf),
+                )
+            7 -> DoorException.SessionExpired()
+            8 -> DoorException.NotSignedIn()
+            9 -> DoorException.Timeout()
+            10 -> DoorException.Server(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            11 -> DoorException.Storage(
+                FfiConverterString.read(buf),
+                )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
     }
@@ -2402,6 +3844,49 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
                 + FfiConverterString.allocationSize(value.`reason`)
             )
             is DoorException.DeviceKey -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is DoorException.OutOfSchedule -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterOptionalTimestamp.allocationSize(value.`nextAllowed`)
+            )
+            is DoorException.NotPermitted -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is DoorException.NotShareable -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterSequenceString.allocationSize(value.`doorIds`)
+            )
+            is DoorException.Offline -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is DoorException.SessionExpired -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is DoorException.NotSignedIn -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is DoorException.Timeout -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is DoorException.Server -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is DoorException.Storage -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
@@ -2422,10 +3907,93 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
+            is DoorException.OutOfSchedule -> {
+                buf.putInt(3)
+                FfiConverterOptionalTimestamp.write(value.`nextAllowed`, buf)
+                Unit
+            }
+            is DoorException.NotPermitted -> {
+                buf.putInt(4)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is DoorException.NotShareable -> {
+                buf.putInt(5)
+                FfiConverterSequenceString.write(value.`doorIds`, buf)
+                Unit
+            }
+            is DoorException.Offline -> {
+                buf.putInt(6)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is DoorException.SessionExpired -> {
+                buf.putInt(7)
+                Unit
+            }
+            is DoorException.NotSignedIn -> {
+                buf.putInt(8)
+                Unit
+            }
+            is DoorException.Timeout -> {
+                buf.putInt(9)
+                Unit
+            }
+            is DoorException.Server -> {
+                buf.putInt(10)
+                FfiConverterString.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is DoorException.Storage -> {
+                buf.putInt(11)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
     }
 
 }
+
+
+
+
+enum class DoorEvent {
+    
+    /**
+     * The door list or a door's state changed: read `doors()` again.
+     */
+    DOORS_CHANGED,
+    /**
+     * The session ended (revoked, or refresh impossible): sign in again.
+     */
+    SESSION_EXPIRED;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDoorEvent: FfiConverterRustBuffer<DoorEvent> {
+    override fun read(buf: ByteBuffer) = try {
+        DoorEvent.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: DoorEvent) = 4UL
+
+    override fun write(value: DoorEvent, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
 
 
 
@@ -2472,6 +4040,38 @@ public object FfiConverterTypeWeekday: FfiConverterRustBuffer<Weekday> {
 /**
  * @suppress
  */
+public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?> {
+    override fun read(buf: ByteBuffer): kotlin.String? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterString.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.String?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterString.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.String?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterString.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTimestamp: FfiConverterRustBuffer<java.time.Instant?> {
     override fun read(buf: ByteBuffer): java.time.Instant? {
         if (buf.get().toInt() == 0) {
@@ -2494,6 +4094,154 @@ public object FfiConverterOptionalTimestamp: FfiConverterRustBuffer<java.time.In
         } else {
             buf.put(1)
             FfiConverterTimestamp.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeDeviceSigner: FfiConverterRustBuffer<DeviceSigner?> {
+    override fun read(buf: ByteBuffer): DeviceSigner? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeDeviceSigner.read(buf)
+    }
+
+    override fun allocationSize(value: DeviceSigner?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeDeviceSigner.allocationSize(value)
+        }
+    }
+
+    override fun write(value: DeviceSigner?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeDeviceSigner.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeEventListener: FfiConverterRustBuffer<EventListener?> {
+    override fun read(buf: ByteBuffer): EventListener? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeEventListener.read(buf)
+    }
+
+    override fun allocationSize(value: EventListener?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeEventListener.allocationSize(value)
+        }
+    }
+
+    override fun write(value: EventListener?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeEventListener.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
+    override fun read(buf: ByteBuffer): List<kotlin.String> {
+        val len = buf.getInt()
+        return List<kotlin.String>(len) {
+            FfiConverterString.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.String>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterString.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.String>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeDoor: FfiConverterRustBuffer<List<Door>> {
+    override fun read(buf: ByteBuffer): List<Door> {
+        val len = buf.getInt()
+        return List<Door>(len) {
+            FfiConverterTypeDoor.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Door>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeDoor.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Door>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeDoor.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeGuest: FfiConverterRustBuffer<List<Guest>> {
+    override fun read(buf: ByteBuffer): List<Guest> {
+        val len = buf.getInt()
+        return List<Guest>(len) {
+            FfiConverterTypeGuest.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Guest>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeGuest.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Guest>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeGuest.write(it, buf)
         }
     }
 }

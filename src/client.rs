@@ -1,0 +1,382 @@
+//! The resident's core behind `DoorClient`: session, device registration, the offline door
+//! cache with its schedule decisions, doorcodes and guests. Unlocking and Door Sync build on
+//! it.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use reqwest::Method;
+
+use crate::access::Zone;
+use crate::api::wire::{self, GuestJson, InvitedGuest, MeJson, MyDoors, Tokens};
+use crate::api::{ApiClient, ApiError, TokenSink};
+use crate::device;
+use crate::doors::{self, CachedDoor};
+use crate::error::{CoreError, CoreResult};
+use crate::store::{DoorsMeta, Store};
+use door_protocol::{Decision, UnixTime};
+
+/// Something the app may want to show; delivered to the listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    DoorsChanged,
+    SessionExpired,
+}
+
+/// How the core signs with the device key, whichever holds it.
+pub trait Signer: Send + Sync {
+    fn public_key(&self) -> CoreResult<Vec<u8>>;
+    fn sign(&self, message: &[u8]) -> CoreResult<Vec<u8>>;
+    /// Called on sign-out: a key the core made is forgotten with the person.
+    fn forget(&self) -> CoreResult<()> {
+        Ok(())
+    }
+}
+
+pub struct Config {
+    pub server_url: String,
+    pub data_dir: PathBuf,
+    pub request_timeout: Duration,
+}
+
+pub struct Core {
+    api: ApiClient,
+    store: Arc<Store>,
+    signer: Arc<dyn Signer>,
+    events: Box<dyn Fn(Event) + Send + Sync>,
+    zone: Mutex<Option<Zone>>,
+    clock: Box<dyn Fn() -> UnixTime + Send + Sync>,
+}
+
+struct StoreTokens(Arc<Store>);
+
+impl TokenSink for StoreTokens {
+    fn tokens_changed(&self, tokens: Option<&Tokens>) {
+        // A token that fails to persist costs a sign-in after a restart, nothing more.
+        let _ = self.0.set_tokens(tokens);
+    }
+}
+
+/// A door with its decision now, as the app lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoorView {
+    pub door: CachedDoor,
+    pub decision: Decision,
+}
+
+pub struct Person {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub property_name: String,
+}
+
+impl Core {
+    pub fn open(
+        config: Config,
+        signer: Arc<dyn Signer>,
+        events: Box<dyn Fn(Event) + Send + Sync>,
+        clock: Box<dyn Fn() -> UnixTime + Send + Sync>,
+    ) -> CoreResult<Core> {
+        if !(config.server_url.starts_with("https://") || config.server_url.starts_with("http://"))
+        {
+            return Err(CoreError::invalid(
+                "server_url",
+                "must start with https:// (or http:// for a local server)",
+            ));
+        }
+        let store = Arc::new(Store::open(&config.data_dir)?);
+        let tokens = store.tokens()?;
+        let api = ApiClient::new(
+            &config.server_url,
+            config.request_timeout,
+            tokens,
+            Box::new(StoreTokens(store.clone())),
+        )?;
+        Ok(Core {
+            api,
+            store,
+            signer,
+            events,
+            zone: Mutex::new(None),
+            clock,
+        })
+    }
+
+    pub fn now(&self) -> UnixTime {
+        (self.clock)()
+    }
+
+    fn emit(&self, e: Event) {
+        (self.events)(e);
+    }
+
+    /// Runs an API call; a session that cannot be refreshed is announced to the listener.
+    async fn api<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> CoreResult<T> {
+        match call.await {
+            Err(ApiError::SessionExpired) => {
+                self.emit(Event::SessionExpired);
+                Err(ApiError::SessionExpired.into())
+            }
+            other => Ok(other?),
+        }
+    }
+
+    pub fn is_signed_in(&self) -> bool {
+        self.api.tokens().is_some()
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> CoreResult<Person> {
+        if email.trim().is_empty() {
+            return Err(CoreError::invalid("email", "must not be empty"));
+        }
+        if password.is_empty() {
+            return Err(CoreError::invalid("password", "must not be empty"));
+        }
+        let body = wire::Login { email, password };
+        let tokens: Tokens = self
+            .api
+            .anonymous(Method::POST, "/v1/auth/login", Some(&body))
+            .await
+            .map_err(|e| credentials_refused(e, "password"))?;
+        self.start_session(tokens).await
+    }
+
+    pub async fn redeem_invite(&self, invite_token: &str) -> CoreResult<Person> {
+        if invite_token.trim().is_empty() {
+            return Err(CoreError::invalid("invite_token", "must not be empty"));
+        }
+        let body = wire::RedeemInvite { invite_token };
+        let tokens: Tokens = self
+            .api
+            .anonymous(Method::POST, "/v1/auth/invite", Some(&body))
+            .await
+            .map_err(|e| credentials_refused(e, "invite_token"))?;
+        self.start_session(tokens).await
+    }
+
+    async fn start_session(&self, tokens: Tokens) -> CoreResult<Person> {
+        if self
+            .store
+            .meta("person_id")?
+            .as_deref()
+            .is_some_and(|p| p != tokens.person_id)
+        {
+            // Another person signed in on this device: nothing of the previous one may stay.
+            self.store.clear()?;
+        }
+        self.store.set_meta("person_id", Some(&tokens.person_id))?;
+        self.api.set_tokens(Some(tokens));
+        let me: MeJson = self
+            .api(self.api.call::<(), _>(Method::GET, "/v1/me", None))
+            .await?;
+        self.store
+            .set_meta("property_name", Some(&me.property.name))?;
+        self.register_device().await?;
+        self.refresh().await?;
+        Ok(Person {
+            id: me.person_id,
+            name: me.name,
+            role: me.role,
+            property_name: me.property.name,
+        })
+    }
+
+    /// Registers this device's key with proof of possession; a no-op once registered.
+    pub async fn register_device(&self) -> CoreResult<String> {
+        if let Some(id) = self.store.meta("device_id")? {
+            return Ok(id);
+        }
+        let challenge: wire::Challenge = self
+            .api(
+                self.api
+                    .call::<(), _>(Method::POST, "/v1/me/devices/challenge", None),
+            )
+            .await?;
+        let raw = b64d(&challenge.challenge)
+            .ok_or_else(|| ApiError::Malformed("challenge is not base64".into()))?;
+        let signer = self.signer.clone();
+        let (public_key, signature) = tokio::task::spawn_blocking(move || -> CoreResult<_> {
+            let public_key = signer.public_key()?;
+            let signature = signer.sign(&device::possession_message(&raw))?;
+            let proof = device::check_possession(&public_key, &raw, &signature)
+                .map_err(|e| CoreError::DeviceKey(e.to_string()))?;
+            Ok((proof.public_key, proof.signature))
+        })
+        .await
+        .map_err(|e| CoreError::DeviceKey(format!("the signing task failed: {e}")))??;
+        let body = wire::NewDevice {
+            public_key: b64e(&public_key),
+            challenge: challenge.challenge,
+            signature: b64e(&signature),
+        };
+        let device: wire::DeviceJson = self
+            .api(self.api.call(Method::POST, "/v1/me/devices", Some(&body)))
+            .await?;
+        self.store.set_meta("device_id", Some(&device.device_id))?;
+        self.store
+            .set_meta("device_key", Some(&b64e(&public_key)))?;
+        Ok(device.device_id)
+    }
+
+    /// Fetches the doors and their documents, checks every document, and only then replaces
+    /// the cache. A failure of any kind leaves the cache as it was.
+    pub async fn refresh(&self) -> CoreResult<Vec<DoorView>> {
+        let device_id = self
+            .store
+            .meta("device_id")?
+            .ok_or(CoreError::NotSignedIn)?;
+        let device_key = self
+            .store
+            .meta("device_key")?
+            .and_then(|k| b64d(&k))
+            .ok_or(CoreError::NotSignedIn)?;
+        let path = format!("/v1/me/doors?device_id={device_id}");
+        let doors: MyDoors = self
+            .api(self.api.call::<(), _>(Method::GET, &path, None))
+            .await?;
+        let cached = doors::verify(&doors, &device_key)?;
+        let zone = Zone::new(&doors.time_zone, self.now())
+            .map_err(|_| ApiError::Malformed(format!("unknown time zone {:?}", doors.time_zone)))?;
+        let meta = DoorsMeta {
+            person_id: doors.person_id.clone(),
+            time_zone: doors.time_zone.clone(),
+            issuer_public_key: doors.issuer_public_key.clone(),
+            issued_at: doors.issued_at,
+        };
+        self.store.replace_doors(&meta, &cached)?;
+        *self.zone.lock().unwrap_or_else(|p| p.into_inner()) = Some(zone);
+        self.emit(Event::DoorsChanged);
+        self.doors()
+    }
+
+    fn with_zone<T>(&self, f: impl FnOnce(&Zone) -> T) -> CoreResult<T> {
+        let mut guard = self.zone.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            let meta = self.store.doors_meta()?.ok_or(CoreError::NotSignedIn)?;
+            let zone = Zone::new(&meta.time_zone, self.now()).map_err(|_| {
+                ApiError::Malformed(format!("unknown time zone {:?}", meta.time_zone))
+            })?;
+            *guard = Some(zone);
+        }
+        Ok(f(guard.as_ref().expect("set above")))
+    }
+
+    /// The cached doors, sorted by name, each with its decision now. Works offline.
+    pub fn doors(&self) -> CoreResult<Vec<DoorView>> {
+        let mut doors = self.store.doors()?;
+        if doors.is_empty() {
+            return Ok(Vec::new());
+        }
+        doors.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        let now = self.now();
+        self.with_zone(|zone| {
+            doors
+                .into_iter()
+                .map(|door| {
+                    let decision = door.decide(zone, now);
+                    DoorView { door, decision }
+                })
+                .collect()
+        })
+    }
+
+    pub fn door(&self, door_id: &str) -> CoreResult<DoorView> {
+        self.doors()?
+            .into_iter()
+            .find(|d| d.door.id == door_id)
+            .ok_or_else(|| CoreError::invalid("door_id", "is not one of your doors"))
+    }
+
+    pub fn doorcode(&self, door_id: &str) -> CoreResult<Option<String>> {
+        Ok(self.door(door_id)?.door.doorcode)
+    }
+
+    pub async fn invite_guest(
+        &self,
+        door_ids: &[String],
+        contact: &str,
+        from: UnixTime,
+        until: UnixTime,
+    ) -> CoreResult<InvitedGuest> {
+        // Checked here too so that an app gets the answer without a round trip, offline.
+        if door_ids.is_empty() {
+            return Err(CoreError::invalid("door_ids", "name at least one door"));
+        }
+        if until <= from {
+            return Err(CoreError::invalid("until", "must be after from"));
+        }
+        let doors = self.store.doors()?;
+        for (i, id) in door_ids.iter().enumerate() {
+            if !doors.iter().any(|d| &d.id == id) {
+                return Err(CoreError::invalid(
+                    format!("door_ids[{i}]"),
+                    "is not one of your doors",
+                ));
+            }
+        }
+        let body = wire::NewGuest {
+            door_ids,
+            contact,
+            starts_at: from,
+            ends_at: until,
+        };
+        self.api(self.api.call(Method::POST, "/v1/me/guests", Some(&body)))
+            .await
+    }
+
+    pub async fn guests(&self) -> CoreResult<Vec<GuestJson>> {
+        self.api(self.api.call::<(), _>(Method::GET, "/v1/me/guests", None))
+            .await
+    }
+
+    pub async fn revoke_guest(&self, guest_id: &str) -> CoreResult<GuestJson> {
+        if door_protocol::Id::from_hex(guest_id).is_none() {
+            return Err(CoreError::invalid("guest_id", "must be 32 hex digits"));
+        }
+        self.api(
+            self.api
+                .call::<(), _>(Method::DELETE, &format!("/v1/me/guests/{guest_id}"), None),
+        )
+        .await
+    }
+
+    /// Ends the session here and on the server (when reachable), and forgets the cache and a
+    /// key the core made.
+    pub async fn sign_out(&self) -> CoreResult<()> {
+        if self.api.tokens().is_some() {
+            // Best effort: offline, the server's tokens simply expire.
+            let _ = self
+                .api
+                .call::<(), serde_json::Value>(Method::POST, "/v1/auth/logout", None)
+                .await;
+        }
+        self.api.set_tokens(None);
+        self.store.clear()?;
+        *self.zone.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.signer.forget()?;
+        self.emit(Event::DoorsChanged);
+        Ok(())
+    }
+}
+
+/// A 401 at sign-in is about what the person typed, not about a session.
+fn credentials_refused(e: ApiError, field: &str) -> CoreError {
+    match e {
+        ApiError::Status { status: 401, body } => CoreError::invalid(field, body.message),
+        other => other.into(),
+    }
+}
+
+fn b64e(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn b64d(s: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
+}

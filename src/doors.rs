@@ -1,0 +1,140 @@
+//! The person's doors as the phone caches them: what the server said, checked against the
+//! signed access documents, which are the facts the lock will decide from.
+
+use base64::Engine;
+use door_protocol::access::decode_access;
+use door_protocol::keys::{IssuerKeys, IssuerPublicKey};
+use door_protocol::{Decision, Id, Schedule, UnixTime, Weekdays, Window};
+use serde::{Deserialize, Serialize};
+
+use crate::access::Zone;
+use crate::api::wire::{MyDoor, MyDoors};
+
+/// One door in the cache. The schedule and validity are the ones signed in the access
+/// document, not the server's JSON summary of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedDoor {
+    /// Door, lock and credential ids as 32 hex digits.
+    pub id: String,
+    pub name: String,
+    pub online: bool,
+    pub keypad: bool,
+    pub lock_id: String,
+    pub lock_public_key: Vec<u8>,
+    pub doorcode: Option<String>,
+    pub may_share: bool,
+    pub credential_id: String,
+    /// Kept in a column of its own by the store.
+    #[serde(skip)]
+    pub document: Vec<u8>,
+    pub document_not_before: UnixTime,
+    pub document_not_after: UnixTime,
+    /// (weekday bits, start minute, end minute) per window.
+    pub windows: Vec<(u8, u16, u16)>,
+    pub schedule_not_before: Option<UnixTime>,
+    pub schedule_not_after: Option<UnixTime>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DoorsError {
+    #[error("door {door}: {problem}")]
+    Door { door: String, problem: String },
+    #[error("issuer key: {0}")]
+    Issuer(String),
+}
+
+fn b64(s: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
+}
+
+/// Checks every door's document (issuer signature, the door, our device key) before any of
+/// it may replace the cache.
+pub fn verify(doors: &MyDoors, device_key: &[u8]) -> Result<Vec<CachedDoor>, DoorsError> {
+    let issuer = b64(&doors.issuer_public_key)
+        .and_then(|k| IssuerPublicKey::from_sec1(&k).ok())
+        .ok_or_else(|| DoorsError::Issuer("not a P-256 SEC1 key".into()))?;
+    let keys = IssuerKeys::single(issuer);
+    doors
+        .doors
+        .iter()
+        .map(|d| verify_door(d, &keys, device_key))
+        .collect()
+}
+
+fn verify_door(d: &MyDoor, keys: &IssuerKeys, device_key: &[u8]) -> Result<CachedDoor, DoorsError> {
+    let bad = |problem: &str| DoorsError::Door {
+        door: d.id.clone(),
+        problem: problem.to_owned(),
+    };
+    let id = Id::from_hex(&d.id).ok_or_else(|| bad("id is not 32 hex digits"))?;
+    Id::from_hex(&d.lock_id).ok_or_else(|| bad("lock_id is not 32 hex digits"))?;
+    let lock_public_key = b64(&d.lock_public_key)
+        .filter(|k| p256::PublicKey::from_sec1_bytes(k).is_ok())
+        .ok_or_else(|| bad("lock_public_key is not a P-256 key"))?;
+    let document = b64(&d.access_document).ok_or_else(|| bad("access_document is not base64"))?;
+    let verified =
+        decode_access(&document, keys).map_err(|e| bad(&format!("access document: {e}")))?;
+    let doc = verified.document();
+    if doc.device_key.as_slice() != device_key {
+        return Err(bad("the access document is for another device"));
+    }
+    let grant = doc
+        .grant(id)
+        .ok_or_else(|| bad("the access document does not grant this door"))?;
+    Ok(CachedDoor {
+        id: d.id.clone(),
+        name: d.name.clone(),
+        online: d.online,
+        keypad: d.keypad,
+        lock_id: d.lock_id.clone(),
+        lock_public_key,
+        doorcode: d.doorcode.clone(),
+        may_share: d.may_share,
+        credential_id: doc.credential_id.to_string(),
+        document_not_before: doc.not_before,
+        document_not_after: doc.not_after,
+        windows: grant
+            .schedule
+            .windows
+            .iter()
+            .map(|w| (w.days.0, w.start_minute, w.end_minute))
+            .collect(),
+        schedule_not_before: grant.schedule.not_before,
+        schedule_not_after: grant.schedule.not_after,
+        document,
+    })
+}
+
+impl CachedDoor {
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            windows: self
+                .windows
+                .iter()
+                .map(|&(days, start_minute, end_minute)| Window {
+                    days: Weekdays(days),
+                    start_minute,
+                    end_minute,
+                })
+                .collect(),
+            not_before: self.schedule_not_before,
+            not_after: self.schedule_not_after,
+        }
+    }
+
+    /// What the lock will answer at `t`, as far as the phone can tell: the document's own
+    /// validity, then the signed schedule in the property's zone.
+    pub fn decide(&self, zone: &Zone, t: UnixTime) -> Decision {
+        if t < self.document_not_before {
+            return Decision::NotYetValid {
+                from: self.document_not_before,
+            };
+        }
+        if t >= self.document_not_after {
+            return Decision::Expired {
+                at: self.document_not_after,
+            };
+        }
+        zone.decide(&self.schedule(), t)
+    }
+}

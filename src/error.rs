@@ -1,0 +1,40 @@
+//! The core's own error, rich enough for logs and tests; the FFI edge flattens it into
+//! `DoorError`.
+
+use door_protocol::UnixTime;
+
+use crate::api::ApiError;
+use crate::doors::DoorsError;
+use crate::keystore::KeystoreError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    #[error("the server sent doors that do not check out: {0}")]
+    BadDoors(#[from] DoorsError),
+    #[error("nobody is signed in")]
+    NotSignedIn,
+    #[error("{field} {reason}")]
+    InvalidInput { field: String, reason: String },
+    #[error("out of schedule")]
+    OutOfSchedule { next_allowed: Option<UnixTime> },
+    #[error("the device key could not be used: {0}")]
+    DeviceKey(String),
+}
+
+impl CoreError {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> CoreError {
+        CoreError::InvalidInput {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+pub type CoreResult<T> = Result<T, CoreError>;

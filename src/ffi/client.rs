@@ -1,0 +1,342 @@
+//! `DoorClient`: the one object an app holds. It converts and delegates to `client::Core`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::schedule::{AccessDecision, KeySchedule, ScheduleWindow, Weekday};
+use super::signer::DeviceSigner;
+use super::time::{from_unix, now, to_unix};
+use super::DoorError;
+use crate::api::wire::GuestJson;
+use crate::client::{Config, Core, DoorView, Event, Signer};
+use crate::error::{CoreError, CoreResult};
+use crate::keystore::{ensure_default_store, KeyringKey};
+use crate::live::LiveToken;
+
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ClientConfig {
+    /// The property backend, e.g. "https://door.example.com".
+    pub server_url: String,
+    /// A directory the app owns (its files or Application Support directory); the offline
+    /// cache lives here.
+    pub data_dir: String,
+    /// Per request; 15 000 when zero.
+    pub request_timeout_ms: u64,
+}
+
+/// A door the person may open. Never carries a key name.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Door {
+    pub id: String,
+    pub name: String,
+    /// Online doors talk to the server themselves; offline ones rely on Door Sync.
+    pub online: bool,
+    pub keypad: bool,
+    /// Whether the door opens to this person now, and until or from when.
+    pub access: AccessDecision,
+    /// When `access` changes next (refresh the UI then); absent when it never does.
+    pub next_change: Option<SystemTime>,
+    pub schedule: KeySchedule,
+    pub has_doorcode: bool,
+    /// May this person invite guests to this door?
+    pub may_share: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Person {
+    pub id: String,
+    pub name: String,
+    /// resident, staff, vendor or guest.
+    pub role: String,
+    pub property_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Guest {
+    pub id: String,
+    pub contact: String,
+    pub door_ids: Vec<String>,
+    pub from: SystemTime,
+    pub until: SystemTime,
+    /// The guest has signed in with the invite.
+    pub redeemed: bool,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct GuestInvite {
+    pub guest: Guest,
+    /// Send this to the guest; they sign in with it once. It is not shown again.
+    pub invite_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum DoorEvent {
+    /// The door list or a door's state changed: read `doors()` again.
+    DoorsChanged,
+    /// The session ended (revoked, or refresh impossible): sign in again.
+    SessionExpired,
+}
+
+/// Receives events on a core thread; hand them to the UI thread yourself.
+#[uniffi::export(foreign)]
+pub trait EventListener: Send + Sync {
+    fn on_event(&self, event: DoorEvent);
+}
+
+/// The app's own signer, as the core uses it.
+struct ForeignSigner(Arc<dyn DeviceSigner>);
+
+impl Signer for ForeignSigner {
+    fn public_key(&self) -> CoreResult<Vec<u8>> {
+        self.0
+            .public_key()
+            .map_err(|e| CoreError::DeviceKey(e.to_string()))
+    }
+
+    fn sign(&self, message: &[u8]) -> CoreResult<Vec<u8>> {
+        self.0
+            .sign(message.to_vec())
+            .map_err(|e| CoreError::DeviceKey(e.to_string()))
+    }
+}
+
+impl Signer for KeyringKey {
+    fn public_key(&self) -> CoreResult<Vec<u8>> {
+        Ok(KeyringKey::public_key(self)?)
+    }
+
+    fn sign(&self, message: &[u8]) -> CoreResult<Vec<u8>> {
+        Ok(KeyringKey::sign(self, message)?.to_vec())
+    }
+
+    fn forget(&self) -> CoreResult<()> {
+        Ok(self.delete()?)
+    }
+}
+
+#[derive(uniffi::Object)]
+pub struct DoorClient {
+    core: Core,
+    _live: LiveToken,
+}
+
+impl DoorClient {
+    /// `new` with the notion of now supplied: the demo and the tests walk a simulated day.
+    /// Not exported: apps use the device clock.
+    pub fn with_clock(
+        config: ClientConfig,
+        signer: Option<Arc<dyn DeviceSigner>>,
+        listener: Option<Arc<dyn EventListener>>,
+        clock: Arc<dyn Fn() -> door_protocol::UnixTime + Send + Sync>,
+    ) -> Result<Arc<DoorClient>, DoorError> {
+        if config.data_dir.trim().is_empty() {
+            return Err(DoorError::invalid("data_dir", "must name a directory"));
+        }
+        let data_dir = PathBuf::from(&config.data_dir);
+        let signer: Arc<dyn Signer> = match signer {
+            Some(s) => Arc::new(ForeignSigner(s)),
+            None => {
+                ensure_default_store().map_err(CoreError::from)?;
+                Arc::new(
+                    KeyringKey::open_or_create(&account_for(&data_dir)).map_err(CoreError::from)?,
+                )
+            }
+        };
+        let events: Box<dyn Fn(Event) + Send + Sync> = match listener {
+            Some(l) => Box::new(move |e| {
+                l.on_event(match e {
+                    Event::DoorsChanged => DoorEvent::DoorsChanged,
+                    Event::SessionExpired => DoorEvent::SessionExpired,
+                })
+            }),
+            None => Box::new(|_| {}),
+        };
+        let timeout = match config.request_timeout_ms {
+            0 => Duration::from_secs(15),
+            ms => Duration::from_millis(ms),
+        };
+        let core = Core::open(
+            Config {
+                server_url: config.server_url,
+                data_dir,
+                request_timeout: timeout,
+            },
+            signer,
+            events,
+            Box::new(move || clock()),
+        )?;
+        Ok(Arc::new(DoorClient {
+            core,
+            _live: LiveToken::new(),
+        }))
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl DoorClient {
+    /// Opens the client over its data directory; works offline from the cache. Without a
+    /// `signer`, the device key is kept in the platform credential store.
+    #[uniffi::constructor]
+    pub fn new(
+        config: ClientConfig,
+        signer: Option<Arc<dyn DeviceSigner>>,
+        listener: Option<Arc<dyn EventListener>>,
+    ) -> Result<Arc<DoorClient>, DoorError> {
+        DoorClient::with_clock(config, signer, listener, Arc::new(now))
+    }
+
+    pub fn is_signed_in(&self) -> bool {
+        self.core.is_signed_in()
+    }
+
+    /// Signs in, registers this device and fetches the doors.
+    pub async fn sign_in(&self, email: String, password: String) -> Result<Person, DoorError> {
+        Ok(self.core.sign_in(&email, &password).await?.into())
+    }
+
+    /// Signs a guest in with the token of their invite.
+    pub async fn redeem_invite(&self, invite_token: String) -> Result<Person, DoorError> {
+        Ok(self.core.redeem_invite(&invite_token).await?.into())
+    }
+
+    pub async fn sign_out(&self) -> Result<(), DoorError> {
+        Ok(self.core.sign_out().await?)
+    }
+
+    /// Fetches doors and credentials now. The cache is replaced only by a complete, verified
+    /// answer.
+    pub async fn refresh(&self) -> Result<Vec<Door>, DoorError> {
+        Ok(self
+            .core
+            .refresh()
+            .await?
+            .into_iter()
+            .map(Door::from)
+            .collect())
+    }
+
+    /// The cached doors, sorted by name, each with its state now. Works offline.
+    pub fn doors(&self) -> Result<Vec<Door>, DoorError> {
+        Ok(self.core.doors()?.into_iter().map(Door::from).collect())
+    }
+
+    pub fn door(&self, door_id: String) -> Result<Door, DoorError> {
+        Ok(self.core.door(&door_id)?.into())
+    }
+
+    /// The instant answer: may this person open this door now? No radio, no network.
+    pub fn access_now(&self, door_id: String) -> Result<AccessDecision, DoorError> {
+        Ok(self.core.door(&door_id)?.decision.into())
+    }
+
+    /// The person's doorcode for the door, where a key enables doorcodes there.
+    pub fn doorcode(&self, door_id: String) -> Result<Option<String>, DoorError> {
+        Ok(self.core.doorcode(&door_id)?)
+    }
+
+    /// Invites a guest to some of this person's shareable doors; the backend makes one key
+    /// per door for the guest.
+    pub async fn invite_guest(
+        &self,
+        door_ids: Vec<String>,
+        contact: String,
+        from: SystemTime,
+        until: SystemTime,
+    ) -> Result<GuestInvite, DoorError> {
+        let (from, until) = (to_unix(from, "from")?, to_unix(until, "until")?);
+        let invited = self
+            .core
+            .invite_guest(&door_ids, &contact, from, until)
+            .await?;
+        Ok(GuestInvite {
+            guest: invited.guest.into(),
+            invite_token: invited.invite_token,
+        })
+    }
+
+    pub async fn guests(&self) -> Result<Vec<Guest>, DoorError> {
+        Ok(self
+            .core
+            .guests()
+            .await?
+            .into_iter()
+            .map(Guest::from)
+            .collect())
+    }
+
+    pub async fn revoke_guest(&self, guest_id: String) -> Result<Guest, DoorError> {
+        Ok(self.core.revoke_guest(&guest_id).await?.into())
+    }
+}
+
+/// One credential-store entry per data directory, so two clients on one device (tests, a
+/// multi-account app) keep separate keys.
+fn account_for(dir: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(dir.to_string_lossy().as_bytes());
+    format!("data-{}", hex_prefix(&digest[..8]))
+}
+
+fn hex_prefix(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl From<DoorView> for Door {
+    fn from(v: DoorView) -> Door {
+        let schedule = v.door.schedule();
+        Door {
+            next_change: v.decision.next_change().map(from_unix),
+            access: v.decision.into(),
+            schedule: KeySchedule {
+                windows: schedule
+                    .windows
+                    .iter()
+                    .map(|w| ScheduleWindow {
+                        days: Weekday::ALL
+                            .iter()
+                            .copied()
+                            .filter(|d| w.days.contains(*d as u8))
+                            .collect(),
+                        start_minute: w.start_minute,
+                        end_minute: w.end_minute,
+                    })
+                    .collect(),
+                not_before: schedule.not_before.map(from_unix),
+                not_after: schedule.not_after.map(from_unix),
+            },
+            id: v.door.id,
+            name: v.door.name,
+            online: v.door.online,
+            keypad: v.door.keypad,
+            has_doorcode: v.door.doorcode.is_some(),
+            may_share: v.door.may_share,
+        }
+    }
+}
+
+impl From<crate::client::Person> for Person {
+    fn from(p: crate::client::Person) -> Person {
+        Person {
+            id: p.id,
+            name: p.name,
+            role: p.role,
+            property_name: p.property_name,
+        }
+    }
+}
+
+impl From<GuestJson> for Guest {
+    fn from(g: GuestJson) -> Guest {
+        Guest {
+            id: g.id,
+            contact: g.contact,
+            door_ids: g.door_ids,
+            from: from_unix(g.starts_at),
+            until: from_unix(g.ends_at),
+            redeemed: g.redeemed,
+            revoked: g.revoked,
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The offline cache in the app's data directory: an embedded SQLite database (rusqlite,
+//! bundled SQLite). Everything unlocking needs lives here, so unlock and the Out of Schedule
+//! check work in airplane mode. Every change is one transaction: a refresh that fails half
+//! way leaves the previous cache exactly as it was.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::api::wire::Tokens;
+use crate::doors::CachedDoor;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (
+    key     TEXT PRIMARY KEY,
+    value   TEXT NOT NULL
+);
+CREATE TABLE doors (
+    id          TEXT PRIMARY KEY,
+    position    INTEGER NOT NULL,
+    json        TEXT NOT NULL,
+    document    BLOB NOT NULL
+);
+"#];
+
+#[derive(Debug, thiserror::Error)]
+#[error("local store: {0}")]
+pub struct StoreError(String);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> StoreError {
+        StoreError(format!("stored JSON: {e}"))
+    }
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+/// What the cache holds about the person's doors, besides the doors themselves.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DoorsMeta {
+    pub person_id: String,
+    pub time_zone: String,
+    pub issuer_public_key: String,
+    pub issued_at: i64,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
+        let mut conn = Connection::open(dir.join("door-core.sqlite3"))?;
+        // WAL + FULL: a commit is on disk when it returns, so what was acknowledged survives
+        // the app being killed right after.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let done: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+            tx.commit()?;
+        }
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set_meta(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        let conn = self.conn();
+        match value {
+            Some(v) => conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, v],
+            )?,
+            None => conn.execute("DELETE FROM meta WHERE key = ?1", [key])?,
+        };
+        Ok(())
+    }
+
+    pub fn tokens(&self) -> Result<Option<Tokens>, StoreError> {
+        Ok(self
+            .meta("tokens")?
+            .map(|s| serde_json::from_str(&s))
+            .transpose()?)
+    }
+
+    pub fn set_tokens(&self, tokens: Option<&Tokens>) -> Result<(), StoreError> {
+        let json = tokens.map(serde_json::to_string).transpose()?;
+        self.set_meta("tokens", json.as_deref())
+    }
+
+    /// Replaces the cached doors with a fresh, verified answer from the server, atomically.
+    pub fn replace_doors(&self, meta: &DoorsMeta, doors: &[CachedDoor]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM doors", [])?;
+        for (i, d) in doors.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO doors (id, position, json, document) VALUES (?1, ?2, ?3, ?4)",
+                params![d.id, i as i64, serde_json::to_string(d)?, d.document],
+            )?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('doors', ?1)",
+            [serde_json::to_string(meta)?],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn doors(&self) -> Result<Vec<CachedDoor>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT json, document FROM doors ORDER BY position")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (json, document) = row?;
+            let mut door: CachedDoor = serde_json::from_str(&json)?;
+            door.document = document;
+            out.push(door);
+        }
+        Ok(out)
+    }
+
+    pub fn doors_meta(&self) -> Result<Option<DoorsMeta>, StoreError> {
+        Ok(self
+            .meta("doors")?
+            .map(|s| serde_json::from_str(&s))
+            .transpose()?)
+    }
+
+    /// Forgets the person: sign-out. The database file stays, empty.
+    pub fn clear(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM doors", [])?;
+        tx.execute("DELETE FROM meta", [])?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn door(id: &str) -> CachedDoor {
+        CachedDoor {
+            id: id.into(),
+            name: format!("Door {id}"),
+            online: false,
+            keypad: true,
+            lock_id: "00".repeat(16),
+            lock_public_key: vec![2; 33],
+            doorcode: Some("123456".into()),
+            may_share: true,
+            credential_id: "11".repeat(16),
+            document: vec![0xd2, 1, 2, 3],
+            document_not_before: 0,
+            document_not_after: 10,
+            windows: vec![(0x1f, 360, 1320)],
+            schedule_not_before: None,
+            schedule_not_after: Some(9),
+        }
+    }
+
+    fn meta() -> DoorsMeta {
+        DoorsMeta {
+            person_id: "p".into(),
+            time_zone: "America/New_York".into(),
+            issuer_public_key: "K".into(),
+            issued_at: 7,
+        }
+    }
+
+    #[test]
+    fn doors_survive_a_reopen_in_order_with_their_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let doors = [door("b"), door("a"), door("c")];
+        Store::open(dir.path())
+            .unwrap()
+            .replace_doors(&meta(), &doors)
+            .unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.doors().unwrap(), doors);
+        assert_eq!(store.doors_meta().unwrap(), Some(meta()));
+    }
+
+    #[test]
+    fn replace_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.replace_doors(&meta(), &[door("a")]).unwrap();
+        // A duplicate id violates the primary key half way through: nothing changes.
+        let mut other = meta();
+        other.issued_at = 8;
+        assert!(store
+            .replace_doors(&other, &[door("x"), door("y"), door("y")])
+            .is_err());
+        assert_eq!(store.doors().unwrap(), [door("a")]);
+        assert_eq!(store.doors_meta().unwrap(), Some(meta()));
+    }
+
+    #[test]
+    fn tokens_and_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t = Tokens {
+            access_token: "a".into(),
+            refresh_token: "r".into(),
+            expires_at: 1,
+            person_id: "p".into(),
+        };
+        store.set_tokens(Some(&t)).unwrap();
+        store.replace_doors(&meta(), &[door("a")]).unwrap();
+        assert_eq!(store.tokens().unwrap(), Some(t));
+        store.clear().unwrap();
+        assert_eq!(store.tokens().unwrap(), None);
+        assert_eq!(store.doors_meta().unwrap(), None);
+        assert!(store.doors().unwrap().is_empty());
+    }
+}
