@@ -1,0 +1,104 @@
+//! door-core's btleplug transport against a fake BlueZ on a private D-Bus daemon: the same
+//! code path as on a Linux desktop with a Bluetooth adapter. One fake per process, so the
+//! tests of this binary run one after another.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use door_ble_rig::{
+    CharFlag, CharacteristicConfig, FakeBluez, FakeBluezConfig, GattBackend, PeripheralConfig,
+    ServiceConfig,
+};
+use door_core::ble::btleplug::BtleplugTransport;
+use door_core::ble::{BleError, LockTarget, Transport, CHARACTERISTIC_UUID, SERVICE_UUID};
+use uuid::Uuid;
+
+const LOCK_ID: &str = "0123456789abcdef0123456789abcdef";
+
+/// Answers each write with its bytes reversed, in notifications of at most MTU - 3 bytes.
+struct Reverse {
+    mtu: Mutex<usize>,
+}
+
+impl GattBackend for Reverse {
+    fn on_write(&self, value: &[u8], _with_response: bool) -> Vec<Vec<u8>> {
+        let mut r = value.to_vec();
+        r.reverse();
+        r.repeat(3)
+            .chunks(*self.mtu.lock().unwrap() - 3)
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+
+    fn on_connect(&self, mtu: u16) {
+        *self.mtu.lock().unwrap() = mtu.into();
+    }
+}
+
+fn lock(address: &str, lock_id: &str, mtu: u16) -> PeripheralConfig {
+    let service = Uuid::parse_str(SERVICE_UUID).unwrap();
+    let backend = Arc::new(Reverse {
+        mtu: Mutex::new(23),
+    });
+    PeripheralConfig::new(address, "door lock")
+        .advertised_service(service)
+        .service_data(
+            service,
+            door_protocol::Id::from_hex(lock_id).unwrap().0.to_vec(),
+        )
+        .mtu(mtu)
+        .service(
+            ServiceConfig::new(service).characteristic(
+                CharacteristicConfig::new(Uuid::parse_str(CHARACTERISTIC_UUID).unwrap(), backend)
+                    .flags(&[
+                        CharFlag::WriteWithoutResponse,
+                        CharFlag::Write,
+                        CharFlag::Notify,
+                    ]),
+            ),
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finds_the_lock_by_its_id_among_others_and_exchanges_fragments() {
+    let other_id = "ffffffffffffffffffffffffffffffff";
+    let _bluez = FakeBluez::start(
+        FakeBluezConfig::new()
+            .peripheral(lock("C0:FF:EE:00:00:02", other_id, 247))
+            .peripheral(lock("C0:FF:EE:00:00:01", LOCK_ID, 185)),
+    )
+    .unwrap();
+    let transport = BtleplugTransport::new();
+    let mut conn = transport
+        .connect(
+            &LockTarget {
+                lock_id: LOCK_ID.into(),
+            },
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.mtu(),
+        185,
+        "the negotiated MTU of the lock we asked for"
+    );
+    conn.write(b"hello").await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 15 {
+        got.extend(conn.notification().await.unwrap());
+    }
+    assert_eq!(got, b"olleholleholleh".to_vec());
+    conn.close().await;
+
+    // A lock that is not there is NotInRange at the deadline.
+    let missing = transport
+        .connect(
+            &LockTarget {
+                lock_id: "00".repeat(16),
+            },
+            Duration::from_millis(800),
+        )
+        .await;
+    assert_eq!(missing.err(), Some(BleError::NotInRange));
+}
