@@ -495,6 +495,35 @@ impl VerifiedAccess {
         self.kid
     }
 
+    /// The checks [`verify_access`] runs after [`decode_access`]: the door
+    /// ([`AccessError::WrongDoor`]), the validity period ([`AccessError::NotYetValid`],
+    /// [`AccessError::Expired`]) and the revocation list ([`AccessError::Revoked`]), in that
+    /// order. Separate so that a lock which must name the credential in its audit record even
+    /// when refusing it decodes once.
+    pub fn check(
+        &self,
+        door_id: Id,
+        now: UnixTime,
+        revocations: &RevocationList,
+    ) -> Result<(), AccessError> {
+        let doc = &self.document;
+        if doc.grant(door_id).is_none() {
+            return Err(AccessError::WrongDoor);
+        }
+        if now < doc.not_before {
+            return Err(AccessError::NotYetValid {
+                from: doc.not_before,
+            });
+        }
+        if now >= doc.not_after {
+            return Err(AccessError::Expired { at: doc.not_after });
+        }
+        if revocations.is_revoked(doc.credential_id, now) {
+            return Err(AccessError::Revoked);
+        }
+        Ok(())
+    }
+
     /// May the holder open `door_id` at `now`, and when does that change? `None` when the
     /// document has no grant for the door.
     ///
@@ -552,20 +581,6 @@ pub fn verify_access(
     revocations: &RevocationList,
 ) -> Result<VerifiedAccess, AccessError> {
     let verified = decode_access(bytes, keys)?;
-    let doc = &verified.document;
-    if doc.grant(door_id).is_none() {
-        return Err(AccessError::WrongDoor);
-    }
-    if now < doc.not_before {
-        return Err(AccessError::NotYetValid {
-            from: doc.not_before,
-        });
-    }
-    if now >= doc.not_after {
-        return Err(AccessError::Expired { at: doc.not_after });
-    }
-    if revocations.is_revoked(doc.credential_id, now) {
-        return Err(AccessError::Revoked);
-    }
+    verified.check(door_id, now, revocations)?;
     Ok(verified)
 }

@@ -28,7 +28,7 @@ use core::fmt;
 
 use coset::{iana, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
 use p256::ecdsa::signature::{Signer, Verifier};
-use p256::ecdsa::Signature;
+use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 
 use crate::cbor::{At, Keys, Malformed, Problem, Reader};
 use crate::keys::{IssuerKey, IssuerKeys, KeyId};
@@ -91,11 +91,21 @@ fn protected_header(kid: KeyId, content_type: &str) -> HeaderBuilder {
 /// Fails only when the result would exceed [`MAX_DOCUMENT_SIZE`], so that no issuer mints a
 /// document every verifier refuses.
 pub fn sign1(key: &IssuerKey, content_type: &str, payload: Vec<u8>) -> Result<Vec<u8>, Malformed> {
+    sign1_with(key.signing_key(), key.kid(), content_type, payload)
+}
+
+/// [`sign1`] with any P-256 key, named by `kid`: locks sign their audit records this way.
+pub(crate) fn sign1_with(
+    signing: &SigningKey,
+    kid: KeyId,
+    content_type: &str,
+    payload: Vec<u8>,
+) -> Result<Vec<u8>, Malformed> {
     let sign1 = CoseSign1Builder::new()
-        .protected(protected_header(key.kid(), content_type).build())
+        .protected(protected_header(kid, content_type).build())
         .payload(payload)
         .create_signature(&[], |tbs| {
-            let sig: Signature = key.signing_key().sign(tbs);
+            let sig: Signature = signing.sign(tbs);
             // Low-S form, so that the whole frame, signature included, has one encoding.
             sig.normalize_s().unwrap_or(sig).to_bytes().to_vec()
         })
@@ -184,6 +194,15 @@ fn read_protected(bytes: &[u8], content_type: &str) -> Result<KeyId, Malformed> 
     Ok(kid)
 }
 
+/// The payload of a well-formed frame, its signature unchecked: for a holder reading its own
+/// cached document (the phone finding its device key), never for a verifier.
+pub(crate) fn payload_unverified<'a>(
+    bytes: &'a [u8],
+    content_type: &str,
+) -> Result<&'a [u8], Malformed> {
+    read_frame(bytes, content_type).map(|f| f.payload)
+}
+
 /// Checks the frame, looks up the issuer key and verifies the signature; returns the
 /// authenticated payload bytes.
 ///
@@ -194,10 +213,20 @@ pub fn open1<'a>(
     content_type: &str,
     keys: &IssuerKeys,
 ) -> Result<Opened<'a>, OpenError> {
+    open1_with(bytes, content_type, |kid| {
+        keys.get(kid).map(|k| *k.verifying_key())
+    })
+}
+
+/// [`open1`] with the verifying key found by `lookup` (`None`: [`OpenError::UnknownIssuerKey`]);
+/// audit records are checked against the one lock key this way.
+pub(crate) fn open1_with<'a>(
+    bytes: &'a [u8],
+    content_type: &str,
+    lookup: impl FnOnce(KeyId) -> Option<VerifyingKey>,
+) -> Result<Opened<'a>, OpenError> {
     let frame = read_frame(bytes, content_type)?;
-    let key = keys
-        .get(frame.kid)
-        .ok_or(OpenError::UnknownIssuerKey { kid: frame.kid })?;
+    let key = lookup(frame.kid).ok_or(OpenError::UnknownIssuerKey { kid: frame.kid })?;
     // r or s of zero or not below the group order cannot be a valid signature.
     let signature = Signature::from_slice(&frame.signature).map_err(|_| OpenError::BadSignature)?;
     // (r, n - s) verifies whenever (r, s) does; accepting only the low-S twin keeps one byte
@@ -218,8 +247,7 @@ pub fn open1<'a>(
         &[],
         frame.payload,
     );
-    key.verifying_key()
-        .verify(&tbs, &signature)
+    key.verify(&tbs, &signature)
         .map_err(|_| OpenError::BadSignature)?;
     Ok(Opened {
         kid: frame.kid,

@@ -1,6 +1,7 @@
 //! Issuer keys: the property's P-256 signing key (held by the server), its public half, the
 //! 8-byte key id that names it inside COSE headers, and the set of public keys a verifier
-//! trusts.
+//! trusts. Also each lock's static key: it anchors BLE unlock sessions (ECDH) and signs the
+//! lock's audit records.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -136,6 +137,94 @@ impl IssuerPublicKey {
         sec1_compressed(&self.key)
     }
 
+    pub fn kid(&self) -> KeyId {
+        self.kid
+    }
+
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.key
+    }
+}
+
+/// A lock's static P-256 key. One key serves both the unlock sessions' ECDH (so a phone that
+/// completes a session knows it spoke to the holder of this key) and the ES256 signatures on
+/// the lock's audit records. The scalar is zeroized on drop (p256's `SigningKey` does that).
+#[derive(Clone)]
+pub struct LockKey {
+    signing: SigningKey,
+    public: LockPublicKey,
+}
+
+impl LockKey {
+    /// Draws a fresh key from `rng`.
+    pub fn generate(rng: &mut impl CryptoRngCore) -> LockKey {
+        LockKey::from_signing(SigningKey::random(rng))
+    }
+
+    /// The key from its 32-byte big-endian scalar.
+    pub fn from_bytes(scalar: &[u8; 32]) -> Result<LockKey, KeyError> {
+        SigningKey::from_bytes(scalar.into())
+            .map(LockKey::from_signing)
+            .map_err(|_| KeyError::InvalidScalar)
+    }
+
+    /// The 32-byte big-endian scalar, for the lock's key store; wiped when dropped.
+    pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.signing.to_bytes().into())
+    }
+
+    fn from_signing(signing: SigningKey) -> LockKey {
+        let public = LockPublicKey::new(*signing.verifying_key());
+        LockKey { signing, public }
+    }
+
+    pub fn public(&self) -> &LockPublicKey {
+        &self.public
+    }
+
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.signing
+    }
+}
+
+impl fmt::Debug for LockKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the scalar.
+        write!(f, "LockKey({})", self.public.kid)
+    }
+}
+
+/// A lock's public key, as phones cache it and the server verifies audit records with it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct LockPublicKey {
+    key: VerifyingKey,
+    compressed: [u8; 33],
+    kid: KeyId,
+}
+
+impl LockPublicKey {
+    fn new(key: VerifyingKey) -> LockPublicKey {
+        let compressed = sec1_compressed(&key);
+        LockPublicKey {
+            key,
+            compressed,
+            kid: kid_of(&compressed),
+        }
+    }
+
+    /// From a SEC1 encoding (compressed, 33 bytes, or uncompressed, 65 bytes).
+    pub fn from_sec1(bytes: &[u8]) -> Result<LockPublicKey, KeyError> {
+        VerifyingKey::from_sec1_bytes(bytes)
+            .map(LockPublicKey::new)
+            .map_err(|_| KeyError::InvalidPoint)
+    }
+
+    /// The 33-byte SEC1 compressed encoding: what the unlock key schedule and transcript bind.
+    pub fn to_sec1_compressed(&self) -> [u8; 33] {
+        self.compressed
+    }
+
+    /// Names the key in audit records' COSE headers, computed as for issuer keys.
     pub fn kid(&self) -> KeyId {
         self.kid
     }
@@ -286,6 +375,20 @@ mod tests {
         assert!(set.remove(a.kid()));
         assert!(!set.remove(a.kid()));
         assert_eq!(set.get(a.kid()), None);
+    }
+
+    #[test]
+    fn lock_keys_round_trip_and_name_themselves_like_issuer_keys() {
+        let key = LockKey::from_bytes(&[3u8; 32]).unwrap();
+        assert_eq!(*key.to_bytes(), [3u8; 32]);
+        let public = LockPublicKey::from_sec1(&key.public().to_sec1_compressed()).unwrap();
+        assert_eq!(public, *key.public());
+        let issuer = IssuerKey::from_bytes(&[3u8; 32]).unwrap();
+        assert_eq!(public.kid(), issuer.kid());
+        assert_eq!(
+            alloc::format!("{key:?}"),
+            alloc::format!("LockKey({})", key.public().kid())
+        );
     }
 
     #[test]

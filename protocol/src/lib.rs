@@ -10,6 +10,7 @@
 extern crate alloc;
 
 pub mod access;
+pub mod audit;
 pub mod cbor;
 pub mod civil;
 pub mod cose;
@@ -17,19 +18,27 @@ pub mod ids;
 pub mod keys;
 pub mod revocation;
 pub mod schedule;
+pub mod unlock;
+pub mod wire;
 pub mod zone;
 
 pub use access::{
     decode_access, verify_access, AccessDocument, AccessError, DoorGrant, VerifiedAccess,
 };
+pub use audit::{verify_audit, AuditError, AuditEvent, AuditRecord};
 pub use cbor::{Malformed, Problem};
 pub use ids::Id;
-pub use keys::{IssuerKey, IssuerKeys, IssuerPublicKey, KeyError, KeyId};
+pub use keys::{IssuerKey, IssuerKeys, IssuerPublicKey, KeyError, KeyId, LockKey, LockPublicKey};
 pub use revocation::{
     verify_revocation, RevocationDocument, RevocationEntry, RevocationError, RevocationList,
     RevocationMode, VerifiedRevocation,
 };
 pub use schedule::{evaluate, Decision, Schedule, ScheduleError, Weekdays, Window};
+pub use unlock::{
+    DenyReason, LockConfig, LockReply, LockSession, LockState, PhoneError, PreparedUnlock,
+    UnlockOutcome, UnlockPreparation, UnlockResult, UnlockTarget,
+};
+pub use wire::{ErrorCode, Message, Reassembler, WireError};
 pub use zone::{LocalTime, Transition, ZoneError, ZoneRules};
 
 /// Seconds since 1970-01-01T00:00:00Z. Signed so that arithmetic around the epoch is plain.

@@ -7,7 +7,8 @@ use common::*;
 use door_protocol::access::ACCESS_CONTENT_TYPE;
 use door_protocol::revocation::REVOCATION_CONTENT_TYPE;
 use door_protocol::{
-    cose, decode_access, verify_revocation, AccessDocument, IssuerPublicKey, RevocationDocument,
+    cose, decode_access, verify_audit, verify_revocation, AccessDocument, AuditEvent, AuditRecord,
+    DenyReason, IssuerPublicKey, LockKey, RevocationDocument,
 };
 use proptest::prelude::*;
 use std::sync::LazyLock;
@@ -19,6 +20,18 @@ static REVOCATION: LazyLock<Vec<u8>> =
 static ACCESS_PAYLOAD: LazyLock<Vec<u8>> = LazyLock::new(|| sample_access().to_cbor().unwrap());
 static REVOCATION_PAYLOAD: LazyLock<Vec<u8>> =
     LazyLock::new(|| sample_revocation().to_cbor().unwrap());
+static LOCK: LazyLock<LockKey> = LazyLock::new(|| LockKey::from_bytes(&LOCK_SCALAR).unwrap());
+static AUDIT_RECORD: AuditRecord = AuditRecord {
+    seq: 41,
+    at: MONDAY_0800_NY,
+    event: AuditEvent::UnlockDenied {
+        credential_id: Some(CREDENTIAL),
+        reason: DenyReason::OutOfSchedule {
+            next_allowed: Some(MONDAY_0800_NY + 3600),
+        },
+    },
+};
+static AUDIT: LazyLock<Vec<u8>> = LazyLock::new(|| AUDIT_RECORD.sign(&LOCK));
 
 /// One edit to a byte string.
 #[derive(Clone, Debug)]
@@ -72,6 +85,10 @@ proptest! {
         prop_assert!(cose::open1(&bytes, ACCESS_CONTENT_TYPE, &keys).is_err());
         prop_assert!(AccessDocument::from_cbor(&bytes).is_err());
         prop_assert!(RevocationDocument::from_cbor(&bytes).is_err());
+        prop_assert!(verify_audit(&bytes, LOCK.public()).is_err());
+        if let Ok(record) = AuditRecord::from_cbor(&bytes) {
+            prop_assert_eq!(record.to_cbor(), bytes.clone());
+        }
         let _ = IssuerPublicKey::from_sec1(&bytes);
     }
 
@@ -83,6 +100,8 @@ proptest! {
         // A mutation can be a no-op (setting a byte to its own value).
         prop_assert_eq!(decode_access(&a, &keys).is_ok(), a == *ACCESS);
         prop_assert_eq!(verify_revocation(&r, &keys).is_ok(), r == *REVOCATION);
+        let l = mutate(&AUDIT, &edits);
+        prop_assert_eq!(verify_audit(&l, LOCK.public()).is_ok(), l == *AUDIT);
     }
 
     #[test]
@@ -96,6 +115,10 @@ proptest! {
         let m = mutate(&REVOCATION_PAYLOAD, &edits);
         if let Ok(doc) = RevocationDocument::from_cbor(&m) {
             prop_assert_eq!(doc.to_cbor().unwrap(), m);
+        }
+        let m = mutate(&AUDIT_RECORD.to_cbor(), &edits);
+        if let Ok(record) = AuditRecord::from_cbor(&m) {
+            prop_assert_eq!(record.to_cbor(), m);
         }
     }
 

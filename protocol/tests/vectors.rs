@@ -1,16 +1,26 @@
 //! The "Test vectors" section of docs/PROTOCOL.md: regenerated from fixed keys and compared
-//! byte for byte (`UPDATE_VECTORS=1` rewrites it), then checked with coset and p256 alone.
+//! byte for byte (`UPDATE_VECTORS=1` rewrites it), then checked with coset and p256 alone; the
+//! unlock exchange is re-derived with p256, hkdf and aes-gcm from the specification.
 
 mod common;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::Aes256Gcm;
 use ciborium::Value;
 use common::*;
 use coset::{iana, CborSerializable, TaggedCborSerializable};
-use door_protocol::{decode_access, verify_revocation, IssuerKey};
+use door_protocol::wire::MAX_ATT_MTU;
+use door_protocol::{
+    decode_access, verify_revocation, IssuerKey, LockConfig, LockKey, LockSession, LockState,
+    UnlockPreparation, UnlockTarget,
+};
+use hkdf::Hkdf;
+use p256::ecdsa::signature::Signer;
 use p256::ecdsa::signature::Verifier;
+use p256::elliptic_curve::sec1::ToEncodedPoint;
 use sha2::{Digest, Sha256};
 
 const BEGIN: &str = "<!-- vectors:begin -->\n";
@@ -152,7 +162,244 @@ fn render() -> String {
         &revocation.to_cbor().unwrap(),
         &revocation.sign(&issuer).unwrap(),
     );
+    out.push_str("### BLE unlock\n\n");
+    out.push_str(
+        "Lock `10…10` of the lobby with the static key from the scalar 0x41, 0x42, …, 0x60. \
+         The phone presents the access document above at 2026-06-15T12:00Z (t = 1781524800, \
+         Monday 08:00 in New York) with the ephemeral scalar 0x61, 0x62, …, 0x80 and an \
+         RFC 6979 device signature; the lock's clock reads the same, it draws the response \
+         nonce `0e…0e` and grants (nothing revoked, no audit record pending before).\n\n",
+    );
+    let x = unlock_exchange();
+    hex_block(&mut out, "Lock private scalar", &LOCK_SCALAR);
+    hex_block(&mut out, "Lock public key, SEC1 compressed", &x.lock_public);
+    hex_block(
+        &mut out,
+        "Ephemeral public key E, SEC1 compressed",
+        &x.ephemeral,
+    );
+    hex_block(&mut out, "Z, the ECDH x-coordinate", &x.z);
+    hex_block(&mut out, "request_key", &x.request_key);
+    hex_block(&mut out, "response_key", &x.response_key);
+    hex_block(&mut out, "Transcript", &x.transcript);
+    hex_block(&mut out, "Device signature, r || s", &x.signature);
+    diagnostic_block(
+        &mut out,
+        "Request payload, diagnostic notation (document elided)",
+        &elide_document(&x.request_payload),
+    );
+    hex_block(&mut out, "Request payload", &x.request_payload);
+    hex_block(
+        &mut out,
+        "Request message (type, length, body)",
+        &x.request_message,
+    );
+    diagnostic_block(
+        &mut out,
+        "Response payload, diagnostic notation",
+        &x.response_payload,
+    );
+    hex_block(&mut out, "Response payload", &x.response_payload);
+    hex_block(
+        &mut out,
+        "Response message (type, length, body)",
+        &x.response_message,
+    );
     out
+}
+
+/// The request payload with its document replaced by a short stand-in, for a readable
+/// diagnostic rendering (the hex that follows has it whole).
+fn elide_document(payload: &[u8]) -> Vec<u8> {
+    let mut value: Value = ciborium::de::from_reader(payload).unwrap();
+    if let Value::Map(entries) = &mut value {
+        entries[0].1 = Value::Text("<the access document above, 308 bytes>".into());
+    }
+    let mut out = Vec::new();
+    ciborium::ser::into_writer(&value, &mut out).unwrap();
+    out
+}
+
+/// One unlock with the fixed inputs, run through door-protocol, and the intermediate values
+/// re-derived independently from the specification (docs/PROTOCOL.md, "BLE unlock").
+struct Exchange {
+    lock_public: Vec<u8>,
+    ephemeral: Vec<u8>,
+    z: Vec<u8>,
+    request_key: [u8; 32],
+    response_key: [u8; 32],
+    transcript: Vec<u8>,
+    signature: Vec<u8>,
+    request_payload: Vec<u8>,
+    request_message: Vec<u8>,
+    response_payload: Vec<u8>,
+    response_message: Vec<u8>,
+}
+
+fn unlock_exchange() -> Exchange {
+    let config = LockConfig::new(
+        LOCK_ID,
+        LOBBY,
+        LockKey::from_bytes(&LOCK_SCALAR).unwrap(),
+        issuer_keys(),
+    );
+    let document = sample_access().sign(&issuer()).unwrap();
+    let target = UnlockTarget {
+        lock_id: LOCK_ID,
+        lock_key: *config.key.public(),
+        access_document: document.clone(),
+    };
+    let mut phone_rng = FixedRng(EPHEMERAL_SCALAR.to_vec());
+    let (prep, transcript) =
+        UnlockPreparation::new(target, MONDAY_0800_NY, &mut phone_rng).unwrap();
+    let device = p256::ecdsa::SigningKey::from_bytes(&DEVICE_SCALAR.into()).unwrap();
+    let signature: p256::ecdsa::Signature = device.sign(&transcript);
+    let signature = signature
+        .normalize_s()
+        .unwrap_or(signature)
+        .to_bytes()
+        .to_vec();
+    let mut phone = prep.signed(&signature).unwrap();
+    // At the largest MTU the whole request is one chunk: the message follows its header byte.
+    let chunks = phone.request_fragments(MAX_ATT_MTU);
+    assert_eq!(chunks.len(), 1);
+    let request_message = chunks[0][1..].to_vec();
+    let reply = LockSession::new()
+        .on_fragment(
+            &config,
+            &mut LockState::default(),
+            &chunks[0],
+            MONDAY_0800_NY,
+            &mut FixedRng(RESPONSE_NONCE.to_vec()),
+        )
+        .unwrap();
+    let response_chunks = reply.message.fragments(MAX_ATT_MTU);
+    let response_message = response_chunks[0][1..].to_vec();
+    assert!(phone
+        .on_fragment(&response_chunks[0])
+        .unwrap()
+        .unwrap()
+        .result
+        .is_granted());
+
+    // The specification, with generic crates.
+    let lock_secret = p256::SecretKey::from_bytes(&LOCK_SCALAR.into()).unwrap();
+    let lock_public = lock_secret
+        .public_key()
+        .to_encoded_point(true)
+        .as_bytes()
+        .to_vec();
+    let e_secret = p256::SecretKey::from_bytes(&EPHEMERAL_SCALAR.into()).unwrap();
+    let ephemeral = e_secret
+        .public_key()
+        .to_encoded_point(true)
+        .as_bytes()
+        .to_vec();
+    let z = p256::ecdh::diffie_hellman(
+        e_secret.to_nonzero_scalar(),
+        lock_secret.public_key().as_affine(),
+    )
+    .raw_secret_bytes()
+    .to_vec();
+    let info = [&LOCK_ID.0[..], &ephemeral, &lock_public].concat();
+    let hk = Hkdf::<Sha256>::new(Some(b"door-unlock/v1"), &z);
+    let (mut request_key, mut response_key) = ([0u8; 32], [0u8; 32]);
+    hk.expand(&[&info[..], b"request"].concat(), &mut request_key)
+        .unwrap();
+    hk.expand(&[&info[..], b"response"].concat(), &mut response_key)
+        .unwrap();
+    let expected_transcript = [
+        &b"door-unlock/v1\0"[..],
+        &LOCK_ID.0,
+        &ephemeral,
+        &lock_public,
+        &MONDAY_0800_NY.to_be_bytes(),
+        &Sha256::digest(&document),
+    ]
+    .concat();
+    assert_eq!(transcript, expected_transcript);
+
+    // Request: type 0x01, length, then version || lock_id || E || ciphertext.
+    assert_eq!(request_message[0], 0x01);
+    let body = &request_message[3..];
+    assert_eq!(
+        usize::from(u16::from_be_bytes([request_message[1], request_message[2]])),
+        body.len()
+    );
+    assert_eq!(body[0], 1);
+    assert_eq!(&body[1..17], &LOCK_ID.0);
+    assert_eq!(&body[17..50], &ephemeral[..]);
+    let request_payload = Aes256Gcm::new(&request_key.into())
+        .decrypt(
+            &[0u8; 12].into(),
+            Payload {
+                msg: &body[50..],
+                aad: &[&[0x01], &body[..50]].concat(),
+            },
+        )
+        .unwrap();
+    // Response: type 0x81, length, then version || nonce || ciphertext.
+    assert_eq!(response_message[0], 0x81);
+    let body = &response_message[3..];
+    assert_eq!(body[0], 1);
+    assert_eq!(&body[1..13], &RESPONSE_NONCE);
+    let response_payload = Aes256Gcm::new(&response_key.into())
+        .decrypt(
+            body[1..13].into(),
+            Payload {
+                msg: &body[13..],
+                aad: &[0x81, 0x01],
+            },
+        )
+        .unwrap();
+    Exchange {
+        lock_public,
+        ephemeral,
+        z,
+        request_key,
+        response_key,
+        transcript,
+        signature,
+        request_payload,
+        request_message,
+        response_payload,
+        response_message,
+    }
+}
+
+#[test]
+fn the_unlock_exchange_follows_the_specification() {
+    let x = unlock_exchange();
+    // The request payload carries the document, the time and the signature, which verifies
+    // over the transcript under the document's device key.
+    let value: Value = ciborium::de::from_reader(x.request_payload.as_slice()).unwrap();
+    let Value::Map(entries) = value else {
+        panic!("request payload is a map")
+    };
+    assert_eq!(
+        entries[0].1,
+        Value::Bytes(sample_access().sign(&issuer()).unwrap())
+    );
+    assert_eq!(entries[1].1, Value::Integer(MONDAY_0800_NY.into()));
+    assert_eq!(entries[2].1, Value::Bytes(x.signature.clone()));
+    let device = p256::ecdsa::VerifyingKey::from_sec1_bytes(&device_key()).unwrap();
+    device
+        .verify(
+            &x.transcript,
+            &p256::ecdsa::Signature::from_slice(&x.signature).unwrap(),
+        )
+        .unwrap();
+    // Granted, at the lock's clock, sync iteration 0, one record pending.
+    let value: Value = ciborium::de::from_reader(x.response_payload.as_slice()).unwrap();
+    assert_eq!(
+        value,
+        Value::Map(vec![
+            (0.into(), 0.into()),
+            (2.into(), MONDAY_0800_NY.into()),
+            (3.into(), 0.into()),
+            (4.into(), 1.into()),
+        ])
+    );
 }
 
 fn committed() -> (String, usize, usize) {

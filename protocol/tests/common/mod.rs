@@ -137,3 +137,48 @@ pub fn sample_revocation() -> RevocationDocument {
         issued_at: ISSUED_AT + 86_400,
     }
 }
+
+/// Fills 32 bytes from `first`, counting up: the vectors' fixed scalars.
+const fn counting(first: u8) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        s[i] = first + i as u8;
+        i += 1;
+    }
+    s
+}
+
+/// The unlock vectors' lock: static key scalar 0x41 ... 0x60, lock id `10…10`.
+pub const LOCK_SCALAR: [u8; 32] = counting(0x41);
+pub const LOCK_ID: Id = Id([0x10; 16]);
+/// The phone's ephemeral scalar in the unlock vectors: 0x61 ... 0x80.
+pub const EPHEMERAL_SCALAR: [u8; 32] = counting(0x61);
+/// The lock's response nonce in the unlock vectors.
+pub const RESPONSE_NONCE: [u8; 12] = [0x0e; 12];
+
+/// A "random" source that hands out fixed bytes, so the unlock vectors are reproducible: p256
+/// draws a scalar as 32 bytes from one `fill_bytes` call, the lock its nonce as 12.
+pub struct FixedRng(pub Vec<u8>);
+
+impl rand_core::RngCore for FixedRng {
+    fn next_u32(&mut self) -> u32 {
+        rand_core::impls::next_u32_via_fill(self)
+    }
+    fn next_u64(&mut self) -> u64 {
+        rand_core::impls::next_u64_via_fill(self)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        assert!(self.0.len() >= dest.len(), "fixed randomness exhausted");
+        let rest = self.0.split_off(dest.len());
+        dest.copy_from_slice(&self.0);
+        self.0 = rest;
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+// Only for reproducible test vectors: the bytes are public.
+impl rand_core::CryptoRng for FixedRng {}

@@ -1,0 +1,340 @@
+//! Audit records: what a lock decided, signed by the lock's own key so that the phones that
+//! carry them to the server can neither forge nor alter them (as Tedee's lock-signed activity
+//! logs). Same COSE_Sign1 profile as the issuer's documents, with the lock key's kid and
+//! content type `application/door-audit+cbor`.
+//!
+//! ```text
+//! audit-record = {
+//!   0 => 1,                     ; version
+//!   1 => uint,                  ; seq: the lock's counter, +1 per record
+//!   2 => unix-time,             ; at: the lock's clock
+//!   3 => event,
+//! }
+//! event = [0, credential_id: id, door_id: id]                  ; unlock granted
+//!       / [1, credential_id: id / null, result: 1..9, next_allowed: unix-time / null]
+//!                                                              ; unlock denied
+//! ```
+//!
+//! Event kinds 2 and up are reserved for later events (doorcode entries, applied sync data).
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::cbor::{At, Keys, Malformed, Problem, Reader, Writer};
+use crate::cose::{self, OpenError};
+use crate::ids::Id;
+use crate::keys::{KeyId, LockKey, LockPublicKey};
+use crate::unlock::codec::{result_code, result_from_code};
+use crate::unlock::{DenyReason, UnlockResult};
+use crate::UnixTime;
+
+/// COSE content type of audit records (protected header label 3).
+pub const AUDIT_CONTENT_TYPE: &str = "application/door-audit+cbor";
+/// The payload version this implementation reads and writes.
+pub const AUDIT_VERSION: u64 = 1;
+
+const EVENT_UNLOCK_GRANTED: u64 = 0;
+const EVENT_UNLOCK_DENIED: u64 = 1;
+
+/// Something a lock records.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum AuditEvent {
+    UnlockGranted {
+        credential_id: Id,
+        door_id: Id,
+    },
+    /// `credential_id` is `None` when the lock refused before it could trust the document
+    /// that names it (a bad document, an untrusted clock, a replay).
+    UnlockDenied {
+        credential_id: Option<Id>,
+        reason: DenyReason,
+    },
+}
+
+/// One record of a lock's audit log.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct AuditRecord {
+    /// Grows by one per record, so the server sees gaps.
+    pub seq: u64,
+    /// The lock's clock when it happened.
+    pub at: UnixTime,
+    pub event: AuditEvent,
+}
+
+/// Why an audit record was refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AuditError {
+    /// The signature does not verify under the lock's key.
+    BadSignature,
+    /// The record names another key than the lock's.
+    WrongKey {
+        kid: KeyId,
+    },
+    Malformed(Malformed),
+}
+
+impl From<OpenError> for AuditError {
+    fn from(e: OpenError) -> AuditError {
+        match e {
+            OpenError::BadSignature => AuditError::BadSignature,
+            OpenError::UnknownIssuerKey { kid } => AuditError::WrongKey { kid },
+            OpenError::Malformed(m) => AuditError::Malformed(m),
+        }
+    }
+}
+
+impl fmt::Display for AuditError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuditError::BadSignature => f.write_str("audit record signature does not verify"),
+            AuditError::WrongKey { kid } => write!(f, "audit record signed by another key {kid}"),
+            AuditError::Malformed(m) => write!(f, "malformed audit record: {m}"),
+        }
+    }
+}
+
+impl core::error::Error for AuditError {}
+
+mod key {
+    pub const VERSION: u64 = 0;
+    pub const SEQ: u64 = 1;
+    pub const AT: u64 = 2;
+    pub const EVENT: u64 = 3;
+}
+
+impl AuditRecord {
+    /// The deterministic CBOR payload.
+    pub fn to_cbor(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.map(4);
+        w.uint(key::VERSION);
+        w.uint(AUDIT_VERSION);
+        w.uint(key::SEQ);
+        w.uint(self.seq);
+        w.uint(key::AT);
+        w.int(self.at);
+        w.uint(key::EVENT);
+        match self.event {
+            AuditEvent::UnlockGranted {
+                credential_id,
+                door_id,
+            } => {
+                w.array(3);
+                w.uint(EVENT_UNLOCK_GRANTED);
+                w.bytes(&credential_id.0);
+                w.bytes(&door_id.0);
+            }
+            AuditEvent::UnlockDenied {
+                credential_id,
+                reason,
+            } => {
+                w.array(4);
+                w.uint(EVENT_UNLOCK_DENIED);
+                match credential_id {
+                    Some(id) => w.bytes(&id.0),
+                    None => w.null(),
+                }
+                let (code, next_allowed) = result_code(&UnlockResult::Denied(reason));
+                w.uint(code);
+                match next_allowed {
+                    Some(t) => w.int(t),
+                    None => w.null(),
+                }
+            }
+        }
+        w.into_vec()
+    }
+
+    /// Parses a payload: deterministic CBOR only, every key and event kind known.
+    pub fn from_cbor(bytes: &[u8]) -> Result<AuditRecord, Malformed> {
+        let mut r = Reader::new(bytes);
+        let n = r.map().at("payload")?;
+        let mut keys = Keys::new();
+        let mut record = AuditRecord {
+            seq: 0,
+            at: 0,
+            event: AuditEvent::UnlockDenied {
+                credential_id: None,
+                reason: DenyReason::BadCredential,
+            },
+        };
+        for _ in 0..n {
+            match keys.next(&mut r).at("payload")? {
+                key::VERSION => {
+                    if r.uint().at("version")? != AUDIT_VERSION {
+                        return Err(Malformed::new("version", Problem::Unsupported));
+                    }
+                }
+                key::SEQ => record.seq = r.uint().at("seq")?,
+                key::AT => record.at = r.int().at("at")?,
+                key::EVENT => record.event = decode_event(&mut r)?,
+                key => return Err(Malformed::new("payload", Problem::UnknownKey { key })),
+            }
+        }
+        keys.require(&[key::VERSION, key::SEQ, key::AT, key::EVENT])
+            .at("payload")?;
+        r.finish().at("payload")?;
+        Ok(record)
+    }
+
+    /// Signs the record with the lock's key: the tagged COSE_Sign1 bytes.
+    pub fn sign(&self, key: &LockKey) -> Vec<u8> {
+        cose::sign1_with(
+            key.signing_key(),
+            key.public().kid(),
+            AUDIT_CONTENT_TYPE,
+            self.to_cbor(),
+        )
+        // A record is under 100 bytes, far below the document cap.
+        .expect("an audit record fits the document size cap")
+    }
+}
+
+fn decode_event(r: &mut Reader<'_>) -> Result<AuditEvent, Malformed> {
+    let n = r.array(4).at("event")?;
+    let kind = if n > 0 { r.uint().at("event.kind")? } else { 0 };
+    match (kind, n) {
+        (EVENT_UNLOCK_GRANTED, 3) => Ok(AuditEvent::UnlockGranted {
+            credential_id: Id(r.bytes_fixed().at("event.credential_id")?),
+            door_id: Id(r.bytes_fixed().at("event.door_id")?),
+        }),
+        (EVENT_UNLOCK_DENIED, 4) => {
+            let credential_id = if r.null().at("event.credential_id")? {
+                None
+            } else {
+                Some(Id(r.bytes_fixed().at("event.credential_id")?))
+            };
+            let code = r.uint().at("event.result")?;
+            let next_allowed = if r.null().at("event.next_allowed")? {
+                None
+            } else {
+                Some(r.int().at("event.next_allowed")?)
+            };
+            match result_from_code(code, next_allowed).at("event.result")? {
+                UnlockResult::Denied(reason) => Ok(AuditEvent::UnlockDenied {
+                    credential_id,
+                    reason,
+                }),
+                UnlockResult::Granted => Err(Malformed::new("event.result", Problem::OutOfRange)),
+            }
+        }
+        (EVENT_UNLOCK_GRANTED | EVENT_UNLOCK_DENIED, _) => {
+            Err(Malformed::new("event", Problem::WrongType))
+        }
+        _ => Err(Malformed::new("event.kind", Problem::Unsupported)),
+    }
+}
+
+/// Checks an audit record against the lock's public key: frame, kid (must be the lock key's),
+/// signature, then payload.
+pub fn verify_audit(bytes: &[u8], lock_key: &LockPublicKey) -> Result<AuditRecord, AuditError> {
+    let opened = cose::open1_with(bytes, AUDIT_CONTENT_TYPE, |kid| {
+        (kid == lock_key.kid()).then_some(*lock_key.verifying_key())
+    })?;
+    AuditRecord::from_cbor(opened.payload).map_err(AuditError::Malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> LockKey {
+        LockKey::from_bytes(&[0x42; 32]).unwrap()
+    }
+
+    fn records() -> Vec<AuditRecord> {
+        alloc::vec![
+            AuditRecord {
+                seq: 0,
+                at: 1_781_524_800,
+                event: AuditEvent::UnlockGranted {
+                    credential_id: Id([1; 16]),
+                    door_id: Id([2; 16]),
+                },
+            },
+            AuditRecord {
+                seq: 1,
+                at: -1,
+                event: AuditEvent::UnlockDenied {
+                    credential_id: None,
+                    reason: DenyReason::Replayed,
+                },
+            },
+            AuditRecord {
+                seq: u64::MAX,
+                at: 5,
+                event: AuditEvent::UnlockDenied {
+                    credential_id: Some(Id([3; 16])),
+                    reason: DenyReason::OutOfSchedule {
+                        next_allowed: Some(99),
+                    },
+                },
+            },
+        ]
+    }
+
+    #[test]
+    fn sign_then_verify_round_trips() {
+        let k = key();
+        for record in records() {
+            let signed = record.sign(&k);
+            assert_eq!(verify_audit(&signed, k.public()), Ok(record));
+        }
+    }
+
+    #[test]
+    fn another_lock_key_is_refused_and_tampering_detected() {
+        let signed = records()[0].sign(&key());
+        let other = LockKey::from_bytes(&[0x43; 32]).unwrap();
+        assert_eq!(
+            verify_audit(&signed, other.public()),
+            Err(AuditError::WrongKey {
+                kid: key().public().kid()
+            })
+        );
+        for i in 0..signed.len() {
+            let mut t = signed.clone();
+            t[i] ^= 1;
+            assert!(verify_audit(&t, key().public()).is_err(), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn coset_reads_the_frame() {
+        use coset::TaggedCborSerializable;
+        let signed = records()[2].sign(&key());
+        let parsed = coset::CoseSign1::from_tagged_slice(&signed).unwrap();
+        assert_eq!(
+            parsed.protected.header.content_type,
+            Some(coset::ContentType::Text(AUDIT_CONTENT_TYPE.into()))
+        );
+        assert_eq!(
+            parsed.protected.header.key_id,
+            key().public().kid().0.to_vec()
+        );
+    }
+
+    #[test]
+    fn strict_payloads() {
+        let good = records()[1].to_cbor();
+        assert_eq!(AuditRecord::from_cbor(&good), Ok(records()[1]));
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(AuditRecord::from_cbor(&trailing).is_err());
+        // A denied event claiming "granted", and next_allowed with a reason other than
+        // out-of-schedule, are refused.
+        let mut w = Writer::new();
+        w.map(4);
+        for (k, v) in [(0u64, 1u64), (1, 0), (2, 0)] {
+            w.uint(k);
+            w.uint(v);
+        }
+        w.uint(3);
+        w.array(4);
+        w.uint(EVENT_UNLOCK_DENIED);
+        w.null();
+        w.uint(2);
+        w.int(7);
+        assert!(AuditRecord::from_cbor(&w.into_vec()).is_err());
+    }
+}

@@ -1,0 +1,279 @@
+//! Byte layouts of the unlock request and response (docs/PROTOCOL.md, "BLE unlock").
+//!
+//! ```text
+//! request body  = version (1) || lock_id (16) || E (33) || AES-GCM(request key, payload)
+//!                 AAD = message type || version || lock_id || E
+//! response body = version (1) || nonce (12) || AES-GCM(response key, nonce, payload)
+//!                 AAD = message type || version
+//! ```
+
+use alloc::vec::Vec;
+
+use crate::cbor::{At, Keys, Malformed, Problem, Reader, Writer};
+use crate::cose::MAX_DOCUMENT_SIZE;
+use crate::ids::Id;
+use crate::unlock::keys::{NONCE_LEN, TAG_LEN};
+use crate::unlock::{DenyReason, UnlockOutcome, UnlockResult, UNLOCK_VERSION};
+use crate::wire::kind;
+use crate::UnixTime;
+
+/// Bytes of the request's clear header: version, lock id, ephemeral key.
+pub(crate) const REQUEST_HEADER_LEN: usize = 1 + 16 + 33;
+
+/// The request's clear header and the AAD that binds it to the ciphertext.
+pub(crate) struct RequestHeader {
+    pub(crate) lock_id: Id,
+    pub(crate) ephemeral: [u8; 33],
+}
+
+impl RequestHeader {
+    pub(crate) fn encode(&self) -> [u8; REQUEST_HEADER_LEN] {
+        let mut h = [0u8; REQUEST_HEADER_LEN];
+        h[0] = UNLOCK_VERSION;
+        h[1..17].copy_from_slice(&self.lock_id.0);
+        h[17..].copy_from_slice(&self.ephemeral);
+        h
+    }
+
+    /// The message type followed by the encoded header.
+    pub(crate) fn aad(header: &[u8; REQUEST_HEADER_LEN]) -> [u8; 1 + REQUEST_HEADER_LEN] {
+        let mut aad = [0u8; 1 + REQUEST_HEADER_LEN];
+        aad[0] = kind::UNLOCK_REQUEST;
+        aad[1..].copy_from_slice(header);
+        aad
+    }
+}
+
+/// The response's AAD: message type and version.
+pub(crate) const RESPONSE_AAD: [u8; 2] = [kind::UNLOCK_RESPONSE, UNLOCK_VERSION];
+/// Bytes of the response body before the ciphertext: version and nonce.
+pub(crate) const RESPONSE_HEADER_LEN: usize = 1 + NONCE_LEN;
+/// The smallest sealed request body: the header and an AEAD tag.
+pub(crate) const MIN_REQUEST_BODY: usize = REQUEST_HEADER_LEN + TAG_LEN;
+
+/// What the request's ciphertext holds.
+pub(crate) struct RequestPayload<'a> {
+    pub(crate) document: &'a [u8],
+    pub(crate) time: UnixTime,
+    pub(crate) signature: [u8; 64],
+}
+
+mod key {
+    pub const DOCUMENT: u64 = 0;
+    pub const TIME: u64 = 1;
+    pub const SIGNATURE: u64 = 2;
+
+    pub const RESULT: u64 = 0;
+    pub const NEXT_ALLOWED: u64 = 1;
+    pub const LOCK_TIME: u64 = 2;
+    pub const SYNC_ITERATION: u64 = 3;
+    pub const PENDING_AUDIT: u64 = 4;
+}
+
+impl RequestPayload<'_> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.map(3);
+        w.uint(key::DOCUMENT);
+        w.bytes(self.document);
+        w.uint(key::TIME);
+        w.int(self.time);
+        w.uint(key::SIGNATURE);
+        w.bytes(&self.signature);
+        w.into_vec()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<RequestPayload<'_>, Malformed> {
+        let mut r = Reader::new(bytes);
+        let n = r.map().at("request")?;
+        let mut keys = Keys::new();
+        let mut p = RequestPayload {
+            document: &[],
+            time: 0,
+            signature: [0; 64],
+        };
+        for _ in 0..n {
+            match keys.next(&mut r).at("request")? {
+                key::DOCUMENT => {
+                    p.document = r.bytes().at("request.document")?;
+                    if p.document.len() > MAX_DOCUMENT_SIZE {
+                        return Err(Malformed::new("request.document", Problem::TooLarge));
+                    }
+                }
+                key::TIME => p.time = r.int().at("request.time")?,
+                key::SIGNATURE => p.signature = r.bytes_fixed().at("request.signature")?,
+                key => return Err(Malformed::new("request", Problem::UnknownKey { key })),
+            }
+        }
+        keys.require(&[key::DOCUMENT, key::TIME, key::SIGNATURE])
+            .at("request")?;
+        r.finish().at("request")?;
+        Ok(p)
+    }
+}
+
+/// Result codes, shared by responses and audit records: 0 granted, then one per
+/// [`DenyReason`]. `next_allowed` travels beside the code, only with out-of-schedule.
+pub(crate) fn result_code(result: &UnlockResult) -> (u64, Option<UnixTime>) {
+    match *result {
+        UnlockResult::Granted => (0, None),
+        UnlockResult::Denied(reason) => match reason {
+            DenyReason::OutOfSchedule { next_allowed } => (1, next_allowed),
+            DenyReason::Revoked => (2, None),
+            DenyReason::Expired => (3, None),
+            DenyReason::NotYetValid => (4, None),
+            DenyReason::WrongDoor => (5, None),
+            DenyReason::BadCredential => (6, None),
+            DenyReason::ClockUntrusted => (7, None),
+            DenyReason::Replayed => (8, None),
+            DenyReason::Busy => (9, None),
+        },
+    }
+}
+
+/// The inverse of [`result_code`]; a `next_allowed` with any other code than out-of-schedule
+/// is refused, so each result has one encoding.
+pub(crate) fn result_from_code(
+    code: u64,
+    next_allowed: Option<UnixTime>,
+) -> Result<UnlockResult, Problem> {
+    let reason = match code {
+        0 if next_allowed.is_none() => return Ok(UnlockResult::Granted),
+        1 => {
+            return Ok(UnlockResult::Denied(DenyReason::OutOfSchedule {
+                next_allowed,
+            }))
+        }
+        _ if next_allowed.is_some() => return Err(Problem::OutOfRange),
+        2 => DenyReason::Revoked,
+        3 => DenyReason::Expired,
+        4 => DenyReason::NotYetValid,
+        5 => DenyReason::WrongDoor,
+        6 => DenyReason::BadCredential,
+        7 => DenyReason::ClockUntrusted,
+        8 => DenyReason::Replayed,
+        9 => DenyReason::Busy,
+        _ => return Err(Problem::OutOfRange),
+    };
+    Ok(UnlockResult::Denied(reason))
+}
+
+pub(crate) fn encode_outcome(o: &UnlockOutcome) -> Vec<u8> {
+    let (code, next_allowed) = result_code(&o.result);
+    let mut w = Writer::new();
+    w.map(4 + usize::from(next_allowed.is_some()));
+    w.uint(key::RESULT);
+    w.uint(code);
+    if let Some(t) = next_allowed {
+        w.uint(key::NEXT_ALLOWED);
+        w.int(t);
+    }
+    w.uint(key::LOCK_TIME);
+    w.int(o.lock_time);
+    w.uint(key::SYNC_ITERATION);
+    w.uint(o.sync_iteration);
+    w.uint(key::PENDING_AUDIT);
+    w.uint(u64::from(o.pending_audit));
+    w.into_vec()
+}
+
+pub(crate) fn decode_outcome(bytes: &[u8]) -> Result<UnlockOutcome, Malformed> {
+    let mut r = Reader::new(bytes);
+    let n = r.map().at("response")?;
+    let mut keys = Keys::new();
+    let (mut code, mut next_allowed) = (0, None);
+    let mut o = UnlockOutcome {
+        result: UnlockResult::Granted,
+        lock_time: 0,
+        sync_iteration: 0,
+        pending_audit: 0,
+    };
+    for _ in 0..n {
+        match keys.next(&mut r).at("response")? {
+            key::RESULT => code = r.uint().at("response.result")?,
+            key::NEXT_ALLOWED => next_allowed = Some(r.int().at("response.next_allowed")?),
+            key::LOCK_TIME => o.lock_time = r.int().at("response.lock_time")?,
+            key::SYNC_ITERATION => o.sync_iteration = r.uint().at("response.sync_iteration")?,
+            key::PENDING_AUDIT => {
+                o.pending_audit = u32::try_from(r.uint().at("response.pending_audit")?)
+                    .map_err(|_| Malformed::new("response.pending_audit", Problem::OutOfRange))?
+            }
+            key => return Err(Malformed::new("response", Problem::UnknownKey { key })),
+        }
+    }
+    keys.require(&[
+        key::RESULT,
+        key::LOCK_TIME,
+        key::SYNC_ITERATION,
+        key::PENDING_AUDIT,
+    ])
+    .at("response")?;
+    r.finish().at("response")?;
+    o.result = result_from_code(code, next_allowed).at("response.result")?;
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_results() -> Vec<UnlockResult> {
+        let mut v = alloc::vec![UnlockResult::Granted];
+        for r in [
+            DenyReason::OutOfSchedule { next_allowed: None },
+            DenyReason::OutOfSchedule {
+                next_allowed: Some(-5),
+            },
+            DenyReason::Revoked,
+            DenyReason::Expired,
+            DenyReason::NotYetValid,
+            DenyReason::WrongDoor,
+            DenyReason::BadCredential,
+            DenyReason::ClockUntrusted,
+            DenyReason::Replayed,
+            DenyReason::Busy,
+        ] {
+            v.push(UnlockResult::Denied(r));
+        }
+        v
+    }
+
+    #[test]
+    fn outcomes_round_trip() {
+        for result in all_results() {
+            let o = UnlockOutcome {
+                result,
+                lock_time: 1_781_524_800,
+                sync_iteration: 7,
+                pending_audit: u32::MAX,
+            };
+            assert_eq!(decode_outcome(&encode_outcome(&o)), Ok(o));
+        }
+    }
+
+    #[test]
+    fn next_allowed_only_with_out_of_schedule() {
+        assert_eq!(result_from_code(2, Some(1)), Err(Problem::OutOfRange));
+        assert_eq!(result_from_code(0, Some(1)), Err(Problem::OutOfRange));
+        assert_eq!(result_from_code(10, None), Err(Problem::OutOfRange));
+    }
+
+    #[test]
+    fn request_payload_round_trips_and_is_strict() {
+        let p = RequestPayload {
+            document: &[1, 2, 3],
+            time: -1,
+            signature: [9; 64],
+        };
+        let bytes = p.encode();
+        let back = RequestPayload::decode(&bytes).unwrap();
+        assert_eq!(
+            (back.document, back.time, back.signature),
+            (&[1u8, 2, 3][..], -1, [9; 64])
+        );
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(RequestPayload::decode(&trailing).is_err());
+        assert!(RequestPayload::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+}
