@@ -12,10 +12,12 @@ use reqwest::Method;
 use crate::access::Zone;
 use crate::api::wire::{self, GuestJson, InvitedGuest, MeJson, MyDoors, Tokens};
 use crate::api::{ApiClient, ApiError, TokenSink};
+use crate::ble::{BleError, Transport};
 use crate::device;
 use crate::doors::{self, CachedDoor};
 use crate::error::{CoreError, CoreResult};
 use crate::store::{DoorsMeta, Store};
+use crate::unlock::{self, Stage, Unlocked, Unlocker};
 use door_protocol::{Decision, UnixTime};
 
 /// Something the app may want to show; delivered to the listener.
@@ -23,6 +25,7 @@ use door_protocol::{Decision, UnixTime};
 pub enum Event {
     DoorsChanged,
     SessionExpired,
+    UnlockProgress { door_id: String, stage: Stage },
 }
 
 /// How the core signs with the device key, whichever holds it.
@@ -45,6 +48,7 @@ pub struct Core {
     api: ApiClient,
     store: Arc<Store>,
     signer: Arc<dyn Signer>,
+    transport: Option<Arc<dyn Transport>>,
     events: Box<dyn Fn(Event) + Send + Sync>,
     zone: Mutex<Option<Zone>>,
     clock: Box<dyn Fn() -> UnixTime + Send + Sync>,
@@ -77,6 +81,7 @@ impl Core {
     pub fn open(
         config: Config,
         signer: Arc<dyn Signer>,
+        transport: Option<Arc<dyn Transport>>,
         events: Box<dyn Fn(Event) + Send + Sync>,
         clock: Box<dyn Fn() -> UnixTime + Send + Sync>,
     ) -> CoreResult<Core> {
@@ -99,6 +104,7 @@ impl Core {
             api,
             store,
             signer,
+            transport,
             events,
             zone: Mutex::new(None),
             clock,
@@ -343,6 +349,31 @@ impl Core {
             self.api
                 .call::<(), _>(Method::DELETE, &format!("/v1/me/guests/{guest_id}"), None),
         )
+        .await
+    }
+
+    /// Opens a door: the schedule check from the cache first (an Out of Schedule answer
+    /// costs no radio work), then one exchange with the lock over BLE, within `timeout`.
+    pub async fn unlock(&self, door_id: &str, timeout: Duration) -> CoreResult<Unlocked> {
+        let view = self.door(door_id)?;
+        unlock::precheck(view.decision)?;
+        let transport = self
+            .transport
+            .as_deref()
+            .ok_or(CoreError::Ble(BleError::Unavailable))?;
+        let progress = |stage| {
+            self.emit(Event::UnlockProgress {
+                door_id: door_id.to_owned(),
+                stage,
+            })
+        };
+        Unlocker {
+            transport,
+            signer: self.signer.clone(),
+            now: self.now(),
+            progress: &progress,
+        }
+        .unlock(&view.door, timeout)
         .await
     }
 

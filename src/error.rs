@@ -3,7 +3,10 @@
 
 use door_protocol::UnixTime;
 
+use door_protocol::unlock::DenyReason;
+
 use crate::api::ApiError;
+use crate::ble::BleError;
 use crate::doors::DoorsError;
 use crate::keystore::KeystoreError;
 use crate::store::StoreError;
@@ -26,6 +29,16 @@ pub enum CoreError {
     OutOfSchedule { next_allowed: Option<UnixTime> },
     #[error("the device key could not be used: {0}")]
     DeviceKey(String),
+    #[error("the lock refused: {0}")]
+    Denied(DenyReason),
+    #[error(transparent)]
+    Ble(#[from] BleError),
+    #[error("the lock did not prove it is the lock the server named")]
+    NotGenuine,
+    #[error("the exchange with the lock failed: {0}")]
+    Protocol(String),
+    #[error("the cached door is damaged: {0}")]
+    Cache(String),
 }
 
 impl CoreError {

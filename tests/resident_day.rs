@@ -186,7 +186,9 @@ async fn bad_guest_requests_name_the_field_or_the_doors() {
         )
         .await
     {
-        Err(DoorError::NotShareable { door_ids }) => assert_eq!(door_ids, std::slice::from_ref(&pool)),
+        Err(DoorError::NotShareable { door_ids }) => {
+            assert_eq!(door_ids, std::slice::from_ref(&pool))
+        }
         other => panic!("expected NotShareable, got {other:?}"),
     }
     assert!(alice.guests().await.unwrap().is_empty());
@@ -204,22 +206,12 @@ async fn airplane_mode_keeps_the_doors_and_decisions() {
     let before = alice.doors().unwrap();
     let pool = w.door_id("Pool");
 
-    // The server goes away; the app restarts in airplane mode.
-    let World {
-        server,
-        clock,
-        seeded,
-        dirs,
-    } = w;
-    server.stop().await;
-    let w = World {
-        server: door_server::start("127.0.0.1:0".parse().unwrap(), None, ADMIN, clock.f())
-            .await
-            .unwrap(),
-        clock,
-        seeded,
-        dirs,
-    };
+    // The server goes away (its port closes: nothing answers at `url`); the app restarts in
+    // airplane mode.
+    let elsewhere = door_server::start("127.0.0.1:0".parse().unwrap(), None, ADMIN, w.clock.f())
+        .await
+        .unwrap();
+    std::mem::replace(&mut w.server, elsewhere).stop().await;
     drop(alice);
     let alice = w.client_in(&url, &dir, Default::default());
     assert!(alice.is_signed_in());
@@ -309,6 +301,7 @@ async fn bad_configuration_and_sign_in_are_typed() {
             request_timeout_ms: 0,
         },
         Some(door_core::ephemeral_device_signer()),
+        None,
         None,
     );
     assert!(matches!(bad, Err(DoorError::InvalidInput { field, .. }) if field == "server_url"));

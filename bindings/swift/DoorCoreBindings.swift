@@ -487,6 +487,22 @@ fileprivate struct FfiConverterUInt16: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
+    typealias FfiType = UInt32
+    typealias SwiftType = UInt32
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt32 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
     typealias FfiType = UInt64
     typealias SwiftType = UInt64
@@ -630,6 +646,447 @@ fileprivate struct FfiConverterTimestamp: FfiConverterRustBuffer {
         writeInt(&buf, nanoseconds)
     }
 }
+
+
+
+
+/**
+ * An app's BLE stack: finds, connects to and talks with locks. The lock advertises the
+ * service `lock_service_uuid()` with its lock id (16 bytes) as service data; filter scan
+ * results on it yourself, since the OS may merge scan filters. The core keeps at most one
+ * connection per lock, so each call names the lock it is about.
+ */
+public protocol BleTransport: AnyObject, Sendable {
+    
+    /**
+     * Scan for the lock whose id is `lock_id` (32 hex digits), connect, discover the
+     * service, subscribe to notifications of `lock_characteristic_uuid()`, and return the
+     * negotiated ATT MTU (the core writes at most MTU - 3 bytes at a time).
+     */
+    func connect(lockId: String, timeoutMs: UInt64) async throws  -> UInt16
+    
+    /**
+     * Write without response to the lock characteristic.
+     */
+    func write(lockId: String, fragment: Data) async throws 
+    
+    /**
+     * The next notification of the lock characteristic, in order.
+     */
+    func nextNotification(lockId: String) async throws  -> Data
+    
+    func disconnect(lockId: String) async 
+    
+}
+/**
+ * An app's BLE stack: finds, connects to and talks with locks. The lock advertises the
+ * service `lock_service_uuid()` with its lock id (16 bytes) as service data; filter scan
+ * results on it yourself, since the OS may merge scan filters. The core keeps at most one
+ * connection per lock, so each call names the lock it is about.
+ */
+open class BleTransportImpl: BleTransport, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_door_core_fn_clone_bletransport(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_door_core_fn_free_bletransport(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Scan for the lock whose id is `lock_id` (32 hex digits), connect, discover the
+     * service, subscribe to notifications of `lock_characteristic_uuid()`, and return the
+     * negotiated ATT MTU (the core writes at most MTU - 3 bytes at a time).
+     */
+open func connect(lockId: String, timeoutMs: UInt64)async throws  -> UInt16  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_bletransport_connect(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(lockId),FfiConverterUInt64.lower(timeoutMs)
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_u16,
+            completeFunc: ffi_door_core_rust_future_complete_u16,
+            freeFunc: ffi_door_core_rust_future_free_u16,
+            liftFunc: FfiConverterUInt16.lift,
+            errorHandler: FfiConverterTypeBleFailure_lift
+        )
+}
+    
+    /**
+     * Write without response to the lock characteristic.
+     */
+open func write(lockId: String, fragment: Data)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_bletransport_write(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(lockId),FfiConverterData.lower(fragment)
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_void,
+            completeFunc: ffi_door_core_rust_future_complete_void,
+            freeFunc: ffi_door_core_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeBleFailure_lift
+        )
+}
+    
+    /**
+     * The next notification of the lock characteristic, in order.
+     */
+open func nextNotification(lockId: String)async throws  -> Data  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_bletransport_next_notification(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(lockId)
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_door_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_door_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterData.lift,
+            errorHandler: FfiConverterTypeBleFailure_lift
+        )
+}
+    
+open func disconnect(lockId: String)async   {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_bletransport_disconnect(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(lockId)
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_void,
+            completeFunc: ffi_door_core_rust_future_complete_void,
+            freeFunc: ffi_door_core_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: nil
+            
+        )
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceBleTransport {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceBleTransport = UniffiVTableCallbackInterfaceBleTransport(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeBleTransport.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface BleTransport: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeBleTransport.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface BleTransport: handle missing in uniffiClone")
+            }
+        },
+        connect: { (
+            uniffiHandle: UInt64,
+            lockId: RustBuffer,
+            timeoutMs: UInt64,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteU16,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> UInt16 in
+                guard let uniffiObj = try? FfiConverterTypeBleTransport.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try await uniffiObj.connect(
+                     lockId: try FfiConverterString.lift(lockId),
+                     timeoutMs: try FfiConverterUInt64.lift(timeoutMs)
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: UInt16) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultU16(
+                        returnValue: FfiConverterUInt16.lower(returnValue),
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultU16(
+                        returnValue: 0,
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeBleFailure_lower,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        },
+        write: { (
+            uniffiHandle: UInt64,
+            lockId: RustBuffer,
+            fragment: RustBuffer,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteVoid,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeBleTransport.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try await uniffiObj.write(
+                     lockId: try FfiConverterString.lift(lockId),
+                     fragment: try FfiConverterData.lift(fragment)
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: ()) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid(
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid(
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeBleFailure_lower,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        },
+        nextNotification: { (
+            uniffiHandle: UInt64,
+            lockId: RustBuffer,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteRustBuffer,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> Data in
+                guard let uniffiObj = try? FfiConverterTypeBleTransport.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try await uniffiObj.nextNotification(
+                     lockId: try FfiConverterString.lift(lockId)
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: Data) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: FfiConverterData.lower(returnValue),
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: RustBuffer.empty(),
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeBleFailure_lower,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        },
+        disconnect: { (
+            uniffiHandle: UInt64,
+            lockId: RustBuffer,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteVoid,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeBleTransport.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return await uniffiObj.disconnect(
+                     lockId: try FfiConverterString.lift(lockId)
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: ()) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid(
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid(
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsync(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceBleTransport> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceBleTransport>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitBleTransport() {
+    uniffi_door_core_fn_init_callback_vtable_bletransport(UniffiCallbackInterfaceBleTransport.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBleTransport: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<BleTransport>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = BleTransport
+
+    public static func lift(_ handle: UInt64) throws -> BleTransport {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return BleTransportImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: BleTransport) -> UInt64 {
+         if let rustImpl = value as? BleTransportImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BleTransport {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: BleTransport, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBleTransport_lift(_ handle: UInt64) throws -> BleTransport {
+    return try FfiConverterTypeBleTransport.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBleTransport_lower(_ value: BleTransport) -> UInt64 {
+    return FfiConverterTypeBleTransport.lower(value)
+}
+
+
 
 
 
@@ -937,6 +1394,12 @@ public protocol DoorClientProtocol: AnyObject, Sendable {
     
     func signOut() async throws 
     
+    /**
+     * Opens the door: an instant `OutOfSchedule` from the cache when the schedule says no
+     * (no radio work), else one exchange with the lock, within `timeout_ms` (10 s when 0).
+     */
+    func unlock(doorId: String, timeoutMs: UInt64) async throws  -> UnlockReceipt
+    
 }
 open class DoorClient: DoorClientProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -979,16 +1442,18 @@ open class DoorClient: DoorClientProtocol, @unchecked Sendable {
     }
     /**
      * Opens the client over its data directory; works offline from the cache. Without a
-     * `signer`, the device key is kept in the platform credential store.
+     * `signer`, the device key is kept in the platform credential store. Without `ble`, the
+     * core uses btleplug on desktops and cannot unlock on phones (pass the app's stack).
      */
-public convenience init(config: ClientConfig, signer: DeviceSigner?, listener: EventListener?)throws  {
+public convenience init(config: ClientConfig, signer: DeviceSigner?, listener: EventListener?, ble: BleTransport?)throws  {
     let handle =
         try rustCallWithError(FfiConverterTypeDoorError_lift) {
         uniffiCallStatus in
     uniffi_door_core_fn_constructor_doorclient_new(
         FfiConverterTypeClientConfig_lower(config),
         FfiConverterOptionTypeDeviceSigner.lower(signer),
-        FfiConverterOptionTypeEventListener.lower(listener),uniffiCallStatus
+        FfiConverterOptionTypeEventListener.lower(listener),
+        FfiConverterOptionTypeBleTransport.lower(ble),uniffiCallStatus
     )
 }
     self.init(unsafeFromHandle: handle)
@@ -1185,6 +1650,26 @@ open func signOut()async throws   {
             completeFunc: ffi_door_core_rust_future_complete_void,
             freeFunc: ffi_door_core_rust_future_free_void,
             liftFunc: { $0 },
+            errorHandler: FfiConverterTypeDoorError_lift
+        )
+}
+    
+    /**
+     * Opens the door: an instant `OutOfSchedule` from the cache when the schedule says no
+     * (no radio work), else one exchange with the lock, within `timeout_ms` (10 s when 0).
+     */
+open func unlock(doorId: String, timeoutMs: UInt64)async throws  -> UnlockReceipt  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_doorclient_unlock(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(doorId),FfiConverterUInt64.lower(timeoutMs)
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_door_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_door_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeUnlockReceipt_lift,
             errorHandler: FfiConverterTypeDoorError_lift
         )
 }
@@ -2231,6 +2716,85 @@ public func FfiConverterTypeScheduleWindow_lower(_ value: ScheduleWindow) -> Rus
 
 
 /**
+ * A door that opened.
+ */
+public struct UnlockReceipt: Equatable, Hashable {
+    /**
+     * The lock's clock when it decided.
+     */
+    public var lockTime: Date
+    /**
+     * Audit records the lock holds that the server has not acknowledged.
+     */
+    public var pendingAudit: UInt32
+    /**
+     * Connections it took (2 when a dropped connection was retried).
+     */
+    public var attempts: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The lock's clock when it decided.
+         */lockTime: Date, 
+        /**
+         * Audit records the lock holds that the server has not acknowledged.
+         */pendingAudit: UInt32, 
+        /**
+         * Connections it took (2 when a dropped connection was retried).
+         */attempts: UInt32) {
+        self.lockTime = lockTime
+        self.pendingAudit = pendingAudit
+        self.attempts = attempts
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension UnlockReceipt: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeUnlockReceipt: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UnlockReceipt {
+        return
+            try UnlockReceipt(
+                lockTime: FfiConverterTimestamp.read(from: &buf), 
+                pendingAudit: FfiConverterUInt32.read(from: &buf), 
+                attempts: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: UnlockReceipt, into buf: inout [UInt8]) {
+        FfiConverterTimestamp.write(value.lockTime, into: &buf)
+        FfiConverterUInt32.write(value.pendingAudit, into: &buf)
+        FfiConverterUInt32.write(value.attempts, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUnlockReceipt_lift(_ buf: RustBuffer) throws -> UnlockReceipt {
+    return try FfiConverterTypeUnlockReceipt.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUnlockReceipt_lower(_ value: UnlockReceipt) -> RustBuffer {
+    return FfiConverterTypeUnlockReceipt.lower(value)
+}
+
+
+/**
  * Whether a door opens at an instant, and when that changes.
  */
 
@@ -2338,6 +2902,105 @@ public func FfiConverterTypeAccessDecision_lower(_ value: AccessDecision) -> Rus
 
 
 public 
+enum BleFailure: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    case Unavailable
+    case NotInRange
+    case Disconnected
+    case Timeout
+    case Other(reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension BleFailure: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBleFailure: FfiConverterRustBuffer {
+    typealias SwiftType = BleFailure
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BleFailure {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Unavailable
+        case 2: return .NotInRange
+        case 3: return .Disconnected
+        case 4: return .Timeout
+        case 5: return .Other(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: BleFailure, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case .Unavailable:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .NotInRange:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .Disconnected:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .Timeout:
+            writeInt(&buf, Int32(4))
+        
+        
+        case let .Other(reason):
+            writeInt(&buf, Int32(5))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBleFailure_lift(_ buf: RustBuffer) throws -> BleFailure {
+    return try FfiConverterTypeBleFailure.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBleFailure_lower(_ value: BleFailure) -> RustBuffer {
+    return FfiConverterTypeBleFailure.lower(value)
+}
+
+
+public 
 enum DoorError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
 
     
@@ -2398,6 +3061,28 @@ enum DoorError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
      */
     case Storage(reason: String
     )
+    /**
+     * The lock said no, for a reason other than the schedule.
+     */
+    case Denied(reason: UnlockDenial
+    )
+    /**
+     * The lock was not found before the deadline.
+     */
+    case LockNotInRange
+    /**
+     * Bluetooth is off, not permitted, or there is no BLE transport.
+     */
+    case BluetoothUnavailable
+    /**
+     * The lock could not prove it is the lock the property registered: do not trust it.
+     */
+    case LockNotGenuine
+    /**
+     * The exchange with the lock failed (a faulty lock or a broken link).
+     */
+    case LockProtocol(reason: String
+    )
 
     
 
@@ -2454,6 +3139,15 @@ public struct FfiConverterTypeDoorError: FfiConverterRustBuffer {
             detail: try FfiConverterString.read(from: &buf)
             )
         case 11: return .Storage(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 12: return .Denied(
+            reason: try FfiConverterTypeUnlockDenial.read(from: &buf)
+            )
+        case 13: return .LockNotInRange
+        case 14: return .BluetoothUnavailable
+        case 15: return .LockNotGenuine
+        case 16: return .LockProtocol(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -2521,6 +3215,28 @@ public struct FfiConverterTypeDoorError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(11))
             FfiConverterString.write(reason, into: &buf)
             
+        
+        case let .Denied(reason):
+            writeInt(&buf, Int32(12))
+            FfiConverterTypeUnlockDenial.write(reason, into: &buf)
+            
+        
+        case .LockNotInRange:
+            writeInt(&buf, Int32(13))
+        
+        
+        case .BluetoothUnavailable:
+            writeInt(&buf, Int32(14))
+        
+        
+        case .LockNotGenuine:
+            writeInt(&buf, Int32(15))
+        
+        
+        case let .LockProtocol(reason):
+            writeInt(&buf, Int32(16))
+            FfiConverterString.write(reason, into: &buf)
+            
         }
     }
 }
@@ -2552,6 +3268,11 @@ public enum DoorEvent: Equatable, Hashable {
      * The session ended (revoked, or refresh impossible): sign in again.
      */
     case sessionExpired
+    /**
+     * An unlock moved on.
+     */
+    case unlockProgress(doorId: String, stage: UnlockStage
+    )
 
 
 
@@ -2577,6 +3298,9 @@ public struct FfiConverterTypeDoorEvent: FfiConverterRustBuffer {
         
         case 2: return .sessionExpired
         
+        case 3: return .unlockProgress(doorId: try FfiConverterString.read(from: &buf), stage: try FfiConverterTypeUnlockStage.read(from: &buf)
+        )
+        
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
@@ -2592,6 +3316,12 @@ public struct FfiConverterTypeDoorEvent: FfiConverterRustBuffer {
         case .sessionExpired:
             writeInt(&buf, Int32(2))
         
+        
+        case let .unlockProgress(doorId,stage):
+            writeInt(&buf, Int32(3))
+            FfiConverterString.write(doorId, into: &buf)
+            FfiConverterTypeUnlockStage.write(stage, into: &buf)
+            
         }
     }
 }
@@ -2609,6 +3339,213 @@ public func FfiConverterTypeDoorEvent_lift(_ buf: RustBuffer) throws -> DoorEven
 #endif
 public func FfiConverterTypeDoorEvent_lower(_ value: DoorEvent) -> RustBuffer {
     return FfiConverterTypeDoorEvent.lower(value)
+}
+
+
+
+/**
+ * Why the lock said no, when it is not the schedule.
+ */
+
+public enum UnlockDenial: Equatable, Hashable {
+    
+    /**
+     * The credential was revoked.
+     */
+    case revoked
+    /**
+     * The credential has ended; refresh.
+     */
+    case expired
+    /**
+     * The credential has not begun.
+     */
+    case notYetValid
+    /**
+     * The credential is not for this door.
+     */
+    case wrongDoor
+    /**
+     * The lock does not accept the credential (unknown issuer, wrong device key).
+     */
+    case badCredential
+    /**
+     * The lock's clock disagrees with the phone's; a Door Sync sets it right.
+     */
+    case clockUntrusted
+    /**
+     * The lock saw this request before.
+     */
+    case replayed
+    /**
+     * The lock is busy (an unusual burst of unlocks); try again shortly.
+     */
+    case busy
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension UnlockDenial: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeUnlockDenial: FfiConverterRustBuffer {
+    typealias SwiftType = UnlockDenial
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UnlockDenial {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .revoked
+        
+        case 2: return .expired
+        
+        case 3: return .notYetValid
+        
+        case 4: return .wrongDoor
+        
+        case 5: return .badCredential
+        
+        case 6: return .clockUntrusted
+        
+        case 7: return .replayed
+        
+        case 8: return .busy
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: UnlockDenial, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .revoked:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .expired:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .notYetValid:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .wrongDoor:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .badCredential:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .clockUntrusted:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .replayed:
+            writeInt(&buf, Int32(7))
+        
+        
+        case .busy:
+            writeInt(&buf, Int32(8))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUnlockDenial_lift(_ buf: RustBuffer) throws -> UnlockDenial {
+    return try FfiConverterTypeUnlockDenial.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUnlockDenial_lower(_ value: UnlockDenial) -> RustBuffer {
+    return FfiConverterTypeUnlockDenial.lower(value)
+}
+
+
+
+
+public enum UnlockStage: Equatable, Hashable {
+    
+    /**
+     * Finding the lock and preparing the request, side by side.
+     */
+    case connecting
+    /**
+     * Connected; waiting for the lock's answer.
+     */
+    case authorizing
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension UnlockStage: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeUnlockStage: FfiConverterRustBuffer {
+    typealias SwiftType = UnlockStage
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UnlockStage {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .connecting
+        
+        case 2: return .authorizing
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: UnlockStage, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .connecting:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .authorizing:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUnlockStage_lift(_ buf: RustBuffer) throws -> UnlockStage {
+    return try FfiConverterTypeUnlockStage.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUnlockStage_lower(_ value: UnlockStage) -> RustBuffer {
+    return FfiConverterTypeUnlockStage.lower(value)
 }
 
 
@@ -2756,6 +3693,30 @@ fileprivate struct FfiConverterOptionTimestamp: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTimestamp.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeBleTransport: FfiConverterRustBuffer {
+    typealias SwiftType = BleTransport?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeBleTransport.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeBleTransport.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -2981,6 +3942,96 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
         print("uniffiFutureContinuationCallback invalid handle")
     }
 }
+private func uniffiTraitInterfaceCallAsync<T>(
+    makeCall: @escaping () async throws -> T,
+    handleSuccess: @escaping (T) -> (),
+    handleError: @escaping (Int8, RustBuffer) -> (),
+    droppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+) {
+    let task = Task {
+        // Note: it's important we call either `handleSuccess` or `handleError` exactly once.  Each
+        // call consumes an Arc reference, which means there should be no possibility of a double
+        // call.  The following code is structured so that will will never call both `handleSuccess`
+        // and `handleError`, even in the face of weird errors.
+        //
+        // On platforms that need extra machinery to make C-ABI calls, like JNA or ctypes, it's
+        // possible that we fail to make either call.  However, it doesn't seem like this is
+        // possible on Swift since swift can just make the C call directly.
+        var callResult: T
+        do {
+            callResult = try await makeCall()
+        } catch {
+            handleError(CALL_UNEXPECTED_ERROR, FfiConverterString.lower(String(describing: error)))
+            return
+        }
+        handleSuccess(callResult)
+    }
+    let handle = UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.insert(obj: task)
+    droppedCallback.pointee = UniffiForeignFutureDroppedCallbackStruct(
+        handle: handle,
+        free: uniffiForeignFutureDroppedCallback
+    )
+}
+
+private func uniffiTraitInterfaceCallAsyncWithError<T, E>(
+    makeCall: @escaping () async throws -> T,
+    handleSuccess: @escaping (T) -> (),
+    handleError: @escaping (Int8, RustBuffer) -> (),
+    lowerError: @escaping (E) -> RustBuffer,
+    droppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+) {
+    let task = Task {
+        // See the note in uniffiTraitInterfaceCallAsync for details on `handleSuccess` and
+        // `handleError`.
+        var callResult: T
+        do {
+            callResult = try await makeCall()
+        } catch let error as E {
+            handleError(CALL_ERROR, lowerError(error))
+            return
+        } catch {
+            handleError(CALL_UNEXPECTED_ERROR, FfiConverterString.lower(String(describing: error)))
+            return
+        }
+        handleSuccess(callResult)
+    }
+    let handle = UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.insert(obj: task)
+    droppedCallback.pointee = UniffiForeignFutureDroppedCallbackStruct(
+        handle: handle,
+        free: uniffiForeignFutureDroppedCallback
+    )
+}
+
+// Borrow the callback handle map implementation to store foreign future handles
+// TODO: consolidate the handle-map code (https://github.com/mozilla/uniffi-rs/pull/1823)
+fileprivate let UNIFFI_FOREIGN_FUTURE_HANDLE_MAP = UniffiHandleMap<UniffiForeignFutureTask>()
+
+// Protocol for tasks that handle foreign futures.
+//
+// Defining a protocol allows all tasks to be stored in the same handle map.  This can't be done
+// with the task object itself, since has generic parameters.
+fileprivate protocol UniffiForeignFutureTask {
+    func cancel()
+}
+
+extension Task: UniffiForeignFutureTask {}
+
+private func uniffiForeignFutureDroppedCallback(handle: UInt64) {
+    do {
+        let task = try UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.remove(handle: handle)
+        // Set the cancellation flag on the task.  If it's still running, the code can check the
+        // cancellation flag or call `Task.checkCancellation()`.  If the task has completed, this is
+        // a no-op.
+        task.cancel()
+    } catch {
+        print("uniffiForeignFutureDroppedCallback: handle missing from handlemap")
+    }
+}
+
+// For testing
+public func uniffiForeignFutureHandleCountDoorCore() -> Int {
+    UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.count
+}
 /**
  * How many of the core's objects foreign code holds right now (leak checks in the
  * Kotlin and Swift suites compare it before and after).
@@ -2989,6 +4040,20 @@ public func liveObjects() -> UInt64  {
     return try!  FfiConverterUInt64.lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_door_core_fn_func_live_objects(uniffiCallStatus
+    )
+})
+}
+public func lockCharacteristicUuid() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_door_core_fn_func_lock_characteristic_uuid(uniffiCallStatus
+    )
+})
+}
+public func lockServiceUuid() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_door_core_fn_func_lock_service_uuid(uniffiCallStatus
     )
 })
 }
@@ -3040,10 +4105,28 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_func_live_objects() != 41310) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_door_core_checksum_func_lock_characteristic_uuid() != 14606) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_func_lock_service_uuid() != 2902) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_door_core_checksum_func_ephemeral_device_signer() != 13237) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_func_prove_device_possession() != 58461) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_bletransport_connect() != 30838) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_bletransport_write() != 7249) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_bletransport_next_notification() != 24620) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_bletransport_disconnect() != 44632) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_doorclient_access_now() != 33336) {
@@ -3082,6 +4165,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_method_doorclient_sign_out() != 35707) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_door_core_checksum_method_doorclient_unlock() != 29997) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_door_core_checksum_method_eventlistener_on_event() != 58500) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3103,13 +4189,14 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_method_devicesigner_sign() != 16910) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_door_core_checksum_constructor_doorclient_new() != 43391) {
+    if (uniffi_door_core_checksum_constructor_doorclient_new() != 56437) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_constructor_doorschedule_new() != 46811) {
         return InitializationResult.apiChecksumMismatch
     }
 
+    uniffiCallbackInitBleTransport()
     uniffiCallbackInitDeviceSigner()
     uniffiCallbackInitEventListener()
     return InitializationResult.ok

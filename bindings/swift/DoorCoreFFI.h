@@ -243,6 +243,30 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_BLE_TRANSPORT_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_BLE_TRANSPORT_METHOD0
+typedef void (*UniffiCallbackInterfaceBleTransportMethod0)(uint64_t, RustBuffer, uint64_t, UniffiForeignFutureCompleteU16 _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_BLE_TRANSPORT_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_BLE_TRANSPORT_METHOD1
+typedef void (*UniffiCallbackInterfaceBleTransportMethod1)(uint64_t, RustBuffer, RustBuffer, UniffiForeignFutureCompleteVoid _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_BLE_TRANSPORT_METHOD2
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_BLE_TRANSPORT_METHOD2
+typedef void (*UniffiCallbackInterfaceBleTransportMethod2)(uint64_t, RustBuffer, UniffiForeignFutureCompleteRustBuffer _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_BLE_TRANSPORT_METHOD3
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_BLE_TRANSPORT_METHOD3
+typedef void (*UniffiCallbackInterfaceBleTransportMethod3)(uint64_t, RustBuffer, UniffiForeignFutureCompleteVoid _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_EVENT_LISTENER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_EVENT_LISTENER_METHOD0
 typedef void (*UniffiCallbackInterfaceEventListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
@@ -264,6 +288,18 @@ typedef void (*UniffiCallbackInterfaceDeviceSignerMethod1)(uint64_t, RustBuffer,
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_BLE_TRANSPORT
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_BLE_TRANSPORT
+typedef struct UniffiVTableCallbackInterfaceBleTransport {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceBleTransportMethod0 _Nonnull connect;
+    UniffiCallbackInterfaceBleTransportMethod1 _Nonnull write;
+    UniffiCallbackInterfaceBleTransportMethod2 _Nonnull nextNotification;
+    UniffiCallbackInterfaceBleTransportMethod3 _Nonnull disconnect;
+} UniffiVTableCallbackInterfaceBleTransport;
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_EVENT_LISTENER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_EVENT_LISTENER
 typedef struct UniffiVTableCallbackInterfaceEventListener {
@@ -283,6 +319,41 @@ typedef struct UniffiVTableCallbackInterfaceDeviceSigner {
 } UniffiVTableCallbackInterfaceDeviceSigner;
 
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_BLETRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_BLETRANSPORT
+uint64_t uniffi_door_core_fn_clone_bletransport(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FREE_BLETRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FREE_BLETRANSPORT
+void uniffi_door_core_fn_free_bletransport(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_INIT_CALLBACK_VTABLE_BLETRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_INIT_CALLBACK_VTABLE_BLETRANSPORT
+void uniffi_door_core_fn_init_callback_vtable_bletransport(const UniffiVTableCallbackInterfaceBleTransport* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_BLETRANSPORT_CONNECT
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_BLETRANSPORT_CONNECT
+uint64_t uniffi_door_core_fn_method_bletransport_connect(uint64_t ptr, RustBuffer lock_id, uint64_t timeout_ms
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_BLETRANSPORT_WRITE
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_BLETRANSPORT_WRITE
+uint64_t uniffi_door_core_fn_method_bletransport_write(uint64_t ptr, RustBuffer lock_id, RustBuffer fragment
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_BLETRANSPORT_NEXT_NOTIFICATION
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_BLETRANSPORT_NEXT_NOTIFICATION
+uint64_t uniffi_door_core_fn_method_bletransport_next_notification(uint64_t ptr, RustBuffer lock_id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_BLETRANSPORT_DISCONNECT
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_BLETRANSPORT_DISCONNECT
+uint64_t uniffi_door_core_fn_method_bletransport_disconnect(uint64_t ptr, RustBuffer lock_id
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_DOORCLIENT
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_DOORCLIENT
 uint64_t uniffi_door_core_fn_clone_doorclient(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -295,7 +366,7 @@ void uniffi_door_core_fn_free_doorclient(uint64_t handle, RustCallStatus *_Nonnu
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CONSTRUCTOR_DOORCLIENT_NEW
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CONSTRUCTOR_DOORCLIENT_NEW
-uint64_t uniffi_door_core_fn_constructor_doorclient_new(RustBuffer config, RustBuffer signer, RustBuffer listener, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_door_core_fn_constructor_doorclient_new(RustBuffer config, RustBuffer signer, RustBuffer listener, RustBuffer ble, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_ACCESS_NOW
@@ -356,6 +427,11 @@ uint64_t uniffi_door_core_fn_method_doorclient_sign_in(uint64_t ptr, RustBuffer 
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SIGN_OUT
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SIGN_OUT
 uint64_t uniffi_door_core_fn_method_doorclient_sign_out(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_UNLOCK
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_UNLOCK
+uint64_t uniffi_door_core_fn_method_doorclient_unlock(uint64_t ptr, RustBuffer door_id, uint64_t timeout_ms
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_EVENTLISTENER
@@ -441,6 +517,18 @@ RustBuffer uniffi_door_core_fn_method_devicesigner_sign(uint64_t ptr, RustBuffer
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FUNC_LIVE_OBJECTS
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FUNC_LIVE_OBJECTS
 uint64_t uniffi_door_core_fn_func_live_objects(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FUNC_LOCK_CHARACTERISTIC_UUID
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FUNC_LOCK_CHARACTERISTIC_UUID
+RustBuffer uniffi_door_core_fn_func_lock_characteristic_uuid(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FUNC_LOCK_SERVICE_UUID
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FUNC_LOCK_SERVICE_UUID
+RustBuffer uniffi_door_core_fn_func_lock_service_uuid(RustCallStatus *_Nonnull out_status
     
 );
 #endif
@@ -721,6 +809,18 @@ uint16_t uniffi_door_core_checksum_func_live_objects(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_FUNC_LOCK_CHARACTERISTIC_UUID
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_FUNC_LOCK_CHARACTERISTIC_UUID
+uint16_t uniffi_door_core_checksum_func_lock_characteristic_uuid(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_FUNC_LOCK_SERVICE_UUID
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_FUNC_LOCK_SERVICE_UUID
+uint16_t uniffi_door_core_checksum_func_lock_service_uuid(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_FUNC_EPHEMERAL_DEVICE_SIGNER
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_FUNC_EPHEMERAL_DEVICE_SIGNER
 uint16_t uniffi_door_core_checksum_func_ephemeral_device_signer(void
@@ -730,6 +830,30 @@ uint16_t uniffi_door_core_checksum_func_ephemeral_device_signer(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_FUNC_PROVE_DEVICE_POSSESSION
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_FUNC_PROVE_DEVICE_POSSESSION
 uint16_t uniffi_door_core_checksum_func_prove_device_possession(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_BLETRANSPORT_CONNECT
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_BLETRANSPORT_CONNECT
+uint16_t uniffi_door_core_checksum_method_bletransport_connect(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_BLETRANSPORT_WRITE
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_BLETRANSPORT_WRITE
+uint16_t uniffi_door_core_checksum_method_bletransport_write(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_BLETRANSPORT_NEXT_NOTIFICATION
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_BLETRANSPORT_NEXT_NOTIFICATION
+uint16_t uniffi_door_core_checksum_method_bletransport_next_notification(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_BLETRANSPORT_DISCONNECT
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_BLETRANSPORT_DISCONNECT
+uint16_t uniffi_door_core_checksum_method_bletransport_disconnect(void
     
 );
 #endif
@@ -802,6 +926,12 @@ uint16_t uniffi_door_core_checksum_method_doorclient_sign_in(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_SIGN_OUT
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_SIGN_OUT
 uint16_t uniffi_door_core_checksum_method_doorclient_sign_out(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_UNLOCK
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_UNLOCK
+uint16_t uniffi_door_core_checksum_method_doorclient_unlock(void
     
 );
 #endif

@@ -4,15 +4,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::ble::{BleTransport, ForeignTransport};
 use super::schedule::{AccessDecision, KeySchedule, ScheduleWindow, Weekday};
 use super::signer::DeviceSigner;
 use super::time::{from_unix, now, to_unix};
 use super::DoorError;
 use crate::api::wire::GuestJson;
+use crate::ble::Transport;
 use crate::client::{Config, Core, DoorView, Event, Signer};
 use crate::error::{CoreError, CoreResult};
 use crate::keystore::{ensure_default_store, KeyringKey};
 use crate::live::LiveToken;
+use crate::unlock::{Stage, Unlocked};
+use door_protocol::unlock::DenyReason;
 
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct ClientConfig {
@@ -77,6 +81,48 @@ pub enum DoorEvent {
     DoorsChanged,
     /// The session ended (revoked, or refresh impossible): sign in again.
     SessionExpired,
+    /// An unlock moved on.
+    UnlockProgress { door_id: String, stage: UnlockStage },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum UnlockStage {
+    /// Finding the lock and preparing the request, side by side.
+    Connecting,
+    /// Connected; waiting for the lock's answer.
+    Authorizing,
+}
+
+/// A door that opened.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct UnlockReceipt {
+    /// The lock's clock when it decided.
+    pub lock_time: SystemTime,
+    /// Audit records the lock holds that the server has not acknowledged.
+    pub pending_audit: u32,
+    /// Connections it took (2 when a dropped connection was retried).
+    pub attempts: u32,
+}
+
+/// Why the lock said no, when it is not the schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum UnlockDenial {
+    /// The credential was revoked.
+    Revoked,
+    /// The credential has ended; refresh.
+    Expired,
+    /// The credential has not begun.
+    NotYetValid,
+    /// The credential is not for this door.
+    WrongDoor,
+    /// The lock does not accept the credential (unknown issuer, wrong device key).
+    BadCredential,
+    /// The lock's clock disagrees with the phone's; a Door Sync sets it right.
+    ClockUntrusted,
+    /// The lock saw this request before.
+    Replayed,
+    /// The lock is busy (an unusual burst of unlocks); try again shortly.
+    Busy,
 }
 
 /// Receives events on a core thread; hand them to the UI thread yourself.
@@ -129,6 +175,7 @@ impl DoorClient {
         config: ClientConfig,
         signer: Option<Arc<dyn DeviceSigner>>,
         listener: Option<Arc<dyn EventListener>>,
+        transport: Option<Arc<dyn Transport>>,
         clock: Arc<dyn Fn() -> door_protocol::UnixTime + Send + Sync>,
     ) -> Result<Arc<DoorClient>, DoorError> {
         if config.data_dir.trim().is_empty() {
@@ -149,6 +196,13 @@ impl DoorClient {
                 l.on_event(match e {
                     Event::DoorsChanged => DoorEvent::DoorsChanged,
                     Event::SessionExpired => DoorEvent::SessionExpired,
+                    Event::UnlockProgress { door_id, stage } => DoorEvent::UnlockProgress {
+                        door_id,
+                        stage: match stage {
+                            Stage::Connecting => UnlockStage::Connecting,
+                            Stage::Authorizing => UnlockStage::Authorizing,
+                        },
+                    },
                 })
             }),
             None => Box::new(|_| {}),
@@ -164,6 +218,7 @@ impl DoorClient {
                 request_timeout: timeout,
             },
             signer,
+            transport,
             events,
             Box::new(move || clock()),
         )?;
@@ -177,14 +232,44 @@ impl DoorClient {
 #[uniffi::export(async_runtime = "tokio")]
 impl DoorClient {
     /// Opens the client over its data directory; works offline from the cache. Without a
-    /// `signer`, the device key is kept in the platform credential store.
+    /// `signer`, the device key is kept in the platform credential store. Without `ble`, the
+    /// core uses btleplug on desktops and cannot unlock on phones (pass the app's stack).
     #[uniffi::constructor]
     pub fn new(
         config: ClientConfig,
         signer: Option<Arc<dyn DeviceSigner>>,
         listener: Option<Arc<dyn EventListener>>,
+        ble: Option<Arc<dyn BleTransport>>,
     ) -> Result<Arc<DoorClient>, DoorError> {
-        DoorClient::with_clock(config, signer, listener, Arc::new(now))
+        let transport: Option<Arc<dyn Transport>> = match ble {
+            Some(b) => Some(Arc::new(ForeignTransport(b))),
+            None => default_transport(),
+        };
+        DoorClient::with_clock(config, signer, listener, transport, Arc::new(now))
+    }
+
+    /// Opens the door: an instant `OutOfSchedule` from the cache when the schedule says no
+    /// (no radio work), else one exchange with the lock, within `timeout_ms` (10 s when 0).
+    pub async fn unlock(
+        &self,
+        door_id: String,
+        timeout_ms: u64,
+    ) -> Result<UnlockReceipt, DoorError> {
+        let timeout = match timeout_ms {
+            0 => Duration::from_secs(10),
+            ms => Duration::from_millis(ms),
+        };
+        let Unlocked {
+            lock_time,
+            pending_audit,
+            attempts,
+            ..
+        } = self.core.unlock(&door_id, timeout).await?;
+        Ok(UnlockReceipt {
+            lock_time: from_unix(lock_time),
+            pending_audit,
+            attempts,
+        })
     }
 
     pub fn is_signed_in(&self) -> bool {
@@ -268,6 +353,34 @@ impl DoorClient {
 
     pub async fn revoke_guest(&self, guest_id: String) -> Result<Guest, DoorError> {
         Ok(self.core.revoke_guest(&guest_id).await?.into())
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
+fn default_transport() -> Option<Arc<dyn Transport>> {
+    Some(Arc::new(crate::ble::btleplug::BtleplugTransport::new()))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
+fn default_transport() -> Option<Arc<dyn Transport>> {
+    None
+}
+
+impl From<DenyReason> for UnlockDenial {
+    fn from(r: DenyReason) -> UnlockDenial {
+        match r {
+            DenyReason::Revoked => UnlockDenial::Revoked,
+            DenyReason::Expired => UnlockDenial::Expired,
+            DenyReason::NotYetValid => UnlockDenial::NotYetValid,
+            DenyReason::WrongDoor => UnlockDenial::WrongDoor,
+            DenyReason::ClockUntrusted => UnlockDenial::ClockUntrusted,
+            DenyReason::Replayed => UnlockDenial::Replayed,
+            DenyReason::Busy => UnlockDenial::Busy,
+            // OutOfSchedule travels as DoorError::OutOfSchedule with its next opening.
+            DenyReason::BadCredential | DenyReason::OutOfSchedule { .. } => {
+                UnlockDenial::BadCredential
+            }
+        }
     }
 }
 

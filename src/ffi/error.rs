@@ -9,7 +9,9 @@ use crate::device::DeviceError;
 use crate::error::CoreError;
 use door_protocol::schedule::ScheduleError;
 
+use super::client::UnlockDenial;
 use super::time::from_unix;
+use crate::ble::BleError;
 
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum DoorError {
@@ -50,6 +52,21 @@ pub enum DoorError {
     /// The local store failed (disk full, damaged file).
     #[error("local storage failed: {reason}")]
     Storage { reason: String },
+    /// The lock said no, for a reason other than the schedule.
+    #[error("the lock refused: {reason:?}")]
+    Denied { reason: UnlockDenial },
+    /// The lock was not found before the deadline.
+    #[error("the lock is not in range")]
+    LockNotInRange,
+    /// Bluetooth is off, not permitted, or there is no BLE transport.
+    #[error("Bluetooth is not available")]
+    BluetoothUnavailable,
+    /// The lock could not prove it is the lock the property registered: do not trust it.
+    #[error("the lock is not genuine")]
+    LockNotGenuine,
+    /// The exchange with the lock failed (a faulty lock or a broken link).
+    #[error("the exchange with the lock failed: {reason}")]
+    LockProtocol { reason: String },
 }
 
 impl DoorError {
@@ -115,6 +132,18 @@ impl From<CoreError> for DoorError {
                 next_allowed: next_allowed.map(from_unix),
             },
             CoreError::DeviceKey(reason) => DoorError::DeviceKey { reason },
+            CoreError::Denied(reason) => DoorError::Denied {
+                reason: reason.into(),
+            },
+            CoreError::Ble(BleError::NotInRange) => DoorError::LockNotInRange,
+            CoreError::Ble(BleError::Unavailable) => DoorError::BluetoothUnavailable,
+            CoreError::Ble(BleError::Timeout) => DoorError::Timeout,
+            CoreError::Ble(e) => DoorError::LockProtocol {
+                reason: e.to_string(),
+            },
+            CoreError::NotGenuine => DoorError::LockNotGenuine,
+            CoreError::Protocol(reason) => DoorError::LockProtocol { reason },
+            CoreError::Cache(reason) => DoorError::Storage { reason },
         }
     }
 }

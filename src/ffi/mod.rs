@@ -1,14 +1,17 @@
 //! The UniFFI edge: records, enums, the one error enum, objects and foreign traits.
 //! Nothing here decides anything; it converts and delegates to the services.
 
+mod ble;
 mod client;
 mod error;
 mod schedule;
 mod signer;
 mod time;
 
+pub use ble::{lock_characteristic_uuid, lock_service_uuid, BleFailure, BleTransport};
 pub use client::{
     ClientConfig, Door, DoorClient, DoorEvent, EventListener, Guest, GuestInvite, Person,
+    UnlockDenial, UnlockReceipt, UnlockStage,
 };
 pub use error::DoorError;
 pub use schedule::{AccessDecision, DoorSchedule, KeySchedule, ScheduleWindow, Weekday};

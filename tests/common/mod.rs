@@ -6,7 +6,12 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use base64::Engine;
+use door_core::ble::memory::{LinkModel, MemoryTransport, Peripheral};
+use door_core::ble::Transport;
 use door_core::{ClientConfig, DoorClient, DoorEvent, EventListener};
+use door_lock::{Lock, LockClock};
+use door_protocol::{Id, IssuerKeys, IssuerPublicKey, LockConfig, LockKey};
 use door_server::seed::{self, Scale, Seeded};
 use door_server::ServerHandle;
 
@@ -39,6 +44,20 @@ pub struct World {
     pub server: ServerHandle,
     pub seeded: Seeded,
     pub dirs: Vec<tempfile::TempDir>,
+    /// One reference lock per door, on the in-memory link, all on `lock_clock`.
+    pub locks: std::collections::HashMap<String, Lock>,
+    pub lock_clock: LockClock,
+    pub link: MemoryTransport,
+}
+
+/// A reference lock's connection as the in-memory link's peripheral.
+pub struct LockPeripheral(pub door_lock::Connection);
+
+impl Peripheral for LockPeripheral {
+    fn on_write(&mut self, fragment: &[u8], mtu: usize) -> Vec<Vec<u8>> {
+        // A lock that cannot persist its state answers nothing; the phone then times out.
+        self.0.on_write(fragment, mtu as u16).unwrap_or_default()
+    }
 }
 
 #[derive(Default)]
@@ -71,12 +90,46 @@ impl World {
         let seeded = seed::main_st(&server.url(), ADMIN, Scale::SMALL)
             .await
             .unwrap();
+        let issuer = base64::engine::general_purpose::STANDARD
+            .decode(&seeded.property.issuer_public_key)
+            .unwrap();
+        let issuer = IssuerKeys::single(IssuerPublicKey::from_sec1(&issuer).unwrap());
+        let lock_clock = LockClock::fixed(TUESDAY_10AM);
+        let link = MemoryTransport::new(LinkModel::FAST);
+        let mut locks = std::collections::HashMap::new();
+        let mut dirs = Vec::new();
+        for d in &seeded.doors {
+            let dir = tempfile::tempdir().unwrap();
+            let config = LockConfig::new(
+                Id::from_hex(&d.door.lock_id).unwrap(),
+                Id::from_hex(&d.door.id).unwrap(),
+                LockKey::from_bytes(&d.lock_secret).unwrap(),
+                issuer.clone(),
+            );
+            let lock = Lock::open(dir.path(), config, lock_clock.clone()).unwrap();
+            let l = lock.clone();
+            link.add_lock(
+                &d.door.lock_id,
+                Arc::new(move || Box::new(LockPeripheral(l.connect())) as Box<dyn Peripheral>),
+            );
+            locks.insert(d.door.name.clone(), lock);
+            dirs.push(dir);
+        }
         World {
             clock,
             server,
             seeded,
-            dirs: Vec::new(),
+            dirs,
+            locks,
+            lock_clock,
+            link,
         }
+    }
+
+    /// Moves the whole world (server, phones, locks) to `t`.
+    pub fn set_time(&self, t: i64) {
+        self.clock.set(t);
+        self.lock_clock.set_time(t);
     }
 
     /// A fresh app install: its own data directory and an in-memory device key.
@@ -103,6 +156,7 @@ impl World {
             },
             Some(door_core::ephemeral_device_signer()),
             Some(recorder),
+            Some(Arc::new(self.link.clone()) as Arc<dyn Transport>),
             self.clock.f(),
         )
         .unwrap()

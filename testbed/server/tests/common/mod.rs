@@ -51,7 +51,12 @@ impl TestServer {
         TestServer {
             handle,
             clock,
-            http: reqwest::Client::new(),
+            http: {
+                // reqwest's TLS wants a process-wide crypto provider (feature unification
+                // brings TLS in); a second install is harmless.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                reqwest::Client::new()
+            },
         }
     }
 

@@ -657,6 +657,18 @@ internal open class UniffiForeignFutureResultVoid(
 internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
     fun callback(`callbackData`: Long,`result`: UniffiForeignFutureResultVoid.UniffiByValue,)
 }
+internal interface UniffiCallbackInterfaceBleTransportMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`lockId`: RustBuffer.ByValue,`timeoutMs`: Long,`uniffiFutureCallback`: UniffiForeignFutureCompleteU16,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
+}
+internal interface UniffiCallbackInterfaceBleTransportMethod1 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`lockId`: RustBuffer.ByValue,`fragment`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteVoid,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
+}
+internal interface UniffiCallbackInterfaceBleTransportMethod2 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`lockId`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
+}
+internal interface UniffiCallbackInterfaceBleTransportMethod3 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`lockId`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteVoid,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
+}
 internal interface UniffiCallbackInterfaceEventListenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
@@ -665,6 +677,34 @@ internal interface UniffiCallbackInterfaceDeviceSignerMethod0 : com.sun.jna.Call
 }
 internal interface UniffiCallbackInterfaceDeviceSignerMethod1 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`message`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "connect", "write", "nextNotification", "disconnect")
+internal open class UniffiVTableCallbackInterfaceBleTransport(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `connect`: UniffiCallbackInterfaceBleTransportMethod0? = null,
+    @JvmField internal var `write`: UniffiCallbackInterfaceBleTransportMethod1? = null,
+    @JvmField internal var `nextNotification`: UniffiCallbackInterfaceBleTransportMethod2? = null,
+    @JvmField internal var `disconnect`: UniffiCallbackInterfaceBleTransportMethod3? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `connect`: UniffiCallbackInterfaceBleTransportMethod0? = null,
+        `write`: UniffiCallbackInterfaceBleTransportMethod1? = null,
+        `nextNotification`: UniffiCallbackInterfaceBleTransportMethod2? = null,
+        `disconnect`: UniffiCallbackInterfaceBleTransportMethod3? = null,
+    ): UniffiVTableCallbackInterfaceBleTransport(`uniffiFree`,`uniffiClone`,`connect`,`write`,`nextNotification`,`disconnect`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceBleTransport) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `connect` = other.`connect`
+        `write` = other.`write`
+        `nextNotification` = other.`nextNotification`
+        `disconnect` = other.`disconnect`
+    }
+
 }
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "onEvent")
 internal open class UniffiVTableCallbackInterfaceEventListener(
@@ -734,9 +774,21 @@ internal object IntegrityCheckingUniffiLib {
     internal fun ensureInitialized() = Unit
     external fun uniffi_door_core_checksum_func_live_objects(
     ): Int
+    external fun uniffi_door_core_checksum_func_lock_characteristic_uuid(
+    ): Int
+    external fun uniffi_door_core_checksum_func_lock_service_uuid(
+    ): Int
     external fun uniffi_door_core_checksum_func_ephemeral_device_signer(
     ): Int
     external fun uniffi_door_core_checksum_func_prove_device_possession(
+    ): Int
+    external fun uniffi_door_core_checksum_method_bletransport_connect(
+    ): Int
+    external fun uniffi_door_core_checksum_method_bletransport_write(
+    ): Int
+    external fun uniffi_door_core_checksum_method_bletransport_next_notification(
+    ): Int
+    external fun uniffi_door_core_checksum_method_bletransport_disconnect(
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_access_now(
     ): Int
@@ -761,6 +813,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_door_core_checksum_method_doorclient_sign_in(
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_sign_out(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_unlock(
     ): Int
     external fun uniffi_door_core_checksum_method_eventlistener_on_event(
     ): Int
@@ -796,17 +850,32 @@ internal object UniffiLib {
 
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "door_core"))
+        uniffiCallbackInterfaceBleTransport.register(this)
         uniffiCallbackInterfaceDeviceSigner.register(this)
         uniffiCallbackInterfaceEventListener.register(this)
         
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_door_core_fn_clone_bletransport(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_door_core_fn_free_bletransport(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_door_core_fn_init_callback_vtable_bletransport(`vtable`: UniffiVTableCallbackInterfaceBleTransport,
+    ): Unit
+    external fun uniffi_door_core_fn_method_bletransport_connect(`ptr`: Long,`lockId`: RustBuffer.ByValue,`timeoutMs`: Long,
+    ): Long
+    external fun uniffi_door_core_fn_method_bletransport_write(`ptr`: Long,`lockId`: RustBuffer.ByValue,`fragment`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_door_core_fn_method_bletransport_next_notification(`ptr`: Long,`lockId`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_door_core_fn_method_bletransport_disconnect(`ptr`: Long,`lockId`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_door_core_fn_clone_doorclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_door_core_fn_free_doorclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_door_core_fn_constructor_doorclient_new(`config`: RustBuffer.ByValue,`signer`: RustBuffer.ByValue,`listener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_door_core_fn_constructor_doorclient_new(`config`: RustBuffer.ByValue,`signer`: RustBuffer.ByValue,`listener`: RustBuffer.ByValue,`ble`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_access_now(`ptr`: Long,`doorId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -831,6 +900,8 @@ internal object UniffiLib {
     external fun uniffi_door_core_fn_method_doorclient_sign_in(`ptr`: Long,`email`: RustBuffer.ByValue,`password`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_sign_out(`ptr`: Long,
+    ): Long
+    external fun uniffi_door_core_fn_method_doorclient_unlock(`ptr`: Long,`doorId`: RustBuffer.ByValue,`timeoutMs`: Long,
     ): Long
     external fun uniffi_door_core_fn_clone_eventlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -866,6 +937,10 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_door_core_fn_func_live_objects(uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_door_core_fn_func_lock_characteristic_uuid(uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_door_core_fn_func_lock_service_uuid(uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_door_core_fn_func_ephemeral_device_signer(uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_door_core_fn_func_prove_device_possession(`signer`: Long,`challenge`: RustBuffer.ByValue,
@@ -992,10 +1067,28 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_func_live_objects() and 0xFFFF) != 41310) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_door_core_checksum_func_lock_characteristic_uuid() and 0xFFFF) != 14606) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_func_lock_service_uuid() and 0xFFFF) != 2902) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_door_core_checksum_func_ephemeral_device_signer() and 0xFFFF) != 13237) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_func_prove_device_possession() and 0xFFFF) != 58461) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_bletransport_connect() and 0xFFFF) != 30838) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_bletransport_write() and 0xFFFF) != 7249) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_bletransport_next_notification() and 0xFFFF) != 24620) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_bletransport_disconnect() and 0xFFFF) != 44632) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_doorclient_access_now() and 0xFFFF) != 33336) {
@@ -1034,6 +1127,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_method_doorclient_sign_out() and 0xFFFF) != 35707) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_unlock() and 0xFFFF) != 29997) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_door_core_checksum_method_eventlistener_on_event() and 0xFFFF) != 58500) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1055,7 +1151,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_method_devicesigner_sign() and 0xFFFF) != 16910) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_door_core_checksum_constructor_doorclient_new() and 0xFFFF) != 43391) {
+    if ((lib.uniffi_door_core_checksum_constructor_doorclient_new() and 0xFFFF) != 56437) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_constructor_doorschedule_new() and 0xFFFF) != 46811) {
@@ -1114,6 +1210,95 @@ internal suspend fun<T, F, E: kotlin.Exception> uniffiRustCallAsync(
         freeFunc(rustFuture)
     }
 }
+internal inline fun<T> uniffiTraitInterfaceCallAsync(
+    crossinline makeCall: suspend () -> T,
+    crossinline handleSuccess: (T) -> Unit,
+    crossinline handleError: (UniffiRustCallStatus.ByValue) -> Unit,
+    uniffiOutDroppedCallback: UniffiForeignFutureDroppedCallbackStruct,
+) {
+    // Using `GlobalScope` is labeled as a "delicate API" and generally discouraged in Kotlin programs, since it breaks structured concurrency.
+    // However, our parent task is a Rust future, so we're going to need to break structure concurrency in any case.
+    //
+    // Uniffi does its best to support structured concurrency across the FFI.
+    // If the Rust future is dropped, `uniffiForeignFutureDroppedCallbackImpl` is called, which will cancel the Kotlin coroutine if it's still running.
+    @OptIn(DelicateCoroutinesApi::class)
+    val job = GlobalScope.launch coroutineBlock@ {
+        // Note: it's important we call either `handleSuccess` or `handleError` exactly once.  Each
+        // call consumes an Arc reference, which means there should be no possibility of a double
+        // call.  The following code is structured so that will will never call both `handleSuccess`
+        // and `handleError`, even in the face of weird exceptions.
+        //
+        // In extreme circumstances we may not call either, for example if we fail to make the JNA
+        // call to `handleSuccess`.  This means we will leak the Arc reference, which is better than
+        // double-freeing it.
+        val callResult = try {
+            makeCall()
+        } catch(e: kotlin.Exception) {
+            handleError(
+                UniffiRustCallStatus.create(
+                    UNIFFI_CALL_UNEXPECTED_ERROR,
+                    FfiConverterString.lower(e.toString()),
+                )
+            )
+            return@coroutineBlock
+        }
+        handleSuccess(callResult)
+    }
+    val handle = uniffiForeignFutureHandleMap.insert(job)
+    uniffiOutDroppedCallback.uniffiSetValue(UniffiForeignFutureDroppedCallbackStruct(handle, uniffiForeignFutureDroppedCallbackImpl))
+}
+
+internal inline fun<T, reified E: Throwable> uniffiTraitInterfaceCallAsyncWithError(
+    crossinline makeCall: suspend () -> T,
+    crossinline handleSuccess: (T) -> Unit,
+    crossinline handleError: (UniffiRustCallStatus.ByValue) -> Unit,
+    crossinline lowerError: (E) -> RustBuffer.ByValue,
+    uniffiOutDroppedCallback: UniffiForeignFutureDroppedCallbackStruct,
+) {
+    // See uniffiTraitInterfaceCallAsync for details on `DelicateCoroutinesApi`
+    @OptIn(DelicateCoroutinesApi::class)
+    val job = GlobalScope.launch coroutineBlock@ {
+        // See the note in uniffiTraitInterfaceCallAsync for details on `handleSuccess` and
+        // `handleError`.
+        val callResult = try {
+            makeCall()
+        } catch(e: kotlin.Exception) {
+            if (e is E) {
+                handleError(
+                    UniffiRustCallStatus.create(
+                        UNIFFI_CALL_ERROR,
+                        lowerError(e),
+                    )
+                )
+            } else {
+                handleError(
+                    UniffiRustCallStatus.create(
+                        UNIFFI_CALL_UNEXPECTED_ERROR,
+                        FfiConverterString.lower(e.toString()),
+                    )
+                )
+            }
+            return@coroutineBlock
+        }
+        handleSuccess(callResult)
+    }
+    val handle = uniffiForeignFutureHandleMap.insert(job)
+    uniffiOutDroppedCallback.uniffiSetValue(UniffiForeignFutureDroppedCallbackStruct(handle, uniffiForeignFutureDroppedCallbackImpl))
+}
+
+internal val uniffiForeignFutureHandleMap = UniffiHandleMap<Job>()
+
+internal object uniffiForeignFutureDroppedCallbackImpl: UniffiForeignFutureDroppedCallback {
+    override fun callback(handle: Long) {
+        val job = uniffiForeignFutureHandleMap.remove(handle)
+        if (!job.isCompleted) {
+            job.cancel()
+        }
+    }
+}
+
+// For testing
+public fun uniffiForeignFutureHandleCount() = uniffiForeignFutureHandleMap.size
 
 // Public interface members begin here.
 
@@ -1319,6 +1504,29 @@ public object FfiConverterUShort: FfiConverter<UShort, Short> {
 /**
  * @suppress
  */
+public object FfiConverterUInt: FfiConverter<UInt, Int> {
+    override fun lift(value: Int): UInt {
+        return value.toUInt()
+    }
+
+    override fun read(buf: ByteBuffer): UInt {
+        return lift(buf.getInt())
+    }
+
+    override fun lower(value: UInt): Int {
+        return value.toInt()
+    }
+
+    override fun allocationSize(value: UInt) = 4UL
+
+    override fun write(value: UInt, buf: ByteBuffer) {
+        buf.putInt(value.toInt())
+    }
+}
+
+/**
+ * @suppress
+ */
 public object FfiConverterULong: FfiConverter<ULong, Long> {
     override fun lift(value: Long): ULong {
         return value.toULong()
@@ -1478,6 +1686,559 @@ public object FfiConverterTimestamp: FfiConverterRustBuffer<java.time.Instant> {
         buf.putLong(sign * epochOffset.seconds)
         // Type mismatch (should be u32) but since values will always be between 0 and 999,999,999 it should be OK
         buf.putInt(epochOffset.nano)
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * An app's BLE stack: finds, connects to and talks with locks. The lock advertises the
+ * service `lock_service_uuid()` with its lock id (16 bytes) as service data; filter scan
+ * results on it yourself, since the OS may merge scan filters. The core keeps at most one
+ * connection per lock, so each call names the lock it is about.
+ */
+public interface BleTransport {
+    
+    /**
+     * Scan for the lock whose id is `lock_id` (32 hex digits), connect, discover the
+     * service, subscribe to notifications of `lock_characteristic_uuid()`, and return the
+     * negotiated ATT MTU (the core writes at most MTU - 3 bytes at a time).
+     */
+    suspend fun `connect`(`lockId`: kotlin.String, `timeoutMs`: kotlin.ULong): kotlin.UShort
+    
+    /**
+     * Write without response to the lock characteristic.
+     */
+    suspend fun `write`(`lockId`: kotlin.String, `fragment`: kotlin.ByteArray)
+    
+    /**
+     * The next notification of the lock characteristic, in order.
+     */
+    suspend fun `nextNotification`(`lockId`: kotlin.String): kotlin.ByteArray
+    
+    suspend fun `disconnect`(`lockId`: kotlin.String)
+    
+    companion object
+}
+
+/**
+ * An app's BLE stack: finds, connects to and talks with locks. The lock advertises the
+ * service `lock_service_uuid()` with its lock id (16 bytes) as service data; filter scan
+ * results on it yourself, since the OS may merge scan filters. The core keeps at most one
+ * connection per lock, so each call names the lock it is about.
+ */
+open class BleTransportImpl: Disposable, AutoCloseable, BleTransport
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_door_core_fn_free_bletransport(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_door_core_fn_clone_bletransport(handle, status)
+        }
+    }
+
+    
+    /**
+     * Scan for the lock whose id is `lock_id` (32 hex digits), connect, discover the
+     * service, subscribe to notifications of `lock_characteristic_uuid()`, and return the
+     * negotiated ATT MTU (the core writes at most MTU - 3 bytes at a time).
+     */
+    @Throws(BleFailure::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `connect`(`lockId`: kotlin.String, `timeoutMs`: kotlin.ULong) : kotlin.UShort {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_bletransport_connect(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`lockId`),
+        FfiConverterULong.lower(`timeoutMs`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_u16(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_u16(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_u16(future) },
+        // lift function
+        { FfiConverterUShort.lift(it) },
+        // Error FFI converter
+        BleFailure.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Write without response to the lock characteristic.
+     */
+    @Throws(BleFailure::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `write`(`lockId`: kotlin.String, `fragment`: kotlin.ByteArray) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_bletransport_write(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`lockId`),
+        FfiConverterByteArray.lower(`fragment`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        BleFailure.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The next notification of the lock characteristic, in order.
+     */
+    @Throws(BleFailure::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `nextNotification`(`lockId`: kotlin.String) : kotlin.ByteArray {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_bletransport_next_notification(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`lockId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterByteArray.lift(it) },
+        // Error FFI converter
+        BleFailure.ErrorHandler,
+    )
+    }
+
+    
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `disconnect`(`lockId`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_bletransport_disconnect(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`lockId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        UniffiNullRustCallStatusErrorHandler,
+    )
+    }
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceBleTransport {
+    internal object `connect`: UniffiCallbackInterfaceBleTransportMethod0 {
+        override fun callback(`uniffiHandle`: Long,`lockId`: RustBuffer.ByValue,`timeoutMs`: Long,`uniffiFutureCallback`: UniffiForeignFutureCompleteU16,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
+            val uniffiObj = FfiConverterTypeBleTransport.handleMap.get(uniffiHandle)
+            val makeCall = suspend { ->
+                uniffiObj.`connect`(
+                    FfiConverterString.lift(`lockId`),
+                    FfiConverterULong.lift(`timeoutMs`),
+                )
+            }
+            val uniffiHandleSuccess = { returnValue: kotlin.UShort ->
+                val uniffiResult = UniffiForeignFutureResultU16.UniffiByValue(
+                    FfiConverterUShort.lower(returnValue),
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultU16.UniffiByValue(
+                        0.toShort(),
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall,
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                { e: BleFailure -> FfiConverterTypeBleFailure.lower(e) },
+                uniffiOutDroppedCallback
+            )
+        }
+    }
+    internal object `write`: UniffiCallbackInterfaceBleTransportMethod1 {
+        override fun callback(`uniffiHandle`: Long,`lockId`: RustBuffer.ByValue,`fragment`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteVoid,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
+            val uniffiObj = FfiConverterTypeBleTransport.handleMap.get(uniffiHandle)
+            val makeCall = suspend { ->
+                uniffiObj.`write`(
+                    FfiConverterString.lift(`lockId`),
+                    FfiConverterByteArray.lift(`fragment`),
+                )
+            }
+            val uniffiHandleSuccess = { _: Unit ->
+                val uniffiResult = UniffiForeignFutureResultVoid.UniffiByValue(
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid.UniffiByValue(
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall,
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                { e: BleFailure -> FfiConverterTypeBleFailure.lower(e) },
+                uniffiOutDroppedCallback
+            )
+        }
+    }
+    internal object `nextNotification`: UniffiCallbackInterfaceBleTransportMethod2 {
+        override fun callback(`uniffiHandle`: Long,`lockId`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
+            val uniffiObj = FfiConverterTypeBleTransport.handleMap.get(uniffiHandle)
+            val makeCall = suspend { ->
+                uniffiObj.`nextNotification`(
+                    FfiConverterString.lift(`lockId`),
+                )
+            }
+            val uniffiHandleSuccess = { returnValue: kotlin.ByteArray ->
+                val uniffiResult = UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                    FfiConverterByteArray.lower(returnValue),
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                        RustBuffer.ByValue(),
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall,
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                { e: BleFailure -> FfiConverterTypeBleFailure.lower(e) },
+                uniffiOutDroppedCallback
+            )
+        }
+    }
+    internal object `disconnect`: UniffiCallbackInterfaceBleTransportMethod3 {
+        override fun callback(`uniffiHandle`: Long,`lockId`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteVoid,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
+            val uniffiObj = FfiConverterTypeBleTransport.handleMap.get(uniffiHandle)
+            val makeCall = suspend { ->
+                uniffiObj.`disconnect`(
+                    FfiConverterString.lift(`lockId`),
+                )
+            }
+            val uniffiHandleSuccess = { _: Unit ->
+                val uniffiResult = UniffiForeignFutureResultVoid.UniffiByValue(
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid.UniffiByValue(
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsync(
+                makeCall,
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                uniffiOutDroppedCallback
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeBleTransport.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeBleTransport.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceBleTransport.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `connect`,
+        `write`,
+        `nextNotification`,
+        `disconnect`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_door_core_fn_init_callback_vtable_bletransport(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeBleTransport: FfiConverter<BleTransport, Long> {
+    internal val handleMap = UniffiHandleMap<BleTransport>()
+
+    override fun lower(value: BleTransport): Long {
+        if (value is BleTransportImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): BleTransport {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return BleTransportImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): BleTransport {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: BleTransport) = 8UL
+
+    override fun write(value: BleTransport, buf: ByteBuffer) {
+        buf.putLong(lower(value))
     }
 }
 
@@ -1997,6 +2758,12 @@ public interface DoorClientInterface {
     
     suspend fun `signOut`()
     
+    /**
+     * Opens the door: an instant `OutOfSchedule` from the cache when the schedule says no
+     * (no radio work), else one exchange with the lock, within `timeout_ms` (10 s when 0).
+     */
+    suspend fun `unlock`(`doorId`: kotlin.String, `timeoutMs`: kotlin.ULong): UnlockReceipt
+    
     companion object
 }
 
@@ -2026,9 +2793,10 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
     }
     /**
      * Opens the client over its data directory; works offline from the cache. Without a
-     * `signer`, the device key is kept in the platform credential store.
+     * `signer`, the device key is kept in the platform credential store. Without `ble`, the
+     * core uses btleplug on desktops and cannot unlock on phones (pass the app's stack).
      */
-    constructor(`config`: ClientConfig, `signer`: DeviceSigner?, `listener`: EventListener?) :
+    constructor(`config`: ClientConfig, `signer`: DeviceSigner?, `listener`: EventListener?, `ble`: BleTransport?) :
         this(UniffiWithHandle, 
     uniffiRustCallWithError(DoorException) { _status ->
     UniffiLib.uniffi_door_core_fn_constructor_doorclient_new(
@@ -2036,7 +2804,8 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
         
         FfiConverterTypeClientConfig.lower(`config`),
         FfiConverterOptionalTypeDeviceSigner.lower(`signer`),
-        FfiConverterOptionalTypeEventListener.lower(`listener`),_status)
+        FfiConverterOptionalTypeEventListener.lower(`listener`),
+        FfiConverterOptionalTypeBleTransport.lower(`ble`),_status)
 }
     )
 
@@ -2362,6 +3131,33 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
         // lift function
         { },
         
+        // Error FFI converter
+        DoorException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Opens the door: an instant `OutOfSchedule` from the cache when the schedule says no
+     * (no radio work), else one exchange with the lock, within `timeout_ms` (10 s when 0).
+     */
+    @Throws(DoorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `unlock`(`doorId`: kotlin.String, `timeoutMs`: kotlin.ULong) : UnlockReceipt {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_doorclient_unlock(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`doorId`),
+        FfiConverterULong.lower(`timeoutMs`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeUnlockReceipt.lift(it) },
         // Error FFI converter
         DoorException.ErrorHandler,
     )
@@ -3511,6 +4307,61 @@ public object FfiConverterTypeScheduleWindow: FfiConverterRustBuffer<ScheduleWin
 
 
 /**
+ * A door that opened.
+ */
+data class UnlockReceipt (
+    /**
+     * The lock's clock when it decided.
+     */
+    var `lockTime`: java.time.Instant
+    , 
+    /**
+     * Audit records the lock holds that the server has not acknowledged.
+     */
+    var `pendingAudit`: kotlin.UInt
+    , 
+    /**
+     * Connections it took (2 when a dropped connection was retried).
+     */
+    var `attempts`: kotlin.UInt
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeUnlockReceipt: FfiConverterRustBuffer<UnlockReceipt> {
+    override fun read(buf: ByteBuffer): UnlockReceipt {
+        return UnlockReceipt(
+            FfiConverterTimestamp.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterUInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: UnlockReceipt) = (
+            FfiConverterTimestamp.allocationSize(value.`lockTime`) +
+            FfiConverterUInt.allocationSize(value.`pendingAudit`) +
+            FfiConverterUInt.allocationSize(value.`attempts`)
+    )
+
+    override fun write(value: UnlockReceipt, buf: ByteBuffer) {
+            FfiConverterTimestamp.write(value.`lockTime`, buf)
+            FfiConverterUInt.write(value.`pendingAudit`, buf)
+            FfiConverterUInt.write(value.`attempts`, buf)
+    }
+}
+
+
+
+/**
  * Whether a door opens at an instant, and when that changes.
  */
 sealed class AccessDecision {
@@ -3658,6 +4509,128 @@ public object FfiConverterTypeAccessDecision : FfiConverterRustBuffer<AccessDeci
 
 
 
+sealed class BleFailure: kotlin.Exception() {
+    
+    class Unavailable(
+        ) : BleFailure() {
+        override val message
+            get() = ""
+    }
+    
+    class NotInRange(
+        ) : BleFailure() {
+        override val message
+            get() = ""
+    }
+    
+    class Disconnected(
+        ) : BleFailure() {
+        override val message
+            get() = ""
+    }
+    
+    class Timeout(
+        ) : BleFailure() {
+        override val message
+            get() = ""
+    }
+    
+    class Other(
+        
+        val `reason`: kotlin.String
+        ) : BleFailure() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+
+    
+
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<BleFailure> {
+        override fun lift(error_buf: RustBuffer.ByValue): BleFailure = FfiConverterTypeBleFailure.lift(error_buf)
+    }
+
+    
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeBleFailure : FfiConverterRustBuffer<BleFailure> {
+    override fun read(buf: ByteBuffer): BleFailure {
+        
+
+        return when(buf.getInt()) {
+            1 -> BleFailure.Unavailable()
+            2 -> BleFailure.NotInRange()
+            3 -> BleFailure.Disconnected()
+            4 -> BleFailure.Timeout()
+            5 -> BleFailure.Other(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: BleFailure): ULong {
+        return when(value) {
+            is BleFailure.Unavailable -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is BleFailure.NotInRange -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is BleFailure.Disconnected -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is BleFailure.Timeout -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is BleFailure.Other -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: BleFailure, buf: ByteBuffer) {
+        when(value) {
+            is BleFailure.Unavailable -> {
+                buf.putInt(1)
+                Unit
+            }
+            is BleFailure.NotInRange -> {
+                buf.putInt(2)
+                Unit
+            }
+            is BleFailure.Disconnected -> {
+                buf.putInt(3)
+                Unit
+            }
+            is BleFailure.Timeout -> {
+                buf.putInt(4)
+                Unit
+            }
+            is BleFailure.Other -> {
+                buf.putInt(5)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
+}
+
+
+
+
+
 sealed class DoorException: kotlin.Exception() {
     
     /**
@@ -3783,6 +4756,55 @@ sealed class DoorException: kotlin.Exception() {
             get() = "reason=${ `reason` }"
     }
     
+    /**
+     * The lock said no, for a reason other than the schedule.
+     */
+    class Denied(
+        
+        val `reason`: UnlockDenial
+        ) : DoorException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * The lock was not found before the deadline.
+     */
+    class LockNotInRange(
+        ) : DoorException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * Bluetooth is off, not permitted, or there is no BLE transport.
+     */
+    class BluetoothUnavailable(
+        ) : DoorException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * The lock could not prove it is the lock the property registered: do not trust it.
+     */
+    class LockNotGenuine(
+        ) : DoorException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * The exchange with the lock failed (a faulty lock or a broken link).
+     */
+    class LockProtocol(
+        
+        val `reason`: kotlin.String
+        ) : DoorException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
 
     
 
@@ -3829,6 +4851,15 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
                 FfiConverterString.read(buf),
                 )
             11 -> DoorException.Storage(
+                FfiConverterString.read(buf),
+                )
+            12 -> DoorException.Denied(
+                FfiConverterTypeUnlockDenial.read(buf),
+                )
+            13 -> DoorException.LockNotInRange()
+            14 -> DoorException.BluetoothUnavailable()
+            15 -> DoorException.LockNotGenuine()
+            16 -> DoorException.LockProtocol(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -3887,6 +4918,28 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
                 + FfiConverterString.allocationSize(value.`detail`)
             )
             is DoorException.Storage -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is DoorException.Denied -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterTypeUnlockDenial.allocationSize(value.`reason`)
+            )
+            is DoorException.LockNotInRange -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is DoorException.BluetoothUnavailable -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is DoorException.LockNotGenuine -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is DoorException.LockProtocol -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
@@ -3950,6 +5003,28 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
+            is DoorException.Denied -> {
+                buf.putInt(12)
+                FfiConverterTypeUnlockDenial.write(value.`reason`, buf)
+                Unit
+            }
+            is DoorException.LockNotInRange -> {
+                buf.putInt(13)
+                Unit
+            }
+            is DoorException.BluetoothUnavailable -> {
+                buf.putInt(14)
+                Unit
+            }
+            is DoorException.LockNotGenuine -> {
+                buf.putInt(15)
+                Unit
+            }
+            is DoorException.LockProtocol -> {
+                buf.putInt(16)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
     }
 
@@ -3957,17 +5032,144 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
 
 
 
-
-enum class DoorEvent {
+sealed class DoorEvent {
     
     /**
      * The door list or a door's state changed: read `doors()` again.
      */
-    DOORS_CHANGED,
+    object DoorsChanged : DoorEvent()
+    
+    
     /**
      * The session ended (revoked, or refresh impossible): sign in again.
      */
-    SESSION_EXPIRED;
+    object SessionExpired : DoorEvent()
+    
+    
+    /**
+     * An unlock moved on.
+     */
+    data class UnlockProgress(
+        val `doorId`: kotlin.String, 
+        val `stage`: dev.doorcore.ffi.UnlockStage) : DoorEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDoorEvent : FfiConverterRustBuffer<DoorEvent>{
+    override fun read(buf: ByteBuffer): DoorEvent {
+        return when(buf.getInt()) {
+            1 -> DoorEvent.DoorsChanged
+            2 -> DoorEvent.SessionExpired
+            3 -> DoorEvent.UnlockProgress(
+                FfiConverterString.read(buf),
+                FfiConverterTypeUnlockStage.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: DoorEvent): ULong = when(value) {
+        is DoorEvent.DoorsChanged -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is DoorEvent.SessionExpired -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is DoorEvent.UnlockProgress -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`doorId`)
+                + FfiConverterTypeUnlockStage.allocationSize(value.`stage`)
+            )
+        }
+    }
+
+    override fun write(value: DoorEvent, buf: ByteBuffer) {
+        when(value) {
+            is DoorEvent.DoorsChanged -> {
+                buf.putInt(1)
+                Unit
+            }
+            is DoorEvent.SessionExpired -> {
+                buf.putInt(2)
+                Unit
+            }
+            is DoorEvent.UnlockProgress -> {
+                buf.putInt(3)
+                FfiConverterString.write(value.`doorId`, buf)
+                FfiConverterTypeUnlockStage.write(value.`stage`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * Why the lock said no, when it is not the schedule.
+ */
+
+enum class UnlockDenial {
+    
+    /**
+     * The credential was revoked.
+     */
+    REVOKED,
+    /**
+     * The credential has ended; refresh.
+     */
+    EXPIRED,
+    /**
+     * The credential has not begun.
+     */
+    NOT_YET_VALID,
+    /**
+     * The credential is not for this door.
+     */
+    WRONG_DOOR,
+    /**
+     * The lock does not accept the credential (unknown issuer, wrong device key).
+     */
+    BAD_CREDENTIAL,
+    /**
+     * The lock's clock disagrees with the phone's; a Door Sync sets it right.
+     */
+    CLOCK_UNTRUSTED,
+    /**
+     * The lock saw this request before.
+     */
+    REPLAYED,
+    /**
+     * The lock is busy (an unusual burst of unlocks); try again shortly.
+     */
+    BUSY;
 
     
 
@@ -3979,16 +5181,56 @@ enum class DoorEvent {
 /**
  * @suppress
  */
-public object FfiConverterTypeDoorEvent: FfiConverterRustBuffer<DoorEvent> {
+public object FfiConverterTypeUnlockDenial: FfiConverterRustBuffer<UnlockDenial> {
     override fun read(buf: ByteBuffer) = try {
-        DoorEvent.values()[buf.getInt() - 1]
+        UnlockDenial.values()[buf.getInt() - 1]
     } catch (e: IndexOutOfBoundsException) {
         throw RuntimeException("invalid enum value, something is very wrong!!", e)
     }
 
-    override fun allocationSize(value: DoorEvent) = 4UL
+    override fun allocationSize(value: UnlockDenial) = 4UL
 
-    override fun write(value: DoorEvent, buf: ByteBuffer) {
+    override fun write(value: UnlockDenial, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+
+enum class UnlockStage {
+    
+    /**
+     * Finding the lock and preparing the request, side by side.
+     */
+    CONNECTING,
+    /**
+     * Connected; waiting for the lock's answer.
+     */
+    AUTHORIZING;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeUnlockStage: FfiConverterRustBuffer<UnlockStage> {
+    override fun read(buf: ByteBuffer) = try {
+        UnlockStage.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: UnlockStage) = 4UL
+
+    override fun write(value: UnlockStage, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
     }
 }
@@ -4094,6 +5336,38 @@ public object FfiConverterOptionalTimestamp: FfiConverterRustBuffer<java.time.In
         } else {
             buf.put(1)
             FfiConverterTimestamp.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeBleTransport: FfiConverterRustBuffer<BleTransport?> {
+    override fun read(buf: ByteBuffer): BleTransport? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeBleTransport.read(buf)
+    }
+
+    override fun allocationSize(value: BleTransport?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeBleTransport.allocationSize(value)
+        }
+    }
+
+    override fun write(value: BleTransport?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeBleTransport.write(value, buf)
         }
     }
 }
@@ -4316,6 +5590,26 @@ public object FfiConverterSequenceTypeWeekday: FfiConverterRustBuffer<List<Weekd
             return FfiConverterULong.lift(
     uniffiRustCall() { _status ->
     UniffiLib.uniffi_door_core_fn_func_live_objects(
+    
+        _status)
+}
+    )
+    }
+    
+ fun `lockCharacteristicUuid`(): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_door_core_fn_func_lock_characteristic_uuid(
+    
+        _status)
+}
+    )
+    }
+    
+ fun `lockServiceUuid`(): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_door_core_fn_func_lock_service_uuid(
     
         _status)
 }

@@ -1,0 +1,179 @@
+//! Unlocking a door: the instant schedule check from the cache first (no radio work when the
+//! answer is "Out of Schedule"), then, at once and side by side, preparing the request
+//! (ephemeral key, ECDH, the device signature) and finding and connecting to the lock; then
+//! one request and one response. One deadline bounds everything; a connection that drops
+//! before the answer is retried once with a fresh request, which is safe: a replayed request
+//! is refused by the lock, and a second, new request at worst opens the door a second time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use door_protocol::unlock::{
+    DenyReason, PhoneError, PreparedUnlock, UnlockPreparation, UnlockResult, UnlockTarget,
+};
+use door_protocol::{Decision, Id, LockPublicKey, UnixTime};
+use tokio::time::Instant;
+
+use crate::ble::{BleError, Connection, LockTarget, Transport};
+use crate::client::Signer;
+use crate::doors::CachedDoor;
+use crate::error::{CoreError, CoreResult};
+
+/// Where an unlock is, for the app's progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Looking for the lock and preparing the request.
+    Connecting,
+    /// Connected; the request is on its way.
+    Authorizing,
+}
+
+/// A granted unlock, with what the lock said about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unlocked {
+    pub lock_time: UnixTime,
+    pub sync_iteration: u64,
+    pub pending_audit: u32,
+    /// Connections it took (2 after a retry).
+    pub attempts: u32,
+}
+
+/// The pre-check the phone can make alone, from the signed facts in its cache.
+pub fn precheck(decision: Decision) -> CoreResult<()> {
+    match decision {
+        Decision::Allowed { .. } => Ok(()),
+        Decision::OutOfSchedule { next_allowed } => Err(CoreError::OutOfSchedule { next_allowed }),
+        Decision::NotYetValid { from } => Err(CoreError::OutOfSchedule {
+            next_allowed: Some(from),
+        }),
+        Decision::Expired { .. } => Err(CoreError::Denied(DenyReason::Expired)),
+    }
+}
+
+pub struct Unlocker<'a> {
+    pub transport: &'a dyn Transport,
+    pub signer: Arc<dyn Signer>,
+    pub now: UnixTime,
+    pub progress: &'a (dyn Fn(Stage) + Send + Sync),
+}
+
+impl Unlocker<'_> {
+    pub async fn unlock(&self, door: &CachedDoor, timeout: Duration) -> CoreResult<Unlocked> {
+        let deadline = Instant::now() + timeout;
+        let target = target_of(door)?;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.attempt(door, &target, deadline).await {
+                Err(CoreError::Ble(BleError::Disconnected))
+                    if attempts == 1 && Instant::now() < deadline =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e),
+                Ok(mut unlocked) => {
+                    unlocked.attempts = attempts;
+                    return Ok(unlocked);
+                }
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        door: &CachedDoor,
+        target: &UnlockTarget,
+        deadline: Instant,
+    ) -> CoreResult<Unlocked> {
+        (self.progress)(Stage::Connecting);
+        let lock = LockTarget {
+            lock_id: door.lock_id.clone(),
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let (prepared, connection) = tokio::join!(
+            self.prepare(target.clone()),
+            self.transport.connect(&lock, remaining)
+        );
+        let mut connection = connection.map_err(CoreError::Ble)?;
+        let outcome = async {
+            let mut prepared = prepared?;
+            (self.progress)(Stage::Authorizing);
+            exchange(connection.as_mut(), &mut prepared, deadline).await
+        }
+        .await;
+        connection.close().await;
+        let outcome = outcome?;
+        match outcome.result {
+            UnlockResult::Granted => Ok(Unlocked {
+                lock_time: outcome.lock_time,
+                sync_iteration: outcome.sync_iteration,
+                pending_audit: outcome.pending_audit,
+                attempts: 0,
+            }),
+            UnlockResult::Denied(DenyReason::OutOfSchedule { next_allowed }) => {
+                Err(CoreError::OutOfSchedule { next_allowed })
+            }
+            UnlockResult::Denied(reason) => Err(CoreError::Denied(reason)),
+        }
+    }
+
+    /// Everything that needs no lock input, including the device signature (a hardware
+    /// keystore may take a while, so it runs on the blocking pool while the radio works).
+    async fn prepare(&self, target: UnlockTarget) -> CoreResult<PreparedUnlock> {
+        let (preparation, message) =
+            UnlockPreparation::new(target, self.now, &mut rand_core::OsRng).map_err(phone_error)?;
+        let signer = self.signer.clone();
+        let signature = tokio::task::spawn_blocking(move || signer.sign(&message))
+            .await
+            .map_err(|e| CoreError::DeviceKey(format!("the signing task failed: {e}")))??;
+        preparation.signed(&signature).map_err(phone_error)
+    }
+}
+
+async fn exchange(
+    connection: &mut dyn Connection,
+    prepared: &mut PreparedUnlock,
+    deadline: Instant,
+) -> CoreResult<door_protocol::unlock::UnlockOutcome> {
+    let mtu = u16::try_from(connection.mtu()).unwrap_or(u16::MAX);
+    for fragment in prepared.request_fragments(mtu) {
+        within(deadline, connection.write(&fragment)).await?;
+    }
+    loop {
+        let fragment = within(deadline, connection.notification()).await?;
+        if let Some(outcome) = prepared.on_fragment(&fragment).map_err(phone_error)? {
+            return Ok(outcome);
+        }
+    }
+}
+
+async fn within<T>(
+    deadline: Instant,
+    step: impl std::future::Future<Output = Result<T, BleError>>,
+) -> CoreResult<T> {
+    match tokio::time::timeout_at(deadline, step).await {
+        Ok(r) => r.map_err(CoreError::Ble),
+        Err(_) => Err(CoreError::Ble(BleError::Timeout)),
+    }
+}
+
+fn target_of(door: &CachedDoor) -> CoreResult<UnlockTarget> {
+    let lock_id = Id::from_hex(&door.lock_id).ok_or_else(|| CoreError::Cache("lock id".into()))?;
+    let lock_key = LockPublicKey::from_sec1(&door.lock_public_key)
+        .map_err(|_| CoreError::Cache("lock key".into()))?;
+    Ok(UnlockTarget {
+        lock_id,
+        lock_key,
+        access_document: door.document.clone(),
+    })
+}
+
+fn phone_error(e: PhoneError) -> CoreError {
+    match e {
+        PhoneError::WrongSigner | PhoneError::SignatureEncoding => {
+            CoreError::DeviceKey(e.to_string())
+        }
+        PhoneError::NotGenuine => CoreError::NotGenuine,
+        other => CoreError::Protocol(other.to_string()),
+    }
+}

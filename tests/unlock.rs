@@ -1,0 +1,175 @@
+//! Unlocking through DoorClient: the phone's instant schedule answer, then one exchange with
+//! a reference lock over the in-memory link.
+
+mod common;
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use common::*;
+use door_core::ble::memory::Faults;
+use door_core::{DoorError, DoorEvent, UnlockDenial, UnlockStage};
+use door_server::seed::PASSWORD;
+
+fn at(t: i64) -> std::time::SystemTime {
+    UNIX_EPOCH + Duration::from_secs(t as u64)
+}
+
+async fn alice(
+    w: &mut World,
+) -> (
+    std::sync::Arc<door_core::DoorClient>,
+    std::sync::Arc<Recorder>,
+) {
+    let url = w.server.url();
+    let (alice, events, _) = w.client(&url);
+    alice
+        .sign_in("alice@1800main.example".into(), PASSWORD.into())
+        .await
+        .unwrap();
+    (alice, events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lobby_opens_in_one_exchange() {
+    let mut w = World::start().await;
+    let (alice, events) = alice(&mut w).await;
+    let lobby = w.door_id("Lobby");
+    let receipt = alice.unlock(lobby.clone(), 5000).await.unwrap();
+    assert_eq!(receipt.attempts, 1);
+    assert_eq!(receipt.lock_time, at(TUESDAY_10AM));
+    assert_eq!(
+        receipt.pending_audit, 1,
+        "the lock keeps a signed record of the unlock"
+    );
+    assert_eq!(w.link.connection_count(), 1);
+    let stages: Vec<DoorEvent> = events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, DoorEvent::UnlockProgress { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(
+        stages,
+        [UnlockStage::Connecting, UnlockStage::Authorizing].map(|stage| {
+            DoorEvent::UnlockProgress {
+                door_id: lobby.clone(),
+                stage,
+            }
+        })
+    );
+    assert_eq!(w.locks["Lobby"].pending_audit(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_schedule_is_answered_by_the_phone_without_radio_work() {
+    let mut w = World::start().await;
+    let (alice, _) = alice(&mut w).await;
+    w.set_time(TUESDAY_10AM + 13 * HOUR);
+    match alice.unlock(w.door_id("Pool"), 5000).await {
+        Err(DoorError::OutOfSchedule { next_allowed }) => {
+            assert_eq!(next_allowed, Some(at(TUESDAY_10AM + 23 * HOUR)))
+        }
+        other => panic!("expected OutOfSchedule, got {other:?}"),
+    }
+    assert_eq!(w.link.connection_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_decides_the_schedule_on_its_own_clock() {
+    let mut w = World::start().await;
+    let (alice, _) = alice(&mut w).await;
+    // The phone thinks it is 16:59:30; the lock, a minute ahead (within its tolerance), has
+    // closed the pool already.
+    let phone = TUESDAY_10AM + 7 * HOUR - 30;
+    w.clock.set(phone);
+    w.lock_clock.set_time(phone + 60);
+    match alice.unlock(w.door_id("Pool"), 5000).await {
+        Err(DoorError::OutOfSchedule { next_allowed }) => {
+            assert_eq!(next_allowed, Some(at(TUESDAY_10AM + 23 * HOUR)))
+        }
+        other => panic!("expected OutOfSchedule from the lock, got {other:?}"),
+    }
+    assert_eq!(w.link.connection_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_clock_drifted_beyond_tolerance_is_untrusted() {
+    let mut w = World::start().await;
+    let (alice, _) = alice(&mut w).await;
+    w.lock_clock.set_drift(-10 * 60);
+    let e = alice.unlock(w.door_id("Lobby"), 5000).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DoorError::Denied {
+                reason: UnlockDenial::ClockUntrusted
+            }
+        ),
+        "{e:?}"
+    );
+    w.lock_clock.set_drift(90);
+    alice.unlock(w.door_id("Lobby"), 5000).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_mid_exchange_is_retried_once() {
+    let mut w = World::start().await;
+    let (alice, _) = alice(&mut w).await;
+    let lobby = w.seeded.door("Lobby").door.lock_id.clone();
+    w.link.inject(
+        &lobby,
+        Faults {
+            disconnect_before_notification: Some(0),
+            ..Default::default()
+        },
+    );
+    let receipt = alice.unlock(w.door_id("Lobby"), 5000).await.unwrap();
+    assert_eq!(receipt.attempts, 2);
+    assert_eq!(w.link.connection_count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_out_of_range_is_reported_at_the_deadline() {
+    let mut w = World::start().await;
+    let (alice, _) = alice(&mut w).await;
+    w.link
+        .set_in_range(&w.seeded.door("Lobby").door.lock_id, false);
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        alice.unlock(w.door_id("Lobby"), 300).await,
+        Err(DoorError::LockNotInRange)
+    ));
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_credential_is_refused_offline_before_any_radio_work() {
+    let mut w = World::start().await;
+    let (alice, _) = alice(&mut w).await;
+    w.set_time(TUESDAY_10AM + 8 * 24 * HOUR);
+    assert!(matches!(
+        alice.unlock(w.door_id("Lobby"), 5000).await,
+        Err(DoorError::Denied {
+            reason: UnlockDenial::Expired
+        })
+    ));
+    assert_eq!(w.link.connection_count(), 0);
+    // A refresh brings a new credential, and the door opens again.
+    alice.refresh().await.unwrap();
+    alice.unlock(w.door_id("Lobby"), 5000).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doors_not_in_the_cache_and_missing_bluetooth_are_typed() {
+    let mut w = World::start().await;
+    let (alice, _) = alice(&mut w).await;
+    assert!(
+        matches!(alice.unlock("00".repeat(16), 5000).await, Err(DoorError::InvalidInput { field, .. }) if field == "door_id")
+    );
+    assert!(matches!(
+        alice.unlock(w.door_id("Leasing Office"), 5000).await,
+        Err(DoorError::InvalidInput { .. })
+    ));
+}
