@@ -2,6 +2,7 @@
 //! implementing the API contract door-core speaks; docs/openapi.json is generated from it.
 
 pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod db;
 pub mod error;
@@ -115,6 +116,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/me/guests/{guest_id}",
             axum::routing::delete(guests::revoke_guest),
         )
+        .route("/v1/locks/{lock_id}/audit", post(audit::upload))
+        .route("/v1/properties/{property_id}/audit", get(audit::list))
         .fallback(|| async { error::ApiError::not_found("endpoint") })
         .with_state(state)
 }

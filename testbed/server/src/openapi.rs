@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{guests, manager, model, resident};
+use crate::{audit, guests, manager, model, resident};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,7 @@ use crate::{guests, manager, model, resident};
         resident::login, resident::refresh, resident::redeem_invite, resident::logout, resident::me,
         resident::device_challenge, resident::register_device, resident::my_doors,
         guests::invite_guest, guests::list_guests, guests::revoke_guest,
+        audit::upload, audit::list,
     ),
     components(schemas(crate::error::ErrorBody, model::ScheduleJson, model::WindowJson)),
     modifiers(&Security),

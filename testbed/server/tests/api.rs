@@ -707,3 +707,116 @@ async fn openapi_document_is_served_and_committed() {
         "docs/openapi.json is stale: run UPDATE_OPENAPI=1 cargo test -p door-server --test api"
     );
 }
+
+#[tokio::test]
+async fn audit_records_are_stored_once_and_acknowledged_up_to_the_first_gap() {
+    use door_protocol::{AuditEvent, AuditRecord, Id, LockKey};
+    let (p, _alice, phone) = property().await;
+    let s = &p.s;
+    let lock = LockKey::generate(&mut rand::rngs::OsRng);
+    let door: DoorJson = s
+        .ok(
+            "POST",
+            &p.m.path("/doors"),
+            &p.m.key,
+            Some(&json!({"name": "Gym", "online": false, "lock_public_key": b64(&lock.public().to_sec1_compressed())})),
+            201,
+        )
+        .await;
+    let record = |seq: u64| {
+        AuditRecord {
+            seq,
+            at: s.now() + seq as i64,
+            event: AuditEvent::UnlockGranted {
+                credential_id: Id([1; 16]),
+                door_id: Id::from_hex(&door.id).unwrap(),
+            },
+        }
+        .sign(&lock)
+    };
+    let upload = |seqs: &[u64]| json!({"records": seqs.iter().map(|q| b64(&record(*q))).collect::<Vec<_>>()});
+    let path = format!("/v1/locks/{}/audit", door.lock_id);
+    let first: door_server::audit::AuditReceipt = s
+        .ok("POST", &path, phone.token(), Some(&upload(&[0, 1, 3])), 200)
+        .await;
+    assert_eq!(
+        (first.stored, first.duplicates, first.acknowledged_below),
+        (3, 0, 2),
+        "record 2 is missing"
+    );
+    // The phone retries after a lost answer, and brings the missing record: nothing twice.
+    let again: door_server::audit::AuditReceipt = s
+        .ok(
+            "POST",
+            &path,
+            phone.token(),
+            Some(&upload(&[0, 1, 2, 3])),
+            200,
+        )
+        .await;
+    assert_eq!(
+        (again.stored, again.duplicates, again.acknowledged_below),
+        (1, 3, 4)
+    );
+    let stored: u32 = s
+        .handle
+        .state
+        .db
+        .read(|tx| Ok(tx.query_row("SELECT COUNT(*) FROM audit_records", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(stored, 4);
+
+    // A record signed by another key, or garbage, is refused naming it; nothing is stored.
+    let forged = AuditRecord {
+        seq: 9,
+        at: 0,
+        event: AuditEvent::SyncApplied { iteration: 1 },
+    }
+    .sign(&LockKey::generate(&mut rand::rngs::OsRng));
+    let (status, err) = s
+        .call(
+            "POST",
+            &path,
+            phone.token(),
+            Some(&json!({"records": [b64(&record(4)), b64(&forged)]})),
+        )
+        .await;
+    assert_eq!((status, err["field"].as_str()), (422, Some("records[1]")));
+    let (status, err) = s
+        .call(
+            "POST",
+            &path,
+            phone.token(),
+            Some(&json!({"records": ["!!"]})),
+        )
+        .await;
+    assert_eq!((status, err["field"].as_str()), (422, Some("records[0]")));
+    let stored: u32 = s
+        .handle
+        .state
+        .db
+        .read(|tx| Ok(tx.query_row("SELECT COUNT(*) FROM audit_records", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(stored, 4, "the refused upload stored nothing");
+
+    // The manager sees the trail; a lock of another property is not found.
+    let trail: Vec<door_server::audit::AuditEntry> = s
+        .ok("GET", &p.m.path("/audit"), &p.m.key, None::<&()>, 200)
+        .await;
+    assert_eq!(
+        trail.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [0, 1, 2, 3]
+    );
+    assert!(trail
+        .iter()
+        .all(|e| e.kind == "unlock_granted" && e.door_id == door.id));
+    let (status, _) = s
+        .call(
+            "POST",
+            &format!("/v1/locks/{}/audit", "00".repeat(16)),
+            phone.token(),
+            Some(&upload(&[0])),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
