@@ -292,11 +292,15 @@ impl Core {
         })
     }
 
+    /// One cached door with its decision now: one row read, one evaluation.
     pub fn door(&self, door_id: &str) -> CoreResult<DoorView> {
-        self.doors()?
-            .into_iter()
-            .find(|d| d.door.id == door_id)
-            .ok_or_else(|| CoreError::invalid("door_id", "is not one of your doors"))
+        let door = self
+            .store
+            .door(door_id)?
+            .ok_or_else(|| CoreError::invalid("door_id", "is not one of your doors"))?;
+        let now = self.now();
+        let decision = self.with_zone(|zone| door.decide(zone, now))?;
+        Ok(DoorView { door, decision })
     }
 
     pub fn doorcode(&self, door_id: &str) -> CoreResult<Option<String>> {

@@ -143,6 +143,23 @@ impl Store {
         Ok(out)
     }
 
+    pub fn door(&self, id: &str) -> Result<Option<CachedDoor>, StoreError> {
+        let conn = self.conn();
+        let row: Option<(String, Vec<u8>)> = conn
+            .query_row(
+                "SELECT json, document FROM doors WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(json, document)| {
+            let mut door: CachedDoor = serde_json::from_str(&json)?;
+            door.document = document;
+            Ok(door)
+        })
+        .transpose()
+    }
+
     pub fn doors_meta(&self) -> Result<Option<DoorsMeta>, StoreError> {
         Ok(self
             .meta("doors")?
@@ -204,6 +221,8 @@ mod tests {
             .unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.doors().unwrap(), doors);
+        assert_eq!(store.door("a").unwrap().as_ref(), Some(&doors[1]));
+        assert_eq!(store.door("z").unwrap(), None);
         assert_eq!(store.doors_meta().unwrap(), Some(meta()));
     }
 
