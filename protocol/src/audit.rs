@@ -13,9 +13,13 @@
 //! event = [0, credential_id: id, door_id: id]                  ; unlock granted
 //!       / [1, credential_id: id / null, result: 1..9, next_allowed: unix-time / null]
 //!                                                              ; unlock denied
+//!       / [2, person_id: id / null, granted: bool]             ; doorcode entered
+//!       / [3, iteration: uint]                                 ; sync bundle applied
+//!       / [4, step: int]                                       ; clock set by signed time
 //! ```
 //!
-//! Event kinds 2 and up are reserved for later events (doorcode entries, applied sync data).
+//! [`AuditLog`] is the lock's side: it numbers, signs and keeps records until the server's
+//! acknowledgement comes back in a sync bundle.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -35,6 +39,9 @@ pub const AUDIT_VERSION: u64 = 1;
 
 const EVENT_UNLOCK_GRANTED: u64 = 0;
 const EVENT_UNLOCK_DENIED: u64 = 1;
+const EVENT_DOORCODE: u64 = 2;
+const EVENT_SYNC_APPLIED: u64 = 3;
+const EVENT_CLOCK_SET: u64 = 4;
 
 /// Something a lock records.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
@@ -48,6 +55,22 @@ pub enum AuditEvent {
     UnlockDenied {
         credential_id: Option<Id>,
         reason: DenyReason,
+    },
+    /// A code was entered on the keypad. `person_id` names the doorcode's holder when the code
+    /// matched one; a match that is not `granted` had expired. `None`: no doorcode matched
+    /// (or the keypad was locked out after repeated wrong codes).
+    DoorcodeEntry {
+        person_id: Option<Id>,
+        granted: bool,
+    },
+    /// A sync bundle was applied; the lock's sync iteration is now `iteration`.
+    SyncApplied {
+        iteration: u64,
+    },
+    /// An issuer-signed time moved the lock's clock by `step` seconds (negative: back). The
+    /// record's `at` is the clock after the step.
+    ClockSet {
+        step: i64,
     },
 }
 
@@ -141,6 +164,25 @@ impl AuditRecord {
                     None => w.null(),
                 }
             }
+            AuditEvent::DoorcodeEntry { person_id, granted } => {
+                w.array(3);
+                w.uint(EVENT_DOORCODE);
+                match person_id {
+                    Some(id) => w.bytes(&id.0),
+                    None => w.null(),
+                }
+                w.bool(granted);
+            }
+            AuditEvent::SyncApplied { iteration } => {
+                w.array(2);
+                w.uint(EVENT_SYNC_APPLIED);
+                w.uint(iteration);
+            }
+            AuditEvent::ClockSet { step } => {
+                w.array(2);
+                w.uint(EVENT_CLOCK_SET);
+                w.int(step);
+            }
         }
         w.into_vec()
     }
@@ -177,6 +219,12 @@ impl AuditRecord {
         Ok(record)
     }
 
+    /// Reads a signed record's payload without checking the signature: for the lock reloading
+    /// the records it signed itself, never for a verifier.
+    pub fn read_own(signed: &[u8]) -> Result<AuditRecord, Malformed> {
+        AuditRecord::from_cbor(cose::payload_unverified(signed, AUDIT_CONTENT_TYPE)?)
+    }
+
     /// Signs the record with the lock's key: the tagged COSE_Sign1 bytes.
     pub fn sign(&self, key: &LockKey) -> Vec<u8> {
         cose::sign1_with(
@@ -184,6 +232,7 @@ impl AuditRecord {
             key.public().kid(),
             AUDIT_CONTENT_TYPE,
             self.to_cbor(),
+            cose::MAX_DOCUMENT_SIZE,
         )
         // A record is under 100 bytes, far below the document cap.
         .expect("an audit record fits the document size cap")
@@ -218,9 +267,30 @@ fn decode_event(r: &mut Reader<'_>) -> Result<AuditEvent, Malformed> {
                 UnlockResult::Granted => Err(Malformed::new("event.result", Problem::OutOfRange)),
             }
         }
-        (EVENT_UNLOCK_GRANTED | EVENT_UNLOCK_DENIED, _) => {
-            Err(Malformed::new("event", Problem::WrongType))
+        (EVENT_DOORCODE, 3) => {
+            let person_id = if r.null().at("event.person_id")? {
+                None
+            } else {
+                Some(Id(r.bytes_fixed().at("event.person_id")?))
+            };
+            let granted = r.bool().at("event.granted")?;
+            // A granted entry always names whose code it was.
+            if granted && person_id.is_none() {
+                return Err(Malformed::new("event.person_id", Problem::OutOfRange));
+            }
+            Ok(AuditEvent::DoorcodeEntry { person_id, granted })
         }
+        (EVENT_SYNC_APPLIED, 2) => Ok(AuditEvent::SyncApplied {
+            iteration: r.uint().at("event.iteration")?,
+        }),
+        (EVENT_CLOCK_SET, 2) => Ok(AuditEvent::ClockSet {
+            step: r.int().at("event.step")?,
+        }),
+        (
+            EVENT_UNLOCK_GRANTED | EVENT_UNLOCK_DENIED | EVENT_DOORCODE | EVENT_SYNC_APPLIED
+            | EVENT_CLOCK_SET,
+            _,
+        ) => Err(Malformed::new("event", Problem::WrongType)),
         _ => Err(Malformed::new("event.kind", Problem::Unsupported)),
     }
 }
@@ -228,10 +298,115 @@ fn decode_event(r: &mut Reader<'_>) -> Result<AuditEvent, Malformed> {
 /// Checks an audit record against the lock's public key: frame, kid (must be the lock key's),
 /// signature, then payload.
 pub fn verify_audit(bytes: &[u8], lock_key: &LockPublicKey) -> Result<AuditRecord, AuditError> {
-    let opened = cose::open1_with(bytes, AUDIT_CONTENT_TYPE, |kid| {
+    let opened = cose::open1_with(bytes, AUDIT_CONTENT_TYPE, cose::MAX_DOCUMENT_SIZE, |kid| {
         (kid == lock_key.kid()).then_some(*lock_key.verifying_key())
     })?;
     AuditRecord::from_cbor(opened.payload).map_err(AuditError::Malformed)
+}
+
+/// The lock's audit log: signed records, oldest first, kept until the server acknowledges
+/// them. Sequence numbers grow by one per record and are never reused, so the server can
+/// deduplicate by (lock, seq) and see gaps.
+///
+/// Records leave the log only through [`AuditLog::acknowledge`], which a lock calls with the
+/// `audit_ack` of an applied sync bundle (the server's word that it holds every record below
+/// it), never because a phone pulled them: a phone may lose what it carries.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct AuditLog {
+    /// `(seq, signed record)`, ascending by seq.
+    records: Vec<(u64, Vec<u8>)>,
+    next_seq: u64,
+}
+
+impl AuditLog {
+    pub fn new() -> AuditLog {
+        AuditLog::default()
+    }
+
+    /// Rebuilds a log from persisted state (what [`AuditLog::next_seq`] and
+    /// [`AuditLog::records`] returned). Each record's seq is read back from its payload; they
+    /// must ascend and stay below `next_seq`.
+    pub fn restore(
+        next_seq: u64,
+        records: impl IntoIterator<Item = Vec<u8>>,
+    ) -> Result<AuditLog, Malformed> {
+        let mut log = AuditLog {
+            records: Vec::new(),
+            next_seq,
+        };
+        for signed in records {
+            let seq = AuditRecord::read_own(&signed)?.seq;
+            let ascending = log.records.last().is_none_or(|&(prev, _)| prev < seq);
+            if !ascending || seq >= next_seq {
+                return Err(Malformed::new("audit.seq", Problem::Unordered));
+            }
+            log.records.push((seq, signed));
+        }
+        Ok(log)
+    }
+
+    /// The seq the next record gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Records held, as the unlock answer reports them.
+    pub fn pending(&self) -> u32 {
+        u32::try_from(self.records.len()).unwrap_or(u32::MAX)
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The signed records, oldest first.
+    pub fn records(&self) -> impl Iterator<Item = &[u8]> {
+        self.records.iter().map(|(_, r)| r.as_slice())
+    }
+
+    /// Numbers, signs and appends a record of `event` at `at` (the lock's clock).
+    pub fn record(&mut self, key: &LockKey, at: UnixTime, event: AuditEvent) -> AuditRecord {
+        let record = AuditRecord {
+            seq: self.next_seq,
+            at,
+            event,
+        };
+        self.records.push((record.seq, record.sign(key)));
+        self.next_seq = self.next_seq.saturating_add(1);
+        record
+    }
+
+    /// The server holds every record with seq below `ack`: frees them, and returns how many.
+    ///
+    /// An `ack` beyond the next seq means the server holds records this log never wrote: the
+    /// lock lost its state (a reset) and restarted its count. The count then jumps to `ack`, so
+    /// that new records are not taken for duplicates of old ones and dropped by the server.
+    pub fn acknowledge(&mut self, ack: u64) -> usize {
+        let freed = self.records.partition_point(|&(seq, _)| seq < ack);
+        self.records.drain(..freed);
+        self.next_seq = self.next_seq.max(ack);
+        freed
+    }
+
+    /// Records with seq at least `from_seq`, oldest first, as many as fit in `max_bytes`
+    /// (at least one if any is due), and whether more remain after them.
+    pub fn batch(&self, from_seq: u64, max_bytes: usize) -> (Vec<&[u8]>, bool) {
+        let start = self.records.partition_point(|&(seq, _)| seq < from_seq);
+        let mut out = Vec::new();
+        let mut used = 0;
+        for (_, record) in &self.records[start..] {
+            if !out.is_empty() && used + record.len() > max_bytes {
+                return (out, true);
+            }
+            used += record.len();
+            out.push(record.as_slice());
+        }
+        (out, false)
+    }
 }
 
 #[cfg(test)]
@@ -269,6 +444,32 @@ mod tests {
                         next_allowed: Some(99),
                     },
                 },
+            },
+            AuditRecord {
+                seq: 3,
+                at: 6,
+                event: AuditEvent::DoorcodeEntry {
+                    person_id: Some(Id([4; 16])),
+                    granted: true,
+                },
+            },
+            AuditRecord {
+                seq: 4,
+                at: 7,
+                event: AuditEvent::DoorcodeEntry {
+                    person_id: None,
+                    granted: false,
+                },
+            },
+            AuditRecord {
+                seq: 5,
+                at: 8,
+                event: AuditEvent::SyncApplied { iteration: 1 << 40 },
+            },
+            AuditRecord {
+                seq: 6,
+                at: 9,
+                event: AuditEvent::ClockSet { step: -3600 },
             },
         ]
     }
@@ -336,5 +537,50 @@ mod tests {
         w.uint(2);
         w.int(7);
         assert!(AuditRecord::from_cbor(&w.into_vec()).is_err());
+    }
+
+    #[test]
+    fn a_granted_doorcode_entry_names_its_holder() {
+        let mut w = Writer::new();
+        w.map(4);
+        for (k, v) in [(0u64, 1u64), (1, 0), (2, 0)] {
+            w.uint(k);
+            w.uint(v);
+        }
+        w.uint(3);
+        w.array(3);
+        w.uint(EVENT_DOORCODE);
+        w.null();
+        w.bool(true);
+        assert_eq!(
+            AuditRecord::from_cbor(&w.into_vec()),
+            Err(Malformed::new("event.person_id", Problem::OutOfRange))
+        );
+    }
+
+    #[test]
+    fn the_log_frees_only_acknowledged_records_and_restores() {
+        let k = key();
+        let mut log = AuditLog::new();
+        for i in 0..5 {
+            log.record(&k, i, AuditEvent::SyncApplied { iteration: 1 });
+        }
+        let (batch, more) = log.batch(1, 0);
+        assert_eq!(
+            (batch.len(), more),
+            (1, true),
+            "at least one record per batch"
+        );
+        let (batch, more) = log.batch(3, usize::MAX);
+        assert_eq!((batch.len(), more), (2, false));
+        assert_eq!(log.acknowledge(2), 2);
+        assert_eq!(log.acknowledge(2), 0);
+        assert_eq!(log.pending(), 3);
+        let again = AuditLog::restore(log.next_seq(), log.records().map(<[u8]>::to_vec)).unwrap();
+        assert_eq!(again, log);
+        assert!(AuditLog::restore(2, log.records().map(<[u8]>::to_vec)).is_err());
+        // An acknowledgement beyond the count (the lock was reset) moves the count past it.
+        assert_eq!(log.acknowledge(100), 3);
+        assert_eq!(log.record(&k, 0, AuditEvent::ClockSet { step: 1 }).seq, 100);
     }
 }

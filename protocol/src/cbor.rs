@@ -171,6 +171,11 @@ impl Writer {
         self.buf.extend_from_slice(value);
     }
 
+    pub(crate) fn text(&mut self, value: &str) {
+        self.head(TEXT, value.len() as u64);
+        self.buf.extend_from_slice(value.as_bytes());
+    }
+
     pub(crate) fn array(&mut self, len: usize) {
         self.head(ARRAY, len as u64);
     }

@@ -91,15 +91,23 @@ fn protected_header(kid: KeyId, content_type: &str) -> HeaderBuilder {
 /// Fails only when the result would exceed [`MAX_DOCUMENT_SIZE`], so that no issuer mints a
 /// document every verifier refuses.
 pub fn sign1(key: &IssuerKey, content_type: &str, payload: Vec<u8>) -> Result<Vec<u8>, Malformed> {
-    sign1_with(key.signing_key(), key.kid(), content_type, payload)
+    sign1_with(
+        key.signing_key(),
+        key.kid(),
+        content_type,
+        payload,
+        MAX_DOCUMENT_SIZE,
+    )
 }
 
-/// [`sign1`] with any P-256 key, named by `kid`: locks sign their audit records this way.
+/// [`sign1`] with any P-256 key, named by `kid` (locks sign their audit records this way), and
+/// its own size cap (sync bundles are larger than other documents).
 pub(crate) fn sign1_with(
     signing: &SigningKey,
     kid: KeyId,
     content_type: &str,
     payload: Vec<u8>,
+    max_len: usize,
 ) -> Result<Vec<u8>, Malformed> {
     let sign1 = CoseSign1Builder::new()
         .protected(protected_header(kid, content_type).build())
@@ -115,7 +123,7 @@ pub(crate) fn sign1_with(
     let bytes = sign1
         .to_tagged_vec()
         .expect("COSE_Sign1 serialises into a Vec");
-    if bytes.len() > MAX_DOCUMENT_SIZE {
+    if bytes.len() > max_len {
         return Err(Malformed::new("document", Problem::TooLarge));
     }
     Ok(bytes)
@@ -136,8 +144,12 @@ struct Frame<'a> {
     signature: [u8; 64],
 }
 
-fn read_frame<'a>(bytes: &'a [u8], content_type: &str) -> Result<Frame<'a>, Malformed> {
-    if bytes.len() > MAX_DOCUMENT_SIZE {
+fn read_frame<'a>(
+    bytes: &'a [u8],
+    content_type: &str,
+    max_len: usize,
+) -> Result<Frame<'a>, Malformed> {
+    if bytes.len() > max_len {
         return Err(Malformed::new("document", Problem::TooLarge));
     }
     let mut r = Reader::new(bytes);
@@ -200,7 +212,7 @@ pub(crate) fn payload_unverified<'a>(
     bytes: &'a [u8],
     content_type: &str,
 ) -> Result<&'a [u8], Malformed> {
-    read_frame(bytes, content_type).map(|f| f.payload)
+    read_frame(bytes, content_type, MAX_DOCUMENT_SIZE).map(|f| f.payload)
 }
 
 /// Checks the frame, looks up the issuer key and verifies the signature; returns the
@@ -213,19 +225,20 @@ pub fn open1<'a>(
     content_type: &str,
     keys: &IssuerKeys,
 ) -> Result<Opened<'a>, OpenError> {
-    open1_with(bytes, content_type, |kid| {
+    open1_with(bytes, content_type, MAX_DOCUMENT_SIZE, |kid| {
         keys.get(kid).map(|k| *k.verifying_key())
     })
 }
 
-/// [`open1`] with the verifying key found by `lookup` (`None`: [`OpenError::UnknownIssuerKey`]);
-/// audit records are checked against the one lock key this way.
+/// [`open1`] with the verifying key found by `lookup` (`None`: [`OpenError::UnknownIssuerKey`];
+/// audit records are checked against the one lock key this way) and its own size cap.
 pub(crate) fn open1_with<'a>(
     bytes: &'a [u8],
     content_type: &str,
+    max_len: usize,
     lookup: impl FnOnce(KeyId) -> Option<VerifyingKey>,
 ) -> Result<Opened<'a>, OpenError> {
-    let frame = read_frame(bytes, content_type)?;
+    let frame = read_frame(bytes, content_type, max_len)?;
     let key = lookup(frame.kid).ok_or(OpenError::UnknownIssuerKey { kid: frame.kid })?;
     // r or s of zero or not below the group order cannot be a valid signature.
     let signature = Signature::from_slice(&frame.signature).map_err(|_| OpenError::BadSignature)?;

@@ -18,6 +18,7 @@ pub mod ids;
 pub mod keys;
 pub mod revocation;
 pub mod schedule;
+pub mod sync;
 pub mod unlock;
 pub mod wire;
 pub mod zone;
@@ -25,7 +26,7 @@ pub mod zone;
 pub use access::{
     decode_access, verify_access, AccessDocument, AccessError, DoorGrant, VerifiedAccess,
 };
-pub use audit::{verify_audit, AuditError, AuditEvent, AuditRecord};
+pub use audit::{verify_audit, AuditError, AuditEvent, AuditLog, AuditRecord};
 pub use cbor::{Malformed, Problem};
 pub use ids::Id;
 pub use keys::{IssuerKey, IssuerKeys, IssuerPublicKey, KeyError, KeyId, LockKey, LockPublicKey};
@@ -34,8 +35,13 @@ pub use revocation::{
     RevocationMode, VerifiedRevocation,
 };
 pub use schedule::{evaluate, Decision, Schedule, ScheduleError, Weekdays, Window};
+pub use sync::{
+    inspect_bundle, open_bundle, verify_signed_time, Applied, AuditPuller, Doorcode,
+    DoorcodeChanges, DoorcodeResult, OpenedBundle, SignedTime, SyncBundle, SyncError, SyncOutcome,
+    SyncTransfer,
+};
 pub use unlock::{
-    DenyReason, LockConfig, LockReply, LockSession, LockState, PhoneError, PreparedUnlock,
+    DenyReason, LockConfig, LockReply, LockSession, LockState, Persist, PhoneError, PreparedUnlock,
     UnlockOutcome, UnlockPreparation, UnlockResult, UnlockTarget,
 };
 pub use wire::{ErrorCode, Message, Reassembler, WireError};

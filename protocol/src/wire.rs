@@ -16,8 +16,8 @@
 //! can make it hold is bounded by one message. Integrity is not the framing's job (the unlock
 //! messages are AEAD-sealed), only orderly reassembly and bounded memory.
 //!
-//! The same framing will carry the larger Door Sync messages, which is why it is its own module
-//! and [`MAX_BODY`] fits any signed document.
+//! Door Sync's messages ride the same framing (`crate::sync::messages`); a sync bundle larger
+//! than [`MAX_BODY`] travels as a flow-controlled series of blocks, one message each.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -43,8 +43,26 @@ const SEQ_MASK: u8 = 0x7f;
 pub mod kind {
     /// Phone to lock: an unlock request (docs/PROTOCOL.md, "BLE unlock").
     pub const UNLOCK_REQUEST: u8 = 0x01;
+    /// Phone to lock: a sync bundle is on offer (docs/PROTOCOL.md, "Door Sync").
+    pub const SYNC_OFFER: u8 = 0x02;
+    /// Phone to lock: one block of the offered bundle.
+    pub const SYNC_DATA: u8 = 0x03;
+    /// Phone to lock: send audit records from a sequence number on.
+    pub const AUDIT_PULL: u8 = 0x04;
     /// Lock to phone: the sealed answer to an unlock request.
     pub const UNLOCK_RESPONSE: u8 = 0x81;
+    /// Lock to phone: send the offered bundle from this offset.
+    pub const SYNC_ACCEPT: u8 = 0x82;
+    /// Lock to phone: the lock holds this bundle's data or newer; stop.
+    pub const SYNC_DECLINE: u8 = 0x83;
+    /// Lock to phone: every byte before this offset is stored.
+    pub const SYNC_ACK: u8 = 0x84;
+    /// Lock to phone: the bundle was verified and applied.
+    pub const SYNC_DONE: u8 = 0x85;
+    /// Lock to phone: the bundle was refused, and why.
+    pub const SYNC_FAILED: u8 = 0x86;
+    /// Lock to phone: signed audit records.
+    pub const AUDIT_BATCH: u8 = 0x87;
     /// Lock to phone: a request could not be read or opened; unauthenticated, one code byte.
     pub const ERROR: u8 = 0xff;
 }
@@ -65,6 +83,11 @@ pub enum ErrorCode {
     WrongLock = 4,
     /// The request does not open with this lock's key: sealed for another key, or altered.
     Undecryptable = 5,
+    /// A sync or audit message whose body the lock could not read.
+    Malformed = 6,
+    /// An audit pull on a connection where no phone has yet proven it holds a credential for
+    /// this door.
+    Forbidden = 7,
 }
 
 impl ErrorCode {
@@ -75,6 +98,8 @@ impl ErrorCode {
             3 => ErrorCode::UnsupportedVersion,
             4 => ErrorCode::WrongLock,
             5 => ErrorCode::Undecryptable,
+            6 => ErrorCode::Malformed,
+            7 => ErrorCode::Forbidden,
             _ => return None,
         })
     }
@@ -96,6 +121,8 @@ impl fmt::Display for ErrorCode {
             ErrorCode::UnsupportedVersion => "unsupported protocol version",
             ErrorCode::WrongLock => "the request is for another lock",
             ErrorCode::Undecryptable => "the request does not open with this lock's key",
+            ErrorCode::Malformed => "the message's body could not be read",
+            ErrorCode::Forbidden => "audit records go only to a phone that proved a credential",
         })
     }
 }

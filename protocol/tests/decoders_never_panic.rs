@@ -6,9 +6,12 @@ mod common;
 use common::*;
 use door_protocol::access::ACCESS_CONTENT_TYPE;
 use door_protocol::revocation::REVOCATION_CONTENT_TYPE;
+use door_protocol::sync::{SignedTime, SyncMessage, SYNC_CONTENT_TYPE};
+use door_protocol::wire::Message;
 use door_protocol::{
-    cose, decode_access, verify_audit, verify_revocation, AccessDocument, AuditEvent, AuditRecord,
-    DenyReason, IssuerPublicKey, LockKey, RevocationDocument,
+    cose, decode_access, inspect_bundle, open_bundle, verify_audit, verify_revocation,
+    verify_signed_time, AccessDocument, AuditEvent, AuditRecord, DenyReason, IssuerPublicKey,
+    LockKey, RevocationDocument,
 };
 use proptest::prelude::*;
 use std::sync::LazyLock;
@@ -32,6 +35,25 @@ static AUDIT_RECORD: AuditRecord = AuditRecord {
     },
 };
 static AUDIT: LazyLock<Vec<u8>> = LazyLock::new(|| AUDIT_RECORD.sign(&LOCK));
+static BUNDLE: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    sample_delta()
+        .seal_and_sign(&issuer(), lock_config().key.public(), &mut rand_core::OsRng)
+        .unwrap()
+});
+static BUNDLE_PAYLOAD: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    use coset::TaggedCborSerializable;
+    coset::CoseSign1::from_tagged_slice(&BUNDLE)
+        .unwrap()
+        .payload
+        .unwrap()
+});
+static TIME: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    SignedTime {
+        time: MONDAY_0800_NY,
+        lock_id: Some(LOCK_ID),
+    }
+    .sign(&issuer())
+});
 
 /// One edit to a byte string.
 #[derive(Clone, Debug)]
@@ -90,6 +112,18 @@ proptest! {
             prop_assert_eq!(record.to_cbor(), bytes.clone());
         }
         let _ = IssuerPublicKey::from_sec1(&bytes);
+        prop_assert!(open_bundle(&bytes, &lock_config()).is_err());
+        prop_assert!(inspect_bundle(&bytes, &keys).is_err());
+        prop_assert!(verify_signed_time(&bytes, &keys).is_err());
+        if let Ok(t) = SignedTime::from_cbor(&bytes) {
+            prop_assert_eq!(t.to_cbor(), bytes.clone());
+        }
+        for kind in 0..=u8::MAX {
+            let m = Message { kind, body: bytes.clone() };
+            if let Ok(parsed) = SyncMessage::from_message(&m) {
+                prop_assert_eq!(parsed.to_message(), m);
+            }
+        }
     }
 
     #[test]
@@ -102,6 +136,10 @@ proptest! {
         prop_assert_eq!(verify_revocation(&r, &keys).is_ok(), r == *REVOCATION);
         let l = mutate(&AUDIT, &edits);
         prop_assert_eq!(verify_audit(&l, LOCK.public()).is_ok(), l == *AUDIT);
+        let b = mutate(&BUNDLE, &edits);
+        prop_assert_eq!(open_bundle(&b, &lock_config()).is_ok(), b == *BUNDLE);
+        let t = mutate(&TIME, &edits);
+        prop_assert_eq!(verify_signed_time(&t, &keys).is_ok(), t == *TIME);
     }
 
     #[test]
@@ -143,6 +181,12 @@ proptest! {
         let bytes = cose::sign1(&issuer(), REVOCATION_CONTENT_TYPE, payload.clone()).unwrap();
         if let Ok(verified) = verify_revocation(&bytes, &keys) {
             prop_assert_eq!(verified.document().to_cbor().unwrap(), payload);
+        }
+        let payload = mutate(&BUNDLE_PAYLOAD, &edits);
+        let bytes = cose::sign1(&issuer(), SYNC_CONTENT_TYPE, payload).unwrap();
+        if let Ok(opened) = open_bundle(&bytes, &lock_config()) {
+            // What opens is a bundle the issuer could have built: it passes the issuer's checks.
+            prop_assert!(opened.bundle().validate().is_ok());
         }
     }
 }

@@ -202,7 +202,8 @@ fn revoked_once_the_lock_applied_the_revocation() {
     state.revocations.apply(&revocation).unwrap();
     let (outcome, _, event) = unlock(&lock_config(LOBBY), &mut state, NOW, NOW, 247);
     assert_eq!(outcome.result, UnlockResult::Denied(DenyReason::Revoked));
-    assert_eq!(outcome.sync_iteration, 7);
+    // The sync iteration is the bundles' (none applied), not the revocation document's.
+    assert_eq!(outcome.sync_iteration, 0);
     assert_eq!(
         event,
         AuditEvent::UnlockDenied {
@@ -598,17 +599,26 @@ fn oversized_frames_and_chunk_floods_are_refused() {
 #[test]
 fn pending_audit_counts_every_decision() {
     let config = lock_config(LOBBY);
-    let mut state = LockState {
-        pending_audit: 10,
-        ..LockState::default()
-    };
-    let (outcome, _, _) = unlock(&config, &mut state, NOW, NOW + 500, 247);
+    let mut state = LockState::default();
+    for _ in 0..10 {
+        state
+            .audit
+            .record(&config.key, NOW, AuditEvent::SyncApplied { iteration: 1 });
+    }
+    let (outcome, _, event) = unlock(&config, &mut state, NOW, NOW + 500, 247);
     assert_eq!(
         outcome.result,
         UnlockResult::Denied(DenyReason::ClockUntrusted)
     );
     assert_eq!(outcome.pending_audit, 11);
-    assert_eq!(state.pending_audit, 11);
+    assert_eq!(state.audit.pending(), 11);
+    // The decision's record is the newest, signed by the lock, at the lock's time.
+    let last = state.audit.records().last().unwrap().to_vec();
+    let record = door_protocol::verify_audit(&last, config.key.public()).unwrap();
+    assert_eq!(
+        (record.seq, record.at, record.event),
+        (10, NOW + 500, event)
+    );
 }
 
 #[test]

@@ -14,8 +14,8 @@ use common::*;
 use coset::{iana, CborSerializable, TaggedCborSerializable};
 use door_protocol::wire::MAX_ATT_MTU;
 use door_protocol::{
-    decode_access, verify_revocation, IssuerKey, LockConfig, LockKey, LockSession, LockState,
-    UnlockPreparation, UnlockTarget,
+    decode_access, open_bundle, verify_revocation, verify_signed_time, IssuerKey, LockConfig,
+    LockKey, LockSession, LockState, SignedTime, UnlockPreparation, UnlockTarget,
 };
 use hkdf::Hkdf;
 use p256::ecdsa::signature::Signer;
@@ -205,7 +205,159 @@ fn render() -> String {
         "Response message (type, length, body)",
         &x.response_message,
     );
+    out.push_str("### Sync bundle\n\n");
+    out.push_str(
+        "A delta from iteration 7 to 8 for the lock above, issued at 2026-06-15T12:00Z: \
+         credential `c1…c1` revoked until 2027-01-01T05:00Z; person `a1…a1` gets doorcode \
+         4821, person `a2…a2` loses theirs; the server holds audit records 0-2. The issuer \
+         seals the doorcodes with the ephemeral scalar 0x81, 0x82, …, 0xa0.\n\n",
+    );
+    let v = sync_vector();
+    hex_block(
+        &mut out,
+        "Sealing ephemeral public key E, SEC1 compressed",
+        &v.ephemeral,
+    );
+    hex_block(&mut out, "Z, the ECDH x-coordinate with the lock key", &v.z);
+    hex_block(&mut out, "Doorcode key", &v.key);
+    hex_block(&mut out, "AAD (lock id, iteration, base iteration)", &v.aad);
+    diagnostic_block(
+        &mut out,
+        "Doorcode changes, diagnostic notation",
+        &v.plaintext,
+    );
+    hex_block(&mut out, "Doorcode changes", &v.plaintext);
+    hex_block(
+        &mut out,
+        "Sealed doorcode changes (ciphertext and tag)",
+        &v.ciphertext,
+    );
+    document(&mut out, &v.payload, &v.signed);
+    out.push_str("### Signed time\n\n");
+    out.push_str("2026-06-15T12:00Z for the lock above.\n\n");
+    let time = sample_time();
+    document(&mut out, &time.to_cbor(), &time.sign(&issuer));
     out
+}
+
+fn sample_time() -> SignedTime {
+    SignedTime {
+        time: MONDAY_0800_NY,
+        lock_id: Some(LOCK_ID),
+    }
+}
+
+/// The sample delta sealed and signed with the fixed sealing scalar, and its doorcodes opened
+/// again from the specification with generic crates (docs/PROTOCOL.md, "Sealed doorcodes").
+struct SyncVector {
+    signed: Vec<u8>,
+    payload: Vec<u8>,
+    ephemeral: Vec<u8>,
+    z: Vec<u8>,
+    key: [u8; 32],
+    aad: Vec<u8>,
+    plaintext: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+fn sync_vector() -> SyncVector {
+    let config = lock_config();
+    let signed = sample_delta()
+        .seal_and_sign(
+            &issuer(),
+            config.key.public(),
+            &mut FixedRng(SEALING_SCALAR.to_vec()),
+        )
+        .unwrap();
+    let payload = coset::CoseSign1::from_tagged_slice(&signed)
+        .unwrap()
+        .payload
+        .unwrap();
+    let value: Value = ciborium::de::from_reader(payload.as_slice()).unwrap();
+    let sealed = value
+        .as_map()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| *k == Value::Integer(6.into()))
+        .map(|(_, v)| v.as_array().unwrap().clone())
+        .unwrap();
+    let [Value::Bytes(ephemeral), Value::Bytes(ciphertext)] = &sealed[..] else {
+        panic!("key 6 is [E, ciphertext]")
+    };
+
+    let e_secret = p256::SecretKey::from_bytes(&SEALING_SCALAR.into()).unwrap();
+    assert_eq!(
+        e_secret.public_key().to_encoded_point(true).as_bytes(),
+        ephemeral.as_slice()
+    );
+    let lock_secret = p256::SecretKey::from_bytes(&LOCK_SCALAR.into()).unwrap();
+    let lock_public = lock_secret.public_key().to_encoded_point(true);
+    let z = p256::ecdh::diffie_hellman(
+        e_secret.to_nonzero_scalar(),
+        lock_secret.public_key().as_affine(),
+    )
+    .raw_secret_bytes()
+    .to_vec();
+    let mut key = [0u8; 32];
+    Hkdf::<Sha256>::new(Some(b"door-sync/v1"), &z)
+        .expand(
+            &[
+                &LOCK_ID.0[..],
+                ephemeral,
+                lock_public.as_bytes(),
+                b"doorcodes",
+            ]
+            .concat(),
+            &mut key,
+        )
+        .unwrap();
+    let aad = [&LOCK_ID.0[..], &8u64.to_be_bytes(), &7u64.to_be_bytes()].concat();
+    let plaintext = Aes256Gcm::new(&key.into())
+        .decrypt(
+            &[0u8; 12].into(),
+            Payload {
+                msg: ciphertext,
+                aad: &aad,
+            },
+        )
+        .unwrap();
+    SyncVector {
+        signed,
+        payload,
+        ephemeral: ephemeral.clone(),
+        z,
+        key,
+        aad,
+        plaintext,
+        ciphertext: ciphertext.clone(),
+    }
+}
+
+#[test]
+fn the_sync_bundle_follows_the_specification() {
+    let v = sync_vector();
+    // What the generic crates opened is what the lock reads.
+    let opened = open_bundle(&v.signed, &lock_config()).unwrap();
+    assert_eq!(*opened.bundle(), sample_delta());
+    let value: Value = ciborium::de::from_reader(v.plaintext.as_slice()).unwrap();
+    assert_eq!(
+        value,
+        Value::Map(vec![
+            (
+                0.into(),
+                Value::Array(vec![Value::Array(vec![
+                    Value::Bytes(PERSON.0.to_vec()),
+                    Value::Text("4821".into()),
+                    Value::Null,
+                ])])
+            ),
+            (1.into(), Value::Array(vec![Value::Bytes(vec![0xa2; 16])])),
+        ])
+    );
+    assert_eq!(
+        verify_signed_time(&sample_time().sign(&issuer()), &issuer_keys()),
+        Ok(sample_time())
+    );
 }
 
 /// The request payload with its document replaced by a short stand-in, for a readable
@@ -447,7 +599,12 @@ fn committed_vectors_verify_with_any_cose_library() {
     let kid = committed_hex(section, "### Issuer key", "kid");
     assert_eq!(&Sha256::digest(&public)[..8], kid.as_slice());
     let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&public).unwrap();
-    for heading in ["### Access document", "### Revocation document"] {
+    for heading in [
+        "### Access document",
+        "### Revocation document",
+        "### Sync bundle",
+        "### Signed time",
+    ] {
         let signed = committed_hex(section, heading, "COSE_Sign1");
         let frame = coset::CoseSign1::from_tagged_slice(&signed).unwrap();
         assert_eq!(
@@ -474,9 +631,13 @@ fn committed_vectors_verify_with_any_cose_library() {
 fn payloads_are_canonical_for_a_generic_cbor_library() {
     // ciborium writes shortest heads and keeps map order: re-encoding what it decoded must
     // give the same bytes.
+    let sync = sync_vector();
     for payload in [
         sample_access().to_cbor().unwrap(),
         sample_revocation().to_cbor().unwrap(),
+        sync.payload,
+        sync.plaintext,
+        sample_time().to_cbor(),
     ] {
         let value: Value = ciborium::de::from_reader(payload.as_slice()).unwrap();
         let mut again = Vec::new();

@@ -12,6 +12,7 @@ use alloc::vec::Vec;
 use crate::cbor::{At, Keys, Malformed, Problem, Reader, Writer};
 use crate::cose::MAX_DOCUMENT_SIZE;
 use crate::ids::Id;
+use crate::sync::time::MAX_SIGNED_TIME_SIZE;
 use crate::unlock::keys::{NONCE_LEN, TAG_LEN};
 use crate::unlock::{DenyReason, UnlockOutcome, UnlockResult, UNLOCK_VERSION};
 use crate::wire::kind;
@@ -56,12 +57,15 @@ pub(crate) struct RequestPayload<'a> {
     pub(crate) document: &'a [u8],
     pub(crate) time: UnixTime,
     pub(crate) signature: [u8; 64],
+    /// An issuer-signed time (COSE bytes) the phone brings to correct the lock's clock.
+    pub(crate) signed_time: Option<&'a [u8]>,
 }
 
 mod key {
     pub const DOCUMENT: u64 = 0;
     pub const TIME: u64 = 1;
     pub const SIGNATURE: u64 = 2;
+    pub const SIGNED_TIME: u64 = 3;
 
     pub const RESULT: u64 = 0;
     pub const NEXT_ALLOWED: u64 = 1;
@@ -73,13 +77,17 @@ mod key {
 impl RequestPayload<'_> {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.map(3);
+        w.map(3 + usize::from(self.signed_time.is_some()));
         w.uint(key::DOCUMENT);
         w.bytes(self.document);
         w.uint(key::TIME);
         w.int(self.time);
         w.uint(key::SIGNATURE);
         w.bytes(&self.signature);
+        if let Some(t) = self.signed_time {
+            w.uint(key::SIGNED_TIME);
+            w.bytes(t);
+        }
         w.into_vec()
     }
 
@@ -91,6 +99,7 @@ impl RequestPayload<'_> {
             document: &[],
             time: 0,
             signature: [0; 64],
+            signed_time: None,
         };
         for _ in 0..n {
             match keys.next(&mut r).at("request")? {
@@ -102,6 +111,13 @@ impl RequestPayload<'_> {
                 }
                 key::TIME => p.time = r.int().at("request.time")?,
                 key::SIGNATURE => p.signature = r.bytes_fixed().at("request.signature")?,
+                key::SIGNED_TIME => {
+                    let t = r.bytes().at("request.signed_time")?;
+                    if t.len() > MAX_SIGNED_TIME_SIZE {
+                        return Err(Malformed::new("request.signed_time", Problem::TooLarge));
+                    }
+                    p.signed_time = Some(t);
+                }
                 key => return Err(Malformed::new("request", Problem::UnknownKey { key })),
             }
         }
@@ -264,13 +280,26 @@ mod tests {
             document: &[1, 2, 3],
             time: -1,
             signature: [9; 64],
+            signed_time: None,
         };
         let bytes = p.encode();
         let back = RequestPayload::decode(&bytes).unwrap();
         assert_eq!(
-            (back.document, back.time, back.signature),
-            (&[1u8, 2, 3][..], -1, [9; 64])
+            (back.document, back.time, back.signature, back.signed_time),
+            (&[1u8, 2, 3][..], -1, [9; 64], None)
         );
+        let with_time = RequestPayload {
+            signed_time: Some(&[7; 5]),
+            ..p
+        };
+        let bytes = with_time.encode();
+        let back = RequestPayload::decode(&bytes).unwrap();
+        assert_eq!(back.signed_time, Some(&[7u8; 5][..]));
+        let too_long = RequestPayload {
+            signed_time: Some(&[7; MAX_SIGNED_TIME_SIZE + 1]),
+            ..with_time
+        };
+        assert!(RequestPayload::decode(&too_long.encode()).is_err());
         let mut trailing = bytes.clone();
         trailing.push(0);
         assert!(RequestPayload::decode(&trailing).is_err());

@@ -12,8 +12,9 @@
 //! | 4 | Lock id is this lock's | error frame `WrongLock` |
 //! | 5 | `E` is a point; the ciphertext opens under the session key | error frame `Undecryptable` |
 //! | 6 | The payload is well formed | `BadCredential` |
+//! | - | A signed time in the request corrects the clock ([`crate::sync::time`]) | - |
 //! | 7 | `|t - now| <= tolerance` | `ClockUntrusted` |
-//! | 8 | `E` not in the replay cache | `Replayed` |
+//! | 8 | `E` not in the replay cache, nor expiring by its floor | `Replayed` |
 //! | 9 | Issuer signature and document ([`decode_access`]) | `BadCredential` |
 //! | 10 | Door, validity, revocation ([`VerifiedAccess::check`]) | `WrongDoor`, `NotYetValid`, `Expired`, `Revoked` |
 //! | 11 | Device signature over the transcript, low S | `BadCredential` |
@@ -24,6 +25,11 @@
 //! Replay-cache lookups come before the signature checks, so a replay costs no ECDSA; entries
 //! are added only once the device signature verified, so filling the cache takes a valid
 //! credential, not just the lock's public key.
+//!
+//! `now` is the lock's hardware clock wherever it is an argument; the lock's time is that plus
+//! the correction issuer-signed time made ([`LockState::now`]). A [`LockSession`] also takes
+//! the Door Sync messages (bundle transfers, audit pulls) on the same connection, after an
+//! unlock or without one (`crate::sync`).
 
 use alloc::vec::Vec;
 
@@ -34,11 +40,15 @@ use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
 
 use crate::access::{decode_access, AccessError, VerifiedAccess};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, AuditLog};
 use crate::ids::Id;
 use crate::keys::{IssuerKeys, LockKey};
 use crate::revocation::RevocationList;
 use crate::schedule::Decision;
+use crate::sync::lock::SyncSession;
+use crate::sync::messages::SyncMessage;
+use crate::sync::state::{Keypad, PartialTransfer, SyncState};
+use crate::sync::time::{ClockState, TimeUpdate};
 use crate::unlock::codec::{
     self, RequestHeader, RequestPayload, MIN_REQUEST_BODY, REQUEST_HEADER_LEN, RESPONSE_AAD,
 };
@@ -99,10 +109,16 @@ pub type Fingerprint = [u8; 16];
 /// ([`DenyReason::Busy`]) rather than an entry evicted, since an evicted entry could be
 /// replayed. The default capacity (512) covers one accepted unlock every half second for the
 /// longest an entry lives (twice the tolerance).
+///
+/// The cache also keeps a floor: the latest expiry it ever pruned. A request that would expire
+/// by then is refused as a replay. While the clock only moves forward that never matters (such
+/// a request is stale anyway), but once signed time steps a fast clock back, a request whose
+/// entry was pruned before the step could be fresh again: the floor refuses it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplayCache {
     capacity: usize,
     entries: Vec<(Fingerprint, UnixTime)>,
+    floor: Option<UnixTime>,
 }
 
 impl Default for ReplayCache {
@@ -118,20 +134,28 @@ impl ReplayCache {
         ReplayCache {
             capacity,
             entries: Vec::new(),
+            floor: None,
         }
     }
 
-    /// Rebuilds a cache from persisted entries (what [`ReplayCache::entries`] returned).
-    /// Entries beyond `capacity` are kept, not forgotten: the cache refuses new ones until
-    /// enough have expired.
+    /// Rebuilds a cache from persisted entries and floor (what [`ReplayCache::entries`] and
+    /// [`ReplayCache::floor`] returned). Entries beyond `capacity` are kept, not forgotten:
+    /// the cache refuses new ones until enough have expired.
     pub fn restore(
         capacity: usize,
         entries: impl IntoIterator<Item = (Fingerprint, UnixTime)>,
+        floor: Option<UnixTime>,
     ) -> ReplayCache {
         ReplayCache {
             capacity,
             entries: entries.into_iter().collect(),
+            floor,
         }
+    }
+
+    /// The latest expiry pruned so far.
+    pub fn floor(&self) -> Option<UnixTime> {
+        self.floor
     }
 
     /// `(fingerprint, expires_at)` pairs: an entry stops mattering once `now > expires_at`.
@@ -155,9 +179,23 @@ impl ReplayCache {
         self.entries.iter().any(|(f, _)| f == fingerprint)
     }
 
-    /// Frees entries that expired before `now`.
+    /// Whether a request whose entry would expire at `expires_at` may be one already pruned:
+    /// in the cache, or expiring no later than the floor.
+    pub fn may_have_seen(&self, fingerprint: &Fingerprint, expires_at: UnixTime) -> bool {
+        self.contains(fingerprint) || self.floor.is_some_and(|floor| expires_at <= floor)
+    }
+
+    /// Frees entries that expired before `now`, raising the floor to the latest of them.
     pub fn prune(&mut self, now: UnixTime) {
-        self.entries.retain(|&(_, expires_at)| now <= expires_at);
+        let mut floor = self.floor;
+        self.entries.retain(|&(_, expires_at)| {
+            let live = now <= expires_at;
+            if !live {
+                floor = floor.max(Some(expires_at));
+            }
+            live
+        });
+        self.floor = floor;
     }
 
     /// Adds an entry; `false` (and nothing added) when the cache is full.
@@ -170,22 +208,44 @@ impl ReplayCache {
     }
 }
 
-/// What a lock keeps between unlocks; the caller persists it after every decision.
-#[derive(Clone, Debug, Default)]
+/// What a lock keeps; the caller persists what each [`LockReply::persist`] names before it
+/// sends the reply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LockState {
+    /// From revocation documents (`crate::revocation`): kept beside the bundles' list, and a
+    /// credential on either is revoked.
     pub revocations: RevocationList,
     pub replay: ReplayCache,
-    /// Audit records the lock holds that no server has acknowledged. The caller sets it from
-    /// its audit log; each decision counts the record it yields, so the answer reports the
-    /// number the phone will find after this unlock.
-    pub pending_audit: u32,
+    /// Signed audit records no server has acknowledged; every decision adds one.
+    pub audit: AuditLog,
+    /// What sync bundles gave the lock: its sync iteration, revocations and doorcodes.
+    pub sync: SyncState,
+    /// The correction issuer-signed time made to the hardware clock.
+    pub clock: ClockState,
+    pub keypad: Keypad,
+    /// A bundle arriving over BLE, up to the last acknowledged byte. The reference lock keeps
+    /// it in its own file: it changes with every block, the rest rarely.
+    pub transfer: Option<PartialTransfer>,
 }
 
-/// A decided request: what the lock concluded and the event it must record.
+/// A decided request: what the lock concluded and the event it recorded.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct LockDecision {
     pub result: UnlockResult,
     pub event: AuditEvent,
+    /// The phone proved it holds a credential for this door: the issuer's and the device's
+    /// signatures verified (whatever the schedule said).
+    pub holder_proven: bool,
+}
+
+/// What the caller must persist before sending a reply: nothing sent may outrun what a restart
+/// would remember.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct Persist {
+    /// Everything in [`LockState`] but the transfer.
+    pub state: bool,
+    /// [`LockState::transfer`] (now `None` if the transfer ended).
+    pub transfer: bool,
 }
 
 /// What to send back, and the decision if there was one.
@@ -193,16 +253,18 @@ pub struct LockDecision {
 pub struct LockReply {
     /// The answer: notify its [`Message::fragments`] in order.
     pub message: Message,
-    /// `None` when the request could not be opened (the answer is an error frame, and there
-    /// is no credential to speak of); otherwise the lock opens the door if it is granted, and
-    /// records the event.
+    /// For unlock requests: `None` when the request could not be opened (the answer is an
+    /// error frame, and there is no credential to speak of); otherwise the lock opens the door
+    /// if it is granted. `None` for every other message.
     pub decision: Option<LockDecision>,
+    pub persist: Persist,
 }
 
-/// One BLE connection's receiving side.
+/// One BLE connection's receiving side: unlock requests and Door Sync messages, in any order.
 #[derive(Default)]
 pub struct LockSession {
     rx: Reassembler,
+    sync: SyncSession,
 }
 
 impl LockSession {
@@ -210,8 +272,9 @@ impl LockSession {
         LockSession::default()
     }
 
-    /// One written chunk. `None`: more chunks are due. A reassembly failure answers with an
-    /// error frame and drops the partial message.
+    /// One written chunk; `now` is the hardware clock. `None`: nothing to send (more chunks
+    /// are due, or a message needs no answer). A reassembly failure answers with an error frame
+    /// and drops the partial message.
     pub fn on_fragment(
         &mut self,
         config: &LockConfig,
@@ -222,21 +285,41 @@ impl LockSession {
     ) -> Option<LockReply> {
         match self.rx.push(fragment) {
             Ok(None) => None,
-            Ok(Some(message)) => Some(respond(config, state, &message, now, rng)),
+            Ok(Some(message)) => self.on_message(config, state, &message, now, rng),
             Err(_) => Some(refuse(ErrorCode::Framing)),
         }
     }
-}
 
-fn refuse(code: ErrorCode) -> LockReply {
-    LockReply {
-        message: code.message(),
-        decision: None,
+    /// One whole message, for a lock that reassembles chunks itself.
+    pub fn on_message(
+        &mut self,
+        config: &LockConfig,
+        state: &mut LockState,
+        message: &Message,
+        now: UnixTime,
+        rng: &mut impl CryptoRngCore,
+    ) -> Option<LockReply> {
+        if SyncMessage::is_sync_kind(message.kind) {
+            return crate::sync::lock::handle(&mut self.sync, config, state, message, now);
+        }
+        let reply = respond(config, state, message, now, rng);
+        if reply.decision.is_some_and(|d| d.holder_proven) {
+            self.sync.proven = true;
+        }
+        Some(reply)
     }
 }
 
-/// Answers one whole message (steps 2-13 of the module's table). `now` is the lock's own
-/// clock; `rng` draws the response nonce.
+pub(crate) fn refuse(code: ErrorCode) -> LockReply {
+    LockReply {
+        message: code.message(),
+        decision: None,
+        persist: Persist::default(),
+    }
+}
+
+/// Answers one whole unlock request (steps 2-13 of the module's table) and records the decision
+/// in the state's audit log. `now` is the hardware clock; `rng` draws the response nonce.
 pub fn respond(
     config: &LockConfig,
     state: &mut LockState,
@@ -285,8 +368,16 @@ pub fn respond(
         return refuse(ErrorCode::Undecryptable);
     };
 
-    state.replay.prune(now);
-    let (result, credential_id) = decide(config, state, &plaintext, &header, &lock_pub, now);
+    let verdict = match RequestPayload::decode(&plaintext) {
+        Ok(request) => decide_with_time(config, state, &request, &header, &lock_pub, now),
+        Err(_) => Verdict {
+            result: UnlockResult::Denied(DenyReason::BadCredential),
+            credential: None,
+            holder_proven: false,
+            now: state.now(now),
+        },
+    };
+    let (result, credential_id, now) = (verdict.result, verdict.credential, verdict.now);
     let event = match result {
         UnlockResult::Granted => AuditEvent::UnlockGranted {
             // decide() grants only with a verified credential.
@@ -298,12 +389,12 @@ pub fn respond(
             reason,
         },
     };
-    state.pending_audit = state.pending_audit.saturating_add(1);
+    state.audit.record(&config.key, now, event);
     let outcome = UnlockOutcome {
         result,
         lock_time: now,
-        sync_iteration: state.revocations.iteration(),
-        pending_audit: state.pending_audit,
+        sync_iteration: state.sync_iteration(),
+        pending_audit: state.audit.pending(),
     };
     let mut nonce = [0u8; NONCE_LEN];
     rng.fill_bytes(&mut nonce);
@@ -317,37 +408,105 @@ pub fn respond(
             kind: kind::UNLOCK_RESPONSE,
             body,
         },
-        decision: Some(LockDecision { result, event }),
+        decision: Some(LockDecision {
+            result,
+            event,
+            holder_proven: verdict.holder_proven,
+        }),
+        persist: Persist {
+            state: true,
+            transfer: false,
+        },
     }
 }
 
-/// Steps 6-13: the result, and the credential once its document verified.
+/// What steps 6-13 concluded.
+struct Verdict {
+    result: UnlockResult,
+    /// The credential, once its document verified.
+    credential: Option<Id>,
+    holder_proven: bool,
+    /// The lock's time the decision was made at (after any correction).
+    now: UnixTime,
+}
+
+/// Step 6a, then steps 7-13 by the corrected clock; `clock` is the hardware clock.
+///
+/// A signed time that does not verify, is for another lock or is not newer than the last one
+/// changes nothing: it is optional, and the unlock is judged as if it were absent. A step
+/// forward stands whatever the verdict (true time is at least the signed time). A step back
+/// rests on the phone's clock `t` as well, which only the device signature (step 11) vouches
+/// for: it is undone, and the verdict's time with it, unless the holder was proven.
+fn decide_with_time(
+    config: &LockConfig,
+    state: &mut LockState,
+    request: &RequestPayload<'_>,
+    header: &RequestHeader,
+    lock_pub: &[u8; 33],
+    clock: UnixTime,
+) -> Verdict {
+    let before = state.clock;
+    let step = match request
+        .signed_time
+        .map(|t| state.take_signed_time(config, t, clock, Some(request.time)))
+    {
+        Some(Ok(TimeUpdate::Taken { step })) => step,
+        _ => 0,
+    };
+    let mut verdict = decide(config, state, request, header, lock_pub, clock);
+    if step < 0 && !verdict.holder_proven {
+        state.clock = before;
+        verdict.now = state.now(clock);
+    } else if step != 0 {
+        state
+            .audit
+            .record(&config.key, verdict.now, AuditEvent::ClockSet { step });
+    }
+    verdict
+}
+
+/// Steps 7-13; `clock` is the hardware clock.
 fn decide(
     config: &LockConfig,
     state: &mut LockState,
-    plaintext: &[u8],
+    request: &RequestPayload<'_>,
     header: &RequestHeader,
     lock_pub: &[u8; 33],
-    now: UnixTime,
-) -> (UnlockResult, Option<Id>) {
-    let deny = |reason, credential| (UnlockResult::Denied(reason), credential);
-    let Ok(request) = RequestPayload::decode(plaintext) else {
-        return deny(DenyReason::BadCredential, None);
+    clock: UnixTime,
+) -> Verdict {
+    let now = state.now(clock);
+    let verdict = |result, credential, holder_proven| Verdict {
+        result,
+        credential,
+        holder_proven,
+        now,
     };
+    let deny = |reason| UnlockResult::Denied(reason);
+    state.replay.prune(now);
     let tolerance = config.clock_tolerance;
     if request.time.abs_diff(now) > u64::from(tolerance) {
-        return deny(DenyReason::ClockUntrusted, None);
+        return verdict(deny(DenyReason::ClockUntrusted), None, false);
     }
     let fingerprint = fingerprint(&header.ephemeral);
-    if state.replay.contains(&fingerprint) {
-        return deny(DenyReason::Replayed, None);
+    let expires_at = request.time.saturating_add(i64::from(tolerance));
+    if state.replay.may_have_seen(&fingerprint, expires_at) {
+        return verdict(deny(DenyReason::Replayed), None, false);
     }
     let access = match decode_access(request.document, &config.issuer_keys) {
         Ok(access) => access,
-        Err(_) => return deny(DenyReason::BadCredential, None),
+        Err(_) => return verdict(deny(DenyReason::BadCredential), None, false),
     };
     let credential = Some(access.document().credential_id);
-    if let Err(e) = access.check(config.door_id, now, &state.revocations) {
+    let checked = access
+        .check(config.door_id, now, &state.revocations)
+        .and_then(|()| {
+            // Bundles' revocations count as much as revocation documents'.
+            match state.is_revoked(access.document().credential_id, now) {
+                true => Err(AccessError::Revoked),
+                false => Ok(()),
+            }
+        });
+    if let Err(e) = checked {
         let reason = match e {
             AccessError::WrongDoor => DenyReason::WrongDoor,
             AccessError::NotYetValid { .. } => DenyReason::NotYetValid,
@@ -356,16 +515,13 @@ fn decide(
             // check() reports only the four above; anything else is no credential here.
             _ => DenyReason::BadCredential,
         };
-        return deny(reason, credential);
+        return verdict(deny(reason), credential, false);
     }
-    if !device_signed(&access, header, lock_pub, &request) {
-        return deny(DenyReason::BadCredential, credential);
+    if !device_signed(&access, header, lock_pub, request) {
+        return verdict(deny(DenyReason::BadCredential), credential, false);
     }
-    if !state.replay.insert(
-        fingerprint,
-        request.time.saturating_add(i64::from(tolerance)),
-    ) {
-        return deny(DenyReason::Busy, credential);
+    if !state.replay.insert(fingerprint, expires_at) {
+        return verdict(deny(DenyReason::Busy), credential, true);
     }
     let result = match access.decision(config.door_id, now) {
         Some(Decision::Allowed { .. }) => UnlockResult::Granted,
@@ -377,7 +533,7 @@ fn decide(
         // check() found the grant, so this cannot happen; refusing is the safe reading.
         None => UnlockResult::Denied(DenyReason::WrongDoor),
     };
-    (result, credential)
+    verdict(result, credential, true)
 }
 
 fn device_signed(

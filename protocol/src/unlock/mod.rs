@@ -23,8 +23,8 @@ use crate::ids::Id;
 use crate::UnixTime;
 
 pub use lock::{
-    respond, Fingerprint, LockConfig, LockDecision, LockReply, LockSession, LockState, ReplayCache,
-    DEFAULT_CLOCK_TOLERANCE,
+    respond, Fingerprint, LockConfig, LockDecision, LockReply, LockSession, LockState, Persist,
+    ReplayCache, DEFAULT_CLOCK_TOLERANCE,
 };
 pub use phone::{PhoneError, PreparedUnlock, UnlockPreparation, UnlockTarget};
 
@@ -110,8 +110,8 @@ pub struct UnlockOutcome {
     pub result: UnlockResult,
     /// The lock's clock when it decided.
     pub lock_time: UnixTime,
-    /// The iteration of the newest sync data the lock holds (today: its revocation list), so
-    /// the phone knows whether it carries something newer.
+    /// The lock's sync iteration: the last sync bundle it applied (0 before any), so the phone
+    /// knows whether it carries something newer.
     pub sync_iteration: u64,
     /// Audit records the lock holds that no server has acknowledged, this unlock's included.
     pub pending_audit: u32,

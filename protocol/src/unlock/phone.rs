@@ -26,6 +26,7 @@ use crate::cbor::{Malformed, Problem};
 use crate::cose;
 use crate::ids::Id;
 use crate::keys::LockPublicKey;
+use crate::sync::time::MAX_SIGNED_TIME_SIZE;
 use crate::unlock::codec::{
     self, RequestHeader, RequestPayload, RESPONSE_AAD, RESPONSE_HEADER_LEN,
 };
@@ -103,6 +104,7 @@ pub struct UnlockPreparation {
     time: UnixTime,
     device_key: VerifyingKey,
     transcript: Vec<u8>,
+    signed_time: Option<Vec<u8>>,
 }
 
 impl UnlockPreparation {
@@ -156,15 +158,33 @@ impl UnlockPreparation {
                 time: now,
                 device_key,
                 transcript,
+                signed_time: None,
             },
             to_sign,
         ))
     }
 
+    /// Brings an issuer-signed time (the COSE bytes the server signed) in the request, so a
+    /// lock whose clock drifted corrects it before judging this unlock (docs/PROTOCOL.md,
+    /// "Signed time"). The request is sealed, and the time is the issuer's word, so it is not
+    /// part of the transcript the device key signs.
+    pub fn with_signed_time(mut self, signed_time: Vec<u8>) -> UnlockPreparation {
+        self.signed_time = Some(signed_time);
+        self
+    }
+
     /// Takes the keystore's signature over the transcript (64-byte `r || s` or DER), checks it
     /// against the document's device key, and seals the request. Keystores return either S;
-    /// the request carries the low-S form, the only one locks accept.
+    /// the request carries the low-S form, the only one locks accept. A signed time above
+    /// 256 bytes (no genuine one is) makes the request [`PhoneError::TooLarge`].
     pub fn signed(self, signature: &[u8]) -> Result<PreparedUnlock, PhoneError> {
+        if self
+            .signed_time
+            .as_ref()
+            .is_some_and(|t| t.len() > MAX_SIGNED_TIME_SIZE)
+        {
+            return Err(PhoneError::TooLarge);
+        }
         let signature = if signature.len() == 64 {
             Signature::from_slice(signature)
         } else {
@@ -181,6 +201,7 @@ impl UnlockPreparation {
                 document: &self.document,
                 time: self.time,
                 signature: signature.to_bytes().into(),
+                signed_time: self.signed_time.as_deref(),
             }
             .encode(),
         );

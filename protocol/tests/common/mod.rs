@@ -4,8 +4,9 @@
 #![allow(dead_code)]
 
 use door_protocol::{
-    AccessDocument, DoorGrant, Id, IssuerKey, IssuerKeys, RevocationDocument, RevocationEntry,
-    RevocationMode, Schedule, Transition, Weekdays, Window, ZoneRules,
+    AccessDocument, DoorGrant, Doorcode, DoorcodeChanges, Id, IssuerKey, IssuerKeys, LockConfig,
+    LockKey, RevocationDocument, RevocationEntry, RevocationMode, Schedule, SyncBundle, Transition,
+    Weekdays, Window, ZoneRules,
 };
 
 /// The issuer's private scalar: 0x01, 0x02, ... 0x20.
@@ -182,3 +183,76 @@ impl rand_core::RngCore for FixedRng {
 
 // Only for reproducible test vectors: the bytes are public.
 impl rand_core::CryptoRng for FixedRng {}
+
+/// The unlock vectors' lock, for the lobby.
+pub fn lock_config() -> LockConfig {
+    LockConfig::new(
+        LOCK_ID,
+        LOBBY,
+        LockKey::from_bytes(&LOCK_SCALAR).expect("fixed scalar is valid"),
+        issuer_keys(),
+    )
+}
+
+/// The issuer's ephemeral scalar sealing the sync vector's doorcodes: 0x81 ... 0xa0.
+pub const SEALING_SCALAR: [u8; 32] = counting(0x81);
+
+/// The sync vector: a delta from iteration 7 to 8 for lock `10…10`, issued at the unlock
+/// vectors' time: credential `c1…c1` revoked until it expires, person `a1…a1` gets doorcode
+/// 4821, person `a2…a2` loses theirs; the server holds audit records below 3.
+pub fn sample_delta() -> SyncBundle {
+    SyncBundle {
+        lock_id: LOCK_ID,
+        iteration: 8,
+        base_iteration: 7,
+        issued_at: MONDAY_0800_NY,
+        revocations: vec![RevocationEntry {
+            credential_id: CREDENTIAL,
+            expires_at: Some(NOT_AFTER),
+        }],
+        doorcodes: DoorcodeChanges {
+            added: vec![Doorcode {
+                person_id: PERSON,
+                code: "4821".into(),
+                expires_at: None,
+            }],
+            removed: vec![Id([0xa2; 16])],
+        },
+        audit_ack: 3,
+    }
+}
+
+/// An id whose 16 bytes spell `tag` and `n`, so generated lists are distinct and sortable.
+pub fn numbered(tag: u8, n: usize) -> Id {
+    let mut id = [tag; 16];
+    id[12..].copy_from_slice(&(n as u32).to_be_bytes());
+    Id(id)
+}
+
+/// A full bundle for a property of `n` credentials: `n` revocations (expiring with their
+/// credentials) and `n` 6-digit doorcodes, as the server would send a lock at installation.
+pub fn full_bundle(n: usize, iteration: u64) -> SyncBundle {
+    SyncBundle {
+        lock_id: LOCK_ID,
+        iteration,
+        base_iteration: 0,
+        issued_at: MONDAY_0800_NY,
+        revocations: (0..n)
+            .map(|i| RevocationEntry {
+                credential_id: numbered(0xc0, i),
+                expires_at: Some(NOT_AFTER),
+            })
+            .collect(),
+        doorcodes: DoorcodeChanges {
+            added: (0..n)
+                .map(|i| Doorcode {
+                    person_id: numbered(0xa0, i),
+                    code: format!("{:06}", 100_000 + i * 7),
+                    expires_at: Some(NOT_AFTER),
+                })
+                .collect(),
+            removed: Vec::new(),
+        },
+        audit_ack: 0,
+    }
+}

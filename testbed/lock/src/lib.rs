@@ -1,8 +1,9 @@
 //! door-lock: the reference lock. door-protocol's lock side (all the verification) plus what a
-//! lock keeps: its revocation list, replay cache and signed audit log in a directory that
-//! survives restarts, and a clock that can drift. Transports drive it through
-//! [`Lock::connect`] and [`Connection::on_write`]: chunks in, chunks to notify out, so an
-//! in-memory link and a GATT server serve it the same way.
+//! lock keeps: its revocations, doorcodes, replay cache, clock correction and signed audit log
+//! in a directory that survives restarts, a clock that can drift, and a keypad. Transports
+//! drive it through [`Lock::connect`] and [`Connection::on_write`]: chunks in, chunks to notify
+//! out, so an in-memory link and a GATT server serve it the same way. A connection takes
+//! unlock requests and Door Sync messages (bundle transfers, audit pulls) alike.
 
 mod clock;
 mod store;
@@ -10,15 +11,15 @@ mod store;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use door_protocol::unlock::LockDecision;
+use door_protocol::sync::{Applied, DoorcodeResult};
 use door_protocol::{
-    verify_revocation, AuditRecord, Id, LockConfig, LockSession, LockState, RevocationError,
-    UnixTime,
+    open_bundle, verify_revocation, Id, LockConfig, LockSession, LockState, Persist,
+    RevocationError, SyncError, UnixTime,
 };
 use rand_core::OsRng;
 
 pub use clock::LockClock;
-use store::{Persistent, Store};
+use store::Store;
 
 /// Why the lock could not start, persist or take a document.
 #[derive(Debug, thiserror::Error)]
@@ -32,15 +33,45 @@ pub enum LockError {
     OtherLock { stored: Id },
     #[error("revocation document refused: {0}")]
     Revocation(#[from] RevocationError),
+    #[error("sync bundle refused: {0}")]
+    Sync(#[from] SyncError),
 }
 
 struct Inner {
     store: Store,
     state: LockState,
-    /// Signed audit records, oldest first, until a server acknowledges them (a later issue).
-    audit: Vec<Vec<u8>>,
-    next_seq: u64,
 }
+
+impl Inner {
+    /// Persists what `what` names. If that fails, memory goes back to what the disk holds, so
+    /// the lock never acts on (or answers from) a state a restart would not find.
+    fn commit(&mut self, lock_id: Id, what: Persist) -> Result<(), LockError> {
+        let written = self.write(lock_id, what);
+        if written.is_err() {
+            if let Ok(Some(state)) = self.store.load(lock_id) {
+                self.state = state;
+            }
+        }
+        written
+    }
+
+    fn write(&self, lock_id: Id, what: Persist) -> Result<(), LockError> {
+        // State first: when a transfer completes, the applied bundle must be on disk before
+        // the partial transfer is removed (see store).
+        if what.state {
+            self.store.save(lock_id, &self.state)?;
+        }
+        if what.transfer {
+            self.store.save_transfer(self.state.transfer.as_ref())?;
+        }
+        Ok(())
+    }
+}
+
+const STATE: Persist = Persist {
+    state: true,
+    transfer: false,
+};
 
 /// A lock: fixed configuration, persistent state and a clock. Cheap to clone: clones are
 /// handles to the same lock, so a transport can hold one per connection.
@@ -56,33 +87,18 @@ impl Lock {
     /// directory that holds another lock's state), else starts empty and writes it.
     pub fn open(dir: &Path, config: LockConfig, clock: LockClock) -> Result<Lock, LockError> {
         let store = Store::new(dir)?;
-        let persistent = match store.load(config.lock_id)? {
-            Some(p) => p,
+        let state = match store.load(config.lock_id)? {
+            Some(state) => state,
             None => {
-                let fresh = Persistent {
-                    revocations: Default::default(),
-                    replay: Default::default(),
-                    audit: Vec::new(),
-                    next_seq: 0,
-                };
+                let fresh = LockState::default();
                 store.save(config.lock_id, &fresh)?;
                 fresh
             }
         };
-        let state = LockState {
-            revocations: persistent.revocations,
-            replay: persistent.replay,
-            pending_audit: pending(&persistent.audit),
-        };
         Ok(Lock {
             config: Arc::new(config),
             clock,
-            inner: Arc::new(Mutex::new(Inner {
-                store,
-                state,
-                audit: persistent.audit,
-                next_seq: persistent.next_seq,
-            })),
+            inner: Arc::new(Mutex::new(Inner { store, state })),
         })
     }
 
@@ -90,18 +106,20 @@ impl Lock {
         &self.config
     }
 
+    /// The lock's hardware clock (which drifts); [`Lock::now`] is what the lock goes by.
     pub fn clock(&self) -> &LockClock {
         &self.clock
     }
 
-    /// The lock's time now.
+    /// The lock's time now: the hardware clock plus the correction signed time made.
     pub fn now(&self) -> UnixTime {
-        self.clock.now()
+        let clock = self.clock.now();
+        self.inner().state.now(clock)
     }
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
-        // Every change is persisted before the lock is released; after a panic the on-disk
-        // state is the truth, and the in-memory copy at worst holds one more replay entry.
+        // Every change is persisted before the lock is released, and a failed write puts
+        // memory back to the disk's state; after a panic the on-disk state is the truth.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -118,53 +136,96 @@ impl Lock {
     pub fn apply_revocation(&self, bytes: &[u8]) -> Result<(), LockError> {
         let verified = verify_revocation(bytes, &self.config.issuer_keys)?;
         let mut inner = self.inner();
+        let now = inner.state.now(self.clock.now());
         let mut revocations = inner.state.revocations.clone();
         revocations.apply(&verified)?;
-        revocations.prune(self.clock.now());
-        let previous = std::mem::replace(&mut inner.state.revocations, revocations);
-        if let Err(e) = save(&self.config, &inner) {
-            inner.state.revocations = previous;
-            return Err(e);
-        }
-        Ok(())
+        revocations.prune(now);
+        inner.state.revocations = revocations;
+        inner.commit(self.config.lock_id, STATE)
     }
 
-    /// The revocation list's iteration: what the lock reports as its sync iteration.
+    /// Opens and applies a sync bundle handed to the lock directly (an installer's tool, a
+    /// test), as one arriving over BLE is: atomically, and persisted before it counts.
+    pub fn apply_bundle(&self, bytes: &[u8]) -> Result<Applied, LockError> {
+        let opened = open_bundle(bytes, &self.config)?;
+        let mut inner = self.inner();
+        let applied = inner
+            .state
+            .apply_bundle(&self.config, &opened, self.clock.now())?;
+        inner.commit(self.config.lock_id, STATE)?;
+        Ok(applied)
+    }
+
+    /// A code typed on the lock's keypad: opens for a live doorcode that sync delivered. The
+    /// try is recorded (outside a lockout) and persisted before the answer counts.
+    pub fn enter_doorcode(&self, code: &str) -> Result<DoorcodeResult, LockError> {
+        let mut inner = self.inner();
+        let before = inner.state.audit.next_seq();
+        let result = inner
+            .state
+            .enter_doorcode(&self.config, code, self.clock.now());
+        // A locked-out keypad records nothing and changes nothing.
+        if inner.state.audit.next_seq() != before {
+            inner.commit(self.config.lock_id, STATE)?;
+        }
+        Ok(result)
+    }
+
+    /// The revocation documents' iteration (bundles have their own: [`Lock::sync_iteration`]).
     pub fn revocation_iteration(&self) -> u64 {
         self.inner().state.revocations.iteration()
     }
 
+    /// The last sync bundle applied (0 before any): what unlock answers report.
+    pub fn sync_iteration(&self) -> u64 {
+        self.inner().state.sync_iteration()
+    }
+
+    /// Doorcodes the lock holds.
+    pub fn doorcodes(&self) -> usize {
+        self.inner().state.sync.doorcodes().len()
+    }
+
+    /// Seconds signed time has added to the hardware clock.
+    pub fn clock_offset(&self) -> i64 {
+        self.inner().state.clock.offset
+    }
+
+    /// The newest issuer-signed time the lock took.
+    pub fn last_signed_time(&self) -> Option<UnixTime> {
+        self.inner().state.clock.last_signed_time
+    }
+
+    /// A bundle arriving over BLE: `(bytes received and persisted, total)`.
+    pub fn transfer_progress(&self) -> Option<(usize, usize)> {
+        self.inner()
+            .state
+            .transfer
+            .as_ref()
+            .map(|t| (t.received().len(), t.total_len as usize))
+    }
+
     /// Audit records no server has acknowledged.
     pub fn pending_audit(&self) -> u32 {
-        self.inner().state.pending_audit
+        self.inner().state.audit.pending()
     }
 
     /// The signed audit records (COSE_Sign1, check with `door_protocol::verify_audit`), oldest
-    /// first.
+    /// first. Phones fetch them over BLE with audit pulls; they leave the lock only when a
+    /// bundle acknowledges them.
     pub fn audit_records(&self) -> Vec<Vec<u8>> {
-        self.inner().audit.clone()
+        self.inner()
+            .state
+            .audit
+            .records()
+            .map(<[u8]>::to_vec)
+            .collect()
     }
 
     /// Live entries in the replay cache.
     pub fn replay_entries(&self) -> usize {
         self.inner().state.replay.len()
     }
-}
-
-fn pending(audit: &[Vec<u8>]) -> u32 {
-    u32::try_from(audit.len()).unwrap_or(u32::MAX)
-}
-
-fn save(config: &LockConfig, inner: &Inner) -> Result<(), LockError> {
-    inner.store.save(
-        config.lock_id,
-        &Persistent {
-            revocations: inner.state.revocations.clone(),
-            replay: inner.state.replay.clone(),
-            audit: inner.audit.clone(),
-            next_seq: inner.next_seq,
-        },
-    )
 }
 
 /// One BLE connection to the lock.
@@ -175,32 +236,21 @@ pub struct Connection {
 
 impl Connection {
     /// One chunk the phone wrote; returns the chunks to notify back (none while a message is
-    /// incomplete), cut for `mtu`. A decision is recorded in the audit log and persisted
-    /// before its answer is released: if the state cannot be written the error comes back
-    /// instead of the answer, so no unlock is ever answered whose replay entry and audit
-    /// record a restart could lose.
+    /// incomplete or needs no answer), cut for `mtu`. Whatever the answer depends on (an unlock
+    /// decision's audit record and replay entry, an applied bundle, an acknowledged block) is
+    /// persisted before the answer is released: if the state cannot be written the error
+    /// comes back instead of the answer, and the lock's memory returns to what its disk holds.
     pub fn on_write(&mut self, fragment: &[u8], mtu: u16) -> Result<Vec<Vec<u8>>, LockError> {
         let lock = &self.lock;
-        let now = lock.clock.now();
+        let clock = lock.clock.now();
         let mut inner = lock.inner();
         let Some(reply) =
             self.session
-                .on_fragment(&lock.config, &mut inner.state, fragment, now, &mut OsRng)
+                .on_fragment(&lock.config, &mut inner.state, fragment, clock, &mut OsRng)
         else {
             return Ok(Vec::new());
         };
-        if let Some(LockDecision { event, .. }) = reply.decision {
-            let record = AuditRecord {
-                seq: inner.next_seq,
-                at: now,
-                event,
-            };
-            let signed = record.sign(&lock.config.key);
-            inner.audit.push(signed);
-            inner.next_seq += 1;
-            inner.state.pending_audit = pending(&inner.audit);
-            save(&lock.config, &inner)?;
-        }
+        inner.commit(lock.config.lock_id, reply.persist)?;
         Ok(reply.message.fragments(mtu))
     }
 }

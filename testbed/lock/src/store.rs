@@ -1,41 +1,57 @@
-//! The lock's persistent state as one JSON file, replaced atomically: written to a temporary
-//! file, flushed to disk, renamed over the old one, and the directory flushed, so a crash
-//! leaves either the old state or the new one, never a mix.
+//! The lock's persistent state in two files, each replaced atomically (written to a temporary
+//! file, flushed to disk, renamed over the old one, and the directory flushed), so a crash
+//! leaves either the old file or the new one, never a mix:
+//!
+//! - `state.json`: everything but a bundle in transit, in one write (a bundle applies
+//!   atomically because its every effect lands in this one file);
+//! - `transfer.bin`: the bundle arriving over BLE, up to the last acknowledged byte. It changes
+//!   with every block, so it lives apart from the state rather than rewriting all of it.
+//!
+//! When a transfer completes, `state.json` is written before `transfer.bin` is removed: a crash
+//! in between leaves a partial transfer of a bundle already applied, which the next offer of a
+//! newer bundle replaces and an offer of the same one declines.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use door_protocol::revocation::RevocationEntry;
+use door_protocol::sync::{ClockState, Keypad, PartialTransfer, SyncState};
 use door_protocol::unlock::{Fingerprint, ReplayCache};
-use door_protocol::{Id, RevocationList, UnixTime};
+use door_protocol::{AuditLog, Doorcode, Id, LockState, RevocationList, UnixTime};
 use serde::{Deserialize, Serialize};
 
 use crate::LockError;
 
 const FILE: &str = "state.json";
 const TEMP: &str = "state.json.tmp";
-const FORMAT: u32 = 1;
-
-/// What survives a restart.
-pub(crate) struct Persistent {
-    pub(crate) revocations: RevocationList,
-    pub(crate) replay: ReplayCache,
-    /// Signed audit records (COSE_Sign1), oldest first.
-    pub(crate) audit: Vec<Vec<u8>>,
-    pub(crate) next_seq: u64,
-}
+const TRANSFER: &str = "transfer.bin";
+const TRANSFER_TEMP: &str = "transfer.bin.tmp";
+/// Format 2 added sync state, the clock correction, the keypad and the replay floor; a format 1
+/// file reads as having none of them.
+const FORMAT: u32 = 2;
+const TRANSFER_MAGIC: &[u8; 4] = b"DST1";
+/// Magic, iteration, base iteration, total length, digest.
+const TRANSFER_HEAD: usize = 4 + 8 + 8 + 4 + 32;
 
 #[derive(Serialize, Deserialize)]
-struct File1 {
+struct StateFile {
     format: u32,
     /// Which lock the state belongs to, so a directory is never reused for another lock.
     lock_id: String,
     revocation_iteration: u64,
     revocations: Vec<Revoked>,
     replay: Vec<Seen>,
+    #[serde(default)]
+    replay_floor: Option<UnixTime>,
     next_seq: u64,
     audit: Vec<String>,
+    #[serde(default)]
+    sync: SyncFile,
+    #[serde(default)]
+    clock: ClockFile,
+    #[serde(default)]
+    keypad: KeypadFile,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -50,12 +66,62 @@ struct Seen {
     expires_at: UnixTime,
 }
 
+#[derive(Default, Serialize, Deserialize)]
+struct SyncFile {
+    iteration: u64,
+    revocations: Vec<Revoked>,
+    /// In the clear: the lock's own storage, as a lock's flash would hold them.
+    doorcodes: Vec<Code>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Code {
+    person_id: String,
+    code: String,
+    expires_at: Option<UnixTime>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct ClockFile {
+    offset: i64,
+    last_signed_time: Option<UnixTime>,
+    anchor: Option<UnixTime>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct KeypadFile {
+    failures: u32,
+    locked_until: Option<UnixTime>,
+}
+
 fn corrupt(what: impl std::fmt::Display) -> LockError {
     LockError::Corrupt(what.to_string())
 }
 
 fn id(hex_str: &str) -> Result<Id, LockError> {
     Id::from_hex(hex_str).ok_or_else(|| corrupt(format!("bad id {hex_str:?}")))
+}
+
+fn revoked(list: &RevocationList) -> Vec<Revoked> {
+    list.entries()
+        .iter()
+        .map(|e| Revoked {
+            credential_id: e.credential_id.to_string(),
+            expires_at: e.expires_at,
+        })
+        .collect()
+}
+
+fn entries(revoked: &[Revoked]) -> Result<Vec<RevocationEntry>, LockError> {
+    revoked
+        .iter()
+        .map(|r| {
+            Ok(RevocationEntry {
+                credential_id: id(&r.credential_id)?,
+                expires_at: r.expires_at,
+            })
+        })
+        .collect()
 }
 
 pub(crate) struct Store {
@@ -70,33 +136,23 @@ impl Store {
         })
     }
 
-    /// The stored state, `None` for a new lock.
-    pub(crate) fn load(&self, lock_id: Id) -> Result<Option<Persistent>, LockError> {
+    /// The stored state, transfer included; `None` for a new lock.
+    pub(crate) fn load(&self, lock_id: Id) -> Result<Option<LockState>, LockError> {
         let bytes = match fs::read(self.dir.join(FILE)) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let f: File1 = serde_json::from_slice(&bytes).map_err(corrupt)?;
-        if f.format != FORMAT {
+        let f: StateFile = serde_json::from_slice(&bytes).map_err(corrupt)?;
+        if !(1..=FORMAT).contains(&f.format) {
             return Err(corrupt(format!("unknown format {}", f.format)));
         }
         let stored = id(&f.lock_id)?;
         if stored != lock_id {
             return Err(LockError::OtherLock { stored });
         }
-        let entries = f
-            .revocations
-            .iter()
-            .map(|r| {
-                Ok(RevocationEntry {
-                    credential_id: id(&r.credential_id)?,
-                    expires_at: r.expires_at,
-                })
-            })
-            .collect::<Result<Vec<_>, LockError>>()?;
-        let revocations =
-            RevocationList::restore(f.revocation_iteration, entries).map_err(corrupt)?;
+        let revocations = RevocationList::restore(f.revocation_iteration, entries(&f.revocations)?)
+            .map_err(corrupt)?;
         let seen = f
             .replay
             .iter()
@@ -113,29 +169,63 @@ impl Store {
             .iter()
             .map(|a| hex::decode(a).map_err(corrupt))
             .collect::<Result<Vec<_>, LockError>>()?;
-        Ok(Some(Persistent {
+        let doorcodes = f
+            .sync
+            .doorcodes
+            .iter()
+            .map(|c| {
+                Ok(Doorcode {
+                    person_id: id(&c.person_id)?,
+                    code: c.code.clone(),
+                    expires_at: c.expires_at,
+                })
+            })
+            .collect::<Result<Vec<_>, LockError>>()?;
+        Ok(Some(LockState {
             revocations,
-            replay: ReplayCache::restore(ReplayCache::DEFAULT_CAPACITY, seen),
-            audit,
-            next_seq: f.next_seq,
+            replay: ReplayCache::restore(ReplayCache::DEFAULT_CAPACITY, seen, f.replay_floor),
+            audit: AuditLog::restore(f.next_seq, audit).map_err(corrupt)?,
+            sync: SyncState::restore(f.sync.iteration, entries(&f.sync.revocations)?, doorcodes)
+                .map_err(corrupt)?,
+            clock: ClockState {
+                offset: f.clock.offset,
+                last_signed_time: f.clock.last_signed_time,
+                anchor: f.clock.anchor,
+            },
+            keypad: Keypad {
+                failures: f.keypad.failures,
+                locked_until: f.keypad.locked_until,
+            },
+            transfer: self.load_transfer()?,
         }))
     }
 
-    pub(crate) fn save(&self, lock_id: Id, p: &Persistent) -> Result<(), LockError> {
-        let f = File1 {
+    fn load_transfer(&self) -> Result<Option<PartialTransfer>, LockError> {
+        let bytes = match fs::read(self.dir.join(TRANSFER)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let (head, received) = bytes
+            .split_first_chunk::<TRANSFER_HEAD>()
+            .filter(|(head, _)| head.starts_with(TRANSFER_MAGIC))
+            .ok_or_else(|| corrupt("bad transfer file"))?;
+        let u64_at = |at: usize| u64::from_be_bytes(head[at..at + 8].try_into().expect("8 bytes"));
+        let total = u32::from_be_bytes(head[20..24].try_into().expect("4 bytes"));
+        let digest: [u8; 32] = head[24..].try_into().expect("32 bytes");
+        PartialTransfer::restore(u64_at(4), u64_at(12), total, digest, received.to_vec())
+            .map(Some)
+            .ok_or_else(|| corrupt("transfer file sizes"))
+    }
+
+    /// Writes everything but the transfer.
+    pub(crate) fn save(&self, lock_id: Id, state: &LockState) -> Result<(), LockError> {
+        let f = StateFile {
             format: FORMAT,
             lock_id: lock_id.to_string(),
-            revocation_iteration: p.revocations.iteration(),
-            revocations: p
-                .revocations
-                .entries()
-                .iter()
-                .map(|e| Revoked {
-                    credential_id: e.credential_id.to_string(),
-                    expires_at: e.expires_at,
-                })
-                .collect(),
-            replay: p
+            revocation_iteration: state.revocations.iteration(),
+            revocations: revoked(&state.revocations),
+            replay: state
                 .replay
                 .entries()
                 .iter()
@@ -144,17 +234,69 @@ impl Store {
                     expires_at: *expires_at,
                 })
                 .collect(),
-            next_seq: p.next_seq,
-            audit: p.audit.iter().map(hex::encode).collect(),
+            replay_floor: state.replay.floor(),
+            next_seq: state.audit.next_seq(),
+            audit: state.audit.records().map(hex::encode).collect(),
+            sync: SyncFile {
+                iteration: state.sync.iteration(),
+                revocations: revoked(state.sync.revocations()),
+                doorcodes: state
+                    .sync
+                    .doorcodes()
+                    .iter()
+                    .map(|c| Code {
+                        person_id: c.person_id.to_string(),
+                        code: c.code.clone(),
+                        expires_at: c.expires_at,
+                    })
+                    .collect(),
+            },
+            clock: ClockFile {
+                offset: state.clock.offset,
+                last_signed_time: state.clock.last_signed_time,
+                anchor: state.clock.anchor,
+            },
+            keypad: KeypadFile {
+                failures: state.keypad.failures,
+                locked_until: state.keypad.locked_until,
+            },
         };
         // Serialising plain strings and integers cannot fail.
         let json = serde_json::to_vec_pretty(&f).expect("state serialises");
-        let temp = self.dir.join(TEMP);
+        self.replace(TEMP, FILE, &json)
+    }
+
+    /// Writes the transfer in progress, or removes the file when there is none.
+    pub(crate) fn save_transfer(
+        &self,
+        transfer: Option<&PartialTransfer>,
+    ) -> Result<(), LockError> {
+        let Some(t) = transfer else {
+            match fs::remove_file(self.dir.join(TRANSFER)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+            File::open(&self.dir)?.sync_all()?;
+            return Ok(());
+        };
+        let mut bytes = Vec::with_capacity(TRANSFER_HEAD + t.received().len());
+        bytes.extend_from_slice(TRANSFER_MAGIC);
+        bytes.extend_from_slice(&t.iteration.to_be_bytes());
+        bytes.extend_from_slice(&t.base_iteration.to_be_bytes());
+        bytes.extend_from_slice(&t.total_len.to_be_bytes());
+        bytes.extend_from_slice(&t.digest);
+        bytes.extend_from_slice(t.received());
+        self.replace(TRANSFER_TEMP, TRANSFER, &bytes)
+    }
+
+    fn replace(&self, temp: &str, name: &str, bytes: &[u8]) -> Result<(), LockError> {
+        let temp = self.dir.join(temp);
         let mut file = File::create(&temp)?;
-        file.write_all(&json)?;
+        file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
-        fs::rename(&temp, self.dir.join(FILE))?;
+        fs::rename(&temp, self.dir.join(name))?;
         // The rename itself is durable only once the directory is.
         File::open(&self.dir)?.sync_all()?;
         Ok(())

@@ -1,0 +1,215 @@
+//! The lock's side of Door Sync messages: `LockSession` hands them here.
+//!
+//! - **Offer.** Refused at once when the lock does not need it (`Decline` for an iteration at
+//!   or below its own, `Failed(WrongBase)` for a delta from another iteration) or cannot take
+//!   it (`Failed(TooLarge)`). Otherwise `Accept { resume_from }`: where the persisted partial
+//!   transfer with the same digest stopped, else 0 (a different partial is dropped: one
+//!   transfer at a time).
+//! - **Data.** The block at the next offset is appended and acknowledged (`Ack`), and the
+//!   caller persists the transfer before the ack leaves, so a disconnect resumes from the last
+//!   ack. A duplicate (everything before the next offset) is ignored silently; a block beyond
+//!   the next offset (a gap: reordered or lost) is dropped and answered once, per gap, with an
+//!   `Ack` of the next offset, so the phone rewinds. The last block completes the transfer:
+//!   digest, [`open_bundle`], [`LockState::apply_bundle`], then `Done` or `Failed`.
+//! - **Audit pull.** A batch of records from the asked seq on, only on a connection where a
+//!   phone has proven a credential (its unlock request's device signature verified): the
+//!   records are signed, not secret, and name who came and went.
+
+use sha2::{Digest, Sha256};
+
+use crate::sync::bundle::open_bundle;
+use crate::sync::messages::{acceptable_len, FailReason, Offer, SyncMessage, AUDIT_BATCH_BYTES};
+use crate::sync::state::PartialTransfer;
+use crate::unlock::lock::{refuse, LockReply, Persist};
+use crate::unlock::{LockConfig, LockState};
+use crate::wire::{ErrorCode, Message};
+use crate::UnixTime;
+
+/// What one connection knows about sync.
+#[derive(Default)]
+pub(crate) struct SyncSession {
+    /// The digest of the offer accepted on this connection: data is taken only for it.
+    accepted: Option<[u8; 32]>,
+    /// The next offset last sent as a rewind, so a burst of out-of-order blocks gets one.
+    rewound_at: Option<usize>,
+    /// Whether a phone proved a credential on this connection (audit pulls need it).
+    pub(crate) proven: bool,
+}
+
+fn reply(message: SyncMessage, persist: Persist) -> LockReply {
+    LockReply {
+        message: message.to_message(),
+        decision: None,
+        persist,
+    }
+}
+
+/// One complete sync message; `None`: nothing to answer (a duplicate block, a repeated gap).
+pub(crate) fn handle(
+    session: &mut SyncSession,
+    config: &LockConfig,
+    state: &mut LockState,
+    message: &Message,
+    clock: UnixTime,
+) -> Option<LockReply> {
+    let Ok(message) = SyncMessage::from_message(message) else {
+        return Some(refuse(ErrorCode::Malformed));
+    };
+    match message {
+        SyncMessage::Offer(offer) => Some(on_offer(session, state, offer)),
+        SyncMessage::Data { offset, bytes } => {
+            on_data(session, config, state, offset, &bytes, clock)
+        }
+        SyncMessage::AuditPull { from_seq } => Some(if session.proven {
+            let (records, more) = state.audit.batch(from_seq, AUDIT_BATCH_BYTES);
+            let records = records.into_iter().map(<[u8]>::to_vec).collect();
+            reply(
+                SyncMessage::AuditBatch { records, more },
+                Persist::default(),
+            )
+        } else {
+            refuse(ErrorCode::Forbidden)
+        }),
+        // The lock's own messages, sent back to it.
+        _ => Some(refuse(ErrorCode::UnknownMessage)),
+    }
+}
+
+fn on_offer(session: &mut SyncSession, state: &mut LockState, offer: Offer) -> LockReply {
+    let current_iteration = state.sync_iteration();
+    let failed = |reason| {
+        reply(
+            SyncMessage::Failed {
+                reason,
+                current_iteration,
+            },
+            Persist::default(),
+        )
+    };
+    if !acceptable_len(offer.total_len) {
+        return failed(FailReason::TooLarge);
+    }
+    if offer.iteration <= current_iteration {
+        return reply(
+            SyncMessage::Decline { current_iteration },
+            Persist::default(),
+        );
+    }
+    if offer.base_iteration != 0 && offer.base_iteration != current_iteration {
+        return failed(FailReason::WrongBase);
+    }
+    let resume_from = match &state.transfer {
+        Some(t) if t.digest == offer.digest && t.total_len == offer.total_len => t.received().len(),
+        // A partial transfer of other bytes is dropped in memory only: until the first ack
+        // persists this one, a restart finds the old one, which is as harmless.
+        _ => {
+            state.transfer = Some(PartialTransfer::new(
+                offer.iteration,
+                offer.base_iteration,
+                offer.total_len,
+                offer.digest,
+            ));
+            0
+        }
+    };
+    session.accepted = Some(offer.digest);
+    session.rewound_at = None;
+    reply(
+        SyncMessage::Accept {
+            // Below total_len, which is a u32.
+            resume_from: resume_from as u32,
+        },
+        Persist::default(),
+    )
+}
+
+fn on_data(
+    session: &mut SyncSession,
+    config: &LockConfig,
+    state: &mut LockState,
+    offset: u32,
+    bytes: &[u8],
+    clock: UnixTime,
+) -> Option<LockReply> {
+    let current_iteration = state.sync_iteration();
+    let Some(transfer) = state
+        .transfer
+        .as_mut()
+        .filter(|t| session.accepted == Some(t.digest))
+    else {
+        return Some(reply(
+            SyncMessage::Failed {
+                reason: FailReason::NoTransfer,
+                current_iteration,
+            },
+            Persist::default(),
+        ));
+    };
+    let total = transfer.total_len as usize;
+    let offset = offset as usize;
+    let end = offset.saturating_add(bytes.len());
+    if end > total {
+        return Some(refuse(ErrorCode::Malformed));
+    }
+    let next = transfer.received().len();
+    if offset > next {
+        if session.rewound_at == Some(next) {
+            return None;
+        }
+        session.rewound_at = Some(next);
+        return Some(reply(
+            SyncMessage::Ack {
+                next_offset: next as u32,
+            },
+            Persist::default(),
+        ));
+    }
+    if end <= next {
+        return None;
+    }
+    transfer
+        .received_mut()
+        .extend_from_slice(&bytes[next - offset..]);
+    session.rewound_at = None;
+    if end < total {
+        return Some(reply(
+            SyncMessage::Ack {
+                next_offset: end as u32,
+            },
+            Persist {
+                state: false,
+                transfer: true,
+            },
+        ));
+    }
+
+    // The last byte: the transfer ends here whatever the verdict.
+    let digest = transfer.digest;
+    let bundle = state.transfer.take().map(PartialTransfer::into_received);
+    let bundle = bundle.unwrap_or_default();
+    session.accepted = None;
+    let mut persist = Persist {
+        state: false,
+        transfer: true,
+    };
+    let message = if <[u8; 32]>::from(Sha256::digest(&bundle)) != digest {
+        SyncMessage::Failed {
+            reason: FailReason::DigestMismatch,
+            current_iteration,
+        }
+    } else {
+        match open_bundle(&bundle, config).and_then(|b| state.apply_bundle(config, &b, clock)) {
+            Ok(applied) => {
+                persist.state = true;
+                SyncMessage::Done {
+                    iteration: applied.iteration,
+                }
+            }
+            Err(e) => SyncMessage::Failed {
+                reason: e.into(),
+                current_iteration,
+            },
+        }
+    };
+    Some(reply(message, persist))
+}

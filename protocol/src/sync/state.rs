@@ -1,0 +1,413 @@
+//! What a lock keeps from Door Sync, and the rules for changing it: a bundle applies atomically
+//! (every check before the first change), signed time per [`super::time`], and the keypad.
+//!
+//! Apply rules ([`LockState::apply_bundle`]), in order; the first that fails refuses the whole
+//! bundle and changes nothing:
+//!
+//! | # | Check | Error |
+//! |---|---|---|
+//! | 1 | iteration above the lock's sync iteration | `Stale` |
+//! | 2 | full, or a delta whose base is the lock's sync iteration | `WrongBase` |
+//! | 3 | for this lock | `Foreign` |
+//! | 4 | the resulting revocations fit (1024) | `Full` |
+//! | 5 | the resulting doorcodes fit (1024), one person per code | `Full`, `Malformed` |
+//!
+//! Then, all at once: revocations and doorcodes replaced (full) or updated (delta), expired
+//! entries dropped, sync iteration set, `issued_at` taken as a signed time, audit records below
+//! `audit_ack` freed, and a `SyncApplied` record (after a `ClockSet` record if the clock moved)
+//! appended. A caller that persists state persists all of it in one write.
+
+use alloc::vec::Vec;
+
+use crate::audit::AuditEvent;
+use crate::cbor::{Malformed, Problem};
+use crate::ids::Id;
+use crate::revocation::{RevocationEntry, RevocationList};
+use crate::sync::bundle::{Doorcode, OpenedBundle};
+use crate::sync::messages::acceptable_len;
+use crate::sync::time::{verify_signed_time, TimeUpdate};
+use crate::sync::{SyncError, MAX_DOORCODES};
+use crate::unlock::{LockConfig, LockState};
+use crate::UnixTime;
+
+/// Consecutive wrong codes after which the keypad locks.
+pub const KEYPAD_MAX_FAILURES: u32 = 5;
+/// How long the keypad stays locked, in seconds: with 5 tries per 5 minutes, guessing one of a
+/// thousand 6-digit codes takes about a week on average, and every try is in the audit log.
+pub const KEYPAD_LOCKOUT: i64 = 300;
+
+/// The sync data a lock holds: the iteration of the last bundle applied, the revocations and
+/// doorcodes bundles gave it.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct SyncState {
+    iteration: u64,
+    revocations: RevocationList,
+    /// Sorted by person id.
+    doorcodes: Vec<Doorcode>,
+}
+
+impl SyncState {
+    /// Rebuilds the state from what [`SyncState::iteration`], [`SyncState::revocations`] and
+    /// [`SyncState::doorcodes`] returned.
+    pub fn restore(
+        iteration: u64,
+        revocations: impl IntoIterator<Item = RevocationEntry>,
+        doorcodes: impl IntoIterator<Item = Doorcode>,
+    ) -> Result<SyncState, SyncError> {
+        let revocations =
+            RevocationList::restore(iteration, revocations).map_err(|_| SyncError::Full {
+                capacity: RevocationList::CAPACITY,
+            })?;
+        let doorcodes = checked_doorcodes(doorcodes.into_iter().collect())?;
+        Ok(SyncState {
+            iteration,
+            revocations,
+            doorcodes,
+        })
+    }
+
+    /// The iteration of the last bundle applied; 0 before any. What unlock answers report.
+    pub fn iteration(&self) -> u64 {
+        self.iteration
+    }
+
+    /// The revocations bundles gave the lock (its list's iteration is the sync iteration).
+    pub fn revocations(&self) -> &RevocationList {
+        &self.revocations
+    }
+
+    /// The doorcodes, sorted by person id.
+    pub fn doorcodes(&self) -> &[Doorcode] {
+        &self.doorcodes
+    }
+}
+
+/// Sorts by person and checks the caps and that no person or code is there twice.
+fn checked_doorcodes(mut doorcodes: Vec<Doorcode>) -> Result<Vec<Doorcode>, SyncError> {
+    if doorcodes.len() > MAX_DOORCODES {
+        return Err(SyncError::Full {
+            capacity: MAX_DOORCODES,
+        });
+    }
+    doorcodes.sort_unstable_by_key(|c| c.person_id);
+    if doorcodes
+        .windows(2)
+        .any(|w| w[0].person_id == w[1].person_id)
+    {
+        return Err(Malformed::new("doorcodes.person_id", Problem::Duplicate).into());
+    }
+    let mut codes: Vec<&str> = doorcodes.iter().map(|c| c.code.as_str()).collect();
+    codes.sort_unstable();
+    if codes.windows(2).any(|w| w[0] == w[1]) {
+        return Err(Malformed::new("doorcodes.code", Problem::Duplicate).into());
+    }
+    Ok(doorcodes)
+}
+
+/// The keypad's guard against guessing: consecutive failures and a lockout.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct Keypad {
+    pub failures: u32,
+    /// While the lock's clock is before this, every code is refused unread.
+    pub locked_until: Option<UnixTime>,
+}
+
+/// A bundle as it arrives over BLE, up to the last byte the lock acknowledged. The caller
+/// persists it (with its received bytes) whenever the lock acknowledges, so a transfer resumes
+/// after a disconnect or a restart.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PartialTransfer {
+    pub iteration: u64,
+    pub base_iteration: u64,
+    pub total_len: u32,
+    pub digest: [u8; 32],
+    received: Vec<u8>,
+}
+
+impl PartialTransfer {
+    pub(crate) fn new(
+        iteration: u64,
+        base_iteration: u64,
+        total_len: u32,
+        digest: [u8; 32],
+    ) -> PartialTransfer {
+        PartialTransfer {
+            iteration,
+            base_iteration,
+            total_len,
+            digest,
+            received: Vec::new(),
+        }
+    }
+
+    /// Rebuilds a persisted transfer; `None` if the sizes cannot be a transfer in progress.
+    pub fn restore(
+        iteration: u64,
+        base_iteration: u64,
+        total_len: u32,
+        digest: [u8; 32],
+        received: Vec<u8>,
+    ) -> Option<PartialTransfer> {
+        let in_progress = acceptable_len(total_len)
+            && usize::try_from(total_len).is_ok_and(|total| received.len() < total);
+        in_progress.then_some(PartialTransfer {
+            iteration,
+            base_iteration,
+            total_len,
+            digest,
+            received,
+        })
+    }
+
+    /// The bytes received so far, from offset 0.
+    pub fn received(&self) -> &[u8] {
+        &self.received
+    }
+
+    pub(crate) fn received_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.received
+    }
+
+    pub(crate) fn into_received(self) -> Vec<u8> {
+        self.received
+    }
+}
+
+/// What applying a bundle did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Applied {
+    /// The lock's sync iteration now.
+    pub iteration: u64,
+    pub full: bool,
+    /// Audit records freed by the bundle's acknowledgement.
+    pub freed: usize,
+    /// How far the bundle's signed time moved the clock (0: not at all).
+    pub clock_step: i64,
+}
+
+/// What the keypad did with a code.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum DoorcodeResult {
+    Granted { person_id: Id },
+    Denied(DoorcodeDenied),
+}
+
+/// Why a code did not open.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum DoorcodeDenied {
+    /// No doorcode at this lock is that code.
+    Unknown,
+    /// The code was `person_id`'s, and has expired.
+    Expired { person_id: Id },
+    /// Too many wrong codes: the keypad refuses everything until then (not recorded, so a
+    /// prankster cannot flood the audit log).
+    LockedOut { until: UnixTime },
+}
+
+impl LockState {
+    /// The lock's time: its hardware clock plus the correction signed time made.
+    pub fn now(&self, clock: UnixTime) -> UnixTime {
+        self.clock.now(clock)
+    }
+
+    /// The sync iteration unlock answers report: the last bundle applied.
+    pub fn sync_iteration(&self) -> u64 {
+        self.sync.iteration
+    }
+
+    /// Whether `credential_id` is revoked at `now`, by a revocation document or a bundle.
+    pub fn is_revoked(&self, credential_id: Id, now: UnixTime) -> bool {
+        self.revocations.is_revoked(credential_id, now)
+            || self.sync.revocations.is_revoked(credential_id, now)
+    }
+
+    /// Applies an opened bundle atomically (the module's table); `clock` is the hardware
+    /// clock. On success every change is made; on any error none is.
+    pub fn apply_bundle(
+        &mut self,
+        config: &LockConfig,
+        opened: &OpenedBundle,
+        clock: UnixTime,
+    ) -> Result<Applied, SyncError> {
+        let b = opened.bundle();
+        let have = self.sync.iteration;
+        if b.iteration <= have {
+            return Err(SyncError::Stale {
+                have,
+                got: b.iteration,
+            });
+        }
+        if !b.is_full() && b.base_iteration != have {
+            return Err(SyncError::WrongBase {
+                have,
+                base: b.base_iteration,
+            });
+        }
+        if b.lock_id != config.lock_id {
+            return Err(SyncError::Foreign { lock_id: b.lock_id });
+        }
+        let kept: &[RevocationEntry] = if b.is_full() {
+            &[]
+        } else {
+            self.sync.revocations.entries()
+        };
+        // A credential listed twice keeps its last entry: the delta's.
+        let mut revocations =
+            RevocationList::restore(b.iteration, kept.iter().chain(&b.revocations).copied())
+                .map_err(|_| SyncError::Full {
+                    capacity: RevocationList::CAPACITY,
+                })?;
+        let doorcodes = if b.is_full() {
+            b.doorcodes.added.clone()
+        } else {
+            let changed = |id: &Id| {
+                b.doorcodes.removed.contains(id)
+                    || b.doorcodes.added.iter().any(|c| c.person_id == *id)
+            };
+            let mut merged: Vec<Doorcode> = self
+                .sync
+                .doorcodes
+                .iter()
+                .filter(|c| !changed(&c.person_id))
+                .cloned()
+                .collect();
+            merged.extend(b.doorcodes.added.iter().cloned());
+            merged
+        };
+        let mut doorcodes = checked_doorcodes(doorcodes)?;
+
+        // Every check passed: from here on nothing fails.
+        let mut time = self.clock;
+        let step = match time.accept(b.issued_at, clock, None, config.clock_tolerance) {
+            TimeUpdate::Taken { step } => step,
+            TimeUpdate::Stale { .. } => 0,
+        };
+        let now = time.now(clock);
+        revocations.prune(now);
+        doorcodes.retain(|c| c.is_live(now));
+        self.sync = SyncState {
+            iteration: b.iteration,
+            revocations,
+            doorcodes,
+        };
+        self.clock = time;
+        let freed = self.audit.acknowledge(b.audit_ack);
+        if step != 0 {
+            self.audit
+                .record(&config.key, now, AuditEvent::ClockSet { step });
+        }
+        self.audit.record(
+            &config.key,
+            now,
+            AuditEvent::SyncApplied {
+                iteration: b.iteration,
+            },
+        );
+        Ok(Applied {
+            iteration: b.iteration,
+            full: b.is_full(),
+            freed,
+            clock_step: step,
+        })
+    }
+
+    /// Takes a signed time (COSE bytes) read when the hardware clock shows `clock`, per
+    /// [`super::time`]'s rules, and records a `ClockSet` event if the clock moved.
+    /// `phone_time` is a phone clock that a proven credential holder vouches for (the unlock
+    /// path passes the request's `t`, and undoes a step back if the device signature then
+    /// fails); `None` allows forward steps only.
+    pub fn accept_signed_time(
+        &mut self,
+        config: &LockConfig,
+        signed_time: &[u8],
+        clock: UnixTime,
+        phone_time: Option<UnixTime>,
+    ) -> Result<TimeUpdate, SyncError> {
+        let update = self.take_signed_time(config, signed_time, clock, phone_time)?;
+        if let TimeUpdate::Taken { step } = update {
+            if step != 0 {
+                let now = self.clock.now(clock);
+                self.audit
+                    .record(&config.key, now, AuditEvent::ClockSet { step });
+            }
+        }
+        Ok(update)
+    }
+
+    /// [`LockState::accept_signed_time`] without the audit record, which the unlock path writes
+    /// once it knows the step stands.
+    pub(crate) fn take_signed_time(
+        &mut self,
+        config: &LockConfig,
+        signed_time: &[u8],
+        clock: UnixTime,
+        phone_time: Option<UnixTime>,
+    ) -> Result<TimeUpdate, SyncError> {
+        let signed = verify_signed_time(signed_time, &config.issuer_keys)?;
+        if let Some(lock_id) = signed.lock_id.filter(|&id| id != config.lock_id) {
+            return Err(SyncError::Foreign { lock_id });
+        }
+        Ok(self
+            .clock
+            .accept(signed.time, clock, phone_time, config.clock_tolerance))
+    }
+
+    /// A code typed on the keypad at hardware clock `clock`: opens if it is a live doorcode of
+    /// this lock. Every try outside a lockout is recorded; after
+    /// [`KEYPAD_MAX_FAILURES`] wrong codes in a row the keypad locks for [`KEYPAD_LOCKOUT`]
+    /// seconds.
+    pub fn enter_doorcode(
+        &mut self,
+        config: &LockConfig,
+        code: &str,
+        clock: UnixTime,
+    ) -> DoorcodeResult {
+        let now = self.clock.now(clock);
+        if let Some(until) = self.keypad.locked_until.filter(|&until| now < until) {
+            return DoorcodeResult::Denied(DoorcodeDenied::LockedOut { until });
+        }
+        // Compares every entry, matched or not, so the time taken does not depend on which
+        // doorcode (if any) matched.
+        let found = self
+            .sync
+            .doorcodes
+            .iter()
+            .fold(None, |found, c| found.or((c.code == code).then_some(c)));
+        let result = match found {
+            Some(c) if c.is_live(now) => DoorcodeResult::Granted {
+                person_id: c.person_id,
+            },
+            Some(c) => DoorcodeResult::Denied(DoorcodeDenied::Expired {
+                person_id: c.person_id,
+            }),
+            None => DoorcodeResult::Denied(DoorcodeDenied::Unknown),
+        };
+        let event = match result {
+            DoorcodeResult::Granted { person_id } => {
+                self.keypad = Keypad::default();
+                AuditEvent::DoorcodeEntry {
+                    person_id: Some(person_id),
+                    granted: true,
+                }
+            }
+            DoorcodeResult::Denied(denied) => {
+                self.keypad.failures += 1;
+                if self.keypad.failures >= KEYPAD_MAX_FAILURES {
+                    self.keypad = Keypad {
+                        failures: 0,
+                        locked_until: Some(now.saturating_add(KEYPAD_LOCKOUT)),
+                    };
+                }
+                AuditEvent::DoorcodeEntry {
+                    person_id: match denied {
+                        DoorcodeDenied::Expired { person_id } => Some(person_id),
+                        _ => None,
+                    },
+                    granted: false,
+                }
+            }
+        };
+        self.audit.record(&config.key, now, event);
+        result
+    }
+}

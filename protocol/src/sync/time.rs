@@ -1,0 +1,286 @@
+//! Issuer-signed time, and how a lock corrects its clock with it.
+//!
+//! ```text
+//! signed-time = {
+//!   0 => 1,                              ; version
+//!   1 => unix-time,                      ; the server's clock when it signed
+//!   ? 2 => id,                           ; the one lock it is for; absent: any lock
+//! }
+//! ```
+//!
+//! The server signs one on demand; a phone carries it inside its unlock request, and every sync
+//! bundle's `issued_at` is one too. A signed time says only that true time is **at least**
+//! this: phones carry them offline for a while, so one may be old when it arrives. Hence the
+//! rules ([`ClockState::accept`]):
+//!
+//! 1. A signed time is taken only if it is newer than the last one the lock took
+//!    (`last_signed_time`); older ones change nothing, so a courier cannot replay them.
+//! 2. If it is ahead of the lock's clock, the lock is slow: the clock steps forward to it.
+//!    That is always safe (true time is at least that).
+//! 3. Stepping **back** needs more than a lower bound: only in an unlock, only when the phone's
+//!    own clock (the request's `t`) is also more than the tolerance behind the lock, only if
+//!    that phone then proves it holds a credential for the door (its device signature over
+//!    `t` verifies; the step is undone otherwise), and only as far as a crystal can drift: the
+//!    tolerance plus [`MAX_DRIFT_PPM`] of the lock time since the last signed time it took (no
+//!    bound before the first). The clock then reads the latest of the signed time, the phone's
+//!    time and that bound. A resident replaying an old signed time with a wrong phone clock can
+//!    thus turn a lock back by at most the tolerance plus a few seconds a day, not into
+//!    yesterday's schedule; a stranger cannot turn it back at all.
+//! 4. The clock never goes behind `last_signed_time` (each step lands at or after the signed
+//!    time just taken).
+//!
+//! A step happens before the unlock's freshness check, so the unlock that brings the time is
+//! judged by the corrected clock. The lock's replay cache stays safe when the clock steps back:
+//! it remembers the newest expiry it ever pruned and refuses requests that would expire by then
+//! (`ReplayCache::floor`).
+
+use alloc::vec::Vec;
+
+use crate::cbor::{At, Keys, Malformed, Problem, Reader, Writer};
+use crate::cose;
+use crate::ids::Id;
+use crate::keys::{IssuerKey, IssuerKeys};
+use crate::sync::SyncError;
+use crate::UnixTime;
+
+/// COSE content type of signed times (protected header label 3).
+pub const TIME_CONTENT_TYPE: &str = "application/door-time+cbor";
+/// The payload version this implementation reads and writes.
+pub const TIME_VERSION: u64 = 1;
+/// The largest signed time a lock reads from an unlock request (one is about 140 bytes).
+pub const MAX_SIGNED_TIME_SIZE: usize = 256;
+/// How fast a lock's clock may drift, in parts per million, for the backward-step bound: 200
+/// ppm is 17 s a day, ten times an ordinary watch crystal's tolerance.
+pub const MAX_DRIFT_PPM: i64 = 200;
+
+/// An issuer-signed statement of the time.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct SignedTime {
+    pub time: UnixTime,
+    /// The one lock it is for; `None`: any lock of the property.
+    pub lock_id: Option<Id>,
+}
+
+mod key {
+    pub const VERSION: u64 = 0;
+    pub const TIME: u64 = 1;
+    pub const LOCK_ID: u64 = 2;
+}
+
+impl SignedTime {
+    /// The deterministic CBOR payload.
+    pub fn to_cbor(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.map(2 + usize::from(self.lock_id.is_some()));
+        w.uint(key::VERSION);
+        w.uint(TIME_VERSION);
+        w.uint(key::TIME);
+        w.int(self.time);
+        if let Some(id) = self.lock_id {
+            w.uint(key::LOCK_ID);
+            w.bytes(&id.0);
+        }
+        w.into_vec()
+    }
+
+    /// Parses a payload: deterministic CBOR only, every key known.
+    pub fn from_cbor(bytes: &[u8]) -> Result<SignedTime, Malformed> {
+        let mut r = Reader::new(bytes);
+        let n = r.map().at("payload")?;
+        let mut keys = Keys::new();
+        let mut t = SignedTime {
+            time: 0,
+            lock_id: None,
+        };
+        for _ in 0..n {
+            match keys.next(&mut r).at("payload")? {
+                key::VERSION => {
+                    if r.uint().at("version")? != TIME_VERSION {
+                        return Err(Malformed::new("version", Problem::Unsupported));
+                    }
+                }
+                key::TIME => t.time = r.int().at("time")?,
+                key::LOCK_ID => t.lock_id = Some(Id(r.bytes_fixed().at("lock_id")?)),
+                key => return Err(Malformed::new("payload", Problem::UnknownKey { key })),
+            }
+        }
+        keys.require(&[key::VERSION, key::TIME]).at("payload")?;
+        r.finish().at("payload")?;
+        Ok(t)
+    }
+
+    /// Signs it: the tagged COSE_Sign1 bytes a phone puts in its unlock request.
+    pub fn sign(&self, key: &IssuerKey) -> Vec<u8> {
+        cose::sign1(key, TIME_CONTENT_TYPE, self.to_cbor())
+            // About 140 bytes, far below the document cap.
+            .expect("a signed time fits the document size cap")
+    }
+}
+
+/// Checks a signed time's frame, issuer key, signature and payload. Whether it is for this
+/// lock, and newer than what the lock has, is the lock's question.
+pub fn verify_signed_time(bytes: &[u8], keys: &IssuerKeys) -> Result<SignedTime, SyncError> {
+    if bytes.len() > MAX_SIGNED_TIME_SIZE {
+        return Err(SyncError::Malformed(Malformed::new(
+            "document",
+            Problem::TooLarge,
+        )));
+    }
+    let opened = cose::open1(bytes, TIME_CONTENT_TYPE, keys)?;
+    Ok(SignedTime::from_cbor(opened.payload)?)
+}
+
+/// What a lock keeps about its clock: the correction it adds to its hardware clock and the
+/// signed times it has taken. Persisted with the lock's state, so a correction survives a
+/// restart.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct ClockState {
+    /// Seconds added to the hardware clock.
+    pub offset: i64,
+    /// The newest signed time taken; a signed time must be newer to count.
+    pub last_signed_time: Option<UnixTime>,
+    /// The lock's (corrected) clock when it took that signed time: where drift is counted from.
+    pub anchor: Option<UnixTime>,
+}
+
+/// What a signed time did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TimeUpdate {
+    /// Not newer than `last`, the newest taken: nothing changed.
+    Stale { last: UnixTime },
+    /// Taken; the clock moved by `step` seconds (0: it was right, or could not be proven wrong).
+    Taken { step: i64 },
+}
+
+impl ClockState {
+    /// The lock's time: the hardware clock `clock` plus the correction.
+    pub fn now(&self, clock: UnixTime) -> UnixTime {
+        clock.saturating_add(self.offset)
+    }
+
+    /// Applies the module's rules to a signed time `signed` (already verified and meant for
+    /// this lock) read when the hardware clock shows `clock`. `phone_time` is the unlock
+    /// request's device-signed `t` (`None` for a bundle's time); `tolerance` the lock's clock
+    /// tolerance in seconds.
+    pub fn accept(
+        &mut self,
+        signed: UnixTime,
+        clock: UnixTime,
+        phone_time: Option<UnixTime>,
+        tolerance: u32,
+    ) -> TimeUpdate {
+        if let Some(last) = self.last_signed_time.filter(|&last| signed <= last) {
+            return TimeUpdate::Stale { last };
+        }
+        let tolerance = i64::from(tolerance);
+        let now = self.now(clock);
+        let behind = |t: UnixTime| now.saturating_sub(t) > tolerance;
+        let target = if signed > now {
+            signed
+        } else if let Some(t) = phone_time.filter(|&t| behind(signed) && behind(t)) {
+            let allowance = match self.anchor {
+                Some(anchor) => tolerance.saturating_add(
+                    now.saturating_sub(anchor)
+                        .max(0)
+                        .saturating_mul(MAX_DRIFT_PPM)
+                        / 1_000_000,
+                ),
+                None => i64::MAX,
+            };
+            signed.max(t).max(now.saturating_sub(allowance))
+        } else {
+            now
+        };
+        let step = target.saturating_sub(now);
+        self.offset = self.offset.saturating_add(step);
+        self.last_signed_time = Some(signed);
+        self.anchor = Some(target);
+        TimeUpdate::Taken { step }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: UnixTime = 1_781_524_800;
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn payload_round_trips_and_is_strict() {
+        for t in [
+            SignedTime {
+                time: T,
+                lock_id: None,
+            },
+            SignedTime {
+                time: -1,
+                lock_id: Some(Id([3; 16])),
+            },
+        ] {
+            assert_eq!(SignedTime::from_cbor(&t.to_cbor()), Ok(t));
+        }
+        let mut trailing = SignedTime {
+            time: T,
+            lock_id: None,
+        }
+        .to_cbor();
+        trailing.push(0);
+        assert!(SignedTime::from_cbor(&trailing).is_err());
+    }
+
+    #[test]
+    fn a_slow_clock_steps_forward_to_any_newer_signed_time() {
+        let mut c = ClockState::default();
+        assert_eq!(
+            c.accept(T, T - 600, None, 120),
+            TimeUpdate::Taken { step: 600 }
+        );
+        assert_eq!(c.now(T - 600), T);
+        assert_eq!(c.accept(T, T, None, 120), TimeUpdate::Stale { last: T });
+        // A few seconds slow is still slow: true time is at least the signed time.
+        assert_eq!(
+            c.accept(T + 10, T - 600 + 5, None, 120),
+            TimeUpdate::Taken { step: 5 }
+        );
+    }
+
+    #[test]
+    fn an_old_signed_time_does_not_turn_a_right_clock_back() {
+        let mut c = ClockState::default();
+        // An hour-old signed time, the phone's clock agreeing with the lock's.
+        assert_eq!(
+            c.accept(T - 3600, T, Some(T), 120),
+            TimeUpdate::Taken { step: 0 }
+        );
+        // Without a phone clock (a bundle's time), never back.
+        assert_eq!(
+            c.accept(T - 1800, T, None, 120),
+            TimeUpdate::Taken { step: 0 }
+        );
+        assert_eq!(c.now(T), T);
+    }
+
+    #[test]
+    fn stepping_back_is_bounded_by_drift_since_the_anchor() {
+        let mut c = ClockState::default();
+        c.accept(T, T, None, 120);
+        // Forty days later the lock runs 600 s fast: 200 ppm of 40 days is 691 s, enough.
+        let clock = T + 40 * DAY + 600;
+        let truth = T + 40 * DAY;
+        assert_eq!(
+            c.accept(truth, clock, Some(truth), 120),
+            TimeUpdate::Taken { step: -600 }
+        );
+        assert_eq!(c.now(clock), truth);
+        // One day later a replayed old time and a phone claiming an hour ago: at most the
+        // tolerance plus 17 s.
+        let clock = clock + DAY;
+        let now = c.now(clock);
+        assert_eq!(
+            c.accept(truth + 1, clock, Some(now - 3600), 120),
+            TimeUpdate::Taken { step: -(120 + 17) }
+        );
+        assert!(c.now(clock) > truth + 1);
+    }
+}

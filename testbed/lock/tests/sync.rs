@@ -1,0 +1,422 @@
+//! Door Sync at the reference lock: bundles over BLE after an unlock, resumed across
+//! disconnects and restarts, doorcodes at the keypad, audit pulls and acknowledgements, signed
+//! time, and what a failed write leaves behind.
+
+#[path = "../../../protocol/tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use door_lock::{Connection, Lock, LockClock, LockError};
+use door_protocol::sync::{DoorcodeDenied, SyncEvent};
+use door_protocol::wire::kind;
+use door_protocol::{
+    verify_audit, AuditEvent, AuditPuller, DenyReason, Doorcode, DoorcodeChanges, DoorcodeResult,
+    Id, RevocationEntry, SignedTime, SyncBundle, SyncError, SyncOutcome, SyncTransfer,
+    UnlockOutcome, UnlockPreparation, UnlockResult, UnlockTarget,
+};
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{Signature, SigningKey};
+use rand_core::OsRng;
+use std::path::Path;
+
+const NOW: i64 = MONDAY_0800_NY;
+const MTU: u16 = 185;
+
+fn open(dir: &Path, clock: &LockClock) -> Lock {
+    Lock::open(dir, lock_config(), clock.clone()).unwrap()
+}
+
+fn sign(bundle: &SyncBundle) -> Vec<u8> {
+    bundle
+        .seal_and_sign(&issuer(), lock_config().key.public(), &mut OsRng)
+        .unwrap()
+}
+
+fn unlock_on(
+    conn: &mut Connection,
+    phone_time: i64,
+    signed_time: Option<Vec<u8>>,
+) -> UnlockOutcome {
+    let config = lock_config();
+    let target = UnlockTarget {
+        lock_id: config.lock_id,
+        lock_key: *config.key.public(),
+        access_document: sample_access().sign(&issuer()).unwrap(),
+    };
+    let (mut prep, to_sign) = UnlockPreparation::new(target, phone_time, &mut OsRng).unwrap();
+    if let Some(t) = signed_time {
+        prep = prep.with_signed_time(t);
+    }
+    let device = SigningKey::from_bytes(&DEVICE_SCALAR.into()).unwrap();
+    let signature: Signature = device.sign(&to_sign);
+    let mut phone = prep.signed(&signature.to_bytes()).unwrap();
+    let mut notified = Vec::new();
+    for c in phone.request_fragments(MTU) {
+        notified = conn.on_write(&c, MTU).unwrap();
+    }
+    let mut outcome = None;
+    for n in &notified {
+        outcome = phone.on_fragment(n).unwrap();
+    }
+    outcome.unwrap()
+}
+
+/// Sends the phone's messages over the connection until the transfer ends, or until
+/// `cut_after` data messages went through (the connection then drops mid-block).
+fn drive(
+    conn: &mut Connection,
+    phone: &mut SyncTransfer,
+    cut_after: Option<usize>,
+) -> Option<SyncOutcome> {
+    let mut data = 0;
+    loop {
+        let messages = phone.next_messages();
+        if messages.is_empty() {
+            return None;
+        }
+        for m in messages {
+            let chunks = m.fragments(MTU);
+            let is_data = m.kind == kind::SYNC_DATA;
+            let chunks = if is_data && cut_after == Some(data) {
+                &chunks[..chunks.len() / 2]
+            } else {
+                &chunks[..]
+            };
+            for c in chunks {
+                for f in conn.on_write(c, MTU).unwrap() {
+                    if let Some(SyncEvent::Finished(o)) = phone.on_fragment(&f).unwrap() {
+                        return Some(o);
+                    }
+                }
+            }
+            if is_data && cut_after == Some(data) {
+                return None;
+            }
+            data += usize::from(is_data);
+        }
+    }
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_bundle_rides_after_an_unlock_and_the_next_unlock_is_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = LockClock::fixed(NOW);
+    let lock = open(dir.path(), &clock);
+    let mut conn = lock.connect();
+    let outcome = unlock_on(&mut conn, NOW, None);
+    assert_eq!(outcome.result, UnlockResult::Granted);
+    assert_eq!(outcome.sync_iteration, 0);
+    let bundle = SyncBundle {
+        revocations: vec![RevocationEntry {
+            credential_id: CREDENTIAL,
+            expires_at: Some(NOT_AFTER),
+        }],
+        ..full_bundle(200, 1)
+    };
+    let mut phone = SyncTransfer::new(sign(&bundle), 1, 0).unwrap();
+    assert_eq!(
+        drive(&mut conn, &mut phone, None),
+        Some(SyncOutcome::Applied { iteration: 1 })
+    );
+    let outcome = unlock_on(&mut conn, NOW, None);
+    assert_eq!(outcome.result, UnlockResult::Denied(DenyReason::Revoked));
+    assert_eq!(outcome.sync_iteration, 1);
+    assert_eq!(files(dir.path()), ["state.json"]);
+    // All of it survives a restart.
+    drop((conn, lock));
+    let lock = open(dir.path(), &clock);
+    assert_eq!((lock.sync_iteration(), lock.doorcodes()), (1, 200));
+    assert_eq!(
+        unlock_on(&mut lock.connect(), NOW, None).result,
+        UnlockResult::Denied(DenyReason::Revoked)
+    );
+}
+
+#[test]
+fn a_transfer_resumes_after_a_disconnect_and_a_restart_at_every_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = LockClock::fixed(NOW);
+    let bytes = sign(&full_bundle(80, 1));
+    let block = 512;
+    let blocks = bytes.len().div_ceil(block);
+    assert!(blocks > 8, "{blocks} blocks");
+    let mut phone = SyncTransfer::new(bytes, 1, 0).unwrap().with_flow(block, 3);
+    // Each connection gets one block further before it drops, and the lock restarts between
+    // connections: only what it persisted carries the transfer on.
+    for cut in 1..blocks {
+        let lock = open(dir.path(), &clock);
+        assert_eq!(
+            lock.transfer_progress().map_or(0, |(done, _)| done),
+            (cut - 1) * block
+        );
+        phone.reconnect();
+        assert_eq!(drive(&mut lock.connect(), &mut phone, Some(1)), None);
+        assert_eq!(phone.progress().done as usize, cut * block);
+        assert!(files(dir.path()).contains(&"transfer.bin".to_string()));
+    }
+    let lock = open(dir.path(), &clock);
+    phone.reconnect();
+    assert_eq!(
+        drive(&mut lock.connect(), &mut phone, None),
+        Some(SyncOutcome::Applied { iteration: 1 })
+    );
+    assert_eq!(lock.transfer_progress(), None);
+    assert_eq!(files(dir.path()), ["state.json"]);
+    assert_eq!(lock.doorcodes(), 80);
+}
+
+#[test]
+fn doorcodes_from_sync_open_the_keypad_and_every_try_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = LockClock::fixed(NOW);
+    let lock = open(dir.path(), &clock);
+    let person = Id([0xa1; 16]);
+    let bundle = SyncBundle {
+        doorcodes: DoorcodeChanges {
+            added: vec![Doorcode {
+                person_id: person,
+                code: "482105".into(),
+                expires_at: Some(NOT_AFTER),
+            }],
+            removed: Vec::new(),
+        },
+        ..full_bundle(0, 1)
+    };
+    assert_eq!(
+        lock.enter_doorcode("482105").unwrap(),
+        DoorcodeResult::Denied(DoorcodeDenied::Unknown)
+    );
+    lock.apply_bundle(&sign(&bundle)).unwrap();
+    assert_eq!(
+        lock.enter_doorcode("482105").unwrap(),
+        DoorcodeResult::Granted { person_id: person }
+    );
+    // Four wrong codes, then a restart: the fifth still locks the keypad.
+    for _ in 0..4 {
+        lock.enter_doorcode("000000").unwrap();
+    }
+    drop(lock);
+    let lock = open(dir.path(), &clock);
+    lock.enter_doorcode("111111").unwrap();
+    assert!(matches!(
+        lock.enter_doorcode("482105").unwrap(),
+        DoorcodeResult::Denied(DoorcodeDenied::LockedOut { .. })
+    ));
+    let events: Vec<AuditEvent> = lock
+        .audit_records()
+        .iter()
+        .map(|r| verify_audit(r, lock_config().key.public()).unwrap().event)
+        .collect();
+    assert_eq!(
+        events[..3],
+        [
+            AuditEvent::DoorcodeEntry {
+                person_id: None,
+                granted: false
+            },
+            AuditEvent::SyncApplied { iteration: 1 },
+            AuditEvent::DoorcodeEntry {
+                person_id: Some(person),
+                granted: true
+            },
+        ]
+    );
+    assert_eq!(events.len(), 3 + 5);
+}
+
+#[test]
+fn audit_records_go_home_over_ble_and_leave_only_with_the_servers_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = LockClock::fixed(NOW);
+    let lock = open(dir.path(), &clock);
+    for _ in 0..30 {
+        unlock_on(&mut lock.connect(), NOW, None);
+    }
+    let mut conn = lock.connect();
+    unlock_on(&mut conn, NOW, None);
+    let mut puller = AuditPuller::new(*lock_config().key.public(), 0);
+    let mut carried = Vec::new();
+    let mut batches = 0;
+    loop {
+        let mut batch = None;
+        for c in puller.request_fragments(MTU) {
+            for f in conn.on_write(&c, MTU).unwrap() {
+                batch = puller.on_fragment(&f).unwrap();
+            }
+        }
+        let batch = batch.unwrap();
+        batches += 1;
+        carried.extend(batch.records.into_iter().map(|r| r.bytes));
+        if !batch.more {
+            break;
+        }
+    }
+    assert!(batches > 1);
+    assert_eq!(carried, lock.audit_records());
+    assert_eq!(lock.pending_audit(), 31);
+    // The server acknowledges the first 20; a later bundle brings that home.
+    let applied = lock
+        .apply_bundle(&sign(&SyncBundle {
+            audit_ack: 20,
+            ..full_bundle(0, 1)
+        }))
+        .unwrap();
+    assert_eq!(applied.freed, 20);
+    drop((conn, lock));
+    let lock = open(dir.path(), &clock);
+    let seqs: Vec<u64> = lock
+        .audit_records()
+        .iter()
+        .map(|r| verify_audit(r, lock_config().key.public()).unwrap().seq)
+        .collect();
+    assert_eq!(seqs, (20..32).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_signed_time_corrects_a_drifted_lock_and_the_correction_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = LockClock::fixed(NOW);
+    clock.set_drift(-600);
+    let lock = open(dir.path(), &clock);
+    assert_eq!(
+        unlock_on(&mut lock.connect(), NOW, None).result,
+        UnlockResult::Denied(DenyReason::ClockUntrusted)
+    );
+    let time = SignedTime {
+        time: NOW,
+        lock_id: Some(LOCK_ID),
+    }
+    .sign(&issuer());
+    let outcome = unlock_on(&mut lock.connect(), NOW, Some(time.clone()));
+    assert_eq!(outcome.result, UnlockResult::Granted);
+    assert_eq!(outcome.lock_time, NOW);
+    assert_eq!(lock.now(), NOW);
+    drop(lock);
+    let lock = open(dir.path(), &clock);
+    assert_eq!(
+        (lock.clock_offset(), lock.last_signed_time()),
+        (600, Some(NOW))
+    );
+    clock.advance(60);
+    assert_eq!(lock.now(), NOW + 60);
+    // The same signed time again is old news.
+    let outcome = unlock_on(&mut lock.connect(), NOW + 60, Some(time));
+    assert_eq!(outcome.result, UnlockResult::Granted);
+    assert_eq!(lock.clock_offset(), 600);
+}
+
+#[test]
+fn a_failed_write_leaves_the_lock_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = LockClock::fixed(NOW);
+    let lock = open(dir.path(), &clock);
+    lock.apply_bundle(&sign(&full_bundle(3, 1))).unwrap();
+    // A directory where the temporary state file goes makes every state write fail.
+    std::fs::create_dir(dir.path().join("state.json.tmp")).unwrap();
+    let delta = SyncBundle {
+        base_iteration: 1,
+        revocations: vec![RevocationEntry {
+            credential_id: CREDENTIAL,
+            expires_at: None,
+        }],
+        ..full_bundle(0, 2)
+    };
+    assert!(matches!(
+        lock.apply_bundle(&sign(&delta)),
+        Err(LockError::Io(_))
+    ));
+    assert_eq!(lock.sync_iteration(), 1);
+    // Over BLE: the unlock's answer is withheld, and the lock forgets the decision too.
+    let pending = lock.pending_audit();
+    let mut conn = lock.connect();
+    let config = lock_config();
+    let target = UnlockTarget {
+        lock_id: config.lock_id,
+        lock_key: *config.key.public(),
+        access_document: sample_access().sign(&issuer()).unwrap(),
+    };
+    let (prep, to_sign) = UnlockPreparation::new(target, NOW, &mut OsRng).unwrap();
+    let device = SigningKey::from_bytes(&DEVICE_SCALAR.into()).unwrap();
+    let signature: Signature = device.sign(&to_sign);
+    let phone = prep.signed(&signature.to_bytes()).unwrap();
+    let results: Vec<_> = phone
+        .request_fragments(MTU)
+        .iter()
+        .map(|c| conn.on_write(c, MTU))
+        .collect();
+    assert!(matches!(results.last(), Some(Err(LockError::Io(_)))));
+    assert_eq!((lock.pending_audit(), lock.replay_entries()), (pending, 0));
+    // Once the disk works again, so does the lock, and the delta applies.
+    std::fs::remove_dir(dir.path().join("state.json.tmp")).unwrap();
+    lock.apply_bundle(&sign(&delta)).unwrap();
+    drop(lock);
+    let lock = open(dir.path(), &clock);
+    assert_eq!(lock.sync_iteration(), 2);
+    assert!(matches!(
+        lock.apply_bundle(&sign(&delta)),
+        Err(LockError::Sync(SyncError::Stale { have: 2, got: 2 }))
+    ));
+}
+
+#[test]
+fn a_failed_transfer_write_withholds_the_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = LockClock::fixed(NOW);
+    let lock = open(dir.path(), &clock);
+    std::fs::create_dir(dir.path().join("transfer.bin.tmp")).unwrap();
+    let mut phone = SyncTransfer::new(sign(&full_bundle(40, 1)), 1, 0)
+        .unwrap()
+        .with_flow(512, 1);
+    let mut conn = lock.connect();
+    let mut failed = false;
+    'send: for _ in 0..3 {
+        for m in phone.next_messages() {
+            for c in m.fragments(MTU) {
+                match conn.on_write(&c, MTU) {
+                    Ok(notified) => {
+                        for f in notified {
+                            phone.on_fragment(&f).unwrap();
+                        }
+                    }
+                    Err(LockError::Io(_)) => {
+                        failed = true;
+                        break 'send;
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+    }
+    assert!(failed);
+    assert_eq!(phone.progress().done, 0, "no ack left the lock");
+    assert_eq!(lock.transfer_progress(), None, "memory follows the disk");
+}
+
+#[test]
+fn foreign_and_stale_bundles_are_refused_directly_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = open(dir.path(), &LockClock::fixed(NOW));
+    let foreign = SyncBundle {
+        lock_id: Id([0x20; 16]),
+        ..full_bundle(0, 1)
+    };
+    assert!(matches!(
+        lock.apply_bundle(&sign(&foreign)),
+        Err(LockError::Sync(SyncError::Foreign { .. }))
+    ));
+    lock.apply_bundle(&sign(&full_bundle(0, 3))).unwrap();
+    assert!(matches!(
+        lock.apply_bundle(&sign(&full_bundle(0, 2))),
+        Err(LockError::Sync(SyncError::Stale { have: 3, got: 2 }))
+    ));
+    assert_eq!(lock.sync_iteration(), 3);
+}
