@@ -14,7 +14,11 @@ const PEOPLE: usize = 1_000;
 const DOORS_PER_KEY: usize = 5;
 const NOW: i64 = 1_795_532_400;
 
-fn setup() -> (Db, door_protocol::Id, Vec<(door_protocol::Id, door_protocol::Id)>) {
+fn setup() -> (
+    Db,
+    door_protocol::Id,
+    Vec<(door_protocol::Id, door_protocol::Id)>,
+) {
     let db = Db::open(None).unwrap();
     let property = new_id();
     let issuer = door_protocol::IssuerKey::generate(&mut rand::rngs::OsRng);
@@ -79,7 +83,8 @@ fn bench(c: &mut Criterion) {
             db.write(|tx| {
                 tx.execute("UPDATE credentials SET superseded = 1", [])?;
                 for (person, device) in &people {
-                    let (_, docs) = documents_for(tx, *person, property, *device, NOW)?.expect("doors");
+                    let (_, docs) =
+                        documents_for(tx, *person, property, *device, NOW)?.expect("doors");
                     assert_eq!(docs.len(), DOORS_PER_KEY);
                 }
                 Ok(())

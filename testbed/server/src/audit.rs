@@ -51,7 +51,12 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
-fn lock_of(tx: &Transaction<'_>, lock: Id, property: Id) -> ApiResult<(Id, LockPublicKey)> {
+/// The door and key of `lock`, which must belong to `property` (else "not found").
+pub(crate) fn lock_of(
+    tx: &Transaction<'_>,
+    lock: Id,
+    property: Id,
+) -> ApiResult<(Id, LockPublicKey)> {
     let row: Option<(Vec<u8>, Vec<u8>)> = tx
         .query_row(
             "SELECT id, lock_public_key FROM doors WHERE lock_id = ?1 AND property_id = ?2",

@@ -10,7 +10,8 @@ use crate::error::ApiError;
 
 /// Each entry upgrades the schema by one version; `PRAGMA user_version` records how many
 /// have run. Append only: a deployed database has run the earlier ones.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE properties (
     id              BLOB PRIMARY KEY,
     name            TEXT NOT NULL,
@@ -138,7 +139,23 @@ CREATE TABLE audit_records (
     received_at     INTEGER NOT NULL,
     PRIMARY KEY (lock_id, seq)
 );
-"#];
+"#,
+    r#"
+-- Door Sync: what each lock should hold (its revocations, doorcodes and audit acknowledgement),
+-- numbered per lock. A phone names the iteration its lock is at; while that snapshot is kept the
+-- answer is a delta from it, else a full bundle. Only the latest few are kept per lock.
+CREATE TABLE sync_snapshots (
+    lock_id         BLOB NOT NULL REFERENCES doors(lock_id),
+    iteration       INTEGER NOT NULL,
+    -- JSON of sync::SyncState.
+    state           TEXT NOT NULL,
+    -- SHA-256 of state: each request compares the desired state with the latest by this alone.
+    digest          BLOB NOT NULL,
+    created_at      INTEGER NOT NULL,
+    PRIMARY KEY (lock_id, iteration)
+);
+"#,
+];
 
 #[derive(Clone)]
 pub struct Db {

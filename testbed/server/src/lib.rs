@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod resident;
 pub mod schedule_json;
 pub mod seed;
+pub mod sync;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -117,6 +118,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(guests::revoke_guest),
         )
         .route("/v1/locks/{lock_id}/audit", post(audit::upload))
+        .route("/v1/locks/{lock_id}/bundle", get(sync::bundle))
+        .route("/v1/time", get(sync::signed_time))
         .route("/v1/properties/{property_id}/audit", get(audit::list))
         .fallback(|| async { error::ApiError::not_found("endpoint") })
         .with_state(state)

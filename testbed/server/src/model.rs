@@ -263,3 +263,35 @@ pub struct InvitedGuest {
     /// The one-time token the guest signs in with. Shown once.
     pub invite_token: String,
 }
+
+// ---- Door Sync ----------------------------------------------------------------------------
+
+/// What a phone carries to one offline lock: a signed sync bundle, or word that the lock is up
+/// to date.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct SyncBundleJson {
+    /// 32 hex digits, as in `MyDoor.lock_id`.
+    pub lock_id: String,
+    /// The server's latest sync iteration for this lock: what the bundle brings it to.
+    pub iteration: u64,
+    /// 0: a full bundle (replaces the lock's sync state). Otherwise a delta that applies only
+    /// on a lock at exactly this iteration. Equal to `iteration` when `up_to_date`.
+    pub base_iteration: u64,
+    /// The lock is already at `iteration`: there is nothing to carry.
+    pub up_to_date: bool,
+    /// The signed bundle (COSE_Sign1, base64); null when `up_to_date`. Its doorcodes are
+    /// sealed to the lock's key. Each answer is signed afresh (its `issued_at` is a signed time),
+    /// so two answers for the same iteration may differ in bytes.
+    pub bundle: Option<String>,
+    /// Length of the signed bundle in bytes (0 when `up_to_date`).
+    pub size: u32,
+}
+
+/// An issuer-signed statement of the server's clock, for a phone to put in its unlock requests.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct SignedTimeJson {
+    /// The server's clock when it signed (Unix seconds).
+    pub time: i64,
+    /// The signed time (COSE_Sign1, base64), bound to the requested lock if one was named.
+    pub signed_time: String,
+}

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{audit, guests, manager, model, resident};
+use crate::{audit, guests, manager, model, resident, sync};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,8 +20,10 @@ use crate::{audit, guests, manager, model, resident};
         resident::device_challenge, resident::register_device, resident::my_doors,
         guests::invite_guest, guests::list_guests, guests::revoke_guest,
         audit::upload, audit::list,
+        sync::bundle, sync::signed_time,
     ),
-    components(schemas(crate::error::ErrorBody, model::ScheduleJson, model::WindowJson)),
+    components(schemas(crate::error::ErrorBody, model::ScheduleJson, model::WindowJson,
+        model::SyncBundleJson, model::SignedTimeJson)),
     modifiers(&Security),
     tags((name = "manager", description = "DOOR OS: the property's managers"),
          (name = "resident", description = "What the resident app (door-core) calls")),
