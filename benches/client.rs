@@ -29,7 +29,11 @@ fn populate(dir: &std::path::Path, n: usize) {
             document: vec![0xd2; 260],
             document_not_before: NOW - 300,
             document_not_after: NOW + 7 * 86_400,
-            windows: if i % 4 == 0 { vec![(0x1f, 360, 1320), (0x60, 480, 1200)] } else { vec![(0x7f, 0, 1440)] },
+            windows: if i % 4 == 0 {
+                vec![(0x1f, 360, 1320), (0x60, 480, 1200)]
+            } else {
+                vec![(0x7f, 0, 1440)]
+            },
             schedule_not_before: None,
             schedule_not_after: None,
         })
@@ -70,8 +74,12 @@ fn bench(c: &mut Criterion) {
         })
     });
     let warm = client(dir.path());
-    c.bench_function("client/doors_200", |b| b.iter(|| warm.doors().unwrap().len()));
-    c.bench_function("client/access_now", |b| b.iter(|| warm.access_now(format!("{:032x}", 17)).unwrap()));
+    c.bench_function("client/doors_200", |b| {
+        b.iter(|| warm.doors().unwrap().len())
+    });
+    c.bench_function("client/access_now", |b| {
+        b.iter(|| warm.access_now(format!("{:032x}", 17)).unwrap())
+    });
 }
 
 criterion_group!(benches, bench);

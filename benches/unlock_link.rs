@@ -130,14 +130,17 @@ fn main() {
                 transport: &link,
                 signer: signer.clone(),
                 now: NOW,
+                signed_time: None,
                 progress: &progress,
             };
             let start = tokio::time::Instant::now();
-            unlocker
+            let (_, mut connection) = unlocker
                 .unlock(&door, Duration::from_secs(10))
                 .await
                 .expect("granted");
-            start.elapsed()
+            let elapsed = start.elapsed();
+            connection.close().await;
+            elapsed
         });
         let events = elapsed.as_secs_f64() / model.connection_interval.as_secs_f64();
         println!(

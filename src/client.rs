@@ -17,6 +17,7 @@ use crate::device;
 use crate::doors::{self, CachedDoor};
 use crate::error::{CoreError, CoreResult};
 use crate::store::{DoorsMeta, Store};
+use crate::sync::{self, SyncReport};
 use crate::unlock::{self, Stage, Unlocked, Unlocker};
 use door_protocol::{Decision, UnixTime};
 
@@ -25,7 +26,21 @@ use door_protocol::{Decision, UnixTime};
 pub enum Event {
     DoorsChanged,
     SessionExpired,
-    UnlockProgress { door_id: String, stage: Stage },
+    UnlockProgress {
+        door_id: String,
+        stage: Stage,
+    },
+    /// Bytes of a bundle the lock has acknowledged, of the total.
+    SyncProgress {
+        door_id: String,
+        done: u64,
+        total: u64,
+    },
+    /// A Door Sync with the lock ended (after an unlock, or asked for).
+    DoorSynced {
+        door_id: String,
+        report: SyncReport,
+    },
 }
 
 /// How the core signs with the device key, whichever holds it.
@@ -51,8 +66,15 @@ pub struct Core {
     transport: Option<Arc<dyn Transport>>,
     events: Box<dyn Fn(Event) + Send + Sync>,
     zone: Mutex<Option<Zone>>,
+    /// Door Syncs riding along after unlocks, by lock id, so a new unlock there can stop one.
+    rides: Mutex<std::collections::HashMap<String, Ride>>,
     clock: Box<dyn Fn() -> UnixTime + Send + Sync>,
 }
+
+type Ride = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
 
 struct StoreTokens(Arc<Store>);
 
@@ -107,6 +129,7 @@ impl Core {
             transport,
             events,
             zone: Mutex::new(None),
+            rides: Mutex::new(Default::default()),
             clock,
         })
     }
@@ -257,8 +280,28 @@ impl Core {
         };
         self.store.replace_doors(&meta, &cached)?;
         *self.zone.lock().unwrap_or_else(|p| p.into_inner()) = Some(zone);
+        // Door Sync data is a bonus of being online: its failure never fails the refresh.
+        let _ = self.prefetch_sync(&cached).await;
         self.emit(Event::DoorsChanged);
         self.doors()
+    }
+
+    /// While online: the newest bundle for every offline door (so any unlock there can carry
+    /// it), a fresh signed time for locks whose clocks fell behind, and the outbox uploaded.
+    async fn prefetch_sync(&self, doors: &[CachedDoor]) -> CoreResult<()> {
+        for door in doors.iter().filter(|d| !d.online) {
+            let path = sync::bundle_path(&self.store, &door.lock_id)?;
+            let answer: wire::SyncBundleJson = self
+                .api(self.api.call::<(), _>(Method::GET, &path, None))
+                .await?;
+            sync::keep_bundle(&self.store, &answer)?;
+        }
+        let time: wire::SignedTimeJson = self
+            .api(self.api.call::<(), _>(Method::GET, "/v1/time", None))
+            .await?;
+        sync::keep_signed_time(&self.store, &time)?;
+        sync::upload_outbox(&self.api, &self.store).await?;
+        Ok(())
     }
 
     fn with_zone<T>(&self, f: impl FnOnce(&Zone) -> T) -> CoreResult<T> {
@@ -357,17 +400,54 @@ impl Core {
     }
 
     /// Opens a door: the schedule check from the cache first (an Out of Schedule answer
-    /// costs no radio work), then one exchange with the lock over BLE, within `timeout`.
-    pub async fn unlock(&self, door_id: &str, timeout: Duration) -> CoreResult<Unlocked> {
+    /// costs no radio work), then one exchange with the lock over BLE, within `timeout`. After
+    /// the answer, a Door Sync rides along on the same connection in the background.
+    pub async fn unlock(
+        self: &Arc<Self>,
+        door_id: &str,
+        timeout: Duration,
+    ) -> CoreResult<Unlocked> {
         let view = self.door(door_id)?;
+        self.stop_ride(&view.door.lock_id).await;
+        let result = self.unlock_door(&view, timeout).await;
+        let outcome = match &result {
+            Ok(_) => "granted".to_owned(),
+            Err(CoreError::OutOfSchedule { .. }) => "out of schedule".to_owned(),
+            Err(e) => format!("not opened: {e}"),
+        };
+        self.store
+            .add_activity(&view.door.id, &view.door.name, self.now(), &outcome)?;
+        let (unlocked, connection) = result?;
+        let core = self.clone();
+        let door = view.door;
+        let lock_view = unlocked.clone();
+        let (cancel, cancelled) = tokio::sync::oneshot::channel();
+        let lock_id = door.lock_id.clone();
+        let task = tokio::spawn(async move {
+            core.ride_along(door, connection, lock_view, cancelled)
+                .await
+        });
+        self.rides
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(lock_id, (cancel, task));
+        Ok(unlocked)
+    }
+
+    async fn unlock_door(
+        &self,
+        view: &DoorView,
+        timeout: Duration,
+    ) -> CoreResult<(Unlocked, Box<dyn crate::ble::Connection>)> {
         unlock::precheck(view.decision)?;
         let transport = self
             .transport
             .as_deref()
             .ok_or(CoreError::Ble(BleError::Unavailable))?;
+        let door_id = view.door.id.clone();
         let progress = |stage| {
             self.emit(Event::UnlockProgress {
-                door_id: door_id.to_owned(),
+                door_id: door_id.clone(),
                 stage,
             })
         };
@@ -375,10 +455,150 @@ impl Core {
             transport,
             signer: self.signer.clone(),
             now: self.now(),
+            signed_time: sync::signed_time(&self.store)?,
             progress: &progress,
         }
         .unlock(&view.door, timeout)
         .await
+    }
+
+    /// After a granted unlock: the bundle the lock lacks, then its audit records, then the
+    /// upload, best effort (a cut link resumes at the next visit; nothing is lost).
+    async fn ride_along(
+        &self,
+        door: CachedDoor,
+        mut connection: Box<dyn crate::ble::Connection>,
+        unlocked: Unlocked,
+        cancel: tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let deadline = tokio::time::Instant::now() + sync::SYNC_TIMEOUT;
+        let door_id = door.id.clone();
+        let progress = |done, total| {
+            self.emit(Event::SyncProgress {
+                door_id: door_id.clone(),
+                done,
+                total,
+            })
+        };
+        let mut report = SyncReport::default();
+        let work = async {
+            if let Ok(after) = sync::transfer_bundle(
+                &self.store,
+                connection.as_mut(),
+                &door.lock_id,
+                Some(unlocked.sync_iteration),
+                &progress,
+                deadline,
+            )
+            .await
+            {
+                report.applied = after > Some(unlocked.sync_iteration);
+                report.lock_iteration = after;
+            }
+            if unlocked.pending_audit > 0 {
+                if let Ok(key) = door_protocol::LockPublicKey::from_sec1(&door.lock_public_key) {
+                    if let Ok(n) = sync::pull_audit(
+                        &self.store,
+                        connection.as_mut(),
+                        &door.lock_id,
+                        &key,
+                        deadline,
+                    )
+                    .await
+                    {
+                        report.audit_records = n;
+                    }
+                }
+            }
+        };
+        // A new unlock at this lock takes the link back at once; what was acknowledged is kept
+        // and the transfer resumes at the next visit.
+        tokio::select! {
+            _ = work => {}
+            _ = cancel => {}
+        }
+        connection.close().await;
+        let _ = sync::upload_outbox(&self.api, &self.store).await;
+        self.emit(Event::DoorSynced { door_id, report });
+    }
+
+    /// Ends a Door Sync still riding along at this lock, and waits until its link is closed.
+    async fn stop_ride(&self, lock_id: &str) {
+        let ride = self
+            .rides
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(lock_id);
+        if let Some((cancel, task)) = ride {
+            let _ = cancel.send(());
+            let _ = task.await;
+        }
+    }
+
+    /// "Sync this door": carries the phone's bundle to the lock without opening it, then
+    /// uploads what the outbox holds.
+    pub async fn sync_door(&self, door_id: &str, timeout: Duration) -> CoreResult<SyncReport> {
+        let door = self.door(door_id)?.door;
+        self.stop_ride(&door.lock_id).await;
+        let transport = self
+            .transport
+            .as_deref()
+            .ok_or(CoreError::Ble(BleError::Unavailable))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let target = crate::ble::LockTarget {
+            lock_id: door.lock_id.clone(),
+        };
+        let mut connection = transport.connect(&target, timeout).await?;
+        let progress = |done, total| {
+            self.emit(Event::SyncProgress {
+                door_id: door.id.clone(),
+                done,
+                total,
+            })
+        };
+        let result = sync::transfer_bundle(
+            &self.store,
+            connection.as_mut(),
+            &door.lock_id,
+            None,
+            &progress,
+            deadline,
+        )
+        .await;
+        connection.close().await;
+        let after = result?;
+        let _ = sync::upload_outbox(&self.api, &self.store).await;
+        let report = SyncReport {
+            lock_iteration: after,
+            applied: after.is_some(),
+            audit_records: 0,
+        };
+        self.emit(Event::DoorSynced {
+            door_id: door.id,
+            report: report.clone(),
+        });
+        Ok(report)
+    }
+
+    /// Whether the phone carries something for this door's lock: a bundle newer than what
+    /// the lock had when last seen, or audit records not yet uploaded.
+    pub fn sync_pending(&self, door: &CachedDoor) -> CoreResult<bool> {
+        let (seen, needs_full) = self.store.lock_seen(&door.lock_id)?;
+        let newer = match self.store.bundle(&door.lock_id)? {
+            Some(b) => seen.is_none_or(|s| s < b.iteration) || needs_full,
+            None => false,
+        };
+        Ok(newer || self.store.outbox()?.iter().any(|(l, _)| *l == door.lock_id))
+    }
+
+    /// This person's recent unlocks on this phone, newest first.
+    pub fn activity(&self, limit: u32) -> CoreResult<Vec<(String, String, i64, String)>> {
+        Ok(self.store.activity(limit)?)
+    }
+
+    /// Audit records waiting for the server on this phone.
+    pub fn outbox_len(&self) -> CoreResult<u64> {
+        Ok(self.store.outbox_len()?)
     }
 
     /// Ends the session here and on the server (when reachable), and forgets the cache and a

@@ -14,6 +14,7 @@ mod ffi;
 pub mod keystore;
 mod live;
 pub mod store;
+pub mod sync;
 pub mod unlock;
 
 pub use ffi::*;

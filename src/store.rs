@@ -11,7 +11,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::api::wire::Tokens;
 use crate::doors::CachedDoor;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key     TEXT PRIMARY KEY,
     value   TEXT NOT NULL
@@ -22,7 +23,34 @@ CREATE TABLE doors (
     json        TEXT NOT NULL,
     document    BLOB NOT NULL
 );
-"#];
+"#,
+    r#"
+-- What the phone knows of each lock it may talk to, and the newest bundle it carries for it.
+CREATE TABLE locks (
+    lock_id         TEXT PRIMARY KEY,
+    -- The lock's sync iteration when this phone last talked to it (from its sealed answer).
+    seen_iteration  INTEGER,
+    needs_full      INTEGER NOT NULL DEFAULT 0,
+    bundle_iteration INTEGER,
+    bundle_base     INTEGER,
+    bundle          BLOB
+);
+-- Audit records pulled from locks, kept until the server has them.
+CREATE TABLE outbox (
+    lock_id     TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    record      BLOB NOT NULL,
+    PRIMARY KEY (lock_id, seq)
+);
+CREATE TABLE activity (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    door_id     TEXT NOT NULL,
+    door_name   TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    outcome     TEXT NOT NULL
+);
+"#,
+];
 
 #[derive(Debug, thiserror::Error)]
 #[error("local store: {0}")]
@@ -38,6 +66,17 @@ impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> StoreError {
         StoreError(format!("stored JSON: {e}"))
     }
+}
+
+/// Audit records of one lock: (sequence, signed record).
+pub type AuditRecords = Vec<(u64, Vec<u8>)>;
+
+/// The newest bundle the phone carries for a lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CarriedBundle {
+    pub iteration: u64,
+    pub base: u64,
+    pub bytes: Vec<u8>,
 }
 
 pub struct Store {
@@ -167,12 +206,184 @@ impl Store {
             .transpose()?)
     }
 
+    /// The bundle this phone carries for a lock.
+    pub fn bundle(&self, lock_id: &str) -> Result<Option<CarriedBundle>, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT bundle_iteration, bundle_base, bundle FROM locks WHERE lock_id = ?1 AND bundle IS NOT NULL",
+                [lock_id],
+                |r| {
+                    Ok(CarriedBundle {
+                        iteration: r.get::<_, i64>(0)? as u64,
+                        base: r.get::<_, i64>(1)? as u64,
+                        bytes: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    pub fn set_bundle(
+        &self,
+        lock_id: &str,
+        iteration: u64,
+        base: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO locks (lock_id, bundle_iteration, bundle_base, bundle) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (lock_id) DO UPDATE SET bundle_iteration = ?2, bundle_base = ?3, bundle = ?4",
+            params![lock_id, iteration as i64, base as i64, bytes],
+        )?;
+        Ok(())
+    }
+
+    /// (the lock's iteration when last seen, whether it needs a full bundle)
+    pub fn lock_seen(&self, lock_id: &str) -> Result<(Option<u64>, bool), StoreError> {
+        let row: Option<(Option<i64>, bool)> = self
+            .conn()
+            .query_row(
+                "SELECT seen_iteration, needs_full FROM locks WHERE lock_id = ?1",
+                [lock_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row
+            .map(|(i, f)| (i.map(|i| i as u64), f))
+            .unwrap_or((None, false)))
+    }
+
+    pub fn set_lock_seen(
+        &self,
+        lock_id: &str,
+        iteration: u64,
+        needs_full: bool,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO locks (lock_id, seen_iteration, needs_full) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (lock_id) DO UPDATE SET seen_iteration = ?2, needs_full = ?3",
+            params![lock_id, iteration as i64, needs_full],
+        )?;
+        Ok(())
+    }
+
+    /// Stores pulled audit records in one transaction; a record already held is kept as is.
+    pub fn add_outbox(&self, lock_id: &str, records: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for (seq, bytes) in records {
+            tx.execute(
+                "INSERT OR IGNORE INTO outbox (lock_id, seq, record) VALUES (?1, ?2, ?3)",
+                params![lock_id, *seq as i64, bytes],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The next sequence to pull from a lock: one past the last record held or uploaded.
+    pub fn next_audit_seq(&self, lock_id: &str) -> Result<u64, StoreError> {
+        let held: Option<i64> = self.conn().query_row(
+            "SELECT MAX(seq) FROM outbox WHERE lock_id = ?1",
+            [lock_id],
+            |r| r.get(0),
+        )?;
+        let sent = self
+            .meta(&format!("audit.sent.{lock_id}"))?
+            .and_then(|s| s.parse::<u64>().ok());
+        Ok(held.map(|h| h as u64 + 1).max(sent).unwrap_or(0))
+    }
+
+    /// Records waiting for the server, per lock: (lock_id, [(seq, bytes)]).
+    pub fn outbox(&self) -> Result<Vec<(String, AuditRecords)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT lock_id, seq, record FROM outbox ORDER BY lock_id, seq")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        let mut out: Vec<(String, AuditRecords)> = Vec::new();
+        for row in rows {
+            let (lock, seq, bytes) = row?;
+            match out.last_mut() {
+                Some((l, v)) if *l == lock => v.push((seq as u64, bytes)),
+                _ => out.push((lock, vec![(seq as u64, bytes)])),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The server holds these records: drop them, remembering how far this lock got.
+    pub fn uploaded(&self, lock_id: &str, up_to_seq: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM outbox WHERE lock_id = ?1 AND seq <= ?2",
+            params![lock_id, up_to_seq as i64],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![format!("audit.sent.{lock_id}"), (up_to_seq + 1).to_string()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn outbox_len(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))?
+            as u64)
+    }
+
+    pub fn add_activity(
+        &self,
+        door_id: &str,
+        door_name: &str,
+        at: i64,
+        outcome: &str,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO activity (door_id, door_name, at, outcome) VALUES (?1, ?2, ?3, ?4)",
+            params![door_id, door_name, at, outcome],
+        )?;
+        // The phone keeps recent activity only.
+        conn.execute(
+            "DELETE FROM activity WHERE id <= (SELECT MAX(id) FROM activity) - 200",
+            [],
+        )?;
+        Ok(())
+    }
+
+    /// Newest first.
+    pub fn activity(&self, limit: u32) -> Result<Vec<(String, String, i64, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT door_id, door_name, at, outcome FROM activity ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Forgets the person: sign-out. The database file stays, empty.
     pub fn clear(&self) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM doors", [])?;
         tx.execute("DELETE FROM meta", [])?;
+        tx.execute("DELETE FROM locks", [])?;
+        tx.execute("DELETE FROM activity", [])?;
+        // The outbox stays: those records belong to the property, not to the person, and the
+        // next session (or the next sign-in) uploads them.
         tx.commit()?;
         Ok(())
     }

@@ -54,11 +54,20 @@ pub struct Unlocker<'a> {
     pub transport: &'a dyn Transport,
     pub signer: Arc<dyn Signer>,
     pub now: UnixTime,
+    /// An issuer-signed time to hand the lock, so a lock whose clock fell behind is corrected
+    /// in this very unlock.
+    pub signed_time: Option<Vec<u8>>,
     pub progress: &'a (dyn Fn(Stage) + Send + Sync),
 }
 
 impl Unlocker<'_> {
-    pub async fn unlock(&self, door: &CachedDoor, timeout: Duration) -> CoreResult<Unlocked> {
+    /// Opens the door; on success also hands back the still-open connection, so a Door Sync
+    /// can ride along after the answer.
+    pub async fn unlock(
+        &self,
+        door: &CachedDoor,
+        timeout: Duration,
+    ) -> CoreResult<(Unlocked, Box<dyn Connection>)> {
         let deadline = Instant::now() + timeout;
         let target = target_of(door)?;
         let mut attempts = 0;
@@ -71,9 +80,9 @@ impl Unlocker<'_> {
                     continue
                 }
                 Err(e) => return Err(e),
-                Ok(mut unlocked) => {
+                Ok((mut unlocked, connection)) => {
                     unlocked.attempts = attempts;
-                    return Ok(unlocked);
+                    return Ok((unlocked, connection));
                 }
             }
         }
@@ -84,7 +93,7 @@ impl Unlocker<'_> {
         door: &CachedDoor,
         target: &UnlockTarget,
         deadline: Instant,
-    ) -> CoreResult<Unlocked> {
+    ) -> CoreResult<(Unlocked, Box<dyn Connection>)> {
         (self.progress)(Stage::Connecting);
         let lock = LockTarget {
             lock_id: door.lock_id.clone(),
@@ -101,15 +110,23 @@ impl Unlocker<'_> {
             exchange(connection.as_mut(), &mut prepared, deadline).await
         }
         .await;
-        connection.close().await;
-        let outcome = outcome?;
+        let outcome = match outcome {
+            Ok(o) if o.result.is_granted() => o,
+            other => {
+                connection.close().await;
+                other?
+            }
+        };
         match outcome.result {
-            UnlockResult::Granted => Ok(Unlocked {
-                lock_time: outcome.lock_time,
-                sync_iteration: outcome.sync_iteration,
-                pending_audit: outcome.pending_audit,
-                attempts: 0,
-            }),
+            UnlockResult::Granted => Ok((
+                Unlocked {
+                    lock_time: outcome.lock_time,
+                    sync_iteration: outcome.sync_iteration,
+                    pending_audit: outcome.pending_audit,
+                    attempts: 0,
+                },
+                connection,
+            )),
             UnlockResult::Denied(DenyReason::OutOfSchedule { next_allowed }) => {
                 Err(CoreError::OutOfSchedule { next_allowed })
             }
@@ -120,8 +137,11 @@ impl Unlocker<'_> {
     /// Everything that needs no lock input, including the device signature (a hardware
     /// keystore may take a while, so it runs on the blocking pool while the radio works).
     async fn prepare(&self, target: UnlockTarget) -> CoreResult<PreparedUnlock> {
-        let (preparation, message) =
+        let (mut preparation, message) =
             UnlockPreparation::new(target, self.now, &mut rand_core::OsRng).map_err(phone_error)?;
+        if let Some(t) = &self.signed_time {
+            preparation = preparation.with_signed_time(t.clone());
+        }
         let signer = self.signer.clone();
         let signature = tokio::task::spawn_blocking(move || signer.sign(&message))
             .await

@@ -1375,6 +1375,16 @@ public protocol DoorClientProtocol: AnyObject, Sendable {
     func isSignedIn()  -> Bool
     
     /**
+     * Audit records this phone carries for the server (uploaded on the next refresh).
+     */
+    func pendingAuditRecords() throws  -> UInt64
+    
+    /**
+     * This person's recent unlocks on this phone, newest first.
+     */
+    func recentActivity(limit: UInt32) throws  -> [Activity]
+    
+    /**
      * Signs a guest in with the token of their invite.
      */
     func redeemInvite(inviteToken: String) async throws  -> Person
@@ -1393,6 +1403,12 @@ public protocol DoorClientProtocol: AnyObject, Sendable {
     func signIn(email: String, password: String) async throws  -> Person
     
     func signOut() async throws 
+    
+    /**
+     * "Sync this door": carries Door Sync data to the lock without opening it (the phone
+     * must be near the door), within `timeout_ms` (30 s when 0). Unlocks sync on their own.
+     */
+    func syncDoor(doorId: String, timeoutMs: UInt64) async throws 
     
     /**
      * Opens the door: an instant `OutOfSchedule` from the cache when the schedule says no
@@ -1565,6 +1581,31 @@ open func isSignedIn() -> Bool  {
 }
     
     /**
+     * Audit records this phone carries for the server (uploaded on the next refresh).
+     */
+open func pendingAuditRecords()throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeDoorError_lift) {
+        uniffiCallStatus in
+    uniffi_door_core_fn_method_doorclient_pending_audit_records(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * This person's recent unlocks on this phone, newest first.
+     */
+open func recentActivity(limit: UInt32)throws  -> [Activity]  {
+    return try  FfiConverterSequenceTypeActivity.lift(try rustCallWithError(FfiConverterTypeDoorError_lift) {
+        uniffiCallStatus in
+    uniffi_door_core_fn_method_doorclient_recent_activity(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt32.lower(limit),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Signs a guest in with the token of their invite.
      */
 open func redeemInvite(inviteToken: String)async throws  -> Person  {
@@ -1644,6 +1685,26 @@ open func signOut()async throws   {
             rustFutureFunc: {
                 uniffi_door_core_fn_method_doorclient_sign_out(
                         self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_void,
+            completeFunc: ffi_door_core_rust_future_complete_void,
+            freeFunc: ffi_door_core_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeDoorError_lift
+        )
+}
+    
+    /**
+     * "Sync this door": carries Door Sync data to the lock without opening it (the phone
+     * must be near the door), within `timeout_ms` (30 s when 0). Unlocks sync on their own.
+     */
+open func syncDoor(doorId: String, timeoutMs: UInt64)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_doorclient_sync_door(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(doorId),FfiConverterUInt64.lower(timeoutMs)
                 )
             },
             pollFunc: ffi_door_core_rust_future_poll_void,
@@ -2115,6 +2176,77 @@ public func FfiConverterTypeEventListener_lower(_ value: EventListener) -> UInt6
 
 
 
+/**
+ * One of this person's recent unlocks on this phone.
+ */
+public struct Activity: Equatable, Hashable {
+    public var doorId: String
+    public var doorName: String
+    public var at: Date
+    /**
+     * "granted", "out of schedule", or "not opened: <why>".
+     */
+    public var outcome: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(doorId: String, doorName: String, at: Date, 
+        /**
+         * "granted", "out of schedule", or "not opened: <why>".
+         */outcome: String) {
+        self.doorId = doorId
+        self.doorName = doorName
+        self.at = at
+        self.outcome = outcome
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Activity: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeActivity: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Activity {
+        return
+            try Activity(
+                doorId: FfiConverterString.read(from: &buf), 
+                doorName: FfiConverterString.read(from: &buf), 
+                at: FfiConverterTimestamp.read(from: &buf), 
+                outcome: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Activity, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.doorId, into: &buf)
+        FfiConverterString.write(value.doorName, into: &buf)
+        FfiConverterTimestamp.write(value.at, into: &buf)
+        FfiConverterString.write(value.outcome, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeActivity_lift(_ buf: RustBuffer) throws -> Activity {
+    return try FfiConverterTypeActivity.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeActivity_lower(_ value: Activity) -> RustBuffer {
+    return FfiConverterTypeActivity.lower(value)
+}
+
+
 public struct ClientConfig: Equatable, Hashable {
     /**
      * The property backend, e.g. "https://door.example.com".
@@ -2287,6 +2419,11 @@ public struct Door: Equatable, Hashable {
      * May this person invite guests to this door?
      */
     public var mayShare: Bool
+    /**
+     * The phone carries Door Sync data for this door's lock (it goes along with the next
+     * unlock, or with `sync_door`).
+     */
+    public var syncPending: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2302,7 +2439,11 @@ public struct Door: Equatable, Hashable {
          */nextChange: Date?, schedule: KeySchedule, hasDoorcode: Bool, 
         /**
          * May this person invite guests to this door?
-         */mayShare: Bool) {
+         */mayShare: Bool, 
+        /**
+         * The phone carries Door Sync data for this door's lock (it goes along with the next
+         * unlock, or with `sync_door`).
+         */syncPending: Bool) {
         self.id = id
         self.name = name
         self.online = online
@@ -2312,6 +2453,7 @@ public struct Door: Equatable, Hashable {
         self.schedule = schedule
         self.hasDoorcode = hasDoorcode
         self.mayShare = mayShare
+        self.syncPending = syncPending
     }
 
     
@@ -2338,7 +2480,8 @@ public struct FfiConverterTypeDoor: FfiConverterRustBuffer {
                 nextChange: FfiConverterOptionTimestamp.read(from: &buf), 
                 schedule: FfiConverterTypeKeySchedule.read(from: &buf), 
                 hasDoorcode: FfiConverterBool.read(from: &buf), 
-                mayShare: FfiConverterBool.read(from: &buf)
+                mayShare: FfiConverterBool.read(from: &buf), 
+                syncPending: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2352,6 +2495,7 @@ public struct FfiConverterTypeDoor: FfiConverterRustBuffer {
         FfiConverterTypeKeySchedule.write(value.schedule, into: &buf)
         FfiConverterBool.write(value.hasDoorcode, into: &buf)
         FfiConverterBool.write(value.mayShare, into: &buf)
+        FfiConverterBool.write(value.syncPending, into: &buf)
     }
 }
 
@@ -3273,6 +3417,16 @@ public enum DoorEvent: Equatable, Hashable {
      */
     case unlockProgress(doorId: String, stage: UnlockStage
     )
+    /**
+     * A Door Sync transfer moved on: bytes the lock acknowledged, of the total.
+     */
+    case syncProgress(doorId: String, done: UInt64, total: UInt64
+    )
+    /**
+     * A Door Sync with the door's lock ended (after an unlock, or asked for).
+     */
+    case doorSynced(doorId: String, lockIteration: UInt64?, applied: Bool, auditRecords: UInt32
+    )
 
 
 
@@ -3301,6 +3455,12 @@ public struct FfiConverterTypeDoorEvent: FfiConverterRustBuffer {
         case 3: return .unlockProgress(doorId: try FfiConverterString.read(from: &buf), stage: try FfiConverterTypeUnlockStage.read(from: &buf)
         )
         
+        case 4: return .syncProgress(doorId: try FfiConverterString.read(from: &buf), done: try FfiConverterUInt64.read(from: &buf), total: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 5: return .doorSynced(doorId: try FfiConverterString.read(from: &buf), lockIteration: try FfiConverterOptionUInt64.read(from: &buf), applied: try FfiConverterBool.read(from: &buf), auditRecords: try FfiConverterUInt32.read(from: &buf)
+        )
+        
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
@@ -3321,6 +3481,21 @@ public struct FfiConverterTypeDoorEvent: FfiConverterRustBuffer {
             writeInt(&buf, Int32(3))
             FfiConverterString.write(doorId, into: &buf)
             FfiConverterTypeUnlockStage.write(stage, into: &buf)
+            
+        
+        case let .syncProgress(doorId,done,total):
+            writeInt(&buf, Int32(4))
+            FfiConverterString.write(doorId, into: &buf)
+            FfiConverterUInt64.write(done, into: &buf)
+            FfiConverterUInt64.write(total, into: &buf)
+            
+        
+        case let .doorSynced(doorId,lockIteration,applied,auditRecords):
+            writeInt(&buf, Int32(5))
+            FfiConverterString.write(doorId, into: &buf)
+            FfiConverterOptionUInt64.write(lockIteration, into: &buf)
+            FfiConverterBool.write(applied, into: &buf)
+            FfiConverterUInt32.write(auditRecords, into: &buf)
             
         }
     }
@@ -3653,6 +3828,30 @@ public func FfiConverterTypeWeekday_lower(_ value: Weekday) -> RustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
+    typealias SwiftType = UInt64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
     typealias SwiftType = String?
 
@@ -3790,6 +3989,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeActivity: FfiConverterRustBuffer {
+    typealias SwiftType = [Activity]
+
+    public static func write(_ value: [Activity], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeActivity.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Activity] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Activity]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeActivity.read(from: &buf))
         }
         return seq
     }
@@ -4150,6 +4374,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_method_doorclient_is_signed_in() != 50850) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_door_core_checksum_method_doorclient_pending_audit_records() != 53883) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_recent_activity() != 41465) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_door_core_checksum_method_doorclient_redeem_invite() != 54446) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4163,6 +4393,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_doorclient_sign_out() != 35707) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_sync_door() != 59814) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_doorclient_unlock() != 29997) {

@@ -404,6 +404,16 @@ uint64_t uniffi_door_core_fn_method_doorclient_invite_guest(uint64_t ptr, RustBu
 int8_t uniffi_door_core_fn_method_doorclient_is_signed_in(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_PENDING_AUDIT_RECORDS
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_PENDING_AUDIT_RECORDS
+uint64_t uniffi_door_core_fn_method_doorclient_pending_audit_records(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_RECENT_ACTIVITY
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_RECENT_ACTIVITY
+RustBuffer uniffi_door_core_fn_method_doorclient_recent_activity(uint64_t ptr, uint32_t limit, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_REDEEM_INVITE
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_REDEEM_INVITE
 uint64_t uniffi_door_core_fn_method_doorclient_redeem_invite(uint64_t ptr, RustBuffer invite_token
@@ -427,6 +437,11 @@ uint64_t uniffi_door_core_fn_method_doorclient_sign_in(uint64_t ptr, RustBuffer 
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SIGN_OUT
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SIGN_OUT
 uint64_t uniffi_door_core_fn_method_doorclient_sign_out(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SYNC_DOOR
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SYNC_DOOR
+uint64_t uniffi_door_core_fn_method_doorclient_sync_door(uint64_t ptr, RustBuffer door_id, uint64_t timeout_ms
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_UNLOCK
@@ -899,6 +914,18 @@ uint16_t uniffi_door_core_checksum_method_doorclient_is_signed_in(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_PENDING_AUDIT_RECORDS
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_PENDING_AUDIT_RECORDS
+uint16_t uniffi_door_core_checksum_method_doorclient_pending_audit_records(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_RECENT_ACTIVITY
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_RECENT_ACTIVITY
+uint16_t uniffi_door_core_checksum_method_doorclient_recent_activity(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_REDEEM_INVITE
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_REDEEM_INVITE
 uint16_t uniffi_door_core_checksum_method_doorclient_redeem_invite(void
@@ -926,6 +953,12 @@ uint16_t uniffi_door_core_checksum_method_doorclient_sign_in(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_SIGN_OUT
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_SIGN_OUT
 uint16_t uniffi_door_core_checksum_method_doorclient_sign_out(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_SYNC_DOOR
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_SYNC_DOOR
+uint16_t uniffi_door_core_checksum_method_doorclient_sync_door(void
     
 );
 #endif

@@ -139,3 +139,31 @@ pub struct ErrorBody {
     #[serde(default)]
     pub door_ids: Option<Vec<String>>,
 }
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct SyncBundleJson {
+    pub lock_id: String,
+    pub iteration: u64,
+    pub base_iteration: u64,
+    pub up_to_date: bool,
+    #[serde(default)]
+    pub bundle: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct SignedTimeJson {
+    pub time: i64,
+    pub signed_time: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditUpload {
+    pub records: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct AuditReceipt {
+    pub stored: u32,
+    pub duplicates: u32,
+    pub acknowledged_below: u64,
+}

@@ -45,6 +45,9 @@ pub struct Door {
     pub has_doorcode: bool,
     /// May this person invite guests to this door?
     pub may_share: bool,
+    /// The phone carries Door Sync data for this door's lock (it goes along with the next
+    /// unlock, or with `sync_door`).
+    pub sync_pending: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -83,6 +86,29 @@ pub enum DoorEvent {
     SessionExpired,
     /// An unlock moved on.
     UnlockProgress { door_id: String, stage: UnlockStage },
+    /// A Door Sync transfer moved on: bytes the lock acknowledged, of the total.
+    SyncProgress {
+        door_id: String,
+        done: u64,
+        total: u64,
+    },
+    /// A Door Sync with the door's lock ended (after an unlock, or asked for).
+    DoorSynced {
+        door_id: String,
+        lock_iteration: Option<u64>,
+        applied: bool,
+        audit_records: u32,
+    },
+}
+
+/// One of this person's recent unlocks on this phone.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Activity {
+    pub door_id: String,
+    pub door_name: String,
+    pub at: SystemTime,
+    /// "granted", "out of schedule", or "not opened: <why>".
+    pub outcome: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -164,7 +190,7 @@ impl Signer for KeyringKey {
 
 #[derive(uniffi::Object)]
 pub struct DoorClient {
-    core: Core,
+    core: Arc<Core>,
     _live: LiveToken,
 }
 
@@ -203,6 +229,21 @@ impl DoorClient {
                             Stage::Authorizing => UnlockStage::Authorizing,
                         },
                     },
+                    Event::SyncProgress {
+                        door_id,
+                        done,
+                        total,
+                    } => DoorEvent::SyncProgress {
+                        door_id,
+                        done,
+                        total,
+                    },
+                    Event::DoorSynced { door_id, report } => DoorEvent::DoorSynced {
+                        door_id,
+                        lock_iteration: report.lock_iteration,
+                        applied: report.applied,
+                        audit_records: report.audit_records,
+                    },
                 })
             }),
             None => Box::new(|_| {}),
@@ -223,7 +264,7 @@ impl DoorClient {
             Box::new(move || clock()),
         )?;
         Ok(Arc::new(DoorClient {
-            core,
+            core: Arc::new(core),
             _live: LiveToken::new(),
         }))
     }
@@ -293,27 +334,56 @@ impl DoorClient {
     /// Fetches doors and credentials now. The cache is replaced only by a complete, verified
     /// answer.
     pub async fn refresh(&self) -> Result<Vec<Door>, DoorError> {
-        Ok(self
-            .core
-            .refresh()
-            .await?
-            .into_iter()
-            .map(Door::from)
-            .collect())
+        let views = self.core.refresh().await?;
+        self.doors_of(views)
     }
 
     /// The cached doors, sorted by name, each with its state now. Works offline.
     pub fn doors(&self) -> Result<Vec<Door>, DoorError> {
-        Ok(self.core.doors()?.into_iter().map(Door::from).collect())
+        let views = self.core.doors()?;
+        self.doors_of(views)
     }
 
     pub fn door(&self, door_id: String) -> Result<Door, DoorError> {
-        Ok(self.core.door(&door_id)?.into())
+        let view = self.core.door(&door_id)?;
+        let pending = self.core.sync_pending(&view.door)?;
+        Ok(Door::new(view, pending))
     }
 
     /// The instant answer: may this person open this door now? No radio, no network.
     pub fn access_now(&self, door_id: String) -> Result<AccessDecision, DoorError> {
         Ok(self.core.door(&door_id)?.decision.into())
+    }
+
+    /// "Sync this door": carries Door Sync data to the lock without opening it (the phone
+    /// must be near the door), within `timeout_ms` (30 s when 0). Unlocks sync on their own.
+    pub async fn sync_door(&self, door_id: String, timeout_ms: u64) -> Result<(), DoorError> {
+        let timeout = match timeout_ms {
+            0 => Duration::from_secs(30),
+            ms => Duration::from_millis(ms),
+        };
+        self.core.sync_door(&door_id, timeout).await?;
+        Ok(())
+    }
+
+    /// This person's recent unlocks on this phone, newest first.
+    pub fn recent_activity(&self, limit: u32) -> Result<Vec<Activity>, DoorError> {
+        Ok(self
+            .core
+            .activity(limit)?
+            .into_iter()
+            .map(|(door_id, door_name, at, outcome)| Activity {
+                door_id,
+                door_name,
+                at: from_unix(at),
+                outcome,
+            })
+            .collect())
+    }
+
+    /// Audit records this phone carries for the server (uploaded on the next refresh).
+    pub fn pending_audit_records(&self) -> Result<u64, DoorError> {
+        Ok(self.core.outbox_len()?)
     }
 
     /// The person's doorcode for the door, where a key enables doorcodes there.
@@ -384,6 +454,18 @@ impl From<DenyReason> for UnlockDenial {
     }
 }
 
+impl DoorClient {
+    fn doors_of(&self, views: Vec<DoorView>) -> Result<Vec<Door>, DoorError> {
+        views
+            .into_iter()
+            .map(|v| {
+                let pending = self.core.sync_pending(&v.door)?;
+                Ok(Door::new(v, pending))
+            })
+            .collect()
+    }
+}
+
 /// One credential-store entry per data directory, so two clients on one device (tests, a
 /// multi-account app) keep separate keys.
 fn account_for(dir: &std::path::Path) -> String {
@@ -396,8 +478,8 @@ fn hex_prefix(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-impl From<DoorView> for Door {
-    fn from(v: DoorView) -> Door {
+impl Door {
+    fn new(v: DoorView, sync_pending: bool) -> Door {
         let schedule = v.door.schedule();
         Door {
             next_change: v.decision.next_change().map(from_unix),
@@ -425,6 +507,7 @@ impl From<DoorView> for Door {
             keypad: v.door.keypad,
             has_doorcode: v.door.doorcode.is_some(),
             may_share: v.door.may_share,
+            sync_pending,
         }
     }
 }

@@ -10,7 +10,7 @@ mod time;
 
 pub use ble::{lock_characteristic_uuid, lock_service_uuid, BleFailure, BleTransport};
 pub use client::{
-    ClientConfig, Door, DoorClient, DoorEvent, EventListener, Guest, GuestInvite, Person,
+    Activity, ClientConfig, Door, DoorClient, DoorEvent, EventListener, Guest, GuestInvite, Person,
     UnlockDenial, UnlockReceipt, UnlockStage,
 };
 pub use error::DoorError;

@@ -804,6 +804,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_is_signed_in(
     ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_pending_audit_records(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_recent_activity(
+    ): Int
     external fun uniffi_door_core_checksum_method_doorclient_redeem_invite(
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_refresh(
@@ -813,6 +817,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_door_core_checksum_method_doorclient_sign_in(
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_sign_out(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_sync_door(
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_unlock(
     ): Int
@@ -891,6 +897,10 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_is_signed_in(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
+    external fun uniffi_door_core_fn_method_doorclient_pending_audit_records(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_door_core_fn_method_doorclient_recent_activity(`ptr`: Long,`limit`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_door_core_fn_method_doorclient_redeem_invite(`ptr`: Long,`inviteToken`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_refresh(`ptr`: Long,
@@ -900,6 +910,8 @@ internal object UniffiLib {
     external fun uniffi_door_core_fn_method_doorclient_sign_in(`ptr`: Long,`email`: RustBuffer.ByValue,`password`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_sign_out(`ptr`: Long,
+    ): Long
+    external fun uniffi_door_core_fn_method_doorclient_sync_door(`ptr`: Long,`doorId`: RustBuffer.ByValue,`timeoutMs`: Long,
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_unlock(`ptr`: Long,`doorId`: RustBuffer.ByValue,`timeoutMs`: Long,
     ): Long
@@ -1112,6 +1124,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_method_doorclient_is_signed_in() and 0xFFFF) != 50850) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_pending_audit_records() and 0xFFFF) != 53883) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_recent_activity() and 0xFFFF) != 41465) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_door_core_checksum_method_doorclient_redeem_invite() and 0xFFFF) != 54446) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1125,6 +1143,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_doorclient_sign_out() and 0xFFFF) != 35707) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_sync_door() and 0xFFFF) != 59814) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_doorclient_unlock() and 0xFFFF) != 29997) {
@@ -2739,6 +2760,16 @@ public interface DoorClientInterface {
     fun `isSignedIn`(): kotlin.Boolean
     
     /**
+     * Audit records this phone carries for the server (uploaded on the next refresh).
+     */
+    fun `pendingAuditRecords`(): kotlin.ULong
+    
+    /**
+     * This person's recent unlocks on this phone, newest first.
+     */
+    fun `recentActivity`(`limit`: kotlin.UInt): List<Activity>
+    
+    /**
      * Signs a guest in with the token of their invite.
      */
     suspend fun `redeemInvite`(`inviteToken`: kotlin.String): Person
@@ -2757,6 +2788,12 @@ public interface DoorClientInterface {
     suspend fun `signIn`(`email`: kotlin.String, `password`: kotlin.String): Person
     
     suspend fun `signOut`()
+    
+    /**
+     * "Sync this door": carries Door Sync data to the lock without opening it (the phone
+     * must be near the door), within `timeout_ms` (30 s when 0). Unlocks sync on their own.
+     */
+    suspend fun `syncDoor`(`doorId`: kotlin.String, `timeoutMs`: kotlin.ULong)
     
     /**
      * Opens the door: an instant `OutOfSchedule` from the cache when the schedule says no
@@ -3018,6 +3055,41 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
 
     
     /**
+     * Audit records this phone carries for the server (uploaded on the next refresh).
+     */
+    @Throws(DoorException::class)override fun `pendingAuditRecords`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(DoorException) { _status ->
+    UniffiLib.uniffi_door_core_fn_method_doorclient_pending_audit_records(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * This person's recent unlocks on this phone, newest first.
+     */
+    @Throws(DoorException::class)override fun `recentActivity`(`limit`: kotlin.UInt): List<Activity> {
+            return FfiConverterSequenceTypeActivity.lift(
+    callWithHandle {
+    uniffiRustCallWithError(DoorException) { _status ->
+    UniffiLib.uniffi_door_core_fn_method_doorclient_recent_activity(
+        it,
+        
+        FfiConverterUInt.lower(`limit`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Signs a guest in with the token of their invite.
      */
     @Throws(DoorException::class)
@@ -3123,6 +3195,34 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
             UniffiLib.uniffi_door_core_fn_method_doorclient_sign_out(
                 uniffiHandle,
                 
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        DoorException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * "Sync this door": carries Door Sync data to the lock without opening it (the phone
+     * must be near the door), within `timeout_ms` (30 s when 0). Unlocks sync on their own.
+     */
+    @Throws(DoorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `syncDoor`(`doorId`: kotlin.String, `timeoutMs`: kotlin.ULong) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_doorclient_sync_door(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`doorId`),
+        FfiConverterULong.lower(`timeoutMs`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_void(future, callback, continuation) },
@@ -3860,6 +3960,60 @@ public object FfiConverterTypeEventListener: FfiConverter<EventListener, Long> {
 
 
 
+/**
+ * One of this person's recent unlocks on this phone.
+ */
+data class Activity (
+    var `doorId`: kotlin.String
+    , 
+    var `doorName`: kotlin.String
+    , 
+    var `at`: java.time.Instant
+    , 
+    /**
+     * "granted", "out of schedule", or "not opened: <why>".
+     */
+    var `outcome`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeActivity: FfiConverterRustBuffer<Activity> {
+    override fun read(buf: ByteBuffer): Activity {
+        return Activity(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTimestamp.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Activity) = (
+            FfiConverterString.allocationSize(value.`doorId`) +
+            FfiConverterString.allocationSize(value.`doorName`) +
+            FfiConverterTimestamp.allocationSize(value.`at`) +
+            FfiConverterString.allocationSize(value.`outcome`)
+    )
+
+    override fun write(value: Activity, buf: ByteBuffer) {
+            FfiConverterString.write(value.`doorId`, buf)
+            FfiConverterString.write(value.`doorName`, buf)
+            FfiConverterTimestamp.write(value.`at`, buf)
+            FfiConverterString.write(value.`outcome`, buf)
+    }
+}
+
+
+
 data class ClientConfig (
     /**
      * The property backend, e.g. "https://door.example.com".
@@ -3993,6 +4147,12 @@ data class Door (
      * May this person invite guests to this door?
      */
     var `mayShare`: kotlin.Boolean
+    , 
+    /**
+     * The phone carries Door Sync data for this door's lock (it goes along with the next
+     * unlock, or with `sync_door`).
+     */
+    var `syncPending`: kotlin.Boolean
     
 ){
     
@@ -4018,6 +4178,7 @@ public object FfiConverterTypeDoor: FfiConverterRustBuffer<Door> {
             FfiConverterTypeKeySchedule.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -4030,7 +4191,8 @@ public object FfiConverterTypeDoor: FfiConverterRustBuffer<Door> {
             FfiConverterOptionalTimestamp.allocationSize(value.`nextChange`) +
             FfiConverterTypeKeySchedule.allocationSize(value.`schedule`) +
             FfiConverterBoolean.allocationSize(value.`hasDoorcode`) +
-            FfiConverterBoolean.allocationSize(value.`mayShare`)
+            FfiConverterBoolean.allocationSize(value.`mayShare`) +
+            FfiConverterBoolean.allocationSize(value.`syncPending`)
     )
 
     override fun write(value: Door, buf: ByteBuffer) {
@@ -4043,6 +4205,7 @@ public object FfiConverterTypeDoor: FfiConverterRustBuffer<Door> {
             FfiConverterTypeKeySchedule.write(value.`schedule`, buf)
             FfiConverterBoolean.write(value.`hasDoorcode`, buf)
             FfiConverterBoolean.write(value.`mayShare`, buf)
+            FfiConverterBoolean.write(value.`syncPending`, buf)
     }
 }
 
@@ -5059,6 +5222,35 @@ sealed class DoorEvent {
         companion object
     }
     
+    /**
+     * A Door Sync transfer moved on: bytes the lock acknowledged, of the total.
+     */
+    data class SyncProgress(
+        val `doorId`: kotlin.String, 
+        val `done`: kotlin.ULong, 
+        val `total`: kotlin.ULong) : DoorEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A Door Sync with the door's lock ended (after an unlock, or asked for).
+     */
+    data class DoorSynced(
+        val `doorId`: kotlin.String, 
+        val `lockIteration`: kotlin.ULong?, 
+        val `applied`: kotlin.Boolean, 
+        val `auditRecords`: kotlin.UInt) : DoorEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -5080,6 +5272,17 @@ public object FfiConverterTypeDoorEvent : FfiConverterRustBuffer<DoorEvent>{
             3 -> DoorEvent.UnlockProgress(
                 FfiConverterString.read(buf),
                 FfiConverterTypeUnlockStage.read(buf),
+                )
+            4 -> DoorEvent.SyncProgress(
+                FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
+                FfiConverterULong.read(buf),
+                )
+            5 -> DoorEvent.DoorSynced(
+                FfiConverterString.read(buf),
+                FfiConverterOptionalULong.read(buf),
+                FfiConverterBoolean.read(buf),
+                FfiConverterUInt.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
@@ -5106,6 +5309,25 @@ public object FfiConverterTypeDoorEvent : FfiConverterRustBuffer<DoorEvent>{
                 + FfiConverterTypeUnlockStage.allocationSize(value.`stage`)
             )
         }
+        is DoorEvent.SyncProgress -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`doorId`)
+                + FfiConverterULong.allocationSize(value.`done`)
+                + FfiConverterULong.allocationSize(value.`total`)
+            )
+        }
+        is DoorEvent.DoorSynced -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`doorId`)
+                + FfiConverterOptionalULong.allocationSize(value.`lockIteration`)
+                + FfiConverterBoolean.allocationSize(value.`applied`)
+                + FfiConverterUInt.allocationSize(value.`auditRecords`)
+            )
+        }
     }
 
     override fun write(value: DoorEvent, buf: ByteBuffer) {
@@ -5122,6 +5344,21 @@ public object FfiConverterTypeDoorEvent : FfiConverterRustBuffer<DoorEvent>{
                 buf.putInt(3)
                 FfiConverterString.write(value.`doorId`, buf)
                 FfiConverterTypeUnlockStage.write(value.`stage`, buf)
+                Unit
+            }
+            is DoorEvent.SyncProgress -> {
+                buf.putInt(4)
+                FfiConverterString.write(value.`doorId`, buf)
+                FfiConverterULong.write(value.`done`, buf)
+                FfiConverterULong.write(value.`total`, buf)
+                Unit
+            }
+            is DoorEvent.DoorSynced -> {
+                buf.putInt(5)
+                FfiConverterString.write(value.`doorId`, buf)
+                FfiConverterOptionalULong.write(value.`lockIteration`, buf)
+                FfiConverterBoolean.write(value.`applied`, buf)
+                FfiConverterUInt.write(value.`auditRecords`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -5275,6 +5512,38 @@ public object FfiConverterTypeWeekday: FfiConverterRustBuffer<Weekday> {
 }
 
 
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
+    override fun read(buf: ByteBuffer): kotlin.ULong? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterULong.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.ULong?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterULong.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.ULong?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterULong.write(value, buf)
+        }
+    }
+}
 
 
 
@@ -5460,6 +5729,34 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeActivity: FfiConverterRustBuffer<List<Activity>> {
+    override fun read(buf: ByteBuffer): List<Activity> {
+        val len = buf.getInt()
+        return List<Activity>(len) {
+            FfiConverterTypeActivity.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Activity>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeActivity.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Activity>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeActivity.write(it, buf)
         }
     }
 }
