@@ -1,0 +1,181 @@
+//! `door testbed`: a whole property for the app test suites (Kotlin, Swift), which cannot
+//! link door-server and door-lock: door-server on 127.0.0.1 (in-memory SQLite) with the
+//! seeds' "1800 Main St" at a small scale, a reference lock for every door, and all the locks
+//! on one TCP port (the framing of `tcp_link`: the lock-id line picks the lock). On the
+//! system clock. It announces itself, then runs until its standard input closes, so the test
+//! process that spawned it controls its lifetime without signals.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use door_lock::{Lock, LockClock};
+use door_protocol::{Id, IssuerKeys, IssuerPublicKey, LockConfig, LockKey};
+use door_server::seed::{self, Scale, Seeded};
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+
+use crate::CliResult;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print one JSON line (see `Testbed`) instead of a listing for people.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `door testbed --json` prints: one line, then nothing more on stdout.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Testbed {
+    /// The server's base URL, e.g. "http://127.0.0.1:40123".
+    pub server_url: String,
+    /// The TCP port on 127.0.0.1 that serves every lock (see tcp_link.rs).
+    pub lock_port: u16,
+    /// The property's IANA time zone ("America/New_York").
+    pub time_zone: String,
+    pub people: Vec<TestbedPerson>,
+    pub doors: Vec<TestbedDoor>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TestbedPerson {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TestbedDoor {
+    pub id: String,
+    pub name: String,
+    pub lock_id: String,
+}
+
+pub async fn run(args: Args) -> CliResult<()> {
+    let mut token = [0u8; 16];
+    OsRng.fill_bytes(&mut token);
+    let admin = hex::encode(token);
+    let server = door_server::start(
+        "127.0.0.1:0".parse()?,
+        None,
+        &admin,
+        door_server::system_clock(),
+    )
+    .await
+    .map_err(|e| format!("cannot start door-server: {e}"))?;
+    let seeded = seed::main_st(&server.url(), &admin, Scale::SMALL)
+        .await
+        .map_err(|e| format!("cannot seed the property: {e}"))?;
+    let states = tempfile::tempdir()?;
+    let locks = Arc::new(reference_locks(
+        &seeded,
+        states.path(),
+        LockClock::system(),
+    )?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let lock_port = listener.local_addr()?.port();
+    let serving = tokio::spawn(crate::tcp_link::serve(listener, locks));
+
+    let testbed = Testbed {
+        server_url: server.url(),
+        lock_port,
+        time_zone: seeded.property.time_zone.clone(),
+        people: seeded
+            .people
+            .iter()
+            .map(|p| TestbedPerson {
+                name: p.person.name.clone(),
+                email: p.email.clone(),
+                password: seed::PASSWORD.into(),
+            })
+            .collect(),
+        doors: seeded
+            .doors
+            .iter()
+            .map(|d| TestbedDoor {
+                id: d.door.id.clone(),
+                name: d.door.name.clone(),
+                lock_id: d.door.lock_id.clone(),
+            })
+            .collect(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&testbed)?);
+    } else {
+        print_listing(&testbed);
+    }
+
+    // Standard input closing (the parent exiting, or Ctrl-D) ends the testbed.
+    let mut sink = Vec::new();
+    let _ = tokio::io::stdin().read_to_end(&mut sink).await;
+    serving.abort();
+    server.stop().await;
+    Ok(())
+}
+
+/// A reference lock for every seeded door, keyed by lock id, state under `dir`.
+pub fn reference_locks(
+    seeded: &Seeded,
+    dir: &std::path::Path,
+    clock: LockClock,
+) -> CliResult<HashMap<String, Lock>> {
+    let issuer = issuer_keys(seeded)?;
+    let mut locks = HashMap::new();
+    for d in &seeded.doors {
+        let lock = reference_lock(d, issuer.clone(), dir, clock.clone())?;
+        locks.insert(d.door.lock_id.to_ascii_lowercase(), lock);
+    }
+    Ok(locks)
+}
+
+/// The issuer keys a property's locks accept: the property's issuer public key.
+pub fn issuer_keys(seeded: &Seeded) -> CliResult<IssuerKeys> {
+    let sec1 = base64::engine::general_purpose::STANDARD
+        .decode(&seeded.property.issuer_public_key)
+        .map_err(|e| format!("the property's issuer key is not base64: {e}"))?;
+    let key = IssuerPublicKey::from_sec1(&sec1)
+        .map_err(|e| format!("the property's issuer key is not a P-256 key: {e}"))?;
+    Ok(IssuerKeys::single(key))
+}
+
+/// A reference lock for one seeded door, its state in a subdirectory of `dir`.
+pub fn reference_lock(
+    door: &seed::SeededDoor,
+    issuer: IssuerKeys,
+    dir: &std::path::Path,
+    clock: LockClock,
+) -> CliResult<Lock> {
+    let bad = |what: &str| format!("door {:?} has a bad {what}", door.door.name);
+    let config = LockConfig::new(
+        Id::from_hex(&door.door.lock_id).ok_or_else(|| bad("lock id"))?,
+        Id::from_hex(&door.door.id).ok_or_else(|| bad("id"))?,
+        LockKey::from_bytes(&door.lock_secret).map_err(|_| bad("lock key"))?,
+        issuer,
+    );
+    let state = dir.join(&door.door.lock_id);
+    Ok(Lock::open(&state, config, clock)?)
+}
+
+fn print_listing(t: &Testbed) {
+    println!("door testbed: \"1800 Main St\" ({})", t.time_zone);
+    println!("  server     {}", t.server_url);
+    println!(
+        "  locks      tcp 127.0.0.1:{} (all {} doors)",
+        t.lock_port,
+        t.doors.len()
+    );
+    for p in &t.people {
+        println!(
+            "  person     {:<8} {}  password {:?}",
+            p.name, p.email, p.password
+        );
+    }
+    for d in &t.doors {
+        println!(
+            "  door       {:<16} id {}  lock {}",
+            d.name, d.id, d.lock_id
+        );
+    }
+    println!("Close standard input (Ctrl-D) to stop it.");
+}

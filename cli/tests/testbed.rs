@@ -1,0 +1,79 @@
+//! `door testbed --json` as the Kotlin and Swift suites use it: one JSON line, then a server
+//! and a TCP port with every door's lock, until standard input closes.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use door_cli::tcp_link::TcpTransport;
+use door_cli::testbed::Testbed;
+use door_core::ble::Transport;
+use door_core::{ClientConfig, DoorClient};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_testbed_announces_itself_and_its_locks_open_over_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bed = Background::spawn(door(dir.path()).args(["testbed", "--json"]));
+    let first = bed.until("{");
+    let t: Testbed = serde_json::from_str(first.last().unwrap()).unwrap();
+    assert!(t.server_url.starts_with("http://127.0.0.1:"));
+    assert_eq!(t.time_zone, "America/New_York");
+    let alice = t.people.iter().find(|p| p.name == "Alice").unwrap();
+    assert_eq!(alice.email, "alice@1800main.example");
+    let lobby = t.doors.iter().find(|d| d.name == "Lobby").unwrap();
+    assert_eq!(
+        t.doors.len(),
+        4 + 4 + 3,
+        "entrances, service, office, units, amenities"
+    );
+
+    // An app's view: sign in, then the Lobby over the TCP link.
+    let data = tempfile::tempdir().unwrap();
+    let link = TcpTransport::new(([127, 0, 0, 1], t.lock_port).into());
+    let client = DoorClient::with_clock(
+        ClientConfig {
+            server_url: t.server_url.clone(),
+            data_dir: data.path().to_string_lossy().into_owned(),
+            request_timeout_ms: 5000,
+        },
+        Some(door_core::ephemeral_device_signer()),
+        None,
+        Some(Arc::new(link) as Arc<dyn Transport>),
+        Arc::new(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64
+        }),
+    )
+    .unwrap();
+    client
+        .sign_in(alice.email.clone(), alice.password.clone())
+        .await
+        .unwrap();
+    let receipt = client.unlock(lobby.id.clone(), 5000).await.unwrap();
+    assert_eq!(receipt.attempts, 1);
+    assert_eq!(receipt.pending_audit, 1);
+
+    // A lock id the testbed does not have: the connection closes at once.
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", t.lock_port)).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    raw.write_all(format!("{}\n", "00".repeat(16)).as_bytes())
+        .unwrap();
+    assert_eq!(raw.read(&mut [0u8; 8]).unwrap(), 0);
+
+    // Closing its standard input ends it.
+    drop(bed.child.stdin.take());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = bed.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "still running");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
