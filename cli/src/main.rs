@@ -35,6 +35,9 @@ enum Command {
     Doors(remote::DoorsArgs),
     /// Open a door over Bluetooth LE (btleplug).
     Unlock(remote::UnlockArgs),
+    /// Carry Door Sync data (revocations, doorcodes, the time) to a door's lock without
+    /// opening it; the computer must be near the door.
+    Sync(remote::UnlockArgs),
     /// Invite a guest to some of your doors.
     Invite(remote::InviteArgs),
     /// The guests you invited.
@@ -72,6 +75,7 @@ async fn run(cli: Cli) -> CliResult<bool> {
         Command::Login(args) => remote::login(args).await?,
         Command::Doors(args) => remote::doors(args).await?,
         Command::Unlock(args) => remote::unlock(args).await?,
+        Command::Sync(args) => remote::sync(args).await?,
         Command::Invite(args) => remote::invite(args).await?,
         Command::Guests(args) => remote::guests(args).await?,
         Command::Revoke(args) => remote::revoke(args).await?,

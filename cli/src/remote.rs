@@ -331,6 +331,30 @@ pub async fn unlock(args: UnlockArgs) -> CliResult<()> {
     Ok(())
 }
 
+pub async fn sync(args: UnlockArgs) -> CliResult<()> {
+    let dir = &DataDir::new(args.dir)?;
+    let session = Session::resume(dir)?;
+    // Fresh bundles first when the server is reachable; offline, the phone carries what it has.
+    let doors = match session.client.refresh().await {
+        Ok(d) => d,
+        Err(_) => session.client.doors().map_err(|e| session.fail(e))?,
+    };
+    let door = session.find(&doors, &args.door)?;
+    let started = Instant::now();
+    session
+        .client
+        .sync_door(door.id.clone(), args.timeout_ms)
+        .await
+        .map_err(|e| format!("{}: {}", door.name, session.fail(e)))?;
+    println!(
+        "{} {} in {}",
+        paint(BOLD, &door.name),
+        paint(OK, "synced"),
+        show::duration(started.elapsed())
+    );
+    Ok(())
+}
+
 pub async fn invite(args: InviteArgs) -> CliResult<()> {
     let dir = &DataDir::new(args.dir)?;
     let session = Session::resume(dir)?;

@@ -87,6 +87,11 @@ async fn a_resident_at_the_command_line_with_a_lock_on_the_fake_bluez() {
     assert_eq!(ran.code, Some(0), "{}", ran.stderr);
     assert!(ran.stdout.starts_with("Lobby opened in "), "{}", ran.stdout);
 
+    // "Sync this door": the lock takes the server's bundle without opening.
+    let ran = run(cli().args(["sync", "lobby"]));
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(ran.stdout.starts_with("Lobby synced in "), "{}", ran.stdout);
+
     let ran = run(cli().args(["unlock", "Nowhere"]));
     assert_eq!(ran.code, Some(1));
     assert!(
