@@ -138,6 +138,7 @@ pub async fn upload(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only this lock's records.
     pub lock_id: Option<String>,

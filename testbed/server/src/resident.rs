@@ -237,6 +237,7 @@ pub async fn register_device(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DoorsQuery {
     /// The registered device the access documents are for.
     pub device_id: String,
