@@ -631,8 +631,40 @@ fn guest_session_ends(s: &mut Story) -> StepFuture<'_> {
 }
 
 /// Waits (bounded) for the phone's Door Sync with `door_id` to end, and returns its event.
+/// A progress bar follows the bundle's bytes as the lock acknowledges them (stderr, and only
+/// on a terminal, like the spinners).
 async fn door_synced(phone: &Phone, since: Instant, door_id: &str) -> Result<DoorEvent, StepError> {
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("    Door Sync {bar:30} {bytes}/{total_bytes}")
+    {
+        bar.set_style(style);
+    }
+    let result = wait_synced(phone, since, door_id, &bar).await;
+    bar.finish_and_clear();
+    result
+}
+
+async fn wait_synced(
+    phone: &Phone,
+    since: Instant,
+    door_id: &str,
+    bar: &indicatif::ProgressBar,
+) -> Result<DoorEvent, StepError> {
     for _ in 0..400 {
+        for (_, e) in phone.events.since(since) {
+            if let DoorEvent::SyncProgress {
+                door_id: d,
+                done,
+                total,
+            } = e
+            {
+                if d == door_id {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                }
+            }
+        }
         if let Some((_, e)) =
             phone.events.since(since).into_iter().find(
                 |(_, e)| matches!(e, DoorEvent::DoorSynced { door_id: d, .. } if d == door_id),
