@@ -1,7 +1,8 @@
-// swift-tools-version:5.9
-// DoorCore: the Swift package apps depend on. The UniFFI-generated Swift lives in its own
-// target (generated code stays in Swift 5 mode); the C header and module map sit in
-// DoorCoreFFI. On Apple platforms the Rust library comes as an XCFramework built by
+// swift-tools-version:6.0
+// DoorCore: the Swift package apps depend on. `DoorCore` is the thin Swift 6 facade apps
+// import (it re-exports the bindings); the UniFFI-generated Swift lives in its own target
+// (generated code stays in Swift 5 mode); the C header and module map sit in DoorCoreFFI.
+// On Apple platforms the Rust library comes as an XCFramework built by
 // scripts/build-xcframework (needs Xcode); on Linux (the test suite here) the module map
 // links libdoor_core from the library search path.
 import PackageDescription
@@ -10,6 +11,7 @@ let package = Package(
     name: "DoorCore",
     platforms: [.iOS(.v15), .macOS(.v12)],
     products: [
+        .library(name: "DoorCore", targets: ["DoorCore"]),
         .library(name: "DoorCoreBindings", targets: ["DoorCoreBindings"]),
     ],
     targets: [
@@ -17,12 +19,20 @@ let package = Package(
         .target(
             name: "DoorCoreBindings",
             dependencies: ["DoorCoreFFI"],
-            path: "Sources/DoorCoreBindings"
+            path: "Sources/DoorCoreBindings",
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .target(
+            name: "DoorCore",
+            dependencies: ["DoorCoreBindings"],
+            path: "Sources/DoorCore",
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
             name: "DoorCoreTests",
-            dependencies: ["DoorCoreBindings"],
-            path: "Tests/DoorCoreTests"
+            dependencies: ["DoorCore", "DoorCoreBindings"],
+            path: "Tests/DoorCoreTests",
+            swiftSettings: [.swiftLanguageMode(.v5)]
         ),
     ]
 )

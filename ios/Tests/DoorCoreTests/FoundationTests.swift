@@ -15,17 +15,6 @@ private func utc(_ iso: String) -> Date {
     ISO8601DateFormatter().date(from: iso)!
 }
 
-/// A Swift DeviceSigner: delegates to a core key and counts the callbacks it receives.
-private final class CountingSigner: DeviceSigner, @unchecked Sendable {
-    let inner = ephemeralDeviceSigner()
-    private(set) var signed = 0
-    func publicKey() throws -> Data { try inner.publicKey() }
-    func sign(message: Data) throws -> Data {
-        signed += 1
-        return try inner.sign(message: message)
-    }
-}
-
 private final class RefusingSigner: DeviceSigner, @unchecked Sendable {
     func publicKey() throws -> Data { try ephemeralDeviceSigner().publicKey() }
     func sign(message: Data) throws -> Data {

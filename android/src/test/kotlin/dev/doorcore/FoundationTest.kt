@@ -10,11 +10,6 @@ import dev.doorcore.ffi.Weekday
 import dev.doorcore.ffi.ephemeralDeviceSigner
 import dev.doorcore.ffi.liveObjects
 import dev.doorcore.ffi.proveDevicePossession
-import java.math.BigInteger
-import java.security.KeyPairGenerator
-import java.security.Signature
-import java.security.interfaces.ECPublicKey
-import java.security.spec.ECGenParameterSpec
 import java.time.Duration
 import java.time.Instant
 import kotlin.test.assertEquals
@@ -32,33 +27,6 @@ private val WEEKDAYS = listOf(Weekday.MONDAY, Weekday.TUESDAY, Weekday.WEDNESDAY
 /** "gym access only Monday-Friday 6 AM-10 PM" (the DOOR seed). */
 private fun gym(notAfter: Instant? = null) =
     KeySchedule(listOf(ScheduleWindow(WEEKDAYS, (6 * 60).toUShort(), (22 * 60).toUShort())), null, notAfter)
-
-/** A device key in the JDK's own ECDSA: a second P-256 implementation the core must accept. */
-private class JdkSigner : DeviceSigner {
-    private val pair = KeyPairGenerator.getInstance("EC").apply { initialize(ECGenParameterSpec("secp256r1")) }.generateKeyPair()
-
-    override fun publicKey(): ByteArray {
-        val w = (pair.public as ECPublicKey).w
-        return byteArrayOf(4) + fixed32(w.affineX) + fixed32(w.affineY)
-    }
-
-    // SHA256withECDSA answers in DER; the core must take it as it comes.
-    override fun sign(message: ByteArray): ByteArray =
-        Signature.getInstance("SHA256withECDSA").run {
-            initSign(pair.private)
-            update(message)
-            sign()
-        }
-
-    fun verifyRaw(message: ByteArray, raw: ByteArray): Boolean =
-        Signature.getInstance("SHA256withECDSAinP1363Format").run {
-            initVerify(pair.public)
-            update(message)
-            verify(raw)
-        }
-
-    private fun fixed32(n: BigInteger): ByteArray = n.toByteArray().takeLast(32).toByteArray().let { ByteArray(32 - it.size) + it }
-}
 
 private class RefusingSigner : DeviceSigner {
     override fun publicKey(): ByteArray = ephemeralDeviceSigner().publicKey()

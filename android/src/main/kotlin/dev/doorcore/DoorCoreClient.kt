@@ -1,0 +1,46 @@
+package dev.doorcore
+
+import dev.doorcore.ffi.BleTransport
+import dev.doorcore.ffi.ClientConfig
+import dev.doorcore.ffi.DeviceSigner
+import dev.doorcore.ffi.DoorClient
+import dev.doorcore.ffi.DoorClientInterface
+import dev.doorcore.ffi.DoorEvent
+import dev.doorcore.ffi.EventListener
+import kotlinx.coroutines.channels.BufferOverflow
+import kotlinx.coroutines.flow.MutableSharedFlow
+import kotlinx.coroutines.flow.SharedFlow
+import kotlinx.coroutines.flow.asSharedFlow
+
+/**
+ * The thin Kotlin face of door-core: the generated [DoorClient] (every call delegates to it),
+ * with the core's events as a hot [SharedFlow] instead of a listener object. Events reach
+ * the collectors subscribed when they happen (collect before you act); the core's thread
+ * never blocks on a slow collector (the oldest of 256 buffered events is dropped).
+ * Close it (or `use {}`) to free the Rust client.
+ */
+class DoorCoreClient private constructor(
+    private val flow: MutableSharedFlow<DoorEvent>,
+    val client: DoorClient,
+) : DoorClientInterface by client, AutoCloseable {
+
+    constructor(config: ClientConfig, signer: DeviceSigner?, ble: BleTransport?) : this(newFlow(), config, signer, ble)
+
+    private constructor(flow: MutableSharedFlow<DoorEvent>, config: ClientConfig, signer: DeviceSigner?, ble: BleTransport?) :
+        this(flow, DoorClient(config, signer, FlowListener(flow), ble))
+
+    /** Every event of this client, delivered on the core's thread to the flow's buffer. */
+    val events: SharedFlow<DoorEvent> = flow.asSharedFlow()
+
+    override fun close() = client.close()
+
+    private class FlowListener(private val flow: MutableSharedFlow<DoorEvent>) : EventListener {
+        override fun onEvent(event: DoorEvent) {
+            flow.tryEmit(event)
+        }
+    }
+
+    private companion object {
+        fun newFlow() = MutableSharedFlow<DoorEvent>(extraBufferCapacity = 256, onBufferOverflow = BufferOverflow.DROP_OLDEST)
+    }
+}

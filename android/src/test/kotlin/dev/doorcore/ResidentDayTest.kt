@@ -1,0 +1,173 @@
+package dev.doorcore
+
+import dev.doorcore.ffi.AccessDecision
+import dev.doorcore.ffi.ClientConfig
+import dev.doorcore.ffi.DoorEvent
+import dev.doorcore.ffi.DoorException
+import dev.doorcore.ffi.UnlockStage
+import java.time.Duration
+import java.time.Instant
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertFalse
+import kotlin.test.assertNotNull
+import kotlin.test.assertTrue
+import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.flow.onSubscription
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import org.junit.AfterClass
+import org.junit.BeforeClass
+import org.junit.Test
+
+/**
+ * A resident's day through the generated Kotlin API, as an Android app runs it: against
+ * `door testbed --json` (door-server and a reference lock per door, on the system clock),
+ * with a Kotlin BleTransport over the testbed's TCP framing, a JDK ECDSA device key, and the
+ * DoorCoreClient facade's SharedFlow of events.
+ */
+class ResidentDayTest {
+    companion object {
+        private lateinit var testbed: Testbed
+
+        @BeforeClass @JvmStatic
+        fun startTestbed() {
+            testbed = Testbed.start()
+        }
+
+        @AfterClass @JvmStatic
+        fun stopTestbed() {
+            if (::testbed.isInitialized) testbed.close()
+        }
+    }
+
+    /** A phone: the DoorCoreClient facade, its event flow collected into a log the test waits on. */
+    private class Phone(name: String, scope: CoroutineScope) : AutoCloseable {
+        val signer = JdkSigner()
+        val events = EventLog()
+        val ble = TcpBleTransport("127.0.0.1", testbed.lockPort)
+        val client = DoorCoreClient(ClientConfig(testbed.serverUrl, tempDir("door-$name").path, 5000u), signer, ble)
+        private val subscribed = CompletableDeferred<Unit>()
+        private val collector = scope.launch(Dispatchers.Default) {
+            client.events.onSubscription { subscribed.complete(Unit) }.collect { events.onEvent(it) }
+        }
+
+        suspend fun ready() = apply { subscribed.await() }
+
+        override fun close() {
+            collector.cancel()
+            client.close()
+        }
+    }
+
+    /** The flow is hot: subscribe before the phone does anything. */
+    private suspend fun CoroutineScope.phone(name: String) = Phone(name, this).ready()
+
+    @Test
+    fun aResidentsDay() = runBlocking<Unit> {
+        val alice = testbed.person("Alice")
+        val lobby = testbed.door("Lobby")
+        val unit = testbed.door("Unit 101") // Alice's apartment
+
+        phone("alice").use { phone ->
+            val app = phone.client
+            // Sign in: the device key proves possession with the JDK signer.
+            val person = app.signIn(alice.email, alice.password)
+            assertEquals("Alice", person.name)
+            assertTrue(app.isSignedIn())
+            assertTrue(phone.signer.signed >= 1, "the core never asked the Kotlin signer")
+
+            // Her doors: sorted, named by door names only (never a key name).
+            val doors = app.doors()
+            val names = doors.map { it.name }
+            assertEquals(names.sorted(), names)
+            val doorNames = testbed.doors.map { it.name }.toSet()
+            assertTrue(names.all { it in doorNames }, "a name that is not a door's: $names")
+            assertTrue(lobby.name in names && unit.name in names, "$names")
+            assertTrue(doors.none { it.name.contains("key", ignoreCase = true) }, "$names")
+
+            // Unlock the Lobby over the Kotlin transport.
+            val receipt = app.unlock(lobby.id, 10_000u)
+            assertTrue(receipt.attempts >= 1u)
+            assertTrue(Duration.between(receipt.lockTime, Instant.now()).abs() < Duration.ofMinutes(5), "${receipt.lockTime}")
+            assertTrue(phone.ble.connections.get() >= 1 && phone.ble.writes.get() >= 1 && phone.ble.notifications.get() >= 1)
+            for (stage in listOf(UnlockStage.CONNECTING, UnlockStage.AUTHORIZING)) {
+                assertNotNull(
+                    phone.events.await { it == DoorEvent.UnlockProgress(lobby.id, stage) },
+                    "no UnlockProgress $stage in ${phone.events.events}",
+                )
+            }
+            assertTrue(app.recentActivity(10u).any { it.doorId == lobby.id && it.outcome == "granted" })
+
+            // The Lobby keypad's doorcode.
+            val code = app.doorcode(lobby.id)
+            assertNotNull(code)
+            assertTrue(code.isNotEmpty() && code.all { it.isDigit() }, code)
+
+            // Invite a guest to the Lobby and her unit, for two days.
+            val from = Instant.now()
+            val until = from.plus(Duration.ofHours(48))
+            val invite = app.inviteGuest(listOf(lobby.id, unit.id), "+1 555 0100", from, until)
+            assertEquals(setOf(lobby.id, unit.id), invite.guest.doorIds.toSet())
+            assertEquals("+1 555 0100", invite.guest.contact)
+            assertEquals(until.epochSecond, invite.guest.until.epochSecond)
+            assertFalse(invite.guest.redeemed)
+            assertTrue(invite.inviteToken.isNotEmpty())
+
+            // The guest's phone redeems the invite and opens the Lobby.
+            phone("guest").use { guest ->
+                guest.client.redeemInvite(invite.inviteToken)
+                assertTrue(guest.client.isSignedIn())
+                assertEquals(setOf(lobby.name, unit.name), guest.client.doors().map { it.name }.toSet())
+                guest.client.unlock(lobby.id, 10_000u)
+                assertTrue(guest.ble.connections.get() >= 1)
+
+                // Alice sees the guest (redeemed) and revokes them.
+                val listed = app.guests().single { it.id == invite.guest.id }
+                assertTrue(listed.redeemed)
+                assertFalse(listed.revoked)
+                val revoked = app.revokeGuest(invite.guest.id)
+                assertTrue(revoked.revoked)
+
+                // The guest's session is over, and the app is told.
+                assertFailsWith<DoorException.SessionExpired> { guest.client.refresh() }
+                assertNotNull(guest.events.await { it == DoorEvent.SessionExpired }, "${guest.events.events}")
+            }
+        }
+    }
+
+    @Test
+    fun everyDoorHasADecisionNowAndErrorsArriveTyped() = runBlocking<Unit> {
+        val bob = testbed.person("Bob")
+        phone("bob").use { phone ->
+            val app = phone.client
+            // Before signing in: a typed NotSignedIn, not a string.
+            assertFalse(app.isSignedIn())
+            assertFailsWith<DoorException.NotSignedIn> { app.refresh() }
+
+            app.signIn(bob.email, bob.password)
+            val doors = app.doors()
+            assertTrue(doors.isNotEmpty())
+            for (door in doors) {
+                // The instant answer, from the cache: no radio, no network.
+                val decision = app.accessNow(door.id)
+                assertTrue(
+                    decision is AccessDecision.Allowed || decision is AccessDecision.OutOfSchedule ||
+                        decision is AccessDecision.NotYetValid || decision is AccessDecision.Expired,
+                    "$decision",
+                )
+                assertEquals(door.access::class, decision::class, door.name)
+            }
+            assertEquals(0, phone.ble.connections.get())
+
+            val now = Instant.now()
+            val empty = assertFailsWith<DoorException.InvalidInput> {
+                app.inviteGuest(emptyList(), "+1 555 0100", now, now.plus(Duration.ofHours(1)))
+            }
+            assertEquals("door_ids", empty.field)
+            assertTrue(empty.reason.isNotEmpty())
+        }
+    }
+}

@@ -1,0 +1,293 @@
+package dev.doorcore
+
+import dev.doorcore.ffi.BleFailure
+import dev.doorcore.ffi.BleTransport
+import dev.doorcore.ffi.DeviceSigner
+import dev.doorcore.ffi.DoorEvent
+import dev.doorcore.ffi.EventListener
+import java.io.BufferedInputStream
+import java.io.BufferedOutputStream
+import java.io.BufferedReader
+import java.io.DataInputStream
+import java.io.DataOutputStream
+import java.io.File
+import java.io.IOException
+import java.io.InputStreamReader
+import java.math.BigInteger
+import java.net.InetSocketAddress
+import java.net.Socket
+import java.nio.file.Files
+import java.security.KeyPairGenerator
+import java.security.Signature
+import java.security.interfaces.ECPublicKey
+import java.security.spec.ECGenParameterSpec
+import java.util.concurrent.ConcurrentHashMap
+import java.util.concurrent.CopyOnWriteArrayList
+import java.util.concurrent.TimeUnit
+import java.util.concurrent.atomic.AtomicInteger
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.withContext
+
+/** A device key in the JDK's own ECDSA: a second P-256 implementation the core must accept. */
+class JdkSigner : DeviceSigner {
+    private val pair = KeyPairGenerator.getInstance("EC").apply { initialize(ECGenParameterSpec("secp256r1")) }.generateKeyPair()
+    private val calls = AtomicInteger()
+
+    /** How many times the core asked this key to sign. */
+    val signed: Int get() = calls.get()
+
+    override fun publicKey(): ByteArray {
+        val w = (pair.public as ECPublicKey).w
+        return byteArrayOf(4) + fixed32(w.affineX) + fixed32(w.affineY)
+    }
+
+    // SHA256withECDSA answers in DER; the core must take it as it comes.
+    override fun sign(message: ByteArray): ByteArray {
+        calls.incrementAndGet()
+        return Signature.getInstance("SHA256withECDSA").run {
+            initSign(pair.private)
+            update(message)
+            sign()
+        }
+    }
+
+    fun verifyRaw(message: ByteArray, raw: ByteArray): Boolean =
+        Signature.getInstance("SHA256withECDSAinP1363Format").run {
+            initVerify(pair.public)
+            update(message)
+            verify(raw)
+        }
+
+    private fun fixed32(n: BigInteger): ByteArray = n.toByteArray().takeLast(32).toByteArray().let { ByteArray(32 - it.size) + it }
+}
+
+/** Collects the core's events (delivered on a core thread). */
+class EventLog : EventListener {
+    val events = CopyOnWriteArrayList<DoorEvent>()
+
+    override fun onEvent(event: DoorEvent) {
+        events.add(event)
+    }
+
+    /** Waits up to [timeoutMs] for an event matching [predicate]. */
+    fun await(timeoutMs: Long = 5_000, predicate: (DoorEvent) -> Boolean): DoorEvent? {
+        val end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs)
+        while (System.nanoTime() < end) {
+            events.firstOrNull(predicate)?.let { return it }
+            Thread.sleep(10)
+        }
+        return events.firstOrNull(predicate)
+    }
+}
+
+/**
+ * An app's BLE stack over the testbed's TCP framing (cli/README.md): one TCP connection is one
+ * BLE connection; the phone first sends the lock id and "\n"; every write and every
+ * notification is a u16 big-endian length and the bytes.
+ */
+class TcpBleTransport(private val host: String, private val port: Int) : BleTransport {
+    private class Link(val socket: Socket) {
+        val input = DataInputStream(BufferedInputStream(socket.getInputStream()))
+        val output = DataOutputStream(BufferedOutputStream(socket.getOutputStream()))
+    }
+
+    private val links = ConcurrentHashMap<String, Link>()
+    val connections = AtomicInteger()
+    val writes = AtomicInteger()
+    val notifications = AtomicInteger()
+
+    override suspend fun connect(lockId: String, timeoutMs: ULong): UShort = withContext(Dispatchers.IO) {
+        links.remove(lockId)?.socket?.close()
+        val socket = Socket()
+        try {
+            socket.tcpNoDelay = true
+            val timeout = if (timeoutMs == 0uL) 10_000 else timeoutMs.coerceAtMost(Int.MAX_VALUE.toULong()).toInt()
+            socket.connect(InetSocketAddress(host, port), timeout)
+            val link = Link(socket)
+            link.output.write("$lockId\n".toByteArray(Charsets.US_ASCII))
+            link.output.flush()
+            links[lockId] = link
+        } catch (e: IOException) {
+            socket.close()
+            throw BleFailure.NotInRange()
+        }
+        connections.incrementAndGet()
+        MTU
+    }
+
+    override suspend fun write(lockId: String, fragment: ByteArray) = withContext(Dispatchers.IO) {
+        val link = links[lockId] ?: throw BleFailure.Disconnected()
+        try {
+            synchronized(link.output) {
+                link.output.writeShort(fragment.size)
+                link.output.write(fragment)
+                link.output.flush()
+            }
+            writes.incrementAndGet()
+            Unit
+        } catch (e: IOException) {
+            throw BleFailure.Disconnected()
+        }
+    }
+
+    override suspend fun nextNotification(lockId: String): ByteArray = withContext(Dispatchers.IO) {
+        val link = links[lockId] ?: throw BleFailure.Disconnected()
+        try {
+            val size = link.input.readUnsignedShort()
+            ByteArray(size).also {
+                link.input.readFully(it)
+                notifications.incrementAndGet()
+            }
+        } catch (e: IOException) { // EOF included: the lock hung up
+            throw BleFailure.Disconnected()
+        }
+    }
+
+    // Closing the socket also ends a read still blocked in nextNotification.
+    override suspend fun disconnect(lockId: String) = withContext(Dispatchers.IO) {
+        links.remove(lockId)?.socket?.close()
+        Unit
+    }
+
+    companion object {
+        val MTU: UShort = 247u
+    }
+}
+
+/** `door testbed --json`: door-server and a reference lock for every door, until stdin closes. */
+class Testbed private constructor(private val process: Process, json: Map<String, Any?>) : AutoCloseable {
+    data class PersonInfo(val name: String, val email: String, val password: String)
+    data class DoorInfo(val id: String, val name: String, val lockId: String)
+
+    val serverUrl = json["server_url"] as String
+    val lockPort = (json["lock_port"] as Number).toInt()
+    val timeZone = json["time_zone"] as String
+
+    @Suppress("UNCHECKED_CAST")
+    val people = (json["people"] as List<Map<String, Any?>>).map {
+        PersonInfo(it["name"] as String, it["email"] as String, it["password"] as String)
+    }
+
+    @Suppress("UNCHECKED_CAST")
+    val doors = (json["doors"] as List<Map<String, Any?>>).map {
+        DoorInfo(it["id"] as String, it["name"] as String, it["lock_id"] as String)
+    }
+
+    fun person(name: String) = people.single { it.name == name }
+    fun door(name: String) = doors.single { it.name == name }
+
+    /** Closing stdin ends the testbed. */
+    override fun close() {
+        runCatching { process.outputStream.close() }
+        if (!process.waitFor(10, TimeUnit.SECONDS)) process.destroyForcibly()
+    }
+
+    companion object {
+        /** The `door` binary: -Ddoor.bin (scripts/test-kotlin sets it), else DOOR_BIN. */
+        fun doorBinary(): String =
+            System.getProperty("door.bin") ?: System.getenv("DOOR_BIN") ?: error("set -Ddoor.bin or DOOR_BIN to the door binary")
+
+        fun start(): Testbed {
+            val process = ProcessBuilder(doorBinary(), "testbed", "--json")
+                .redirectError(ProcessBuilder.Redirect.INHERIT)
+                .start()
+            val line = BufferedReader(InputStreamReader(process.inputStream, Charsets.UTF_8)).readLine()
+            if (line == null) {
+                process.destroyForcibly()
+                error("door testbed exited without its JSON line (status ${process.waitFor()})")
+            }
+            @Suppress("UNCHECKED_CAST")
+            return Testbed(process, MiniJson(line).parse() as Map<String, Any?>)
+        }
+    }
+}
+
+fun tempDir(prefix: String): File = Files.createTempDirectory(prefix).toFile().also { it.deleteOnExit() }
+
+/** Just enough JSON for the testbed's line (objects, arrays, strings, numbers, literals). */
+private class MiniJson(private val s: String) {
+    private var i = 0
+
+    fun parse(): Any? = value().also { ws(); require(i == s.length) { "trailing data at $i" } }
+
+    private fun ws() {
+        while (i < s.length && s[i].isWhitespace()) i++
+    }
+
+    private fun value(): Any? {
+        ws()
+        return when (s[i]) {
+            '{' -> {
+                i++
+                val m = LinkedHashMap<String, Any?>()
+                ws()
+                if (s[i] == '}') { i++; return m }
+                while (true) {
+                    ws()
+                    val k = string()
+                    ws(); expect(':')
+                    m[k] = value()
+                    ws()
+                    if (s[i] == ',') i++ else { expect('}'); return m }
+                }
+                @Suppress("UNREACHABLE_CODE") m
+            }
+            '[' -> {
+                i++
+                val l = ArrayList<Any?>()
+                ws()
+                if (s[i] == ']') { i++; return l }
+                while (true) {
+                    l.add(value())
+                    ws()
+                    if (s[i] == ',') i++ else { expect(']'); return l }
+                }
+                @Suppress("UNREACHABLE_CODE") l
+            }
+            '"' -> string()
+            't' -> literal("true", true)
+            'f' -> literal("false", false)
+            'n' -> literal("null", null)
+            else -> {
+                val start = i
+                while (i < s.length && (s[i].isDigit() || s[i] in "+-.eE")) i++
+                s.substring(start, i).toDouble()
+            }
+        }
+    }
+
+    private fun literal(word: String, v: Any?): Any? {
+        require(s.startsWith(word, i)) { "bad literal at $i" }
+        i += word.length
+        return v
+    }
+
+    private fun expect(c: Char) {
+        require(s[i] == c) { "expected '$c' at $i" }
+        i++
+    }
+
+    private fun string(): String {
+        expect('"')
+        val b = StringBuilder()
+        while (s[i] != '"') {
+            if (s[i] == '\\') {
+                i++
+                when (val e = s[i]) {
+                    'n' -> b.append('\n')
+                    't' -> b.append('\t')
+                    'r' -> b.append('\r')
+                    'b' -> b.append('\b')
+                    'f' -> b.append('\u000c')
+                    'u' -> { b.append(s.substring(i + 1, i + 5).toInt(16).toChar()); i += 4 }
+                    else -> b.append(e)
+                }
+            } else {
+                b.append(s[i])
+            }
+            i++
+        }
+        i++
+        return b.toString()
+    }
+}

@@ -1,0 +1,173 @@
+import DoorCore
+import DoorCoreBindings
+import Foundation
+import XCTest
+
+/// A resident's day through the generated Swift API, as an iOS app runs it: against
+/// `door testbed --json` (door-server and a reference lock per door, on the system clock),
+/// with a Swift BleTransport over the testbed's TCP framing, a Swift DeviceSigner, and the
+/// DoorCore facade's AsyncStream of events.
+final class ResidentDayTests: XCTestCase {
+    nonisolated(unsafe) private static var testbed: Testbed?
+
+    override class func setUp() {
+        super.setUp()
+        do {
+            testbed = try Testbed()
+        } catch {
+            XCTFail("could not start door testbed: \(error)")
+        }
+    }
+
+    override class func tearDown() {
+        testbed?.close()
+        testbed = nil
+        super.tearDown()
+    }
+
+    /// A phone: the DoorCore facade over the generated client, its events drained from the
+    /// facade's AsyncStream into a log the test can wait on.
+    private struct Phone {
+        let signer = CountingSigner()
+        let events = EventLog()
+        let ble: TcpBleTransport
+        let core: DoorCoreClient
+        var client: DoorClient { core.client }
+
+        init(_ name: String, _ testbed: Testbed) throws {
+            ble = TcpBleTransport(port: testbed.info.lockPort)
+            core = try DoorCoreClient(
+                config: ClientConfig(serverUrl: testbed.info.serverUrl, dataDir: try temporaryDirectory("door-\(name)"),
+                                     requestTimeoutMs: 5000),
+                signer: signer, ble: ble)
+            let stream = core.events
+            let log = events
+            Task { for await event in stream { log.onEvent(event: event) } }
+        }
+    }
+
+    private func bed() throws -> Testbed {
+        try XCTUnwrap(ResidentDayTests.testbed, "no testbed")
+    }
+
+    func testAResidentsDay() async throws {
+        let testbed = try bed()
+        let alice = testbed.person("Alice")
+        let lobby = testbed.door("Lobby")
+        let unit = testbed.door("Unit 101") // Alice's apartment
+
+        let phone = try Phone("alice", testbed)
+        let app = phone.client
+        // Sign in: the device key proves possession through the Swift signer.
+        let person = try await app.signIn(email: alice.email, password: alice.password)
+        XCTAssertEqual(person.name, "Alice")
+        XCTAssertTrue(app.isSignedIn())
+        XCTAssertGreaterThanOrEqual(phone.signer.signed, 1, "the core never asked the Swift signer")
+
+        // Her doors: sorted, named by door names only (never a key name).
+        let names = try app.doors().map(\.name)
+        XCTAssertEqual(names, names.sorted())
+        let doorNames = Set(testbed.info.doors.map(\.name))
+        XCTAssertTrue(names.allSatisfy(doorNames.contains), "\(names)")
+        XCTAssertTrue(names.contains(lobby.name) && names.contains(unit.name), "\(names)")
+        XCTAssertFalse(names.contains { $0.localizedCaseInsensitiveContains("key") }, "\(names)")
+
+        // Unlock the Lobby over the Swift transport.
+        let receipt = try await app.unlock(doorId: lobby.id, timeoutMs: 10_000)
+        XCTAssertGreaterThanOrEqual(receipt.attempts, 1)
+        XCTAssertLessThan(abs(receipt.lockTime.timeIntervalSinceNow), 300, "\(receipt.lockTime)")
+        XCTAssertGreaterThanOrEqual(phone.ble.connections, 1)
+        XCTAssertGreaterThanOrEqual(phone.ble.writes, 1)
+        XCTAssertGreaterThanOrEqual(phone.ble.notifications, 1)
+        for stage in [UnlockStage.connecting, .authorizing] {
+            let seen = await phone.events.waitFor(.unlockProgress(doorId: lobby.id, stage: stage))
+            XCTAssertTrue(seen, "no unlockProgress \(stage) in \(phone.events.events)")
+        }
+        XCTAssertTrue(try app.recentActivity(limit: 10).contains { $0.doorId == lobby.id && $0.outcome == "granted" })
+
+        // The Lobby keypad's doorcode.
+        let code = try XCTUnwrap(try app.doorcode(doorId: lobby.id))
+        XCTAssertFalse(code.isEmpty)
+        XCTAssertTrue(code.allSatisfy(\.isNumber), code)
+
+        // Invite a guest to the Lobby and her unit, for two days.
+        let from = Date()
+        let until = from.addingTimeInterval(48 * 3600)
+        let invite = try await app.inviteGuest(doorIds: [lobby.id, unit.id], contact: "+1 555 0100", from: from, until: until)
+        XCTAssertEqual(Set(invite.guest.doorIds), [lobby.id, unit.id])
+        XCTAssertEqual(invite.guest.contact, "+1 555 0100")
+        XCTAssertEqual(invite.guest.until.timeIntervalSince1970, until.timeIntervalSince1970.rounded(.down))
+        XCTAssertFalse(invite.guest.redeemed)
+        XCTAssertFalse(invite.inviteToken.isEmpty)
+
+        // The guest's phone redeems the invite and opens the Lobby.
+        let guest = try Phone("guest", testbed)
+        _ = try await guest.client.redeemInvite(inviteToken: invite.inviteToken)
+        XCTAssertTrue(guest.client.isSignedIn())
+        XCTAssertEqual(Set(try guest.client.doors().map(\.name)), [lobby.name, unit.name])
+        _ = try await guest.client.unlock(doorId: lobby.id, timeoutMs: 10_000)
+        XCTAssertGreaterThanOrEqual(guest.ble.connections, 1)
+
+        // Alice sees the guest (redeemed) and revokes them.
+        let guests = try await app.guests()
+        let listed = try XCTUnwrap(guests.first { $0.id == invite.guest.id })
+        XCTAssertTrue(listed.redeemed)
+        XCTAssertFalse(listed.revoked)
+        let revoked = try await app.revokeGuest(guestId: invite.guest.id)
+        XCTAssertTrue(revoked.revoked)
+
+        // The guest's session is over, and the app is told.
+        do {
+            _ = try await guest.client.refresh()
+            XCTFail("the guest's refresh should fail")
+        } catch DoorError.SessionExpired {
+        } catch {
+            XCTFail("expected SessionExpired, got \(error)")
+        }
+        let told = await guest.events.waitFor(.sessionExpired)
+        XCTAssertTrue(told, "\(guest.events.events)")
+    }
+
+    func testEveryDoorHasADecisionNowAndErrorsArriveTyped() async throws {
+        let testbed = try bed()
+        let bob = testbed.person("Bob")
+        let phone = try Phone("bob", testbed)
+        let app = phone.client
+
+        // Before signing in: a typed NotSignedIn, not a string.
+        XCTAssertFalse(app.isSignedIn())
+        do {
+            _ = try await app.refresh()
+            XCTFail("refresh before signing in should fail")
+        } catch DoorError.NotSignedIn {
+        } catch {
+            XCTFail("expected NotSignedIn, got \(error)")
+        }
+
+        _ = try await app.signIn(email: bob.email, password: bob.password)
+        let doors = try app.doors()
+        XCTAssertFalse(doors.isEmpty)
+        for door in doors {
+            // The instant answer, from the cache: no radio, no network.
+            let decision = try app.accessNow(doorId: door.id)
+            switch (decision, door.access) {
+            case (.allowed, .allowed), (.outOfSchedule, .outOfSchedule), (.notYetValid, .notYetValid), (.expired, .expired):
+                break
+            default:
+                XCTFail("\(door.name): accessNow \(decision), doors() \(door.access)")
+            }
+        }
+        XCTAssertEqual(phone.ble.connections, 0)
+
+        let now = Date()
+        do {
+            _ = try await app.inviteGuest(doorIds: [], contact: "+1 555 0100", from: now, until: now.addingTimeInterval(3600))
+            XCTFail("an invite to no door should fail")
+        } catch let DoorError.InvalidInput(field, reason) {
+            XCTAssertEqual(field, "door_ids")
+            XCTAssertFalse(reason.isEmpty)
+        } catch {
+            XCTFail("expected InvalidInput, got \(error)")
+        }
+    }
+}
