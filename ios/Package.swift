@@ -7,6 +7,15 @@
 // links libdoor_core from the library search path.
 import PackageDescription
 
+#if os(Linux)
+// Linux: the module map links libdoor_core from the library search path.
+let ffi: Target = .systemLibrary(name: "DoorCoreFFI", path: "Sources/DoorCoreFFI")
+#else
+// Apple platforms: the XCFramework (static library, header and module map for devices and
+// simulators) that scripts/build-xcframework makes.
+let ffi: Target = .binaryTarget(name: "DoorCoreFFI", path: "DoorCoreFFI.xcframework")
+#endif
+
 let package = Package(
     name: "DoorCore",
     platforms: [.iOS(.v15), .macOS(.v12)],
@@ -15,7 +24,7 @@ let package = Package(
         .library(name: "DoorCoreBindings", targets: ["DoorCoreBindings"]),
     ],
     targets: [
-        .systemLibrary(name: "DoorCoreFFI", path: "Sources/DoorCoreFFI"),
+        ffi,
         .target(
             name: "DoorCoreBindings",
             dependencies: ["DoorCoreFFI"],
