@@ -583,12 +583,15 @@ impl Core {
     /// Whether the phone carries something for this door's lock: a bundle newer than what
     /// the lock had when last seen, or audit records not yet uploaded.
     pub fn sync_pending(&self, door: &CachedDoor) -> CoreResult<bool> {
-        let (seen, needs_full) = self.store.lock_seen(&door.lock_id)?;
-        let newer = match self.store.bundle(&door.lock_id)? {
-            Some(b) => seen.is_none_or(|s| s < b.iteration) || needs_full,
-            None => false,
-        };
-        Ok(newer || self.store.outbox()?.iter().any(|(l, _)| *l == door.lock_id))
+        Ok(self
+            .store
+            .locks_with_pending_sync()?
+            .contains(&door.lock_id))
+    }
+
+    /// The lock ids `sync_pending` holds for, all at once (for door lists).
+    pub fn locks_with_pending_sync(&self) -> CoreResult<std::collections::HashSet<String>> {
+        Ok(self.store.locks_with_pending_sync()?)
     }
 
     /// This person's recent unlocks on this phone, newest first.

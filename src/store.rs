@@ -269,6 +269,20 @@ impl Store {
         Ok(())
     }
 
+    /// Locks for which the phone carries something: a bundle newer than what the lock had
+    /// when last seen (or a full one it needs), or audit records not yet uploaded. One pass
+    /// over two small tables, so listing many doors stays cheap.
+    pub fn locks_with_pending_sync(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT lock_id FROM locks WHERE bundle_iteration IS NOT NULL \
+               AND (needs_full OR seen_iteration IS NULL OR seen_iteration < bundle_iteration) \
+             UNION SELECT DISTINCT lock_id FROM outbox",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Stores pulled audit records in one transaction; a record already held is kept as is.
     pub fn add_outbox(&self, lock_id: &str, records: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
         let mut conn = self.conn();

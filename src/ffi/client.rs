@@ -456,13 +456,14 @@ impl From<DenyReason> for UnlockDenial {
 
 impl DoorClient {
     fn doors_of(&self, views: Vec<DoorView>) -> Result<Vec<Door>, DoorError> {
-        views
+        let pending = self.core.locks_with_pending_sync()?;
+        Ok(views
             .into_iter()
             .map(|v| {
-                let pending = self.core.sync_pending(&v.door)?;
-                Ok(Door::new(v, pending))
+                let p = pending.contains(&v.door.lock_id);
+                Door::new(v, p)
             })
-            .collect()
+            .collect())
     }
 }
 
