@@ -27,7 +27,10 @@ fn the_demo_runs_to_success() {
         "the server made 2 guest keys, one per door",
         "the Lobby opens for the guest",
         "SessionExpired",
-        "All 12 steps behaved as expected",
+        "hands the lock the newest bundle",
+        "is refused by the Lobby's lock: Revoked",
+        "lock-signed records of the Lobby",
+        "All 15 steps behaved as expected",
     ] {
         assert!(out.contains(expected), "no {expected:?} in\n{out}");
     }
@@ -35,7 +38,7 @@ fn the_demo_runs_to_success() {
         out.lines()
             .filter(|l| l.trim_start().starts_with('✓'))
             .count(),
-        12
+        15
     );
     assert!(
         !out.contains('\x1b'),
