@@ -95,10 +95,21 @@ async fn the_lock_decides_the_schedule_on_its_own_clock() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lock_clock_drifted_beyond_tolerance_is_untrusted() {
+async fn a_slow_lock_is_set_right_by_signed_time_and_a_fast_one_is_untrusted() {
     let mut w = World::start().await;
     let (alice, _) = alice(&mut w).await;
+    // Ten minutes slow: the issuer-signed time the phone carries moves the lock's clock
+    // forward before the freshness check, and the same unlock goes through.
     w.lock_clock.set_drift(-10 * 60);
+    let receipt = alice.unlock(w.door_id("Lobby"), 5000).await.unwrap();
+    assert_eq!(
+        receipt.lock_time,
+        at(TUESDAY_10AM),
+        "the lock's clock reads the signed time"
+    );
+    // Fast beyond the tolerance: a signed time never turns a clock back that far, so the
+    // lock cannot trust the phone's freshness and refuses.
+    w.lock_clock.set_drift(10 * 60);
     let e = alice.unlock(w.door_id("Lobby"), 5000).await.unwrap_err();
     assert!(
         matches!(
@@ -109,8 +120,6 @@ async fn a_lock_clock_drifted_beyond_tolerance_is_untrusted() {
         ),
         "{e:?}"
     );
-    w.lock_clock.set_drift(90);
-    alice.unlock(w.door_id("Lobby"), 5000).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
