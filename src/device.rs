@@ -7,9 +7,6 @@
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 
-/// Domain separation: a possession proof can never be mistaken for any other signature.
-const POSSESSION_CONTEXT: &[u8] = b"door-core/device-possession/v1\0";
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DeviceError {
     #[error("the public key is not a P-256 SEC1 point ({0} bytes)")]
@@ -22,10 +19,7 @@ pub enum DeviceError {
     EmptyChallenge,
 }
 
-/// What the device signs to prove possession of its key for a server challenge.
-pub fn possession_message(challenge: &[u8]) -> Vec<u8> {
-    [POSSESSION_CONTEXT, challenge].concat()
-}
+pub use door_protocol::device::possession_message;
 
 /// Accepts SEC1 compressed (33 bytes) or uncompressed (65 bytes) points.
 pub fn parse_public_key(bytes: &[u8]) -> Result<VerifyingKey, DeviceError> {

@@ -211,13 +211,18 @@ pub fn insert_key(
         "INSERT INTO keys (id, property_id, name, kind) VALUES (?1, ?2, ?3, ?4)",
         params![id_param(&key), id_param(&property), name, kind],
     )?;
+    insert_key_doors(tx, key, doors)?;
+    Ok(key)
+}
+
+fn insert_key_doors(tx: &Transaction<'_>, key: Id, doors: &[(Id, bool, String)]) -> ApiResult<()> {
     for (door, doorcodes, schedule) in doors {
         tx.execute(
             "INSERT INTO key_doors (key_id, door_id, doorcodes, schedule) VALUES (?1, ?2, ?3, ?4)",
             params![id_param(&key), id_param(door), doorcodes, schedule],
         )?;
     }
-    Ok(key)
+    Ok(())
 }
 
 fn key_json(tx: &Transaction<'_>, property: Id, key: Id) -> ApiResult<KeyJson> {
@@ -345,14 +350,12 @@ pub async fn update_key(
     Ok(Json(state.db.write(|tx| {
         key_json(tx, property, key)?; // exists and is a manager key of this property
         let doors = key_doors(tx, property, &req.doors)?;
-        tx.execute("UPDATE keys SET name = ?1 WHERE id = ?2", params![req.name, id_param(&key)])?;
+        tx.execute(
+            "UPDATE keys SET name = ?1 WHERE id = ?2",
+            params![req.name, id_param(&key)],
+        )?;
         tx.execute("DELETE FROM key_doors WHERE key_id = ?1", [id_param(&key)])?;
-        for (door, doorcodes, schedule) in &doors {
-            tx.execute(
-                "INSERT INTO key_doors (key_id, door_id, doorcodes, schedule) VALUES (?1, ?2, ?3, ?4)",
-                params![id_param(&key), id_param(door), doorcodes, schedule],
-            )?;
-        }
+        insert_key_doors(tx, key, &doors)?;
         for person in key_holders(tx, key)? {
             rights_changed(tx, person, now)?;
         }

@@ -17,7 +17,6 @@ use crate::model::*;
 use crate::{schedule_json, AppState};
 
 const CHALLENGE_TTL: i64 = 300;
-const DEVICE_CONTEXT: &[u8] = b"door-core/device-possession/v1\0";
 
 #[utoipa::path(post, path = "/v1/auth/login", tag = "resident", request_body = Login,
     responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -201,7 +200,7 @@ pub async fn register_device(
         p256::ecdsa::Signature::from_der(&signature)
     }
     .map_err(|_| ApiError::invalid("signature", "is neither raw r||s nor DER"))?;
-    key.verify(&[DEVICE_CONTEXT, &challenge].concat(), &sig)
+    key.verify(&door_protocol::device::possession_message(&challenge), &sig)
         .map_err(|_| ApiError::invalid("signature", "does not verify under public_key"))?;
     let compressed = key.to_encoded_point(true).as_bytes().to_vec();
     let device = state.db.write(|tx| {
