@@ -3,7 +3,9 @@
 //! read for each signature and zeroized right after; apps that can keep a non-exportable
 //! hardware key implement `DeviceSigner` instead.
 
-use keyring_core::{Entry, Error as KeyringError};
+use std::sync::Arc;
+
+use keyring_core::{CredentialStore, Entry, Error as KeyringError};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use zeroize::Zeroizing;
@@ -37,13 +39,25 @@ pub fn ensure_default_store() -> Result<(), KeystoreError> {
     if keyring_core::get_default_store().is_some() {
         return Ok(());
     }
+    keyring_core::set_default_store(platform_store()?);
+    Ok(())
+}
+
+/// The platform's own store. On Android it reaches SharedPreferences and the Keystore through
+/// JNI, so the app must first hand over its context (`io.crates.keyring.Keyring
+/// .initializeNdkContext`, shipped in the android/ module); until then this fails and the app
+/// should pass a DeviceSigner.
+fn platform_store() -> Result<Arc<CredentialStore>, KeystoreError> {
     #[cfg(target_os = "linux")]
-    {
-        let store = linux_keyutils_keyring_store::Store::new().map_err(KeystoreError::from)?;
-        keyring_core::set_default_store(store);
-        Ok(())
-    }
-    #[cfg(not(target_os = "linux"))]
+    return Ok(linux_keyutils_keyring_store::Store::new()?);
+    #[cfg(target_os = "android")]
+    return Ok(android_native_keyring_store::Store::new()?);
+    // iOS apps are signed with a provisioning profile: the data-protection keychain.
+    #[cfg(target_os = "ios")]
+    return Ok(apple_native_keyring_store::protected::Store::new()?);
+    #[cfg(target_os = "macos")]
+    return Ok(apple_native_keyring_store::keychain::Store::new()?);
+    #[allow(unreachable_code)]
     Err(KeystoreError::NoStore)
 }
 
