@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use common::*;
@@ -177,5 +176,4 @@ async fn sync_this_door_carries_the_bundle_without_opening() {
         1,
         "only the sync itself is on record: nothing opened"
     );
-    let _ = Arc::clone(&alice);
 }

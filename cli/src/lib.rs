@@ -8,7 +8,7 @@ mod gatt;
 pub mod lock_sim;
 pub mod remote;
 pub mod show;
-mod signer;
+pub mod signer;
 pub mod tcp_link;
 pub mod testbed;
 

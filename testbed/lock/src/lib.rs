@@ -205,6 +205,11 @@ impl Lock {
             .map(|t| (t.received().len(), t.total_len as usize))
     }
 
+    /// The sequence number the lock's next audit record gets: it has written all below.
+    pub fn next_audit_seq(&self) -> u64 {
+        self.inner().state.audit.next_seq()
+    }
+
     /// Audit records no server has acknowledged.
     pub fn pending_audit(&self) -> u32 {
         self.inner().state.audit.pending()
