@@ -28,9 +28,8 @@ fuzz_target!(|data: &[u8]| {
     let i = usize::from(selector) % CONTENT_TYPES.len();
     let (content_type, other) = (CONTENT_TYPES[i], CONTENT_TYPES[(i + 1) % CONTENT_TYPES.len()]);
     let keys = &CONFIG.issuer_keys;
-    if let Ok(opened) = cose::open1(rest, content_type, keys) {
+    if cose::open1(rest, content_type, keys).is_ok() {
         assert!(cose::open1(rest, other, keys).is_err(), "one frame, one type");
-        assert!(rest.windows(opened.payload.len()).any(|w| w == opened.payload));
     }
     if let Ok(frame) = cose::sign1(&issuer(), content_type, rest.to_vec()) {
         let opened = cose::open1(&frame, content_type, keys).expect("what we sign opens");

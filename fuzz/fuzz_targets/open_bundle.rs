@@ -8,26 +8,14 @@
 //!   doorcodes too (only the issuer can seal them): it must open to what was sealed.
 #![no_main]
 
-use std::sync::LazyLock;
-
 use arbitrary::{Result, Unstructured};
 use door_protocol::sync::SYNC_CONTENT_TYPE;
 use door_protocol::{
     cose, inspect_bundle, open_bundle, Doorcode, DoorcodeChanges, Id, LockState,
     RevocationEntry, SyncBundle, SyncError,
 };
-use door_protocol_fuzz::{issuer, FuzzRng, BUNDLES, CONFIG, LOCK_ID, NOW};
+use door_protocol_fuzz::{issuer, FuzzRng, AFTER_FULL, CONFIG, LOCK_ID, NOW};
 use libfuzzer_sys::fuzz_target;
-
-/// The lock after the trusted full bundle (iteration 7), for deltas to apply to.
-static AFTER_FULL: LazyLock<LockState> = LazyLock::new(|| {
-    let mut state = LockState::default();
-    let full = open_bundle(&BUNDLES[0], &CONFIG).expect("sample opens");
-    state
-        .apply_bundle(&CONFIG, &full, NOW)
-        .expect("sample applies");
-    state
-});
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {

@@ -10,7 +10,7 @@ use door_protocol::sync::SignedTime;
 use door_protocol::unlock::LockReply;
 use door_protocol::{
     AccessDocument, AuditEvent, AuditRecord, DenyReason, DoorGrant, Doorcode, DoorcodeChanges, Id,
-    IssuerKey, IssuerKeys, LockConfig, LockKey, LockSession, LockState, PreparedUnlock,
+    IssuerKey, IssuerKeys, LockConfig, open_bundle, LockKey, LockSession, LockState, PreparedUnlock,
     RevocationDocument, RevocationEntry, RevocationMode, Schedule, SyncBundle, Transition,
     UnixTime, UnlockPreparation, UnlockTarget, Weekdays, Window, ZoneRules,
 };
@@ -263,6 +263,16 @@ pub static BUNDLES: LazyLock<[Vec<u8>; 4]> = LazyLock::new(|| {
     ]
 });
 
+/// The lock after the trusted full bundle (iteration 7), for deltas to apply to.
+pub static AFTER_FULL: LazyLock<LockState> = LazyLock::new(|| {
+    let mut state = LockState::default();
+    let full = open_bundle(&BUNDLES[0], &CONFIG).expect("sample opens");
+    state
+        .apply_bundle(&CONFIG, &full, NOW)
+        .expect("sample applies");
+    state
+});
+
 /// Deterministic "randomness" (SplitMix64), so that every input replays exactly. The protocol
 /// takes its randomness as an argument, and nothing fuzzed here needs it to be secret.
 pub struct FuzzRng(pub u64);
@@ -317,8 +327,7 @@ pub fn prepare_unlock(
         Some(t) => prep.with_signed_time(t),
         None => prep,
     };
-    let signature: Signature = DEVICE.sign(&to_sign);
-    prep.signed(&signature.to_bytes()).ok()
+    prep.signed(&device_sign(&to_sign).to_bytes()).ok()
 }
 
 /// Writes chunks into the lock, as a phone does; every reply it gives, in order.
@@ -335,8 +344,20 @@ pub fn deliver(
         .collect()
 }
 
-/// The device's signature over `message` as a keystore returns it in DER.
-pub fn device_sign_der(message: &[u8]) -> Vec<u8> {
-    let signature: Signature = DEVICE.sign(message);
-    signature.to_der().as_bytes().to_vec()
+/// What the phone's keystore returns for the sample device key.
+pub fn device_sign(message: &[u8]) -> Signature {
+    DEVICE.sign(message)
+}
+
+/// XORs `mask` into the byte at `at` (modulo their length) of the chunks laid end to end: a
+/// relay altering one byte on the way.
+pub fn flip(chunks: &mut [Vec<u8>], at: usize, mask: u8) {
+    let mut at = at % chunks.iter().map(Vec::len).sum::<usize>().max(1);
+    for c in chunks {
+        if at < c.len() {
+            c[at] ^= mask;
+            return;
+        }
+        at -= c.len();
+    }
 }

@@ -164,6 +164,8 @@ impl Transport for MemoryTransport {
     }
 }
 
+const TIMER_GRANULARITY: Duration = Duration::from_millis(1);
+
 /// The next free packet slot of one direction: connection event number and packets used.
 #[derive(Debug, Default, Clone, Copy)]
 struct Slot {
@@ -191,8 +193,13 @@ impl MemoryConnection {
         self.start + self.model.connection_interval * event as u32
     }
 
+    /// The first connection event at or after now. tokio's timers fire on whole
+    /// milliseconds, so a task that slept until an event 7.5 ms in wakes 0.5 ms after it;
+    /// without the allowance it would miss the rest of that event's packets.
     fn current_event(&self) -> u64 {
-        let elapsed = Instant::now().saturating_duration_since(self.start);
+        let elapsed = Instant::now()
+            .saturating_duration_since(self.start)
+            .saturating_sub(TIMER_GRANULARITY);
         elapsed
             .as_nanos()
             .div_ceil(self.model.connection_interval.as_nanos().max(1)) as u64
