@@ -181,13 +181,16 @@ async fn door_core_unlocks_through_btleplug_dbus_and_the_fake_bluez() {
         .await
         .unwrap();
 
-    let receipt = alice.unlock(lobby.id.clone(), 10_000).await.unwrap();
+    let receipt = alice.unlock(lobby.id.clone(), 10_000, None).await.unwrap();
     assert_eq!(receipt.attempts, 1);
     assert_eq!(w.locks["Lobby"].pending_audit(), 1);
 
     // Denied over the same path: the lock's clock has drifted far.
     w.lock_clock.set_drift(3600);
-    let e = alice.unlock(lobby.id.clone(), 10_000).await.unwrap_err();
+    let e = alice
+        .unlock(lobby.id.clone(), 10_000, None)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -201,5 +204,5 @@ async fn door_core_unlocks_through_btleplug_dbus_and_the_fake_bluez() {
     // what it already let expire, so a rewound clock cannot revive a captured request).
     w.lock_clock.set_drift(0);
     w.set_time(TUESDAY_10AM + 2 * HOUR);
-    alice.unlock(lobby.id, 10_000).await.unwrap();
+    alice.unlock(lobby.id, 10_000, None).await.unwrap();
 }

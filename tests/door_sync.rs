@@ -62,13 +62,13 @@ async fn a_revocation_reaches_an_offline_lock_through_another_residents_unlock()
         .unwrap();
     let (guest, guest_events, _) = w.client(&url);
     guest.redeem_invite(invite.invite_token).await.unwrap();
-    guest.unlock(lobby.clone(), 5000).await.unwrap();
+    guest.unlock(lobby.clone(), 5000, None).await.unwrap();
     synced(&guest_events, &lobby).await;
 
     // Alice revokes the guest. The guest's phone stays offline, its document still valid.
     alice.revoke_guest(invite.guest.id).await.unwrap();
     assert!(
-        guest.unlock(lobby.clone(), 5000).await.is_ok(),
+        guest.unlock(lobby.clone(), 5000, None).await.is_ok(),
         "the lock has not heard yet"
     );
 
@@ -80,7 +80,7 @@ async fn a_revocation_reaches_an_offline_lock_through_another_residents_unlock()
         .unwrap();
     assert!(bob.door(lobby.clone()).unwrap().sync_pending);
     let before = w.locks["Lobby"].sync_iteration();
-    bob.unlock(lobby.clone(), 5000).await.unwrap();
+    bob.unlock(lobby.clone(), 5000, None).await.unwrap();
     match synced(&bob_events, &lobby).await {
         DoorEvent::DoorSynced {
             applied,
@@ -105,7 +105,7 @@ async fn a_revocation_reaches_an_offline_lock_through_another_residents_unlock()
         .any(|e| matches!(e, DoorEvent::SyncProgress { .. })));
 
     // The revoked guest is refused at the offline lock now.
-    let e = guest.unlock(lobby.clone(), 5000).await.unwrap_err();
+    let e = guest.unlock(lobby.clone(), 5000, None).await.unwrap_err();
     assert!(
         matches!(
             e,
@@ -132,7 +132,7 @@ async fn the_server_ack_frees_the_locks_records_on_a_later_visit() {
         .sign_in("alice@1800main.example".into(), PASSWORD.into())
         .await
         .unwrap();
-    alice.unlock(lobby.clone(), 5000).await.unwrap();
+    alice.unlock(lobby.clone(), 5000, None).await.unwrap();
     synced(&events, &lobby).await;
     assert!(audit_count(&w) >= 1);
     let held = w.locks["Lobby"].pending_audit();
@@ -144,7 +144,7 @@ async fn the_server_ack_frees_the_locks_records_on_a_later_visit() {
     // Next visit: the refreshed bundle carries the server's ack; the lock frees the records.
     events.0.lock().unwrap().clear();
     alice.refresh().await.unwrap();
-    alice.unlock(lobby.clone(), 5000).await.unwrap();
+    alice.unlock(lobby.clone(), 5000, None).await.unwrap();
     synced(&events, &lobby).await;
     assert!(
         w.locks["Lobby"].pending_audit() < held + 1,
@@ -165,7 +165,7 @@ async fn sync_this_door_carries_the_bundle_without_opening() {
     assert_eq!(w.locks["Pool"].sync_iteration(), 0);
     // At night too: syncing does not open the door.
     w.set_time(TUESDAY_10AM + 13 * HOUR);
-    alice.sync_door(pool.clone(), 5000).await.unwrap();
+    alice.sync_door(pool.clone(), 5000, None).await.unwrap();
     assert!(w.locks["Pool"].sync_iteration() >= 1);
     assert!(matches!(
         synced(&events, &pool).await,

@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use common::*;
 use door_core::ble::memory::Faults;
-use door_core::{DoorError, DoorEvent, UnlockDenial, UnlockStage};
+use door_core::{Cancellation, DoorError, DoorEvent, UnlockDenial, UnlockStage};
 use door_server::seed::PASSWORD;
 
 fn at(t: i64) -> std::time::SystemTime {
@@ -34,7 +34,7 @@ async fn the_lobby_opens_in_one_exchange() {
     let mut w = World::start().await;
     let (alice, events) = alice(&mut w).await;
     let lobby = w.door_id("Lobby");
-    let receipt = alice.unlock(lobby.clone(), 5000).await.unwrap();
+    let receipt = alice.unlock(lobby.clone(), 5000, None).await.unwrap();
     assert_eq!(receipt.attempts, 1);
     assert_eq!(receipt.lock_time, at(TUESDAY_10AM));
     assert_eq!(
@@ -67,7 +67,7 @@ async fn out_of_schedule_is_answered_by_the_phone_without_radio_work() {
     let mut w = World::start().await;
     let (alice, _) = alice(&mut w).await;
     w.set_time(TUESDAY_10AM + 13 * HOUR);
-    match alice.unlock(w.door_id("Pool"), 5000).await {
+    match alice.unlock(w.door_id("Pool"), 5000, None).await {
         Err(DoorError::OutOfSchedule { next_allowed }) => {
             assert_eq!(next_allowed, Some(at(TUESDAY_10AM + 23 * HOUR)))
         }
@@ -85,7 +85,7 @@ async fn the_lock_decides_the_schedule_on_its_own_clock() {
     let phone = TUESDAY_10AM + 7 * HOUR - 30;
     w.clock.set(phone);
     w.lock_clock.set_time(phone + 60);
-    match alice.unlock(w.door_id("Pool"), 5000).await {
+    match alice.unlock(w.door_id("Pool"), 5000, None).await {
         Err(DoorError::OutOfSchedule { next_allowed }) => {
             assert_eq!(next_allowed, Some(at(TUESDAY_10AM + 23 * HOUR)))
         }
@@ -101,7 +101,7 @@ async fn a_slow_lock_is_set_right_by_signed_time_and_a_fast_one_is_untrusted() {
     // Ten minutes slow: the issuer-signed time the phone carries moves the lock's clock
     // forward before the freshness check, and the same unlock goes through.
     w.lock_clock.set_drift(-10 * 60);
-    let receipt = alice.unlock(w.door_id("Lobby"), 5000).await.unwrap();
+    let receipt = alice.unlock(w.door_id("Lobby"), 5000, None).await.unwrap();
     assert_eq!(
         receipt.lock_time,
         at(TUESDAY_10AM),
@@ -110,7 +110,10 @@ async fn a_slow_lock_is_set_right_by_signed_time_and_a_fast_one_is_untrusted() {
     // Fast beyond the tolerance: a signed time never turns a clock back that far, so the
     // lock cannot trust the phone's freshness and refuses.
     w.lock_clock.set_drift(10 * 60);
-    let e = alice.unlock(w.door_id("Lobby"), 5000).await.unwrap_err();
+    let e = alice
+        .unlock(w.door_id("Lobby"), 5000, None)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -134,7 +137,7 @@ async fn a_connection_dropped_mid_exchange_is_retried_once() {
             ..Default::default()
         },
     );
-    let receipt = alice.unlock(w.door_id("Lobby"), 5000).await.unwrap();
+    let receipt = alice.unlock(w.door_id("Lobby"), 5000, None).await.unwrap();
     assert_eq!(receipt.attempts, 2);
     assert_eq!(w.link.connection_count(), 2);
 }
@@ -147,10 +150,37 @@ async fn a_lock_out_of_range_is_reported_at_the_deadline() {
         .set_in_range(&w.seeded.door("Lobby").door.lock_id, false);
     let started = std::time::Instant::now();
     assert!(matches!(
-        alice.unlock(w.door_id("Lobby"), 300).await,
+        alice.unlock(w.door_id("Lobby"), 300, None).await,
         Err(DoorError::LockNotInRange)
     ));
     assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancellation_ends_an_unlock_at_once() {
+    let mut w = World::start().await;
+    let (alice, _) = alice(&mut w).await;
+    w.link
+        .set_in_range(&w.seeded.door("Lobby").door.lock_id, false);
+    let cancellation = Cancellation::new();
+    let cancel = cancellation.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cancel.cancel();
+    });
+    let started = std::time::Instant::now();
+    let result = alice
+        .unlock(w.door_id("Lobby"), 60_000, Some(cancellation.clone()))
+        .await;
+    assert!(matches!(result, Err(DoorError::Cancelled)), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Cancelled is for good: a call handed a used Cancellation ends before it starts.
+    assert!(matches!(
+        alice
+            .unlock(w.door_id("Lobby"), 60_000, Some(cancellation))
+            .await,
+        Err(DoorError::Cancelled)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,7 +189,7 @@ async fn an_expired_credential_is_refused_offline_before_any_radio_work() {
     let (alice, _) = alice(&mut w).await;
     w.set_time(TUESDAY_10AM + 8 * 24 * HOUR);
     assert!(matches!(
-        alice.unlock(w.door_id("Lobby"), 5000).await,
+        alice.unlock(w.door_id("Lobby"), 5000, None).await,
         Err(DoorError::Denied {
             reason: UnlockDenial::Expired
         })
@@ -167,7 +197,7 @@ async fn an_expired_credential_is_refused_offline_before_any_radio_work() {
     assert_eq!(w.link.connection_count(), 0);
     // A refresh brings a new credential, and the door opens again.
     alice.refresh().await.unwrap();
-    alice.unlock(w.door_id("Lobby"), 5000).await.unwrap();
+    alice.unlock(w.door_id("Lobby"), 5000, None).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,10 +205,10 @@ async fn doors_not_in_the_cache_and_missing_bluetooth_are_typed() {
     let mut w = World::start().await;
     let (alice, _) = alice(&mut w).await;
     assert!(
-        matches!(alice.unlock("00".repeat(16), 5000).await, Err(DoorError::InvalidInput { field, .. }) if field == "door_id")
+        matches!(alice.unlock("00".repeat(16), 5000, None).await, Err(DoorError::InvalidInput { field, .. }) if field == "door_id")
     );
     assert!(matches!(
-        alice.unlock(w.door_id("Leasing Office"), 5000).await,
+        alice.unlock(w.door_id("Leasing Office"), 5000, None).await,
         Err(DoorError::InvalidInput { .. })
     ));
 }

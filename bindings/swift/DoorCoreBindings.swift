@@ -1092,6 +1092,155 @@ public func FfiConverterTypeBleTransport_lower(_ value: BleTransport) -> UInt64 
 
 
 /**
+ * One-shot: once cancelled, every call it was or will be passed to ends at once.
+ */
+public protocol CancellationProtocol: AnyObject, Sendable {
+    
+    /**
+     * Ends the calls this was passed to: they return `DoorError::Cancelled` (or, for
+     * `DoorSchedule.wait_for_change`, the current decision).
+     */
+    func cancel() 
+    
+    func isCancelled()  -> Bool
+    
+}
+/**
+ * One-shot: once cancelled, every call it was or will be passed to ends at once.
+ */
+open class Cancellation: CancellationProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_door_core_fn_clone_cancellation(self.handle, $0) }
+    }
+public convenience init() {
+    let handle =
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_door_core_fn_constructor_cancellation_new(uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_door_core_fn_free_cancellation(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Ends the calls this was passed to: they return `DoorError::Cancelled` (or, for
+     * `DoorSchedule.wait_for_change`, the current decision).
+     */
+open func cancel()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_door_core_fn_method_cancellation_cancel(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+open func isCancelled() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_door_core_fn_method_cancellation_is_cancelled(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCancellation: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Cancellation
+
+    public static func lift(_ handle: UInt64) throws -> Cancellation {
+        return Cancellation(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Cancellation) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Cancellation {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Cancellation, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCancellation_lift(_ handle: UInt64) throws -> Cancellation {
+    return try FfiConverterTypeCancellation.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCancellation_lower(_ value: Cancellation) -> UInt64 {
+    return FfiConverterTypeCancellation.lower(value)
+}
+
+
+
+
+
+
+/**
  * A P-256 key that signs with ECDSA over SHA-256. Implemented by apps (hardware-backed,
  * non-exportable keys) or by the core.
  */
@@ -1408,13 +1557,15 @@ public protocol DoorClientProtocol: AnyObject, Sendable {
      * "Sync this door": carries Door Sync data to the lock without opening it (the phone
      * must be near the door), within `timeout_ms` (30 s when 0). Unlocks sync on their own.
      */
-    func syncDoor(doorId: String, timeoutMs: UInt64) async throws 
+    func syncDoor(doorId: String, timeoutMs: UInt64, cancellation: Cancellation?) async throws 
     
     /**
      * Opens the door: an instant `OutOfSchedule` from the cache when the schedule says no
      * (no radio work), else one exchange with the lock, within `timeout_ms` (10 s when 0).
+     * `cancellation` ends the call early with `Cancelled` (Kotlin can simply cancel the
+     * coroutine; the Swift facade wires Task cancellation to it).
      */
-    func unlock(doorId: String, timeoutMs: UInt64) async throws  -> UnlockReceipt
+    func unlock(doorId: String, timeoutMs: UInt64, cancellation: Cancellation?) async throws  -> UnlockReceipt
     
 }
 open class DoorClient: DoorClientProtocol, @unchecked Sendable {
@@ -1699,12 +1850,12 @@ open func signOut()async throws   {
      * "Sync this door": carries Door Sync data to the lock without opening it (the phone
      * must be near the door), within `timeout_ms` (30 s when 0). Unlocks sync on their own.
      */
-open func syncDoor(doorId: String, timeoutMs: UInt64)async throws   {
+open func syncDoor(doorId: String, timeoutMs: UInt64, cancellation: Cancellation? = nil)async throws   {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_door_core_fn_method_doorclient_sync_door(
-                        self.uniffiCloneHandle(),FfiConverterString.lower(doorId),FfiConverterUInt64.lower(timeoutMs)
+                        self.uniffiCloneHandle(),FfiConverterString.lower(doorId),FfiConverterUInt64.lower(timeoutMs),FfiConverterOptionTypeCancellation.lower(cancellation)
                 )
             },
             pollFunc: ffi_door_core_rust_future_poll_void,
@@ -1718,13 +1869,15 @@ open func syncDoor(doorId: String, timeoutMs: UInt64)async throws   {
     /**
      * Opens the door: an instant `OutOfSchedule` from the cache when the schedule says no
      * (no radio work), else one exchange with the lock, within `timeout_ms` (10 s when 0).
+     * `cancellation` ends the call early with `Cancelled` (Kotlin can simply cancel the
+     * coroutine; the Swift facade wires Task cancellation to it).
      */
-open func unlock(doorId: String, timeoutMs: UInt64)async throws  -> UnlockReceipt  {
+open func unlock(doorId: String, timeoutMs: UInt64, cancellation: Cancellation? = nil)async throws  -> UnlockReceipt  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_door_core_fn_method_doorclient_unlock(
-                        self.uniffiCloneHandle(),FfiConverterString.lower(doorId),FfiConverterUInt64.lower(timeoutMs)
+                        self.uniffiCloneHandle(),FfiConverterString.lower(doorId),FfiConverterUInt64.lower(timeoutMs),FfiConverterOptionTypeCancellation.lower(cancellation)
                 )
             },
             pollFunc: ffi_door_core_rust_future_poll_rust_buffer,
@@ -1799,9 +1952,10 @@ public protocol DoorScheduleProtocol: AnyObject, Sendable {
     /**
      * Resolves with the new decision once the current one changes (a window opens or
      * closes, the grant starts or ends), or with the current decision after `max_wait_ms`.
-     * Cancelling the caller's coroutine or task cancels the wait.
+     * Cancelling the caller's coroutine cancels the wait; from Swift, pass a
+     * `cancellation`, which makes the wait resolve at once with the decision now.
      */
-    func waitForChange(maxWaitMs: UInt64) async  -> AccessDecision
+    func waitForChange(maxWaitMs: UInt64, cancellation: Cancellation?) async  -> AccessDecision
     
 }
 /**
@@ -1905,14 +2059,15 @@ open func timeZone() -> String  {
     /**
      * Resolves with the new decision once the current one changes (a window opens or
      * closes, the grant starts or ends), or with the current decision after `max_wait_ms`.
-     * Cancelling the caller's coroutine or task cancels the wait.
+     * Cancelling the caller's coroutine cancels the wait; from Swift, pass a
+     * `cancellation`, which makes the wait resolve at once with the decision now.
      */
-open func waitForChange(maxWaitMs: UInt64)async  -> AccessDecision  {
+open func waitForChange(maxWaitMs: UInt64, cancellation: Cancellation? = nil)async  -> AccessDecision  {
     return
         try!  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_door_core_fn_method_doorschedule_wait_for_change(
-                        self.uniffiCloneHandle(),FfiConverterUInt64.lower(maxWaitMs)
+                        self.uniffiCloneHandle(),FfiConverterUInt64.lower(maxWaitMs),FfiConverterOptionTypeCancellation.lower(cancellation)
                 )
             },
             pollFunc: ffi_door_core_rust_future_poll_rust_buffer,
@@ -3227,6 +3382,10 @@ enum DoorError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
      */
     case LockProtocol(reason: String
     )
+    /**
+     * The app cancelled the call through its `Cancellation`.
+     */
+    case Cancelled
 
     
 
@@ -3294,6 +3453,7 @@ public struct FfiConverterTypeDoorError: FfiConverterRustBuffer {
         case 16: return .LockProtocol(
             reason: try FfiConverterString.read(from: &buf)
             )
+        case 17: return .Cancelled
 
          default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -3381,6 +3541,10 @@ public struct FfiConverterTypeDoorError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(16))
             FfiConverterString.write(reason, into: &buf)
             
+        
+        case .Cancelled:
+            writeInt(&buf, Int32(17))
+        
         }
     }
 }
@@ -3924,6 +4088,30 @@ fileprivate struct FfiConverterOptionTypeBleTransport: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeCancellation: FfiConverterRustBuffer {
+    typealias SwiftType = Cancellation?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeCancellation.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeCancellation.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeDeviceSigner: FfiConverterRustBuffer {
     typealias SwiftType = DeviceSigner?
 
@@ -4353,6 +4541,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_method_bletransport_disconnect() != 44632) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_door_core_checksum_method_cancellation_cancel() != 60531) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_cancellation_is_cancelled() != 16525) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_door_core_checksum_method_doorclient_access_now() != 33336) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4395,10 +4589,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_method_doorclient_sign_out() != 35707) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_door_core_checksum_method_doorclient_sync_door() != 59814) {
+    if (uniffi_door_core_checksum_method_doorclient_sync_door() != 19393) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_door_core_checksum_method_doorclient_unlock() != 29997) {
+    if (uniffi_door_core_checksum_method_doorclient_unlock() != 33503) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_eventlistener_on_event() != 58500) {
@@ -4413,13 +4607,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_method_doorschedule_time_zone() != 58225) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_door_core_checksum_method_doorschedule_wait_for_change() != 42656) {
+    if (uniffi_door_core_checksum_method_doorschedule_wait_for_change() != 48423) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_devicesigner_public_key() != 54396) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_devicesigner_sign() != 16910) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_constructor_cancellation_new() != 23979) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_constructor_doorclient_new() != 56437) {

@@ -354,6 +354,32 @@ uint64_t uniffi_door_core_fn_method_bletransport_next_notification(uint64_t ptr,
 uint64_t uniffi_door_core_fn_method_bletransport_disconnect(uint64_t ptr, RustBuffer lock_id
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_CANCELLATION
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_CANCELLATION
+uint64_t uniffi_door_core_fn_clone_cancellation(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FREE_CANCELLATION
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FREE_CANCELLATION
+void uniffi_door_core_fn_free_cancellation(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CONSTRUCTOR_CANCELLATION_NEW
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CONSTRUCTOR_CANCELLATION_NEW
+uint64_t uniffi_door_core_fn_constructor_cancellation_new(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_CANCELLATION_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_CANCELLATION_CANCEL
+void uniffi_door_core_fn_method_cancellation_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_CANCELLATION_IS_CANCELLED
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_CANCELLATION_IS_CANCELLED
+int8_t uniffi_door_core_fn_method_cancellation_is_cancelled(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_DOORCLIENT
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_DOORCLIENT
 uint64_t uniffi_door_core_fn_clone_doorclient(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -441,12 +467,12 @@ uint64_t uniffi_door_core_fn_method_doorclient_sign_out(uint64_t ptr
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SYNC_DOOR
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SYNC_DOOR
-uint64_t uniffi_door_core_fn_method_doorclient_sync_door(uint64_t ptr, RustBuffer door_id, uint64_t timeout_ms
+uint64_t uniffi_door_core_fn_method_doorclient_sync_door(uint64_t ptr, RustBuffer door_id, uint64_t timeout_ms, RustBuffer cancellation
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_UNLOCK
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_UNLOCK
-uint64_t uniffi_door_core_fn_method_doorclient_unlock(uint64_t ptr, RustBuffer door_id, uint64_t timeout_ms
+uint64_t uniffi_door_core_fn_method_doorclient_unlock(uint64_t ptr, RustBuffer door_id, uint64_t timeout_ms, RustBuffer cancellation
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_EVENTLISTENER
@@ -501,7 +527,7 @@ RustBuffer uniffi_door_core_fn_method_doorschedule_time_zone(uint64_t ptr, RustC
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORSCHEDULE_WAIT_FOR_CHANGE
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORSCHEDULE_WAIT_FOR_CHANGE
-uint64_t uniffi_door_core_fn_method_doorschedule_wait_for_change(uint64_t ptr, uint64_t max_wait_ms
+uint64_t uniffi_door_core_fn_method_doorschedule_wait_for_change(uint64_t ptr, uint64_t max_wait_ms, RustBuffer cancellation
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_DEVICESIGNER
@@ -872,6 +898,18 @@ uint16_t uniffi_door_core_checksum_method_bletransport_disconnect(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_CANCELLATION_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_CANCELLATION_CANCEL
+uint16_t uniffi_door_core_checksum_method_cancellation_cancel(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_CANCELLATION_IS_CANCELLED
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_CANCELLATION_IS_CANCELLED
+uint16_t uniffi_door_core_checksum_method_cancellation_is_cancelled(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_ACCESS_NOW
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_ACCESS_NOW
 uint16_t uniffi_door_core_checksum_method_doorclient_access_now(void
@@ -1007,6 +1045,12 @@ uint16_t uniffi_door_core_checksum_method_devicesigner_public_key(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DEVICESIGNER_SIGN
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DEVICESIGNER_SIGN
 uint16_t uniffi_door_core_checksum_method_devicesigner_sign(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_CONSTRUCTOR_CANCELLATION_NEW
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_CONSTRUCTOR_CANCELLATION_NEW
+uint16_t uniffi_door_core_checksum_constructor_cancellation_new(void
     
 );
 #endif

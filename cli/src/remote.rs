@@ -305,7 +305,7 @@ pub async fn unlock(args: UnlockArgs) -> CliResult<()> {
     let started = Instant::now();
     let receipt = session
         .client
-        .unlock(door.id.clone(), args.timeout_ms)
+        .unlock(door.id.clone(), args.timeout_ms, None)
         .await
         .map_err(|e| {
             let why = match e {
@@ -343,7 +343,7 @@ pub async fn sync(args: UnlockArgs) -> CliResult<()> {
     let started = Instant::now();
     session
         .client
-        .sync_door(door.id.clone(), args.timeout_ms)
+        .sync_door(door.id.clone(), args.timeout_ms, None)
         .await
         .map_err(|e| format!("{}: {}", door.name, session.fail(e)))?;
     println!(
@@ -498,6 +498,7 @@ pub fn explain(e: &DoorError, server_url: &str, names: &HashMap<String, String>)
             format!("the server at {server_url} failed ({code}): {detail}")
         }
         DoorError::Storage { reason } => format!("the local cache failed: {reason}"),
+        DoorError::Cancelled => "cancelled".into(),
         DoorError::Denied { reason } => format!(
             "the lock refused: {}",
             match reason {

@@ -239,7 +239,7 @@ fn visit() {
     runtime.block_on(async {
         phone.refresh().await.expect("refresh");
         phone
-            .unlock(visit.door_id.clone(), 5000)
+            .unlock(visit.door_id.clone(), 5000, None)
             .await
             .expect("unlock");
     });

@@ -187,7 +187,7 @@ async fn a_lock_sim_over_tcp_opens_for_door_core() {
         .await
         .unwrap();
     let receipt = client
-        .unlock(seeded.door("Lobby").door.id.clone(), 5000)
+        .unlock(seeded.door("Lobby").door.id.clone(), 5000, None)
         .await
         .unwrap();
     assert_eq!(receipt.attempts, 1);

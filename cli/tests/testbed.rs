@@ -54,7 +54,7 @@ async fn the_testbed_announces_itself_and_its_locks_open_over_tcp() {
         .sign_in(alice.email.clone(), alice.password.clone())
         .await
         .unwrap();
-    let receipt = client.unlock(lobby.id.clone(), 5000).await.unwrap();
+    let receipt = client.unlock(lobby.id.clone(), 5000, None).await.unwrap();
     assert_eq!(receipt.attempts, 1);
     assert_eq!(receipt.pending_audit, 1);
 

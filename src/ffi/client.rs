@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::ble::{BleTransport, ForeignTransport};
+use super::cancel::{cancellable, Cancellation};
 use super::schedule::{AccessDecision, KeySchedule, ScheduleWindow, Weekday};
 use super::signer::DeviceSigner;
 use super::time::{from_unix, now, to_unix};
@@ -291,26 +292,33 @@ impl DoorClient {
 
     /// Opens the door: an instant `OutOfSchedule` from the cache when the schedule says no
     /// (no radio work), else one exchange with the lock, within `timeout_ms` (10 s when 0).
+    /// `cancellation` ends the call early with `Cancelled` (Kotlin can simply cancel the
+    /// coroutine; the Swift facade wires Task cancellation to it).
+    #[uniffi::method(default(cancellation = None))]
     pub async fn unlock(
         &self,
         door_id: String,
         timeout_ms: u64,
+        cancellation: Option<Arc<Cancellation>>,
     ) -> Result<UnlockReceipt, DoorError> {
         let timeout = match timeout_ms {
             0 => Duration::from_secs(10),
             ms => Duration::from_millis(ms),
         };
-        let Unlocked {
-            lock_time,
-            pending_audit,
-            attempts,
-            ..
-        } = self.core.unlock(&door_id, timeout).await?;
-        Ok(UnlockReceipt {
-            lock_time: from_unix(lock_time),
-            pending_audit,
-            attempts,
+        cancellable(cancellation, async {
+            let Unlocked {
+                lock_time,
+                pending_audit,
+                attempts,
+                ..
+            } = self.core.unlock(&door_id, timeout).await?;
+            Ok(UnlockReceipt {
+                lock_time: from_unix(lock_time),
+                pending_audit,
+                attempts,
+            })
         })
+        .await
     }
 
     pub fn is_signed_in(&self) -> bool {
@@ -357,13 +365,22 @@ impl DoorClient {
 
     /// "Sync this door": carries Door Sync data to the lock without opening it (the phone
     /// must be near the door), within `timeout_ms` (30 s when 0). Unlocks sync on their own.
-    pub async fn sync_door(&self, door_id: String, timeout_ms: u64) -> Result<(), DoorError> {
+    #[uniffi::method(default(cancellation = None))]
+    pub async fn sync_door(
+        &self,
+        door_id: String,
+        timeout_ms: u64,
+        cancellation: Option<Arc<Cancellation>>,
+    ) -> Result<(), DoorError> {
         let timeout = match timeout_ms {
             0 => Duration::from_secs(30),
             ms => Duration::from_millis(ms),
         };
-        self.core.sync_door(&door_id, timeout).await?;
-        Ok(())
+        cancellable(cancellation, async {
+            self.core.sync_door(&door_id, timeout).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// This person's recent unlocks on this phone, newest first.

@@ -67,6 +67,9 @@ pub enum DoorError {
     /// The exchange with the lock failed (a faulty lock or a broken link).
     #[error("the exchange with the lock failed: {reason}")]
     LockProtocol { reason: String },
+    /// The app cancelled the call through its `Cancellation`.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl DoorError {

@@ -2,6 +2,7 @@
 //! Nothing here decides anything; it converts and delegates to the services.
 
 mod ble;
+mod cancel;
 mod client;
 mod error;
 mod schedule;
@@ -9,6 +10,7 @@ mod signer;
 mod time;
 
 pub use ble::{lock_characteristic_uuid, lock_service_uuid, BleFailure, BleTransport};
+pub use cancel::Cancellation;
 pub use client::{
     Activity, ClientConfig, Door, DoorClient, DoorEvent, EventListener, Guest, GuestInvite, Person,
     UnlockDenial, UnlockReceipt, UnlockStage,

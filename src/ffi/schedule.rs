@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use door_protocol::{Decision, Schedule, Weekdays, Window};
 
+use super::cancel::{until_cancelled, Cancellation};
 use super::time::{from_unix, now, to_unix};
 use super::DoorError;
 use crate::access::ZonedSchedule;
@@ -143,8 +144,14 @@ impl DoorSchedule {
 
     /// Resolves with the new decision once the current one changes (a window opens or
     /// closes, the grant starts or ends), or with the current decision after `max_wait_ms`.
-    /// Cancelling the caller's coroutine or task cancels the wait.
-    pub async fn wait_for_change(&self, max_wait_ms: u64) -> AccessDecision {
+    /// Cancelling the caller's coroutine cancels the wait; from Swift, pass a
+    /// `cancellation`, which makes the wait resolve at once with the decision now.
+    #[uniffi::method(default(cancellation = None))]
+    pub async fn wait_for_change(
+        &self,
+        max_wait_ms: u64,
+        cancellation: Option<Arc<Cancellation>>,
+    ) -> AccessDecision {
         let start = now();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(max_wait_ms);
         let wake = match self.inner.decision_at(start).next_change() {
@@ -154,7 +161,7 @@ impl DoorSchedule {
             }
             None => deadline,
         };
-        tokio::time::sleep_until(wake).await;
+        until_cancelled(cancellation, tokio::time::sleep_until(wake), || ()).await;
         self.decision_now()
     }
 }

@@ -394,7 +394,7 @@ fn unlock_lobby(s: &mut Story) -> StepFuture<'_> {
         let alice = s.alice()?;
         let before = s.world.link.stats();
         let started = Instant::now();
-        let receipt = alice.client.unlock(lobby.clone(), 5000).await?;
+        let receipt = alice.client.unlock(lobby.clone(), 5000, None).await?;
         let took = started.elapsed();
         let radio_work = before.since(&s.world.link.stats());
         expect(receipt.lock_time == s.world.now(), || {
@@ -464,7 +464,7 @@ fn pool_at_night(s: &mut Story) -> StepFuture<'_> {
         let alice = s.alice()?;
         let before = s.world.link.stats();
         let started = Instant::now();
-        let answer = alice.client.unlock(pool, 5000).await;
+        let answer = alice.client.unlock(pool, 5000, None).await;
         let took = started.elapsed();
         let radio_work = before.since(&s.world.link.stats());
         let nine_am = s.world.now() + Duration::from_secs(9 * 3600 + 1800);
@@ -579,7 +579,7 @@ fn guest_unlocks(s: &mut Story) -> StepFuture<'_> {
             format!("the guest's doors are {names:?}")
         })?;
         let started = Instant::now();
-        let receipt = guest.client.unlock(lobby, 5000).await?;
+        let receipt = guest.client.unlock(lobby, 5000, None).await?;
         let took = started.elapsed();
         expect(receipt.lock_time == s.world.now(), || {
             format!("the lock's clock said {:?}", receipt.lock_time)
@@ -693,7 +693,7 @@ fn revocation_reaches_lobby(s: &mut Story) -> StepFuture<'_> {
             "Bob's phone carries nothing for the Lobby".into()
         })?;
         let started = Instant::now();
-        bob.client.unlock(lobby.clone(), 5000).await?;
+        bob.client.unlock(lobby.clone(), 5000, None).await?;
         let opened = started.elapsed();
         let synced = door_synced(&bob, started, &lobby).await?;
         let took = started.elapsed();
@@ -734,7 +734,7 @@ fn guest_refused(s: &mut Story) -> StepFuture<'_> {
     Box::pin(async move {
         let lobby = s.world.door_id("Lobby")?;
         let guest = s.guest()?;
-        let answer = guest.client.unlock(lobby, 5000).await;
+        let answer = guest.client.unlock(lobby, 5000, None).await;
         expect(
             matches!(
                 answer,

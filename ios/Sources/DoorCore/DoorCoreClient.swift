@@ -34,3 +34,48 @@ private final class StreamListener: EventListener {
     init(_ continuation: AsyncStream<DoorEvent>.Continuation) { self.continuation = continuation }
     func onEvent(event: DoorEvent) { continuation.yield(event) }
 }
+
+// UniFFI's Swift does not pass Task cancellation on to Rust: a cancelled Task's call would run
+// to its end (up to its timeout). These wrappers hand the core a `Cancellation` and cancel it
+// from the Task's cancellation handler, so cancelling the Task ends the call at once with
+// `CancellationError`, as Swift code expects.
+extension DoorCoreClient {
+    /// Opens the door (see `DoorClient.unlock`); cancelling the Task stops the attempt.
+    public func unlock(doorId: String, timeoutMs: UInt64 = 0) async throws -> UnlockReceipt {
+        try await cancellable { try await self.client.unlock(doorId: doorId, timeoutMs: timeoutMs, cancellation: $0) }
+    }
+
+    /// "Sync this door" (see `DoorClient.syncDoor`); cancelling the Task stops the transfer,
+    /// which resumes where it stopped at the next visit.
+    public func syncDoor(doorId: String, timeoutMs: UInt64 = 0) async throws {
+        try await cancellable { try await self.client.syncDoor(doorId: doorId, timeoutMs: timeoutMs, cancellation: $0) }
+    }
+}
+
+extension DoorSchedule {
+    /// The decision once it changes (see `waitForChange`); cancelling the Task ends the wait
+    /// with `CancellationError`.
+    public func nextChange(maxWaitMs: UInt64) async throws -> AccessDecision {
+        let cancellation = Cancellation()
+        let decision = await withTaskCancellationHandler {
+            await waitForChange(maxWaitMs: maxWaitMs, cancellation: cancellation)
+        } onCancel: {
+            cancellation.cancel()
+        }
+        try Task.checkCancellation()
+        return decision
+    }
+}
+
+private func cancellable<T>(_ call: (Cancellation) async throws -> T) async throws -> T {
+    let cancellation = Cancellation()
+    do {
+        return try await withTaskCancellationHandler {
+            try await call(cancellation)
+        } onCancel: {
+            cancellation.cancel()
+        }
+    } catch DoorError.Cancelled {
+        throw CancellationError()
+    }
+}

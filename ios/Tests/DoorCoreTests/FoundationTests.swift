@@ -70,6 +70,24 @@ final class FoundationTests: XCTestCase {
         XCTAssertEqual(at.timeIntervalSince1970, end.timeIntervalSince1970.rounded(.down))
     }
 
+    func testCancellingTheTaskEndsTheWaitInRust() async throws {
+        let open = KeySchedule(
+            windows: [ScheduleWindow(days: weekdays + [.saturday, .sunday], startMinute: 0, endMinute: 1440)],
+            notBefore: nil, notAfter: nil)
+        let schedule = try DoorSchedule(schedule: open, timeZone: newYork)
+        let before = liveObjects()
+        let started = Date()
+        let waiting = Task { try await schedule.nextChange(maxWaitMs: 60_000) }
+        try await Task.sleep(nanoseconds: 200_000_000)
+        waiting.cancel()
+        do {
+            let decision = try await waiting.value
+            XCTFail("the wait was not cancelled: \(decision)")
+        } catch is CancellationError {}
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5, "the Rust wait ran on after the cancel")
+        XCTAssertEqual(liveObjects(), before, "the Cancellation was released")
+    }
+
     func testASwiftSignerIsCalledBackFromRust() async throws {
         let signer = CountingSigner()
         let proof = try await proveDevicePossession(signer: signer, challenge: Data("server-challenge".utf8))

@@ -790,6 +790,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_door_core_checksum_method_bletransport_disconnect(
     ): Int
+    external fun uniffi_door_core_checksum_method_cancellation_cancel(
+    ): Int
+    external fun uniffi_door_core_checksum_method_cancellation_is_cancelled(
+    ): Int
     external fun uniffi_door_core_checksum_method_doorclient_access_now(
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_door(
@@ -836,6 +840,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_door_core_checksum_method_devicesigner_sign(
     ): Int
+    external fun uniffi_door_core_checksum_constructor_cancellation_new(
+    ): Int
     external fun uniffi_door_core_checksum_constructor_doorclient_new(
     ): Int
     external fun uniffi_door_core_checksum_constructor_doorschedule_new(
@@ -877,6 +883,16 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_door_core_fn_method_bletransport_disconnect(`ptr`: Long,`lockId`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_door_core_fn_clone_cancellation(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_door_core_fn_free_cancellation(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_door_core_fn_constructor_cancellation_new(uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_door_core_fn_method_cancellation_cancel(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_door_core_fn_method_cancellation_is_cancelled(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
     external fun uniffi_door_core_fn_clone_doorclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_door_core_fn_free_doorclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -911,9 +927,9 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_sign_out(`ptr`: Long,
     ): Long
-    external fun uniffi_door_core_fn_method_doorclient_sync_door(`ptr`: Long,`doorId`: RustBuffer.ByValue,`timeoutMs`: Long,
+    external fun uniffi_door_core_fn_method_doorclient_sync_door(`ptr`: Long,`doorId`: RustBuffer.ByValue,`timeoutMs`: Long,`cancellation`: RustBuffer.ByValue,
     ): Long
-    external fun uniffi_door_core_fn_method_doorclient_unlock(`ptr`: Long,`doorId`: RustBuffer.ByValue,`timeoutMs`: Long,
+    external fun uniffi_door_core_fn_method_doorclient_unlock(`ptr`: Long,`doorId`: RustBuffer.ByValue,`timeoutMs`: Long,`cancellation`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_door_core_fn_clone_eventlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -935,7 +951,7 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_door_core_fn_method_doorschedule_time_zone(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_door_core_fn_method_doorschedule_wait_for_change(`ptr`: Long,`maxWaitMs`: Long,
+    external fun uniffi_door_core_fn_method_doorschedule_wait_for_change(`ptr`: Long,`maxWaitMs`: Long,`cancellation`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_door_core_fn_clone_devicesigner(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1103,6 +1119,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_method_bletransport_disconnect() and 0xFFFF) != 44632) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_door_core_checksum_method_cancellation_cancel() and 0xFFFF) != 60531) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_cancellation_is_cancelled() and 0xFFFF) != 16525) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_door_core_checksum_method_doorclient_access_now() and 0xFFFF) != 33336) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1145,10 +1167,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_method_doorclient_sign_out() and 0xFFFF) != 35707) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_door_core_checksum_method_doorclient_sync_door() and 0xFFFF) != 59814) {
+    if ((lib.uniffi_door_core_checksum_method_doorclient_sync_door() and 0xFFFF) != 19393) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_door_core_checksum_method_doorclient_unlock() and 0xFFFF) != 29997) {
+    if ((lib.uniffi_door_core_checksum_method_doorclient_unlock() and 0xFFFF) != 33503) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_eventlistener_on_event() and 0xFFFF) != 58500) {
@@ -1163,13 +1185,16 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_method_doorschedule_time_zone() and 0xFFFF) != 58225) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_door_core_checksum_method_doorschedule_wait_for_change() and 0xFFFF) != 42656) {
+    if ((lib.uniffi_door_core_checksum_method_doorschedule_wait_for_change() and 0xFFFF) != 48423) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_devicesigner_public_key() and 0xFFFF) != 54396) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_devicesigner_sign() and 0xFFFF) != 16910) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_constructor_cancellation_new() and 0xFFFF) != 23979) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_constructor_doorclient_new() and 0xFFFF) != 56437) {
@@ -2360,6 +2385,297 @@ public object FfiConverterTypeBleTransport: FfiConverter<BleTransport, Long> {
 
 
 /**
+ * One-shot: once cancelled, every call it was or will be passed to ends at once.
+ */
+public interface CancellationInterface {
+    
+    /**
+     * Ends the calls this was passed to: they return `DoorError::Cancelled` (or, for
+     * `DoorSchedule.wait_for_change`, the current decision).
+     */
+    fun `cancel`()
+    
+    fun `isCancelled`(): kotlin.Boolean
+    
+    companion object
+}
+
+/**
+ * One-shot: once cancelled, every call it was or will be passed to ends at once.
+ */
+open class Cancellation: Disposable, AutoCloseable, CancellationInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+    constructor() :
+        this(UniffiWithHandle, 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_door_core_fn_constructor_cancellation_new(
+    
+        _status)
+}
+    )
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_door_core_fn_free_cancellation(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_door_core_fn_clone_cancellation(handle, status)
+        }
+    }
+
+    
+    /**
+     * Ends the calls this was passed to: they return `DoorError::Cancelled` (or, for
+     * `DoorSchedule.wait_for_change`, the current decision).
+     */override fun `cancel`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_door_core_fn_method_cancellation_cancel(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    override fun `isCancelled`(): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_door_core_fn_method_cancellation_is_cancelled(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCancellation: FfiConverter<Cancellation, Long> {
+    override fun lower(value: Cancellation): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): Cancellation {
+        return Cancellation(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): Cancellation {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: Cancellation) = 8UL
+
+    override fun write(value: Cancellation, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * A P-256 key that signs with ECDSA over SHA-256. Implemented by apps (hardware-backed,
  * non-exportable keys) or by the core.
  */
@@ -2793,13 +3109,15 @@ public interface DoorClientInterface {
      * "Sync this door": carries Door Sync data to the lock without opening it (the phone
      * must be near the door), within `timeout_ms` (30 s when 0). Unlocks sync on their own.
      */
-    suspend fun `syncDoor`(`doorId`: kotlin.String, `timeoutMs`: kotlin.ULong)
+    suspend fun `syncDoor`(`doorId`: kotlin.String, `timeoutMs`: kotlin.ULong, `cancellation`: Cancellation? = null)
     
     /**
      * Opens the door: an instant `OutOfSchedule` from the cache when the schedule says no
      * (no radio work), else one exchange with the lock, within `timeout_ms` (10 s when 0).
+     * `cancellation` ends the call early with `Cancelled` (Kotlin can simply cancel the
+     * coroutine; the Swift facade wires Task cancellation to it).
      */
-    suspend fun `unlock`(`doorId`: kotlin.String, `timeoutMs`: kotlin.ULong): UnlockReceipt
+    suspend fun `unlock`(`doorId`: kotlin.String, `timeoutMs`: kotlin.ULong, `cancellation`: Cancellation? = null): UnlockReceipt
     
     companion object
 }
@@ -3215,7 +3533,7 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
      */
     @Throws(DoorException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `syncDoor`(`doorId`: kotlin.String, `timeoutMs`: kotlin.ULong) {
+    override suspend fun `syncDoor`(`doorId`: kotlin.String, `timeoutMs`: kotlin.ULong, `cancellation`: Cancellation?) {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_door_core_fn_method_doorclient_sync_door(
@@ -3223,6 +3541,7 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
                 
         FfiConverterString.lower(`doorId`),
         FfiConverterULong.lower(`timeoutMs`),
+        FfiConverterOptionalTypeCancellation.lower(`cancellation`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_void(future, callback, continuation) },
@@ -3240,10 +3559,12 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
     /**
      * Opens the door: an instant `OutOfSchedule` from the cache when the schedule says no
      * (no radio work), else one exchange with the lock, within `timeout_ms` (10 s when 0).
+     * `cancellation` ends the call early with `Cancelled` (Kotlin can simply cancel the
+     * coroutine; the Swift facade wires Task cancellation to it).
      */
     @Throws(DoorException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `unlock`(`doorId`: kotlin.String, `timeoutMs`: kotlin.ULong) : UnlockReceipt {
+    override suspend fun `unlock`(`doorId`: kotlin.String, `timeoutMs`: kotlin.ULong, `cancellation`: Cancellation?) : UnlockReceipt {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_door_core_fn_method_doorclient_unlock(
@@ -3251,6 +3572,7 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
                 
         FfiConverterString.lower(`doorId`),
         FfiConverterULong.lower(`timeoutMs`),
+        FfiConverterOptionalTypeCancellation.lower(`cancellation`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_rust_buffer(future, callback, continuation) },
@@ -3411,9 +3733,10 @@ public interface DoorScheduleInterface {
     /**
      * Resolves with the new decision once the current one changes (a window opens or
      * closes, the grant starts or ends), or with the current decision after `max_wait_ms`.
-     * Cancelling the caller's coroutine or task cancels the wait.
+     * Cancelling the caller's coroutine cancels the wait; from Swift, pass a
+     * `cancellation`, which makes the wait resolve at once with the decision now.
      */
-    suspend fun `waitForChange`(`maxWaitMs`: kotlin.ULong): AccessDecision
+    suspend fun `waitForChange`(`maxWaitMs`: kotlin.ULong, `cancellation`: Cancellation? = null): AccessDecision
     
     companion object
 }
@@ -3581,16 +3904,18 @@ open class DoorSchedule: Disposable, AutoCloseable, DoorScheduleInterface
     /**
      * Resolves with the new decision once the current one changes (a window opens or
      * closes, the grant starts or ends), or with the current decision after `max_wait_ms`.
-     * Cancelling the caller's coroutine or task cancels the wait.
+     * Cancelling the caller's coroutine cancels the wait; from Swift, pass a
+     * `cancellation`, which makes the wait resolve at once with the decision now.
      */
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `waitForChange`(`maxWaitMs`: kotlin.ULong) : AccessDecision {
+    override suspend fun `waitForChange`(`maxWaitMs`: kotlin.ULong, `cancellation`: Cancellation?) : AccessDecision {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_door_core_fn_method_doorschedule_wait_for_change(
                 uniffiHandle,
                 
         FfiConverterULong.lower(`maxWaitMs`),
+        FfiConverterOptionalTypeCancellation.lower(`cancellation`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_rust_buffer(future, callback, continuation) },
@@ -4968,6 +5293,15 @@ sealed class DoorException: kotlin.Exception() {
             get() = "reason=${ `reason` }"
     }
     
+    /**
+     * The app cancelled the call through its `Cancellation`.
+     */
+    class Cancelled(
+        ) : DoorException() {
+        override val message
+            get() = ""
+    }
+    
 
     
 
@@ -5025,6 +5359,7 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
             16 -> DoorException.LockProtocol(
                 FfiConverterString.read(buf),
                 )
+            17 -> DoorException.Cancelled()
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
     }
@@ -5107,6 +5442,10 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
             )
+            is DoorException.Cancelled -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
         }
     }
 
@@ -5186,6 +5525,10 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
             is DoorException.LockProtocol -> {
                 buf.putInt(16)
                 FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is DoorException.Cancelled -> {
+                buf.putInt(17)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -5637,6 +5980,38 @@ public object FfiConverterOptionalTypeBleTransport: FfiConverterRustBuffer<BleTr
         } else {
             buf.put(1)
             FfiConverterTypeBleTransport.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeCancellation: FfiConverterRustBuffer<Cancellation?> {
+    override fun read(buf: ByteBuffer): Cancellation? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeCancellation.read(buf)
+    }
+
+    override fun allocationSize(value: Cancellation?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeCancellation.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Cancellation?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeCancellation.write(value, buf)
         }
     }
 }
