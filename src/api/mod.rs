@@ -142,8 +142,9 @@ impl ApiClient {
         }
     }
 
-    /// Sends with retries: network failures always (the request may not have arrived), 5xx
-    /// only for GET and DELETE (repeating a POST could do its work twice).
+    /// Sends with retries: a failed connection always (the request never left), timeouts,
+    /// other network failures and 5xx only for idempotent methods (a POST whose answer was
+    /// lost may have done its work, and repeating it could do the work twice).
     async fn send<B: Serialize>(
         &self,
         method: Method,
@@ -166,7 +167,7 @@ impl ApiClient {
             }
             let outcome = req.send().await;
             let retry = match &outcome {
-                Err(e) => e.is_connect() || e.is_timeout() || (idempotent && e.is_request()),
+                Err(e) => e.is_connect() || (idempotent && (e.is_timeout() || e.is_request())),
                 Ok(resp) => idempotent && resp.status().is_server_error(),
             };
             if !retry || attempt == ATTEMPTS {

@@ -195,7 +195,12 @@ impl UnlockPreparation {
         self.device_key
             .verify(&self.transcript, &signature)
             .map_err(|_| PhoneError::WrongSigner)?;
+        self.seal(signature)
+    }
 
+    /// Seals the request around any signature: `signed` checks it first; the attack tests
+    /// below do not, as a tampered phone would not.
+    fn seal(self, signature: Signature) -> Result<PreparedUnlock, PhoneError> {
         let payload = Zeroizing::new(
             RequestPayload {
                 document: &self.document,
@@ -284,5 +289,90 @@ impl PreparedUnlock {
             .open_response(&nonce, &RESPONSE_AAD, ciphertext)
             .ok_or(PhoneError::NotGenuine)?;
         codec::decode_outcome(&plaintext).map_err(PhoneError::Malformed)
+    }
+}
+
+/// Attacks that need a phone which skips its own checks (a tampered app): the lock must
+/// stand on its own.
+#[cfg(test)]
+mod attacks {
+    use super::*;
+    use crate::access::{DoorGrant, ACCESS_VERSION};
+    use crate::keys::{IssuerKey, IssuerKeys, LockKey};
+    use crate::schedule::Schedule;
+    use crate::unlock::lock::{LockConfig, LockSession, LockState};
+    use crate::unlock::{DenyReason, UnlockResult};
+    use crate::zone::ZoneRules;
+    use p256::ecdsa::signature::Signer;
+    use p256::ecdsa::SigningKey;
+    use rand_core::OsRng;
+
+    const NOW: UnixTime = 1_795_532_400;
+    const DOOR: Id = Id([7; 16]);
+
+    fn document_for(issuer: &IssuerKey, device: &SigningKey) -> Vec<u8> {
+        let mut device_key = [0u8; 33];
+        device_key.copy_from_slice(device.verifying_key().to_encoded_point(true).as_bytes());
+        AccessDocument {
+            version: ACCESS_VERSION,
+            credential_id: Id([1; 16]),
+            person_id: Id([2; 16]),
+            device_key,
+            grants: alloc::vec![DoorGrant {
+                door_id: DOOR,
+                schedule: Schedule::always(),
+                doorcode: false,
+            }],
+            not_before: NOW - 300,
+            not_after: NOW + 86_400,
+            issued_at: NOW - 300,
+            access_iteration: 1,
+            may_share: false,
+            zone: ZoneRules::fixed(0),
+        }
+        .sign(issuer)
+        .unwrap()
+    }
+
+    /// The lock's decision on a request carrying a genuine document that names `holder`'s
+    /// key, signed by `signer`, sealed without the phone's own signature check.
+    fn lock_decides(holder: &SigningKey, signer: &SigningKey) -> UnlockResult {
+        let issuer = IssuerKey::generate(&mut OsRng);
+        let config = LockConfig::new(
+            Id([9; 16]),
+            DOOR,
+            LockKey::generate(&mut OsRng),
+            IssuerKeys::single(*issuer.verifying()),
+        );
+        let target = UnlockTarget {
+            lock_id: config.lock_id,
+            lock_key: *config.key.public(),
+            access_document: document_for(&issuer, holder),
+        };
+        let (prep, to_sign) = UnlockPreparation::new(target, NOW, &mut OsRng).unwrap();
+        let signature: Signature = signer.sign(&to_sign);
+        let request = prep
+            .seal(signature.normalize_s().unwrap_or(signature))
+            .unwrap();
+        let mut session = LockSession::new();
+        let mut state = LockState::default();
+        let mut reply = None;
+        for chunk in request.request_fragments(247) {
+            reply = session.on_fragment(&config, &mut state, &chunk, NOW, &mut OsRng);
+        }
+        reply.unwrap().decision.unwrap().result
+    }
+
+    #[test]
+    fn a_stolen_access_document_without_the_device_key_never_opens() {
+        // The thief holds a genuine document (copied from the phone's storage or the
+        // server's answer) but not the key it names, and signs with a key of their own.
+        let resident = SigningKey::random(&mut OsRng);
+        let thief = SigningKey::random(&mut OsRng);
+        assert_eq!(lock_decides(&resident, &resident), UnlockResult::Granted);
+        assert_eq!(
+            lock_decides(&resident, &thief),
+            UnlockResult::Denied(DenyReason::BadCredential)
+        );
     }
 }
