@@ -71,6 +71,11 @@ pub fn run(config: &Config) -> Report {
         config.residents > 0 && config.locks > 0,
         "the load needs residents and locks"
     );
+    // A task plays its own residents, so more tasks than residents cannot run.
+    let config = &Config {
+        concurrency: config.concurrency.clamp(1, config.residents),
+        ..config.clone()
+    };
     let dir = tempfile::tempdir().expect("a temporary directory");
     let server_rt = runtime(config.server_threads, "server");
     let handle = server_rt
@@ -104,7 +109,7 @@ fn runtime(threads: usize, name: &str) -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
-fn http() -> Client {
+fn client() -> Client {
     // reqwest's TLS wants a process-wide crypto provider even for plain HTTP; a second
     // install is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -225,7 +230,7 @@ struct Site {
 }
 
 async fn seed(base: &str, config: &Config) -> Site {
-    let http = http();
+    let http = client();
     let created: CreatedProperty = must(
         &http,
         Method::POST,
@@ -255,7 +260,7 @@ async fn seed(base: &str, config: &Config) -> Site {
         let (base, manager, keys) = (base.to_owned(), manager.clone(), keys.clone());
         let residents = (w..config.residents).step_by(SEED_WORKERS);
         workers.spawn(async move {
-            let http = http();
+            let http = client();
             let mut phones = Vec::new();
             for n in residents {
                 phones.push(add_resident(&http, &base, &manager, &keys, n).await);
@@ -468,7 +473,7 @@ struct Load {
 }
 
 async fn drive(site: Site, config: &Config) -> Load {
-    let tasks = config.concurrency.clamp(1, site.phones.len());
+    let tasks = config.concurrency;
     let mut shares: Vec<Vec<Phone>> = (0..tasks).map(|_| Vec::new()).collect();
     for (n, phone) in site.phones.into_iter().enumerate() {
         shares[n % tasks].push(phone);
@@ -476,9 +481,9 @@ async fn drive(site: Site, config: &Config) -> Load {
     let started = Instant::now();
     let deadline = started + config.duration;
     let mut running = tokio::task::JoinSet::new();
-    for (n, phones) in shares.into_iter().enumerate() {
+    for (n, mut phones) in shares.into_iter().enumerate() {
         let mut resident = Resident {
-            http: http(),
+            http: client(),
             base: site.base.clone(),
             locks: site.locks.clone(),
             rng: StdRng::seed_from_u64(n as u64),
