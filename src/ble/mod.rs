@@ -3,7 +3,10 @@
 //! BlueZ), the app's own BLE stack (a foreign trait), and an in-memory link with a link model
 //! for tests and benchmarks.
 
-#[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
+#[cfg(all(
+    feature = "desktop-ble",
+    any(target_os = "linux", target_os = "macos", target_os = "windows")
+))]
 pub mod btleplug;
 pub mod memory;
 

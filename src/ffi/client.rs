@@ -443,12 +443,18 @@ impl DoorClient {
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
+#[cfg(all(
+    feature = "desktop-ble",
+    any(target_os = "linux", target_os = "macos", target_os = "windows")
+))]
 fn default_transport() -> Option<Arc<dyn Transport>> {
     Some(Arc::new(crate::ble::btleplug::BtleplugTransport::new()))
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
+#[cfg(not(all(
+    feature = "desktop-ble",
+    any(target_os = "linux", target_os = "macos", target_os = "windows")
+)))]
 fn default_transport() -> Option<Arc<dyn Transport>> {
     None
 }
