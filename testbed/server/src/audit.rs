@@ -103,15 +103,20 @@ pub async fn upload(
         ));
     }
     let now = state.now();
+    let (_, key) = state.db.read(|tx| lock_of(tx, lock, person.property_id))?;
+    // The signatures are checked off the async workers and outside the database lock: they
+    // are most of an upload's work, and every other request would queue behind them.
+    let records = tokio::task::spawn_blocking(move || verify_all(&req.records, &key))
+        .await
+        .map_err(|_| ApiError::internal("audit verification"))??;
     Ok(Json(state.db.write(|tx| {
-        let (_, key) = lock_of(tx, lock, person.property_id)?;
+        // The lock's key was read above; a door that changed hands meanwhile is not ours.
+        let (_, current) = lock_of(tx, lock, person.property_id)?;
+        if current != key {
+            return Err(ApiError::conflict("lock_id", "the lock's key changed during the upload"));
+        }
         let (mut stored, mut duplicates) = (0, 0);
-        for (i, r) in req.records.iter().enumerate() {
-            let field = format!("records[{i}]");
-            let bytes = b64(&field, r)?;
-            let record = verify_audit(&bytes, &key)
-                .map_err(|e| ApiError::invalid(&field, format!("not a record signed by this lock: {e}")))?;
-            let seq = i64::try_from(record.seq).map_err(|_| ApiError::invalid(&field, "sequence out of range"))?;
+        for (field, seq, bytes) in records {
             let existing: Option<Vec<u8>> = tx
                 .query_row(
                     "SELECT record FROM audit_records WHERE lock_id = ?1 AND seq = ?2",
@@ -135,6 +140,25 @@ pub async fn upload(
         }
         Ok(AuditReceipt { stored, duplicates, acknowledged_below: acknowledged_below(tx, lock)? })
     })?))
+}
+
+/// Each record decoded and checked against the lock's key: (field name, seq, bytes), or the
+/// first record that is not this lock's, named.
+fn verify_all(records: &[String], key: &LockPublicKey) -> ApiResult<Vec<(String, i64, Vec<u8>)>> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let field = format!("records[{i}]");
+            let bytes = b64(&field, r)?;
+            let record = verify_audit(&bytes, key).map_err(|e| {
+                ApiError::invalid(&field, format!("not a record signed by this lock: {e}"))
+            })?;
+            let seq = i64::try_from(record.seq)
+                .map_err(|_| ApiError::invalid(&field, "sequence out of range"))?;
+            Ok((field, seq, bytes))
+        })
+        .collect()
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
