@@ -10,17 +10,13 @@
 use std::fs;
 use std::path::Path;
 
-use door_protocol::access::ACCESS_CONTENT_TYPE;
-use door_protocol::audit::AUDIT_CONTENT_TYPE;
-use door_protocol::revocation::REVOCATION_CONTENT_TYPE;
 use door_protocol::sync::messages::FailReason;
-use door_protocol::sync::time::TIME_CONTENT_TYPE;
 use door_protocol::sync::{Offer, SignedTime, SyncMessage, SYNC_CONTENT_TYPE};
 use door_protocol::wire::kind;
-use door_protocol::{cose, AuditRecord, ErrorCode, IssuerKey, IssuerKeys, SyncBundle};
+use door_protocol::{cose, AuditRecord, ErrorCode, IssuerKeys, SyncBundle};
 use door_protocol_fuzz::{
-    issuer, prepare_unlock, sample_access, sample_delta, sample_revocation, signed_time, FuzzRng,
-    ACCESS, AUDIT_RECORDS, BUNDLES, CONFIG, LOCK_ID, LOCK_SCALAR, NOT_BEFORE, NOW, ROGUE_ACCESS,
+    prepare_unlock, sample_access, sample_delta, sample_revocation, signed_time, FuzzRng, ACCESS,
+    AUDIT_RECORDS, BUNDLES, CONFIG, ISSUER, LOCK_ID, NOT_BEFORE, NOW, ROGUE_ACCESS,
 };
 
 /// An input for the targets that read it through `Unstructured`: integers little-endian, byte
@@ -101,15 +97,10 @@ fn main() {
         }
     };
     let keys = &CONFIG.issuer_keys;
-    let lock_keys = IssuerKeys::single(
-        *IssuerKey::from_bytes(&LOCK_SCALAR)
-            .expect("fixed scalar is valid")
-            .verifying(),
-    );
     let access_payload = sample_access().to_cbor().expect("sample encodes");
-    let revocation = sample_revocation().sign(&issuer()).expect("sample signs");
+    let revocation = sample_revocation().sign(&ISSUER).expect("sample signs");
     let revocation_payload = sample_revocation().to_cbor().expect("sample encodes");
-    let time = signed_time(NOW + 60, Some(LOCK_ID), &issuer());
+    let time = signed_time(NOW + 60, Some(LOCK_ID), &ISSUER);
     let time_payload = SignedTime {
         time: NOW + 60,
         lock_id: Some(LOCK_ID),
@@ -170,7 +161,6 @@ fn main() {
             mode(4, &AUDIT_RECORDS[0]),
         ],
     );
-    let _ = &lock_keys;
     write(
         "cbor",
         [access_payload.clone(), revocation_payload, time_payload]
@@ -181,7 +171,7 @@ fn main() {
     write("sync_message", sync_messages());
     write("wire_message", wire_messages());
     write("schedule_evaluate", schedules());
-    let issuer_key = issuer().verifying().to_sec1_compressed();
+    let issuer_key = ISSUER.verifying().to_sec1_compressed();
     write(
         "keys_ids",
         vec![
@@ -198,11 +188,12 @@ fn main() {
     write("audit_pull", audit_pull());
 }
 
-/// open_bundle's mode 2: a bundle as its `sync_bundle` reads it.
+/// open_bundle's mode 2: a bundle for the lock as its `sync_bundle` reads it.
 fn bundle_script(b: &SyncBundle) -> Vec<u8> {
+    assert_eq!(b.lock_id, LOCK_ID);
     let mut s = Script::default()
         .u8(2)
-        .u8(u8::from(b.lock_id == LOCK_ID))
+        .u8(1)
         .u64(b.iteration)
         .u64(b.base_iteration)
         .i64(b.issued_at)
@@ -264,12 +255,12 @@ fn sync_messages() -> Vec<Vec<u8>> {
 
 fn wire_messages() -> Vec<Vec<u8>> {
     let phone = prepare_unlock(ACCESS.clone(), NOW, None, &mut FuzzRng(0)).expect("sample");
-    let offer = SyncMessage::AuditPull { from_seq: 0 }.to_message();
+    let pull = SyncMessage::AuditPull { from_seq: 0 }.to_message();
     let error = ErrorCode::Framing.message();
     [
         (23, phone.request_fragments(23)),
         (247, phone.request_fragments(247)),
-        (23, [offer.fragments(23), error.fragments(23)].concat()),
+        (23, [pull.fragments(23), error.fragments(23)].concat()),
     ]
     .into_iter()
     .map(|(mtu, chunks)| {
@@ -398,28 +389,32 @@ fn sync_lock() -> Vec<Vec<u8>> {
     let offer = |s: Script, bundle: u8, iteration: u8, base: u8| {
         s.u8(1).u8(bundle).u8(iteration).u8(base).u8(0)
     };
-    let full_then_delta = offer(offer(Script::default(), 0, 7, 0).u8(3), 1, 8, 7)
+    // An unlock proves the holder before the delta revokes the credential.
+    let full_then_delta = offer(Script::default(), 0, 7, 0)
         .u8(3)
         .u8(5)
         .u8(4)
         .u64(0)
         .u8(6)
-        .blob(b"4821");
+        .blob(b"1234");
+    let full_then_delta = offer(full_then_delta, 1, 8, 7).u8(3).u8(6).blob(b"4821");
     let resumed = offer(Script::default(), 0, 7, 0)
         .u8(2)
         .u32(0)
-        .u16(300)
+        .u16(100)
         .u8(9)
         .u8(8)
         .i32(60);
     let resumed = offer(resumed, 0, 7, 0).u8(3);
-    let foreign_rogue_raw = offer(offer(Script::default(), 2, 9, 0).u8(3), 3, 10, 0).u8(3);
-    let foreign_rogue_raw = offer(
-        foreign_rogue_raw.u8(1).u8(4).blob(&BUNDLES[0]).u8(7).u8(0).u8(0),
-        0,
-        7,
-        0,
-    );
+    let foreign_rogue_raw = offer(offer(Script::default(), 2, 9, 0).u8(3), 3, 10, 0)
+        .u8(3)
+        .u8(1)
+        .u8(4)
+        .blob(&BUNDLES[0])
+        .u8(7)
+        .u8(0)
+        .u8(0)
+        .u8(3);
     let time_and_keypad = Script::default()
         .u8(7)
         .i32(600)
@@ -430,15 +425,10 @@ fn sync_lock() -> Vec<Vec<u8>> {
         .blob(b"0000")
         .u8(4)
         .u64(0);
-    [
-        full_then_delta,
-        resumed,
-        foreign_rogue_raw,
-        time_and_keypad,
-    ]
-    .into_iter()
-    .map(|s| s.0)
-    .collect()
+    [full_then_delta, resumed, foreign_rogue_raw, time_and_keypad]
+        .into_iter()
+        .map(|s| s.0)
+        .collect()
 }
 
 /// Lock at 7 or fresh, bundle (0 full, 1 delta, 2 blob), iteration, base, block (u16) and
@@ -453,7 +443,14 @@ fn sync_transfer() -> Vec<Vec<u8>> {
     };
     let full = Script::default().u8(0).u8(0).u8(7).u8(0).u16(256).u8(2);
     let delta = Script::default().u8(1).u8(1).u8(8).u8(7).u16(4096).u8(4);
-    let lossy = Script::default().u8(0).u8(2).blob(&BUNDLES[0]).u8(7).u8(0).u16(128).u8(1);
+    let lossy = Script::default()
+        .u8(0)
+        .u8(2)
+        .blob(&BUNDLES[0])
+        .u8(7)
+        .u8(0)
+        .u16(128)
+        .u8(1);
     let lossy = rounds(rounds(lossy, 0b10).u8(4), 0);
     let forged = Script::default()
         .u8(0)
@@ -508,9 +505,4 @@ fn audit_pull() -> Vec<Vec<u8>> {
         .u8(2)
         .blob(&[0x80, kind::AUDIT_BATCH, 0, 1, 0]);
     vec![all.0, forged.0]
-}
-
-#[allow(dead_code)]
-fn unused(_: &str, _: &str, _: &str) {
-    let _ = (ACCESS_CONTENT_TYPE, AUDIT_CONTENT_TYPE, REVOCATION_CONTENT_TYPE, TIME_CONTENT_TYPE);
 }

@@ -68,7 +68,10 @@ fn run(u: &mut Unstructured) -> Result<()> {
             };
             let mut next = from;
             for r in &batch.records {
-                assert!(AUDIT_RECORDS.contains(&r.bytes), "a record the lock never signed");
+                assert!(
+                    AUDIT_RECORDS.contains(&r.bytes),
+                    "a record the lock never signed"
+                );
                 assert!(r.record.seq >= next);
                 next = r.record.seq + 1;
             }

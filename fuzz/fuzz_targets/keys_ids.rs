@@ -19,6 +19,8 @@ fuzz_target!(|data: &[u8]| {
     }
     assert_eq!(Id::from_slice(data).is_some(), data.len() == Id::LEN);
     if let Some(id) = std::str::from_utf8(data).ok().and_then(Id::from_hex) {
-        assert!(id.to_string().eq_ignore_ascii_case(std::str::from_utf8(data).unwrap()));
+        assert!(id
+            .to_string()
+            .eq_ignore_ascii_case(std::str::from_utf8(data).unwrap()));
     }
 });

@@ -11,10 +11,10 @@
 use arbitrary::{Result, Unstructured};
 use door_protocol::sync::SYNC_CONTENT_TYPE;
 use door_protocol::{
-    cose, inspect_bundle, open_bundle, Doorcode, DoorcodeChanges, Id, LockState,
-    RevocationEntry, SyncBundle, SyncError,
+    cose, inspect_bundle, open_bundle, Doorcode, DoorcodeChanges, Id, LockState, RevocationEntry,
+    SyncBundle, SyncError,
 };
-use door_protocol_fuzz::{issuer, FuzzRng, AFTER_FULL, CONFIG, LOCK_ID, NOW};
+use door_protocol_fuzz::{FuzzRng, AFTER_FULL, CONFIG, ISSUER, LOCK_ID, NOW};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let bytes = match mode % 3 {
         0 => rest.to_vec(),
-        1 => match cose::sign1(&issuer(), SYNC_CONTENT_TYPE, rest.to_vec()) {
+        1 => match cose::sign1(&ISSUER, SYNC_CONTENT_TYPE, rest.to_vec()) {
             Ok(b) => b,
             Err(_) => return,
         },
@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
                 return;
             };
             let lock = CONFIG.key.public();
-            let Ok(bytes) = bundle.seal_and_sign(&issuer(), lock, &mut FuzzRng(0)) else {
+            let Ok(bytes) = bundle.seal_and_sign(&ISSUER, lock, &mut FuzzRng(0)) else {
                 return;
             };
             let opened = open_bundle(&bytes, &CONFIG);
@@ -84,7 +84,11 @@ fn normalized(mut b: SyncBundle) -> SyncBundle {
 
 /// A bundle of up to 7 revocations, 7 added and 3 removed doorcodes, mostly for the lock.
 fn sync_bundle(u: &mut Unstructured) -> Result<SyncBundle> {
-    let lock_id = if u.arbitrary()? { LOCK_ID } else { Id(u.arbitrary()?) };
+    let lock_id = if u.arbitrary()? {
+        LOCK_ID
+    } else {
+        Id(u.arbitrary()?)
+    };
     let iteration = u.arbitrary()?;
     let base_iteration = u.arbitrary()?;
     let issued_at = u.arbitrary()?;

@@ -15,14 +15,16 @@ use door_protocol::sync::{Offer, SyncMessage};
 use door_protocol::unlock::LockReply;
 use door_protocol::{DoorcodeResult, LockSession, LockState, Message, UnixTime};
 use door_protocol_fuzz::{
-    blob, deliver, issuer, prepare_unlock, rogue, signed_time, FuzzRng, ACCESS, BUNDLES, CONFIG,
-    DOORCODES, LOCK_ID, NOW, OTHER_LOCK, TRUSTED_ITERATIONS,
+    blob, deliver, prepare_unlock, signed_time, FuzzRng, ACCESS, BUNDLES, CONFIG, DOORCODES,
+    ISSUER, LOCK_ID, NOW, OTHER_LOCK, ROGUE, TRUSTED_ITERATIONS,
 };
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
 
 /// Bundles are verified and audit records signed as they go: a bound keeps every input fast.
 const MAX_OPS: usize = 24;
+/// A common negotiated ATT MTU; sync messages go whole through `on_message`.
+const MTU: u16 = 247;
 
 fuzz_target!(|data: &[u8]| {
     let _ = run(&mut Unstructured::new(data));
@@ -113,7 +115,11 @@ fn run(u: &mut Unstructured) -> Result<()> {
             }
             3 => {
                 // The rest of the bundle from where the lock stands, as the phone sends it.
-                let from = lock.state.transfer.as_ref().map_or(0, |t| t.received().len());
+                let from = lock
+                    .state
+                    .transfer
+                    .as_ref()
+                    .map_or(0, |t| t.received().len());
                 let rest = offered.get(from..).unwrap_or_default().to_vec();
                 for (i, block) in rest.chunks(MAX_BLOCK).enumerate() {
                     let offset = (from + i * MAX_BLOCK) as u32;
@@ -128,7 +134,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
             5 => {
                 let now = lock.state.now(lock.clock);
                 if let Some(phone) = prepare_unlock(ACCESS.clone(), now, None, &mut lock.rng) {
-                    lock.chunks(&phone.request_fragments(247));
+                    lock.chunks(&phone.request_fragments(MTU));
                 }
             }
             6 => {
@@ -140,10 +146,11 @@ fn run(u: &mut Unstructured) -> Result<()> {
             }
             7 => {
                 let time = lock.clock.saturating_add(i64::from(u.arbitrary::<i32>()?));
-                let lock_id = [None, Some(LOCK_ID), Some(OTHER_LOCK)][usize::from(u.arbitrary::<u8>()? % 3)];
-                let key = if u.arbitrary()? { issuer() } else { rogue() };
+                let lock_id =
+                    [None, Some(LOCK_ID), Some(OTHER_LOCK)][usize::from(u.arbitrary::<u8>()? % 3)];
+                let key = if u.arbitrary()? { &ISSUER } else { &ROGUE };
                 let phone_time = u.arbitrary()?;
-                let bytes = signed_time(time, lock_id, &key);
+                let bytes = signed_time(time, lock_id, key);
                 let _ = lock
                     .state
                     .accept_signed_time(&CONFIG, &bytes, lock.clock, phone_time);

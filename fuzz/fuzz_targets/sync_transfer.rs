@@ -2,8 +2,9 @@
 //! lossy link: chunks lost either way at the fuzzer's choice, reconnections, and forged
 //! answers mixed in (raw chunks, messages of any type and body).
 //!
-//! Oracle: no panic; progress stays within the bundle and, while only the genuine lock has
-//! spoken, never goes back, and `Applied { iteration }` means the lock is at `iteration`.
+//! Oracle: no panic; progress stays within the bundle; and while only the genuine lock has
+//! spoken, progress never goes back (but to start over once the lock has given its verdict)
+//! and `Applied { iteration }` means the lock is at `iteration`.
 #![no_main]
 
 use std::collections::VecDeque;
@@ -85,6 +86,11 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 message.fragments(u.arbitrary()?)
             }
             _ => {
+                // A lock holding no partial transfer (it never got the offer, or gave a verdict
+                // the phone missed) rightly has the next offer start over.
+                if state.transfer.is_none() {
+                    done = 0;
+                }
                 transfer.reconnect();
                 session = LockSession::new();
                 inbox.clear();

@@ -15,8 +15,8 @@ use door_protocol::unlock::LockReply;
 use door_protocol::wire::MAX_ATT_MTU;
 use door_protocol::{cose, decode_access, LockSession, LockState, PreparedUnlock, UnixTime};
 use door_protocol_fuzz::{
-    blob, deliver, flip, issuer, prepare_unlock, rogue, signed_time, FuzzRng, ACCESS, CONFIG, LOCK_ID,
-    NOW, OTHER_LOCK, ROGUE_ACCESS,
+    blob, deliver, flip, prepare_unlock, signed_time, FuzzRng, ACCESS, CONFIG, ISSUER, LOCK_ID,
+    NOW, OTHER_LOCK, ROGUE, ROGUE_ACCESS,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -102,7 +102,7 @@ fn build(u: &mut Unstructured, lock: &mut Lock) -> Result<Option<(PreparedUnlock
     let document = match u.arbitrary::<u8>()? % 3 {
         0 => ACCESS.clone(),
         1 => ROGUE_ACCESS.clone(),
-        _ => match cose::sign1(&issuer(), ACCESS_CONTENT_TYPE, blob(u)?.to_vec()) {
+        _ => match cose::sign1(&ISSUER, ACCESS_CONTENT_TYPE, blob(u)?.to_vec()) {
             Ok(d) => d,
             Err(_) => return Ok(None),
         },
@@ -116,9 +116,10 @@ fn build(u: &mut Unstructured, lock: &mut Lock) -> Result<Option<(PreparedUnlock
         0 => None,
         sel @ (1 | 2) => {
             let time = now.saturating_add(i64::from(u.arbitrary::<i32>()?));
-            let lock_id = [None, Some(LOCK_ID), Some(OTHER_LOCK)][usize::from(u.arbitrary::<u8>()? % 3)];
-            let key = if sel == 1 { issuer() } else { rogue() };
-            Some(signed_time(time, lock_id, &key))
+            let lock_id =
+                [None, Some(LOCK_ID), Some(OTHER_LOCK)][usize::from(u.arbitrary::<u8>()? % 3)];
+            let key = if sel == 1 { &ISSUER } else { &ROGUE };
+            Some(signed_time(time, lock_id, key))
         }
         _ => Some(blob(u)?.to_vec()),
     };
@@ -157,7 +158,10 @@ fn unlock(
     for chunk in reply.message.fragments(u.arbitrary()?) {
         read = Some(phone.on_fragment(&chunk));
     }
-    match (reply.decision, read.expect("a message is at least one chunk")) {
+    match (
+        reply.decision,
+        read.expect("a message is at least one chunk"),
+    ) {
         (Some(d), Ok(Some(outcome))) => {
             assert_eq!(outcome.result, d.result);
             assert_eq!(outcome.sync_iteration, lock.state.sync_iteration());

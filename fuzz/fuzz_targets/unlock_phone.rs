@@ -8,9 +8,7 @@
 #![no_main]
 
 use arbitrary::{Result, Unstructured};
-use door_protocol::{
-    LockSession, LockState, Message, PhoneError, UnlockPreparation, UnlockTarget,
-};
+use door_protocol::{LockSession, LockState, Message, PhoneError, UnlockPreparation, UnlockTarget};
 use door_protocol_fuzz::{blob, deliver, device_sign, flip, FuzzRng, ACCESS, CONFIG, LOCK_ID, NOW};
 use libfuzzer_sys::fuzz_target;
 
@@ -58,7 +56,13 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let mut state = LockState::default();
     let clock = NOW + i64::from(u.arbitrary::<i8>()?) * 2;
     let chunks = phone.request_fragments(u.arbitrary()?);
-    let replies = deliver(&mut LockSession::new(), &mut state, &chunks, clock, &mut rng);
+    let replies = deliver(
+        &mut LockSession::new(),
+        &mut state,
+        &chunks,
+        clock,
+        &mut rng,
+    );
     let answer = replies.last().expect("a whole request gets an answer");
 
     let mut finished = false;

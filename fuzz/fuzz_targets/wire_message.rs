@@ -5,7 +5,9 @@
 #![no_main]
 
 use arbitrary::Unstructured;
-use door_protocol::wire::{ErrorCode, Message, Reassembler, ATT_HEADER, MAX_ATT_MTU, MAX_BODY, MIN_ATT_MTU};
+use door_protocol::wire::{
+    ErrorCode, Message, Reassembler, ATT_HEADER, MAX_ATT_MTU, MAX_BODY, MIN_ATT_MTU,
+};
 use door_protocol_fuzz::blob;
 use libfuzzer_sys::fuzz_target;
 
@@ -36,7 +38,9 @@ fn round_trip(message: &Message, mtu: u16) {
     let chunks = again.fragments(mtu);
     let max = usize::from(mtu.clamp(MIN_ATT_MTU, MAX_ATT_MTU)) - ATT_HEADER;
     let mut rx = Reassembler::new();
-    let (last, init) = chunks.split_last().expect("a message is at least one chunk");
+    let (last, init) = chunks
+        .split_last()
+        .expect("a message is at least one chunk");
     for c in init {
         assert!(c.len() <= max);
         assert_eq!(rx.push(c), Ok(None));

@@ -1,18 +1,19 @@
 //! What the fuzz targets and the seed generator (examples/seeds.rs) share: the fixtures of
 //! protocol/tests/common (issuer, device and lock keys, the lobby's lock, signed documents),
-//! built once per process because signing dominates a run; deterministic randomness; and the
-//! one input convention beyond plain integers, [`blob`].
+//! built once per process because signing dominates a run; deterministic randomness; the
+//! input conventions beyond plain integers ([`document`], [`blob`]); the phone's moves.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use arbitrary::{Result, Unstructured};
 use door_protocol::sync::SignedTime;
 use door_protocol::unlock::LockReply;
 use door_protocol::{
-    AccessDocument, AuditEvent, AuditRecord, DenyReason, DoorGrant, Doorcode, DoorcodeChanges, Id,
-    IssuerKey, IssuerKeys, LockConfig, open_bundle, LockKey, LockSession, LockState, PreparedUnlock,
-    RevocationDocument, RevocationEntry, RevocationMode, Schedule, SyncBundle, Transition,
-    UnixTime, UnlockPreparation, UnlockTarget, Weekdays, Window, ZoneRules,
+    cose, open_bundle, AccessDocument, AuditEvent, AuditRecord, DenyReason, DoorGrant, Doorcode,
+    DoorcodeChanges, Id, IssuerKey, IssuerKeys, LockConfig, LockKey, LockSession, LockState,
+    PreparedUnlock, RevocationDocument, RevocationEntry, RevocationMode, Schedule, SyncBundle,
+    Transition, UnixTime, UnlockPreparation, UnlockTarget, Weekdays, Window, ZoneRules,
 };
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
@@ -29,55 +30,50 @@ const fn counting(first: u8) -> [u8; 32] {
     s
 }
 
-pub const ISSUER_SCALAR: [u8; 32] = counting(0x01);
-pub const DEVICE_SCALAR: [u8; 32] = counting(0x21);
+const ISSUER_SCALAR: [u8; 32] = counting(0x01);
+const DEVICE_SCALAR: [u8; 32] = counting(0x21);
 pub const LOCK_SCALAR: [u8; 32] = counting(0x41);
-/// An issuer no lock here trusts: whatever it signs must be refused.
 pub const ROGUE_SCALAR: [u8; 32] = counting(0xa1);
 
 pub const LOCK_ID: Id = Id([0x10; 16]);
 pub const OTHER_LOCK: Id = Id([0x11; 16]);
 /// The door the lock opens; the sample document grants it around the clock.
-pub const LOBBY: Id = Id([0xd1; 16]);
-pub const POOL: Id = Id([0xd2; 16]);
-pub const CREDENTIAL: Id = Id([0xc1; 16]);
-pub const PERSON: Id = Id([0xa1; 16]);
-pub const OTHER_PERSON: Id = Id([0xa2; 16]);
+const LOBBY: Id = Id([0xd1; 16]);
+const POOL: Id = Id([0xd2; 16]);
+const CREDENTIAL: Id = Id([0xc1; 16]);
+const PERSON: Id = Id([0xa1; 16]);
+const OTHER_PERSON: Id = Id([0xa2; 16]);
 /// Monday 2026-06-15T12:00Z, 08:00 in New York: inside every sample's validity.
 pub const NOW: UnixTime = 1_781_524_800;
 /// 2026-01-01 and 2027-01-01 in New York: the sample document's validity.
 pub const NOT_BEFORE: UnixTime = 1_767_243_600;
-pub const NOT_AFTER: UnixTime = 1_798_779_600;
+const NOT_AFTER: UnixTime = 1_798_779_600;
 
 /// The doorcodes the trusted bundles give out: the only codes a keypad may accept.
 pub const DOORCODES: [&str; 2] = ["4821", "1234"];
 
-pub fn issuer() -> IssuerKey {
-    IssuerKey::from_bytes(&ISSUER_SCALAR).expect("fixed scalar is valid")
-}
-
-pub fn rogue() -> IssuerKey {
-    IssuerKey::from_bytes(&ROGUE_SCALAR).expect("fixed scalar is valid")
-}
-
-pub fn issuer_keys() -> IssuerKeys {
-    IssuerKeys::single(*issuer().verifying())
-}
+/// The property's issuer, the one the lock trusts.
+pub static ISSUER: LazyLock<IssuerKey> =
+    LazyLock::new(|| IssuerKey::from_bytes(&ISSUER_SCALAR).expect("fixed scalar is valid"));
+/// An issuer no lock here trusts: whatever it signs must be refused.
+pub static ROGUE: LazyLock<IssuerKey> =
+    LazyLock::new(|| IssuerKey::from_bytes(&ROGUE_SCALAR).expect("fixed scalar is valid"));
 
 pub fn lock_key() -> LockKey {
     LockKey::from_bytes(&LOCK_SCALAR).expect("fixed scalar is valid")
 }
 
-/// The lobby's lock, trusting only [`issuer`].
-pub static CONFIG: LazyLock<LockConfig> =
-    LazyLock::new(|| LockConfig::new(LOCK_ID, LOBBY, lock_key(), issuer_keys()));
-
-static DEVICE: LazyLock<SigningKey> = LazyLock::new(|| {
-    SigningKey::from_bytes(&DEVICE_SCALAR.into()).expect("fixed scalar is valid")
+/// The lobby's lock, trusting only [`ISSUER`].
+pub static CONFIG: LazyLock<LockConfig> = LazyLock::new(|| {
+    let issuer_keys = IssuerKeys::single(*ISSUER.verifying());
+    LockConfig::new(LOCK_ID, LOBBY, lock_key(), issuer_keys)
 });
 
+static DEVICE: LazyLock<SigningKey> =
+    LazyLock::new(|| SigningKey::from_bytes(&DEVICE_SCALAR.into()).expect("fixed scalar is valid"));
+
 /// America/New_York over 2026.
-pub fn new_york_2026() -> ZoneRules {
+fn new_york_2026() -> ZoneRules {
     ZoneRules {
         initial_offset: -5 * 3600,
         transitions: vec![
@@ -134,9 +130,9 @@ pub fn sample_access() -> AccessDocument {
 }
 
 pub static ACCESS: LazyLock<Vec<u8>> =
-    LazyLock::new(|| sample_access().sign(&issuer()).expect("sample fits"));
+    LazyLock::new(|| sample_access().sign(&ISSUER).expect("sample fits"));
 pub static ROGUE_ACCESS: LazyLock<Vec<u8>> =
-    LazyLock::new(|| sample_access().sign(&rogue()).expect("sample fits"));
+    LazyLock::new(|| sample_access().sign(&ROGUE).expect("sample fits"));
 
 pub fn sample_revocation() -> RevocationDocument {
     RevocationDocument {
@@ -256,10 +252,10 @@ pub static BUNDLES: LazyLock<[Vec<u8>; 4]> = LazyLock::new(|| {
             .expect("samples are valid")
     };
     [
-        seal(full_bundle(LOCK_ID, 7), &issuer()),
-        seal(sample_delta(), &issuer()),
-        seal(full_bundle(OTHER_LOCK, 9), &issuer()),
-        seal(full_bundle(LOCK_ID, 10), &rogue()),
+        seal(full_bundle(LOCK_ID, 7), &ISSUER),
+        seal(sample_delta(), &ISSUER),
+        seal(full_bundle(OTHER_LOCK, 9), &ISSUER),
+        seal(full_bundle(LOCK_ID, 10), &ROGUE),
     ]
 });
 
@@ -301,6 +297,35 @@ impl RngCore for FuzzRng {
 }
 
 impl CryptoRng for FuzzRng {}
+
+/// What a document target verifies, chosen by its mode byte (see [`document`]).
+pub struct Document<'a> {
+    pub bytes: Cow<'a, [u8]>,
+    /// The payload, when the harness signed it.
+    pub payload: Option<&'a [u8]>,
+}
+
+/// The document a document target fuzzes: `rest` itself (even `mode`), or `rest` as a
+/// payload that `key` signs here under `content_type` (odd), because the fuzzer cannot forge a
+/// signature and the payload decoders sit behind one. `None` when it is too large to sign.
+pub fn document<'a>(
+    mode: u8,
+    rest: &'a [u8],
+    key: &IssuerKey,
+    content_type: &str,
+) -> Option<Document<'a>> {
+    if mode.is_multiple_of(2) {
+        return Some(Document {
+            bytes: Cow::Borrowed(rest),
+            payload: None,
+        });
+    }
+    let signed = cose::sign1(key, content_type, rest.to_vec()).ok()?;
+    Some(Document {
+        bytes: Cow::Owned(signed),
+        payload: Some(rest),
+    })
+}
 
 /// A length-prefixed byte string: a `u16` length (little-endian, as `Unstructured` reads every
 /// integer), then that many bytes, or as many as remain.
