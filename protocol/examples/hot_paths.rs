@@ -11,10 +11,7 @@ mod common;
 
 use common::*;
 use door_protocol::sync::SyncMessage;
-use door_protocol::unlock::DEFAULT_CLOCK_TOLERANCE;
-use door_protocol::{
-    Id, LockConfig, LockKey, LockSession, LockState, SyncTransfer, UnlockPreparation, UnlockTarget,
-};
+use door_protocol::{LockSession, LockState, SyncTransfer, UnlockPreparation, UnlockTarget};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use rand_core::OsRng;
@@ -33,13 +30,7 @@ fn main() {
 
 /// The phone prepares and seals (software key), the lock answers, the phone reads the answer.
 fn unlock() {
-    let config = LockConfig {
-        lock_id: Id([0x10; 16]),
-        door_id: LOBBY,
-        key: LockKey::from_bytes(&[0x77; 32]).unwrap(),
-        issuer_keys: issuer_keys(),
-        clock_tolerance: DEFAULT_CLOCK_TOLERANCE,
-    };
+    let config = lock_config();
     let device = SigningKey::from_bytes(&DEVICE_SCALAR.into()).unwrap();
     let target = UnlockTarget {
         lock_id: config.lock_id,
