@@ -10,44 +10,40 @@ use arbitrary::{Result, Unstructured};
 use door_protocol::sync::SignedTime;
 use door_protocol::unlock::LockReply;
 use door_protocol::{
-    cose, open_bundle, AccessDocument, AuditEvent, AuditRecord, DenyReason, DoorGrant, Doorcode,
-    DoorcodeChanges, Id, IssuerKey, IssuerKeys, LockConfig, LockKey, LockSession, LockState,
-    PreparedUnlock, RevocationDocument, RevocationEntry, RevocationMode, Schedule, SyncBundle,
-    Transition, UnixTime, UnlockPreparation, UnlockTarget, Weekdays, Window, ZoneRules,
+    cose, open_bundle, AuditEvent, AuditRecord, DenyReason, Doorcode, DoorcodeChanges, Id,
+    IssuerKey, IssuerKeys, LockConfig, LockKey, LockSession, LockState, PreparedUnlock,
+    RevocationDocument, RevocationEntry, RevocationMode, SyncBundle, UnixTime, UnlockPreparation,
+    UnlockTarget,
 };
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use rand_core::{CryptoRng, RngCore};
 
-/// 32 bytes counting up from `first`: the fixed scalars of the test vectors.
-const fn counting(first: u8) -> [u8; 32] {
+// The published test vectors' fixtures (keys, ids, validity, the sample access document),
+// shared with door-protocol's tests and benches.
+#[path = "../../protocol/tests/common/mod.rs"]
+mod fixtures;
+
+/// The lobby around the clock, the pool on weekdays 09:00-17:00, for the sample device key.
+pub use fixtures::sample_access;
+use fixtures::{CREDENTIAL, DEVICE_SCALAR, ISSUER_SCALAR, LOBBY, NOT_AFTER, PERSON};
+pub use fixtures::{LOCK_ID, LOCK_SCALAR, NOT_BEFORE};
+
+/// An issuer scalar no lock here trusts: 0xa1 ... 0xc0.
+pub const ROGUE_SCALAR: [u8; 32] = {
     let mut s = [0u8; 32];
     let mut i = 0;
     while i < 32 {
-        s[i] = first + i as u8;
+        s[i] = i as u8 + 0xa1;
         i += 1;
     }
     s
-}
+};
 
-const ISSUER_SCALAR: [u8; 32] = counting(0x01);
-const DEVICE_SCALAR: [u8; 32] = counting(0x21);
-pub const LOCK_SCALAR: [u8; 32] = counting(0x41);
-pub const ROGUE_SCALAR: [u8; 32] = counting(0xa1);
-
-pub const LOCK_ID: Id = Id([0x10; 16]);
 pub const OTHER_LOCK: Id = Id([0x11; 16]);
-/// The door the lock opens; the sample document grants it around the clock.
-const LOBBY: Id = Id([0xd1; 16]);
-const POOL: Id = Id([0xd2; 16]);
-const CREDENTIAL: Id = Id([0xc1; 16]);
-const PERSON: Id = Id([0xa1; 16]);
 const OTHER_PERSON: Id = Id([0xa2; 16]);
 /// Monday 2026-06-15T12:00Z, 08:00 in New York: inside every sample's validity.
-pub const NOW: UnixTime = 1_781_524_800;
-/// 2026-01-01 and 2027-01-01 in New York: the sample document's validity.
-pub const NOT_BEFORE: UnixTime = 1_767_243_600;
-const NOT_AFTER: UnixTime = 1_798_779_600;
+pub const NOW: UnixTime = fixtures::MONDAY_0800_NY;
 
 /// The doorcodes the trusted bundles give out: the only codes a keypad may accept.
 pub const DOORCODES: [&str; 2] = ["4821", "1234"];
@@ -71,63 +67,6 @@ pub static CONFIG: LazyLock<LockConfig> = LazyLock::new(|| {
 
 static DEVICE: LazyLock<SigningKey> =
     LazyLock::new(|| SigningKey::from_bytes(&DEVICE_SCALAR.into()).expect("fixed scalar is valid"));
-
-/// America/New_York over 2026.
-fn new_york_2026() -> ZoneRules {
-    ZoneRules {
-        initial_offset: -5 * 3600,
-        transitions: vec![
-            Transition {
-                at: 1_772_953_200,
-                offset: -4 * 3600,
-            },
-            Transition {
-                at: 1_793_512_800,
-                offset: -5 * 3600,
-            },
-        ],
-    }
-}
-
-/// The lobby around the clock, the pool on weekdays 09:00-17:00, for the sample device key.
-pub fn sample_access() -> AccessDocument {
-    let device_key = IssuerKey::from_bytes(&DEVICE_SCALAR)
-        .expect("fixed scalar is valid")
-        .verifying()
-        .to_sec1_compressed();
-    AccessDocument {
-        version: 1,
-        credential_id: CREDENTIAL,
-        person_id: PERSON,
-        device_key,
-        grants: vec![
-            DoorGrant {
-                door_id: LOBBY,
-                schedule: Schedule::always(),
-                doorcode: true,
-            },
-            DoorGrant {
-                door_id: POOL,
-                schedule: Schedule {
-                    windows: vec![Window {
-                        days: Weekdays::MON_FRI,
-                        start_minute: 9 * 60,
-                        end_minute: 17 * 60,
-                    }],
-                    not_before: None,
-                    not_after: None,
-                },
-                doorcode: false,
-            },
-        ],
-        not_before: NOT_BEFORE,
-        not_after: NOT_AFTER,
-        issued_at: NOT_BEFORE - 3600,
-        access_iteration: 3,
-        may_share: true,
-        zone: new_york_2026(),
-    }
-}
 
 pub static ACCESS: LazyLock<Vec<u8>> =
     LazyLock::new(|| sample_access().sign(&ISSUER).expect("sample fits"));
