@@ -222,8 +222,34 @@ final class TcpBleTransport: BleTransport, @unchecked Sendable {
     }
 }
 
+/// A fresh directory, removed with its contents when the test process exits.
 func temporaryDirectory(_ prefix: String) throws -> String {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    madeDirectories.add(url)
     return url.path
 }
+
+private final class MadeDirectories: @unchecked Sendable {
+    private let lock = NSLock()
+    private var urls: [URL] = []
+
+    init() {
+        atexit { madeDirectories.removeAll() }
+    }
+
+    func add(_ url: URL) {
+        lock.lock()
+        defer { lock.unlock() }
+        urls.append(url)
+    }
+
+    func removeAll() {
+        lock.lock()
+        defer { lock.unlock() }
+        for url in urls { try? FileManager.default.removeItem(at: url) }
+        urls = []
+    }
+}
+
+private let madeDirectories = MadeDirectories()

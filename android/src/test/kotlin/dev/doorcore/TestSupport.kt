@@ -202,7 +202,10 @@ class Testbed private constructor(private val process: Process, json: Map<String
     }
 }
 
-fun tempDir(prefix: String): File = Files.createTempDirectory(prefix).toFile().also { it.deleteOnExit() }
+/** A fresh directory, removed with its contents when the JVM exits (deleteOnExit only takes empty ones). */
+fun tempDir(prefix: String): File = Files.createTempDirectory(prefix).toFile().also { dir ->
+    Runtime.getRuntime().addShutdownHook(Thread { dir.deleteRecursively() })
+}
 
 /** Just enough JSON for the testbed's line (objects, arrays, strings, numbers, literals). */
 private class MiniJson(private val s: String) {
