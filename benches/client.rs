@@ -9,11 +9,14 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use door_core::doors::CachedDoor;
 use door_core::store::{DoorsMeta, Store};
 use door_core::{ClientConfig, DoorClient};
+use door_protocol::ZoneRules;
 
 const NOW: i64 = 1_795_532_400;
 
 fn populate(dir: &std::path::Path, n: usize) {
     let store = Store::open(dir).unwrap();
+    // The zone rules the issuer signs into a week-long document.
+    let zone = ZoneRules::from_iana("America/New_York", NOW - 300, NOW + 7 * 86_400).unwrap();
     let doors: Vec<CachedDoor> = (0..n)
         .map(|i| CachedDoor {
             id: format!("{i:032x}"),
@@ -36,6 +39,8 @@ fn populate(dir: &std::path::Path, n: usize) {
             },
             schedule_not_before: None,
             schedule_not_after: None,
+            zone_initial_offset: zone.initial_offset,
+            zone_transitions: zone.transitions.iter().map(|t| (t.at, t.offset)).collect(),
         })
         .collect();
     let meta = DoorsMeta {

@@ -64,6 +64,7 @@ fn main() {
     let lock_id = Id([9; 16]);
     let mut device_key = [0u8; 33];
     device_key.copy_from_slice(device.verifying_key().to_encoded_point(true).as_bytes());
+    let zone = ZoneRules::from_iana("America/New_York", NOW - 300, NOW + 7 * 86_400).unwrap();
     let document = AccessDocument {
         version: ACCESS_VERSION,
         credential_id: Id([1; 16]),
@@ -79,7 +80,7 @@ fn main() {
         issued_at: NOW,
         access_iteration: 1,
         may_share: true,
-        zone: ZoneRules::from_iana("America/New_York", NOW - 300, NOW + 7 * 86_400).unwrap(),
+        zone: zone.clone(),
     }
     .sign(&issuer)
     .unwrap();
@@ -99,6 +100,8 @@ fn main() {
         windows: vec![(0x7f, 0, 1440)],
         schedule_not_before: None,
         schedule_not_after: None,
+        zone_initial_offset: zone.initial_offset,
+        zone_transitions: zone.transitions.iter().map(|t| (t.at, t.offset)).collect(),
     };
     let signer: Arc<dyn Signer> = Arc::new(Key(device));
 

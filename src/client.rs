@@ -9,7 +9,6 @@ use std::time::Duration;
 use base64::Engine;
 use reqwest::Method;
 
-use crate::access::Zone;
 use crate::api::wire::{self, GuestJson, InvitedGuest, MeJson, MyDoors, Tokens};
 use crate::api::{ApiClient, ApiError, TokenSink};
 use crate::ble::{BleError, Transport};
@@ -65,7 +64,6 @@ pub struct Core {
     signer: Arc<dyn Signer>,
     transport: Option<Arc<dyn Transport>>,
     events: Box<dyn Fn(Event) + Send + Sync>,
-    zone: Mutex<Option<Zone>>,
     /// Door Syncs riding along after unlocks, by lock id, so a new unlock there can stop one.
     rides: Mutex<std::collections::HashMap<String, Ride>>,
     clock: Box<dyn Fn() -> UnixTime + Send + Sync>,
@@ -128,7 +126,6 @@ impl Core {
             signer,
             transport,
             events,
-            zone: Mutex::new(None),
             rides: Mutex::new(Default::default()),
             clock,
         })
@@ -270,8 +267,6 @@ impl Core {
             .api(self.api.call::<(), _>(Method::GET, &path, None))
             .await?;
         let cached = doors::verify(&doors, &device_key)?;
-        let zone = Zone::new(&doors.time_zone, self.now())
-            .map_err(|_| ApiError::Malformed(format!("unknown time zone {:?}", doors.time_zone)))?;
         let meta = DoorsMeta {
             person_id: doors.person_id.clone(),
             time_zone: doors.time_zone.clone(),
@@ -279,7 +274,6 @@ impl Core {
             issued_at: doors.issued_at,
         };
         self.store.replace_doors(&meta, &cached)?;
-        *self.zone.lock().unwrap_or_else(|p| p.into_inner()) = Some(zone);
         // Door Sync data is a bonus of being online: its failure never fails the refresh.
         let _ = self.prefetch_sync(&cached).await;
         self.emit(Event::DoorsChanged);
@@ -304,18 +298,6 @@ impl Core {
         Ok(())
     }
 
-    fn with_zone<T>(&self, f: impl FnOnce(&Zone) -> T) -> CoreResult<T> {
-        let mut guard = self.zone.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            let meta = self.store.doors_meta()?.ok_or(CoreError::NotSignedIn)?;
-            let zone = Zone::new(&meta.time_zone, self.now()).map_err(|_| {
-                ApiError::Malformed(format!("unknown time zone {:?}", meta.time_zone))
-            })?;
-            *guard = Some(zone);
-        }
-        Ok(f(guard.as_ref().expect("set above")))
-    }
-
     /// The cached doors, sorted by name, each with its decision now. Works offline.
     pub fn doors(&self) -> CoreResult<Vec<DoorView>> {
         let mut doors = self.store.doors()?;
@@ -324,15 +306,13 @@ impl Core {
         }
         doors.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
         let now = self.now();
-        self.with_zone(|zone| {
-            doors
-                .into_iter()
-                .map(|door| {
-                    let decision = door.decide(zone, now);
-                    DoorView { door, decision }
-                })
-                .collect()
-        })
+        Ok(doors
+            .into_iter()
+            .map(|door| {
+                let decision = door.decide(now);
+                DoorView { door, decision }
+            })
+            .collect())
     }
 
     /// One cached door with its decision now: one row read, one evaluation.
@@ -342,7 +322,7 @@ impl Core {
             .door(door_id)?
             .ok_or_else(|| CoreError::invalid("door_id", "is not one of your doors"))?;
         let now = self.now();
-        let decision = self.with_zone(|zone| door.decide(zone, now))?;
+        let decision = door.decide(now);
         Ok(DoorView { door, decision })
     }
 
@@ -617,7 +597,6 @@ impl Core {
         }
         self.api.set_tokens(None);
         self.store.clear()?;
-        *self.zone.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.signer.forget()?;
         self.emit(Event::DoorsChanged);
         Ok(())

@@ -4,10 +4,10 @@
 use base64::Engine;
 use door_protocol::access::decode_access;
 use door_protocol::keys::{IssuerKeys, IssuerPublicKey};
-use door_protocol::{Decision, Id, Schedule, UnixTime, Weekdays, Window};
+use door_protocol::schedule::evaluate;
+use door_protocol::{Decision, Id, Schedule, Transition, UnixTime, Weekdays, Window, ZoneRules};
 use serde::{Deserialize, Serialize};
 
-use crate::access::Zone;
 use crate::api::wire::{MyDoor, MyDoors};
 
 /// One door in the cache. The schedule and validity are the ones signed in the access
@@ -33,6 +33,11 @@ pub struct CachedDoor {
     pub windows: Vec<(u8, u16, u16)>,
     pub schedule_not_before: Option<UnixTime>,
     pub schedule_not_after: Option<UnixTime>,
+    /// The property zone's offsets as the issuer signed them into the document: the lock
+    /// decides from these, so the phone does too.
+    pub zone_initial_offset: i32,
+    /// (instant, offset from then on) per transition.
+    pub zone_transitions: Vec<(UnixTime, i32)>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -50,15 +55,20 @@ fn b64(s: &str) -> Option<Vec<u8>> {
 /// Checks every door's document (issuer signature, the door, our device key) before any of
 /// it may replace the cache.
 pub fn verify(doors: &MyDoors, device_key: &[u8]) -> Result<Vec<CachedDoor>, DoorsError> {
-    let issuer = b64(&doors.issuer_public_key)
-        .and_then(|k| IssuerPublicKey::from_sec1(&k).ok())
-        .ok_or_else(|| DoorsError::Issuer("not a P-256 SEC1 key".into()))?;
-    let keys = IssuerKeys::single(issuer);
+    let keys = issuer_keys(&doors.issuer_public_key)?;
     doors
         .doors
         .iter()
         .map(|d| verify_door(d, &keys, device_key))
         .collect()
+}
+
+/// The issuer key the server names, base64 SEC1, as the one key documents may be signed with.
+pub fn issuer_keys(issuer_public_key: &str) -> Result<IssuerKeys, DoorsError> {
+    let issuer = b64(issuer_public_key)
+        .and_then(|k| IssuerPublicKey::from_sec1(&k).ok())
+        .ok_or_else(|| DoorsError::Issuer("not a P-256 SEC1 key".into()))?;
+    Ok(IssuerKeys::single(issuer))
 }
 
 fn verify_door(d: &MyDoor, keys: &IssuerKeys, device_key: &[u8]) -> Result<CachedDoor, DoorsError> {
@@ -101,6 +111,13 @@ fn verify_door(d: &MyDoor, keys: &IssuerKeys, device_key: &[u8]) -> Result<Cache
             .collect(),
         schedule_not_before: grant.schedule.not_before,
         schedule_not_after: grant.schedule.not_after,
+        zone_initial_offset: doc.zone.initial_offset,
+        zone_transitions: doc
+            .zone
+            .transitions
+            .iter()
+            .map(|t| (t.at, t.offset))
+            .collect(),
         document,
     })
 }
@@ -122,9 +139,22 @@ impl CachedDoor {
         }
     }
 
-    /// What the lock will answer at `t`, as far as the phone can tell: the document's own
-    /// validity, then the signed schedule in the property's zone.
-    pub fn decide(&self, zone: &Zone, t: UnixTime) -> Decision {
+    pub fn zone(&self) -> ZoneRules {
+        ZoneRules {
+            initial_offset: self.zone_initial_offset,
+            transitions: self
+                .zone_transitions
+                .iter()
+                .map(|&(at, offset)| Transition { at, offset })
+                .collect(),
+        }
+    }
+
+    /// Whether the lock opens at `t`, from the same signed facts it decides from: the
+    /// document's validity, then the grant's schedule in the document's zone rules. Unlike the
+    /// lock's own answer, "until" and "next allowed" are not cut at the document's end: the
+    /// phone renews its document long before then, so a 24/7 door shows no end.
+    pub fn decide(&self, t: UnixTime) -> Decision {
         if t < self.document_not_before {
             return Decision::NotYetValid {
                 from: self.document_not_before,
@@ -135,6 +165,6 @@ impl CachedDoor {
                 at: self.document_not_after,
             };
         }
-        zone.decide(&self.schedule(), t)
+        evaluate(&self.schedule(), &self.zone(), t)
     }
 }

@@ -17,6 +17,11 @@ pub mod store;
 pub mod sync;
 pub mod unlock;
 
+/// door-protocol's published test-vector inputs, for unit tests that need signed documents.
+#[cfg(test)]
+#[path = "../protocol/tests/common/mod.rs"]
+mod fixtures;
+
 pub use ffi::*;
 
 uniffi::setup_scaffolding!();

@@ -6,13 +6,22 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use door_protocol::access::decode_access;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::api::wire::Tokens;
-use crate::doors::CachedDoor;
+use crate::doors::{self, CachedDoor};
 
-const MIGRATIONS: &[&str] = &[
-    r#"
+/// One step of the schema; `PRAGMA user_version` counts the steps done.
+enum Migration {
+    Sql(&'static str),
+    /// A step SQL cannot express, in the same transaction.
+    Rust(fn(&Transaction<'_>) -> Result<(), StoreError>),
+}
+
+const MIGRATIONS: &[Migration] = &[
+    Migration::Sql(
+        r#"
 CREATE TABLE meta (
     key     TEXT PRIMARY KEY,
     value   TEXT NOT NULL
@@ -24,7 +33,9 @@ CREATE TABLE doors (
     document    BLOB NOT NULL
 );
 "#,
-    r#"
+    ),
+    Migration::Sql(
+        r#"
 -- What the phone knows of each lock it may talk to, and the newest bundle it carries for it.
 CREATE TABLE locks (
     lock_id         TEXT PRIMARY KEY,
@@ -50,7 +61,48 @@ CREATE TABLE activity (
     outcome     TEXT NOT NULL
 );
 "#,
+    ),
+    Migration::Rust(copy_signed_zone_rules),
 ];
+
+/// Step 3: doors decide "open now" from the zone rules signed into their access documents,
+/// as the lock does. Doors cached before kept those rules only inside the document, so they
+/// are read from it here (checked again against the issuer key, like any cached document).
+fn copy_signed_zone_rules(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let meta: Option<String> = tx
+        .query_row("SELECT value FROM meta WHERE key = 'doors'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(meta) = meta else {
+        return Ok(()); // nothing cached yet
+    };
+    let meta: DoorsMeta = serde_json::from_str(&meta)?;
+    let keys = doors::issuer_keys(&meta.issuer_public_key)
+        .map_err(|e| StoreError(format!("cached doors: {e}")))?;
+    let rows = {
+        let mut stmt = tx.prepare("SELECT id, json, document FROM doors")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<Result<Vec<(String, String, Vec<u8>)>, _>>()?
+    };
+    for (id, json, document) in rows {
+        let verified = decode_access(&document, &keys)
+            .map_err(|e| StoreError(format!("cached door {id}: access document: {e}")))?;
+        let zone = &verified.document().zone;
+        let mut door: serde_json::Value = serde_json::from_str(&json)?;
+        door["zone_initial_offset"] = zone.initial_offset.into();
+        door["zone_transitions"] = zone
+            .transitions
+            .iter()
+            .map(|t| serde_json::json!([t.at, t.offset]))
+            .collect();
+        tx.execute(
+            "UPDATE doors SET json = ?1 WHERE id = ?2",
+            params![door.to_string(), id],
+        )?;
+    }
+    Ok(())
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("local store: {0}")]
@@ -101,9 +153,12 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         let done: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(done) {
             let tx = conn.transaction()?;
-            tx.execute_batch(sql)?;
+            match step {
+                Migration::Sql(sql) => tx.execute_batch(sql)?,
+                Migration::Rust(step) => step(&tx)?,
+            }
             tx.pragma_update(None, "user_version", i + 1)?;
             tx.commit()?;
         }
@@ -407,6 +462,8 @@ impl Store {
 mod tests {
     use super::*;
 
+    use crate::fixtures;
+
     fn door(id: &str) -> CachedDoor {
         CachedDoor {
             id: id.into(),
@@ -424,6 +481,8 @@ mod tests {
             windows: vec![(0x1f, 360, 1320)],
             schedule_not_before: None,
             schedule_not_after: Some(9),
+            zone_initial_offset: -5 * 3600,
+            zone_transitions: vec![(5, -4 * 3600)],
         }
     }
 
@@ -483,5 +542,77 @@ mod tests {
         assert_eq!(store.tokens().unwrap(), None);
         assert_eq!(store.doors_meta().unwrap(), None);
         assert!(store.doors().unwrap().is_empty());
+    }
+
+    /// A cache written before doors kept their signed zone rules (schema step 2) opens with
+    /// them, read from each door's access document, and decides as before: nothing cached is
+    /// lost to the upgrade.
+    #[test]
+    fn an_old_cache_gains_the_signed_zone_rules_and_decides_as_the_lock() {
+        use base64::Engine;
+
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let document = fixtures::sample_access().sign(&fixtures::issuer()).unwrap();
+        let pool = crate::api::wire::MyDoor {
+            id: fixtures::POOL.to_string(),
+            name: "Pool".into(),
+            online: false,
+            keypad: true,
+            lock_id: fixtures::LOCK_ID.to_string(),
+            lock_public_key: b64(&fixtures::lock_config().key.public().to_sec1_compressed()),
+            schedule: None,
+            doorcode: None,
+            may_share: true,
+            access_document: b64(&document),
+        };
+        let answer = crate::api::wire::MyDoors {
+            person_id: fixtures::PERSON.to_string(),
+            time_zone: "America/New_York".into(),
+            issuer_kid: String::new(),
+            issuer_public_key: b64(&fixtures::issuer().verifying().to_sec1_compressed()),
+            credential_id: None,
+            doors: vec![pool],
+            issued_at: fixtures::ISSUED_AT,
+        };
+        let doors = crate::doors::verify(&answer, &fixtures::device_key()).unwrap();
+        assert_eq!(doors[0].zone(), fixtures::new_york_2026());
+        let meta = DoorsMeta {
+            issuer_public_key: answer.issuer_public_key.clone(),
+            ..meta()
+        };
+
+        let dir = tempfile::tempdir().unwrap();
+        Store::open(dir.path())
+            .unwrap()
+            .replace_doors(&meta, &doors)
+            .unwrap();
+        let old = Connection::open(dir.path().join("door-core.sqlite3")).unwrap();
+        old.execute_batch(
+            "UPDATE doors SET json = json_remove(json, '$.zone_initial_offset', '$.zone_transitions');
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        drop(old);
+
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.doors().unwrap(), doors);
+
+        // And the phone's answer is the lock's, every half hour of the document's year and a
+        // day either side: the same outcome, and the same instant of change wherever the lock
+        // names one (from the document's end on, the lock says "never").
+        let pool = &store.doors().unwrap()[0];
+        let lock_view = decode_access(&document, &fixtures::issuer_keys()).unwrap();
+        for t in (fixtures::NOT_BEFORE - 86_400..=fixtures::NOT_AFTER + 86_400).step_by(1800) {
+            let phone = pool.decide(t);
+            let lock = lock_view.decision(fixtures::POOL, t).unwrap();
+            assert_eq!(
+                std::mem::discriminant(&phone),
+                std::mem::discriminant(&lock),
+                "at {t}: {phone:?} / {lock:?}"
+            );
+            if lock.next_change().is_some() {
+                assert_eq!(phone.next_change(), lock.next_change(), "at {t}");
+            }
+        }
     }
 }
