@@ -1,4 +1,5 @@
-//! Schedule decisions for the resident: "is this door open to me now, and when does that change?".
+//! Decisions for schedules an app builds itself (`DoorSchedule`) in a named IANA zone. The
+//! person's own doors decide from the zone rules signed into their documents (`doors`).
 //!
 //! Zone rules are derived from the IANA database once per zone for a span around the present,
 //! so a decision is a plain evaluation; an instant outside that span gets rules of its own.

@@ -254,13 +254,6 @@ impl Store {
         .transpose()
     }
 
-    pub fn doors_meta(&self) -> Result<Option<DoorsMeta>, StoreError> {
-        Ok(self
-            .meta("doors")?
-            .map(|s| serde_json::from_str(&s))
-            .transpose()?)
-    }
-
     /// The bundle this phone carries for a lock.
     pub fn bundle(&self, lock_id: &str) -> Result<Option<CarriedBundle>, StoreError> {
         let row = self
@@ -464,6 +457,11 @@ mod tests {
 
     use crate::fixtures;
 
+    fn doors_meta(store: &Store) -> Option<DoorsMeta> {
+        let json = store.meta("doors").unwrap()?;
+        Some(serde_json::from_str(&json).unwrap())
+    }
+
     fn door(id: &str) -> CachedDoor {
         CachedDoor {
             id: id.into(),
@@ -507,7 +505,7 @@ mod tests {
         assert_eq!(store.doors().unwrap(), doors);
         assert_eq!(store.door("a").unwrap().as_ref(), Some(&doors[1]));
         assert_eq!(store.door("z").unwrap(), None);
-        assert_eq!(store.doors_meta().unwrap(), Some(meta()));
+        assert_eq!(doors_meta(&store), Some(meta()));
     }
 
     #[test]
@@ -522,7 +520,7 @@ mod tests {
             .replace_doors(&other, &[door("x"), door("y"), door("y")])
             .is_err());
         assert_eq!(store.doors().unwrap(), [door("a")]);
-        assert_eq!(store.doors_meta().unwrap(), Some(meta()));
+        assert_eq!(doors_meta(&store), Some(meta()));
     }
 
     #[test]
@@ -540,7 +538,7 @@ mod tests {
         assert_eq!(store.tokens().unwrap(), Some(t));
         store.clear().unwrap();
         assert_eq!(store.tokens().unwrap(), None);
-        assert_eq!(store.doors_meta().unwrap(), None);
+        assert_eq!(doors_meta(&store), None);
         assert!(store.doors().unwrap().is_empty());
     }
 
