@@ -142,13 +142,17 @@ mod key {
 }
 
 impl AccessDocument {
-    /// The grant for `door_id`, if the document has one.
-    pub fn grant(&self, door_id: Id) -> Option<&DoorGrant> {
-        self.grants.iter().find(|g| g.door_id == door_id)
+    /// The grants for `door_id`: one per key that gives the door, each with its own schedule.
+    pub fn grants_for(&self, door_id: Id) -> impl Iterator<Item = &DoorGrant> {
+        self.grants.iter().filter(move |g| g.door_id == door_id)
     }
 
-    /// Checks every rule a verifier applies to a decoded document: version, limits, one grant
-    /// per door, schedule and zone invariants, a non-empty validity period and a device key
+    /// Whether the document grants `door_id` at all.
+    pub fn has_door(&self, door_id: Id) -> bool {
+        self.grants_for(door_id).next().is_some()
+    }
+
+    /// Checks every rule a verifier applies to a decoded document: version, limits, schedule and zone invariants, a non-empty validity period and a device key
     /// that is a point on P-256.
     pub fn validate(&self) -> Result<(), Malformed> {
         if self.version != ACCESS_VERSION {
@@ -157,10 +161,7 @@ impl AccessDocument {
         if self.grants.len() > MAX_GRANTS {
             return Err(Malformed::new("grants", Problem::TooMany));
         }
-        for (i, g) in self.grants.iter().enumerate() {
-            if self.grants[..i].iter().any(|h| h.door_id == g.door_id) {
-                return Err(Malformed::new("grants.door_id", Problem::Duplicate));
-            }
+        for g in &self.grants {
             if g.schedule.windows.len() > MAX_WINDOWS {
                 return Err(Malformed::new("grants.schedule.windows", Problem::TooMany));
             }
@@ -275,7 +276,7 @@ fn encode_grant(w: &mut Writer, g: &DoorGrant) {
     w.bool(g.doorcode);
 }
 
-fn encode_schedule(w: &mut Writer, s: &Schedule) {
+pub(crate) fn encode_schedule(w: &mut Writer, s: &Schedule) {
     w.map(1 + usize::from(s.not_before.is_some()) + usize::from(s.not_after.is_some()));
     w.uint(key::SCHEDULE_WINDOWS);
     w.array(s.windows.len());
@@ -295,7 +296,7 @@ fn encode_schedule(w: &mut Writer, s: &Schedule) {
     }
 }
 
-fn encode_zone(w: &mut Writer, z: &ZoneRules) {
+pub(crate) fn encode_zone(w: &mut Writer, z: &ZoneRules) {
     w.map(2);
     w.uint(key::ZONE_INITIAL_OFFSET);
     w.int(i64::from(z.initial_offset));
@@ -388,7 +389,7 @@ fn decode_grant(r: &mut Reader<'_>) -> Result<DoorGrant, Malformed> {
     Ok(grant)
 }
 
-fn decode_schedule(r: &mut Reader<'_>) -> Result<Schedule, Malformed> {
+pub(crate) fn decode_schedule(r: &mut Reader<'_>) -> Result<Schedule, Malformed> {
     let n = r.map().at("grants.schedule")?;
     let mut keys = Keys::new();
     let mut s = Schedule {
@@ -443,7 +444,7 @@ fn decode_window(r: &mut Reader<'_>) -> Result<Window, Malformed> {
     })
 }
 
-fn decode_zone(r: &mut Reader<'_>) -> Result<ZoneRules, Malformed> {
+pub(crate) fn decode_zone(r: &mut Reader<'_>) -> Result<ZoneRules, Malformed> {
     let n = r.map().at("zone")?;
     let mut keys = Keys::new();
     let mut z = ZoneRules::fixed(0);
@@ -507,7 +508,7 @@ impl VerifiedAccess {
         revocations: &RevocationList,
     ) -> Result<(), AccessError> {
         let doc = &self.document;
-        if doc.grant(door_id).is_none() {
+        if !doc.has_door(door_id) {
             return Err(AccessError::WrongDoor);
         }
         if now < doc.not_before {
@@ -527,29 +528,35 @@ impl VerifiedAccess {
     /// May the holder open `door_id` at `now`, and when does that change? `None` when the
     /// document has no grant for the door.
     ///
-    /// The grant's schedule is evaluated with the document's zone rules and with its validity
+    /// Each grant's schedule is evaluated with the document's zone rules and with its validity
     /// range narrowed to the document's own (both apply: before the document's `not_before`
     /// the answer is `NotYetValid`, from its `not_after` on `Expired`, and an opening at or
-    /// after the document's end is reported as never).
+    /// after the document's end is reported as never). Several grants for the door (one per
+    /// key) open it whenever one of them does ([`schedule::evaluate_any`]).
     pub fn decision(&self, door_id: Id, now: UnixTime) -> Option<Decision> {
         let doc = &self.document;
-        let grant = doc.grant(door_id)?;
-        let narrowed = Schedule {
-            windows: grant.schedule.windows.clone(),
-            not_before: Some(
-                grant
-                    .schedule
-                    .not_before
-                    .map_or(doc.not_before, |t| t.max(doc.not_before)),
-            ),
-            not_after: Some(
-                grant
-                    .schedule
-                    .not_after
-                    .map_or(doc.not_after, |t| t.min(doc.not_after)),
-            ),
-        };
-        Some(schedule::evaluate(&narrowed, &doc.zone, now))
+        let narrowed: Vec<Schedule> = doc
+            .grants_for(door_id)
+            .map(|grant| Schedule {
+                windows: grant.schedule.windows.clone(),
+                not_before: Some(
+                    grant
+                        .schedule
+                        .not_before
+                        .map_or(doc.not_before, |t| t.max(doc.not_before)),
+                ),
+                not_after: Some(
+                    grant
+                        .schedule
+                        .not_after
+                        .map_or(doc.not_after, |t| t.min(doc.not_after)),
+                ),
+            })
+            .collect();
+        if narrowed.is_empty() {
+            return None;
+        }
+        Some(schedule::evaluate_any(&narrowed, &doc.zone, now))
     }
 }
 

@@ -35,7 +35,7 @@ pub use revocation::{
     verify_revocation, RevocationDocument, RevocationEntry, RevocationError, RevocationList,
     RevocationMode, VerifiedRevocation,
 };
-pub use schedule::{evaluate, Decision, Schedule, ScheduleError, Weekdays, Window};
+pub use schedule::{evaluate, evaluate_any, Decision, Schedule, ScheduleError, Weekdays, Window};
 pub use sync::{
     inspect_bundle, open_bundle, verify_signed_time, Applied, AuditPuller, Doorcode,
     DoorcodeChanges, DoorcodeResult, OpenedBundle, SignedTime, SyncBundle, SyncError, SyncOutcome,

@@ -400,3 +400,89 @@ impl RevocationList {
         }
     }
 }
+
+/// A person's access-iteration floor: every access document of `person_id` whose
+/// `access_iteration` is below `floor` is void, until `expires_at`, by when every such document
+/// has expired anyway. What sync bundles carry instead of one entry per credential: a person's
+/// every device, and every document they were ever issued, die with one entry.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct Floor {
+    pub person_id: Id,
+    pub floor: u64,
+    pub expires_at: UnixTime,
+}
+
+impl Floor {
+    /// Whether this floor voids a document of its person with `access_iteration` at `now`.
+    pub fn voids(&self, access_iteration: u64, now: UnixTime) -> bool {
+        access_iteration < self.floor && now < self.expires_at
+    }
+}
+
+/// The floors a lock holds, one per person, sorted by person id for lookup by binary search.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct FloorList {
+    entries: Vec<Floor>,
+}
+
+impl FloorList {
+    /// Most people with a floor at one lock (32 KiB at 32 bytes an entry). The issuer never
+    /// needs more: when more people's rights narrowed within a document lifetime, it voids
+    /// every document issued before an instant instead (a bundle's `issued_floor`).
+    pub const CAPACITY: usize = 1024;
+
+    /// A list from entries in any order; a person listed twice keeps the higher floor (and the
+    /// later expiry). `None` above [`FloorList::CAPACITY`] people.
+    pub fn from_entries(entries: impl IntoIterator<Item = Floor>) -> Option<FloorList> {
+        let mut list = FloorList::default();
+        for e in entries {
+            list.raise(e);
+            if list.entries.len() > Self::CAPACITY {
+                return None;
+            }
+        }
+        Some(list)
+    }
+
+    /// The entries, sorted by person id.
+    pub fn entries(&self) -> &[Floor] {
+        &self.entries
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether a document of `person_id` at `access_iteration` is void at `now`.
+    pub fn voids(&self, person_id: Id, access_iteration: u64, now: UnixTime) -> bool {
+        self.find(person_id)
+            .is_ok_and(|i| self.entries[i].voids(access_iteration, now))
+    }
+
+    /// Adds a floor, or raises a person's: floors and expiries only ever go up, so a courier
+    /// that replays an older entry (inside a delta the lock applies) lowers nothing.
+    pub fn raise(&mut self, entry: Floor) {
+        match self.find(entry.person_id) {
+            Ok(i) => {
+                let e = &mut self.entries[i];
+                e.floor = e.floor.max(entry.floor);
+                e.expires_at = e.expires_at.max(entry.expires_at);
+            }
+            Err(i) => self.entries.insert(i, entry),
+        }
+    }
+
+    /// Drops the floors that no longer void anything at `now`.
+    pub fn prune(&mut self, now: UnixTime) {
+        self.entries.retain(|e| now < e.expires_at);
+    }
+
+    fn find(&self, person_id: Id) -> Result<usize, usize> {
+        self.entries
+            .binary_search_by_key(&person_id, |e| e.person_id)
+    }
+}

@@ -178,6 +178,115 @@ impl Schedule {
     }
 }
 
+/// Decides for a holder with several grants for one door (one per key that gives it): open
+/// whenever any one of them is open, never wider than the grants one by one.
+///
+/// - Some grant is open: [`Decision::Allowed`], `until` the first instant at which none is
+///   (grants that take over from one another are followed; `None` if that never comes).
+/// - Else, when no grant is merely out of its windows and some are not yet valid:
+///   [`Decision::NotYetValid`] from the earliest `not_before` (as [`evaluate`] says for one).
+/// - Else some grant opens later: [`Decision::OutOfSchedule`] with the earliest opening among
+///   them (a grant not yet valid opens at its first window from its `not_before` on).
+/// - Else every grant is expired ([`Decision::Expired`] at the latest end) or none ever opens
+///   again ([`Decision::OutOfSchedule`] with `next_allowed: None`).
+///
+/// With no grants at all the door never opens: `OutOfSchedule { next_allowed: None }`.
+pub fn evaluate_any(schedules: &[Schedule], zone: &ZoneRules, t: UnixTime) -> Decision {
+    // The answer for one grant is the common case: it must stay exactly `evaluate`'s.
+    if let [only] = schedules {
+        return evaluate(only, zone, t);
+    }
+    let mut open_until: Option<Option<UnixTime>> = None;
+    let mut next_open: Option<UnixTime> = None;
+    let mut not_yet: Option<UnixTime> = None;
+    let mut out_of_schedule = false;
+    let mut expired: Option<UnixTime> = None;
+    let mut all_expired = !schedules.is_empty();
+    for s in schedules {
+        let d = evaluate(s, zone, t);
+        all_expired &= matches!(d, Decision::Expired { .. });
+        match d {
+            Decision::Allowed { until } => {
+                open_until = Some(later_end(open_until.flatten(), until, open_until.is_some()));
+            }
+            Decision::OutOfSchedule { next_allowed } => {
+                out_of_schedule = true;
+                next_open = earliest(next_open, next_allowed);
+            }
+            Decision::NotYetValid { from } => {
+                not_yet = earliest(not_yet, Some(from));
+                let opens = match evaluate(s, zone, from) {
+                    Decision::Allowed { .. } => Some(from),
+                    Decision::OutOfSchedule { next_allowed } => next_allowed,
+                    _ => None,
+                };
+                next_open = earliest(next_open, opens);
+            }
+            Decision::Expired { at } => expired = expired.max(Some(at)),
+        }
+    }
+    if let Some(until) = open_until {
+        return Decision::Allowed {
+            until: chain_until(schedules, zone, until),
+        };
+    }
+    match (not_yet, next_open) {
+        (Some(from), _) if !out_of_schedule => Decision::NotYetValid { from },
+        (_, Some(next)) => Decision::OutOfSchedule {
+            next_allowed: Some(next),
+        },
+        _ => match expired {
+            Some(at) if all_expired => Decision::Expired { at },
+            _ => Decision::OutOfSchedule { next_allowed: None },
+        },
+    }
+}
+
+/// The later of two closing instants, `None` being "never closes". `seen` is false while no
+/// open grant has been counted yet.
+fn later_end(a: Option<UnixTime>, b: Option<UnixTime>, seen: bool) -> Option<UnixTime> {
+    if !seen {
+        return b;
+    }
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        _ => None,
+    }
+}
+
+fn earliest(a: Option<UnixTime>, b: Option<UnixTime>) -> Option<UnixTime> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// From the latest closing of the grants open now, follows grants that are open at that
+/// instant (one takes over where another ends) to the first instant none is. Each step moves
+/// strictly later; a bounded number of steps keeps the lock's work bounded, and stopping early
+/// reports an earlier close, never a later one.
+fn chain_until(
+    schedules: &[Schedule],
+    zone: &ZoneRules,
+    mut until: Option<UnixTime>,
+) -> Option<UnixTime> {
+    for _ in 0..(4 * schedules.len() + 4) {
+        let at = until?;
+        let mut next: Option<Option<UnixTime>> = None;
+        for s in schedules {
+            if let Decision::Allowed { until: u } = evaluate(s, zone, at) {
+                next = Some(later_end(next.flatten(), u, next.is_some()));
+            }
+        }
+        match next {
+            Some(Some(n)) if n > at => until = Some(n),
+            Some(None) => return None,
+            _ => return Some(at),
+        }
+    }
+    until
+}
+
 /// Decides whether `schedule` lets its holder in at `t`, with the zone's wall clock given by
 /// `zone`, and when that answer next changes (see the module docs for the exact rule).
 ///

@@ -7,11 +7,22 @@
 //!   2 => uint,                           ; iteration: >= 1, strictly increasing per lock
 //!   3 => uint,                           ; base_iteration: 0 full, else < iteration
 //!   4 => unix-time,                      ; issued_at: also a signed time
-//!   ? 5 => [+ revocation-entry],         ; ascending credential ids
+//!   ? 5 => [+ floor],                    ; ascending person ids
 //!   ? 6 => [E: bstr .size 33, ciphertext: bstr],   ; doorcode changes sealed to the lock
 //!   7 => uint,                           ; audit_ack: the server holds every seq below it
+//!   ? 8 => unix-time,                    ; issued_floor: documents issued before it are void
+//!   ? 9 => keypad-rules,                 ; full bundles only: what doorcodes' schedules mean
 //! }
+//! floor = [person_id: id, floor: uint, expires_at: unix-time]
+//! keypad-rules = { 0 => zone, 1 => [+ schedule] }   ; zone and schedule as in access documents
 //! ```
+//!
+//! Revocation is by **floors**, bounded by people: a floor voids every access document of its
+//! person whose `access_iteration` is below it, whichever device or credential it names, until
+//! `expires_at` (when every such document has expired). A lock keeps one floor per person
+//! (at most [`FloorList::CAPACITY`]); a delta raises floors, never lowers them. `issued_floor`
+//! voids every document issued before it: what the issuer sends instead of more floors than a
+//! lock holds (everyone's phone then fetches new documents). A lock never lowers it.
 //!
 //! A **full** bundle (`base_iteration` 0)
 //! states the lock's whole sync state: its revocations and doorcodes replace the lock's. A
@@ -25,8 +36,13 @@
 //!
 //! ```text
 //! doorcode-changes = { ? 0 => [+ doorcode], ? 1 => [+ id] }  ; added; removed (delta only)
-//! doorcode = [person_id: id, code: tstr, expires_at: unix-time / null]  ; 4-10 ASCII digits
+//! doorcode = [person_id: id, code: tstr, expires_at: unix-time / null, schedules: [+ uint]]
 //! ```
+//!
+//! A code is 4 to 10 ASCII digits. `schedules` indexes the keypad rules' schedule table (at
+//! most [`MAX_CODE_SCHEDULES`], ascending): the code opens when one of them allows, in the
+//! rules' zone, exactly as the holder's access document would over BLE. The table and zone come
+//! only in full bundles; a delta's codes index the table the lock already holds.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -35,20 +51,28 @@ use p256::PublicKey;
 use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
 
+use crate::access::{decode_schedule, decode_zone, encode_schedule, encode_zone};
 use crate::cbor::{At, Keys, Malformed, Problem, Reader, Writer};
 use crate::cose;
 use crate::ids::Id;
 use crate::keys::{IssuerKey, IssuerKeys, KeyId, LockPublicKey};
-use crate::revocation::RevocationEntry;
+use crate::revocation::{Floor, FloorList};
+use crate::schedule::Schedule;
 use crate::sync::seal::{self, Binding, TAG_LEN};
-use crate::sync::{SyncError, MAX_BUNDLE_REVOCATIONS, MAX_BUNDLE_SIZE, MAX_DOORCODES};
+use crate::sync::{SyncError, MAX_BUNDLE_SIZE, MAX_DOORCODES};
 use crate::unlock::LockConfig;
+use crate::zone::ZoneRules;
 use crate::UnixTime;
 
 /// COSE content type of sync bundles (protected header label 3).
 pub const SYNC_CONTENT_TYPE: &str = "application/door-sync+cbor";
-/// The payload version this implementation reads and writes.
-pub const SYNC_VERSION: u64 = 1;
+/// The payload version this implementation reads and writes. Version 2: revocation by
+/// per-person floors, doorcodes with schedules.
+pub const SYNC_VERSION: u64 = 2;
+/// Most schedules in a bundle's keypad table (one per distinct key schedule at the door).
+pub const MAX_KEYPAD_SCHEDULES: usize = 64;
+/// Most schedules one doorcode refers to (one per key that gives its holder the door).
+pub const MAX_CODE_SCHEDULES: usize = 8;
 
 /// One person's keypad code at one lock.
 #[derive(Clone, PartialEq, Eq, Debug, Hash)]
@@ -59,6 +83,16 @@ pub struct Doorcode {
     /// The code stops working from here (normally the holder's access ends); `None`: until a
     /// bundle removes it.
     pub expires_at: Option<UnixTime>,
+    /// Indexes into the keypad rules' schedules, ascending: the code opens when one allows.
+    pub schedules: Vec<u8>,
+}
+
+/// What the keypad needs to judge doorcodes' schedules on the lock's clock: the property's
+/// zone rules and the distinct schedules doorcodes refer to.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct KeypadRules {
+    pub zone: ZoneRules,
+    pub schedules: Vec<Schedule>,
 }
 
 impl Doorcode {
@@ -99,10 +133,14 @@ pub struct SyncBundle {
     pub base_iteration: u64,
     /// When the issuer built it; the lock takes it as a signed time.
     pub issued_at: UnixTime,
-    /// Full: the whole list. Delta: entries added (or whose expiry changes). Any order; the
-    /// encoding sorts them by credential id.
-    pub revocations: Vec<RevocationEntry>,
+    /// Full: every person's floor. Delta: floors raised (or added). Any order; the encoding
+    /// sorts them by person id.
+    pub floors: Vec<Floor>,
+    /// Every access document issued before this is void (the lock keeps the highest it saw).
+    pub issued_floor: Option<UnixTime>,
     pub doorcodes: DoorcodeChanges,
+    /// Full bundles with doorcodes: the zone and schedules the codes refer to. Never in a delta.
+    pub keypad: Option<KeypadRules>,
     /// The server holds every audit record of this lock with a seq below this.
     pub audit_ack: u64,
 }
@@ -113,9 +151,14 @@ mod key {
     pub const ITERATION: u64 = 2;
     pub const BASE_ITERATION: u64 = 3;
     pub const ISSUED_AT: u64 = 4;
-    pub const REVOCATIONS: u64 = 5;
+    pub const FLOORS: u64 = 5;
     pub const DOORCODES: u64 = 6;
     pub const AUDIT_ACK: u64 = 7;
+    pub const ISSUED_FLOOR: u64 = 8;
+    pub const KEYPAD: u64 = 9;
+
+    pub const KEYPAD_ZONE: u64 = 0;
+    pub const KEYPAD_SCHEDULES: u64 = 1;
 
     pub const ADDED: u64 = 0;
     pub const REMOVED: u64 = 1;
@@ -141,8 +184,8 @@ impl SyncBundle {
         }
     }
 
-    /// Everything a verifier checks without the doorcodes: iterations, revocation cap and
-    /// distinct credentials.
+    /// Everything a verifier checks without the doorcodes: iterations, floor cap and distinct
+    /// people, keypad rules only in full bundles and within their caps.
     fn validate_header(&self) -> Result<(), Malformed> {
         if self.iteration == 0 {
             return Err(Malformed::new("iteration", Problem::OutOfRange));
@@ -150,13 +193,29 @@ impl SyncBundle {
         if self.base_iteration >= self.iteration {
             return Err(Malformed::new("base_iteration", Problem::OutOfRange));
         }
-        if self.revocations.len() > MAX_BUNDLE_REVOCATIONS {
-            return Err(Malformed::new("revocations", Problem::TooMany));
+        if self.floors.len() > FloorList::CAPACITY {
+            return Err(Malformed::new("floors", Problem::TooMany));
         }
-        distinct(
-            self.revocations.iter().map(|e| e.credential_id),
-            "revocations.credential_id",
-        )
+        distinct(self.floors.iter().map(|e| e.person_id), "floors.person_id")?;
+        if let Some(k) = &self.keypad {
+            if !self.is_full() {
+                return Err(Malformed::new("keypad", Problem::Unsupported));
+            }
+            if k.schedules.is_empty() || k.schedules.len() > MAX_KEYPAD_SCHEDULES {
+                return Err(Malformed::new("keypad.schedules", Problem::TooMany));
+            }
+            for sch in &k.schedules {
+                if sch.windows.len() > crate::access::MAX_WINDOWS {
+                    return Err(Malformed::new("keypad.schedules.windows", Problem::TooMany));
+                }
+                sch.validate()
+                    .map_err(|_| Malformed::new("keypad.schedules", Problem::OutOfRange))?;
+            }
+            k.zone
+                .validate()
+                .map_err(|_| Malformed::new("keypad.zone", Problem::OutOfRange))?;
+        }
+        Ok(())
     }
 
     /// The doorcode rules: caps, code shape, one code per person and one person per code, no
@@ -174,6 +233,25 @@ impl SyncBundle {
         }
         if !d.added.iter().all(|c| Doorcode::is_valid_code(&c.code)) {
             return Err(Malformed::new("doorcodes.code", Problem::OutOfRange));
+        }
+        for c in &d.added {
+            if c.schedules.is_empty() || c.schedules.len() > MAX_CODE_SCHEDULES {
+                return Err(Malformed::new("doorcodes.schedules", Problem::TooMany));
+            }
+            if c.schedules.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(Malformed::new("doorcodes.schedules", Problem::Unordered));
+            }
+        }
+        // A full bundle's codes must name schedules it carries; a delta's are checked against
+        // the lock's table when it applies.
+        if self.is_full() && !d.added.is_empty() {
+            let table = self.keypad.as_ref().map_or(0, |k| k.schedules.len());
+            if d.added
+                .iter()
+                .any(|c| c.schedules.iter().any(|&i| usize::from(i) >= table))
+            {
+                return Err(Malformed::new("doorcodes.schedules", Problem::OutOfRange));
+            }
         }
         distinct(
             d.added
@@ -220,10 +298,15 @@ impl SyncBundle {
     }
 
     fn encode(&self, sealed: Option<Sealed<'_>>) -> Vec<u8> {
-        let mut revocations = self.revocations.clone();
-        revocations.sort_unstable_by_key(|e| e.credential_id);
+        let mut floors = self.floors.clone();
+        floors.sort_unstable_by_key(|e| e.person_id);
         let mut w = Writer::new();
-        w.map(6 + usize::from(!revocations.is_empty()) + usize::from(sealed.is_some()));
+        w.map(
+            6 + usize::from(!floors.is_empty())
+                + usize::from(sealed.is_some())
+                + usize::from(self.issued_floor.is_some())
+                + usize::from(self.keypad.is_some()),
+        );
         w.uint(key::VERSION);
         w.uint(SYNC_VERSION);
         w.uint(key::LOCK_ID);
@@ -234,16 +317,14 @@ impl SyncBundle {
         w.uint(self.base_iteration);
         w.uint(key::ISSUED_AT);
         w.int(self.issued_at);
-        if !revocations.is_empty() {
-            w.uint(key::REVOCATIONS);
-            w.array(revocations.len());
-            for e in &revocations {
-                w.array(2);
-                w.bytes(&e.credential_id.0);
-                match e.expires_at {
-                    Some(t) => w.int(t),
-                    None => w.null(),
-                }
+        if !floors.is_empty() {
+            w.uint(key::FLOORS);
+            w.array(floors.len());
+            for e in &floors {
+                w.array(3);
+                w.bytes(&e.person_id.0);
+                w.uint(e.floor);
+                w.int(e.expires_at);
             }
         }
         if let Some(s) = sealed {
@@ -254,6 +335,21 @@ impl SyncBundle {
         }
         w.uint(key::AUDIT_ACK);
         w.uint(self.audit_ack);
+        if let Some(t) = self.issued_floor {
+            w.uint(key::ISSUED_FLOOR);
+            w.int(t);
+        }
+        if let Some(k) = &self.keypad {
+            w.uint(key::KEYPAD);
+            w.map(2);
+            w.uint(key::KEYPAD_ZONE);
+            encode_zone(&mut w, &k.zone);
+            w.uint(key::KEYPAD_SCHEDULES);
+            w.array(k.schedules.len());
+            for sch in &k.schedules {
+                encode_schedule(&mut w, sch);
+            }
+        }
         w.into_vec()
     }
 }
@@ -289,12 +385,16 @@ fn encode_doorcodes(d: &DoorcodeChanges) -> Vec<u8> {
         w.uint(key::ADDED);
         w.array(added.len());
         for c in &added {
-            w.array(3);
+            w.array(4);
             w.bytes(&c.person_id.0);
             w.text(&c.code);
             match c.expires_at {
                 Some(t) => w.int(t),
                 None => w.null(),
+            }
+            w.array(c.schedules.len());
+            for &i in &c.schedules {
+                w.uint(u64::from(i));
             }
         }
     }
@@ -322,7 +422,7 @@ fn decode_doorcodes(bytes: &[u8]) -> Result<DoorcodeChanges, Malformed> {
                 }
                 d.added.reserve_exact(count);
                 for _ in 0..count {
-                    if r.array(3).at("doorcodes.added")? != 3 {
+                    if r.array(4).at("doorcodes.added")? != 4 {
                         return Err(Malformed::new("doorcodes.added", Problem::WrongType));
                     }
                     let person_id = Id(r.bytes_fixed().at("doorcodes.person_id")?);
@@ -337,10 +437,19 @@ fn decode_doorcodes(bytes: &[u8]) -> Result<DoorcodeChanges, Malformed> {
                     } else {
                         Some(r.int().at("doorcodes.expires_at")?)
                     };
+                    let n = r.array(MAX_CODE_SCHEDULES).at("doorcodes.schedules")?;
+                    let mut schedules = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let i = r.uint().at("doorcodes.schedules")?;
+                        schedules.push(u8::try_from(i).map_err(|_| {
+                            Malformed::new("doorcodes.schedules", Problem::OutOfRange)
+                        })?);
+                    }
                     d.added.push(Doorcode {
                         person_id,
                         code: String::from(code),
                         expires_at,
+                        schedules,
                     });
                 }
             }
@@ -377,8 +486,10 @@ fn decode_payload(bytes: &[u8]) -> Result<(SyncBundle, Option<Sealed<'_>>), Malf
         iteration: 0,
         base_iteration: 0,
         issued_at: 0,
-        revocations: Vec::new(),
+        floors: Vec::new(),
+        issued_floor: None,
         doorcodes: DoorcodeChanges::default(),
+        keypad: None,
         audit_ack: 0,
     };
     let mut sealed = None;
@@ -393,29 +504,27 @@ fn decode_payload(bytes: &[u8]) -> Result<(SyncBundle, Option<Sealed<'_>>), Malf
             key::ITERATION => b.iteration = r.uint().at("iteration")?,
             key::BASE_ITERATION => b.base_iteration = r.uint().at("base_iteration")?,
             key::ISSUED_AT => b.issued_at = r.int().at("issued_at")?,
-            key::REVOCATIONS => {
-                let count = r.array(MAX_BUNDLE_REVOCATIONS).at("revocations")?;
+            key::FLOORS => {
+                let count = r.array(FloorList::CAPACITY).at("floors")?;
                 if count == 0 {
-                    return Err(Malformed::new("revocations", Problem::NonCanonical));
+                    return Err(Malformed::new("floors", Problem::NonCanonical));
                 }
-                b.revocations.reserve_exact(count);
+                b.floors.reserve_exact(count);
                 for _ in 0..count {
-                    if r.array(2).at("revocations")? != 2 {
-                        return Err(Malformed::new("revocations", Problem::WrongType));
+                    if r.array(3).at("floors")? != 3 {
+                        return Err(Malformed::new("floors", Problem::WrongType));
                     }
-                    let credential_id = Id(r.bytes_fixed().at("revocations.credential_id")?);
+                    let person_id = Id(r.bytes_fixed().at("floors.person_id")?);
                     ascending(
-                        b.revocations.last().map(|e| &e.credential_id),
-                        &credential_id,
-                        "revocations.credential_id",
+                        b.floors.last().map(|e| &e.person_id),
+                        &person_id,
+                        "floors.person_id",
                     )?;
-                    let expires_at = if r.null().at("revocations.expires_at")? {
-                        None
-                    } else {
-                        Some(r.int().at("revocations.expires_at")?)
-                    };
-                    b.revocations.push(RevocationEntry {
-                        credential_id,
+                    let floor = r.uint().at("floors.floor")?;
+                    let expires_at = r.int().at("floors.expires_at")?;
+                    b.floors.push(Floor {
+                        person_id,
+                        floor,
                         expires_at,
                     });
                 }
@@ -440,6 +549,8 @@ fn decode_payload(bytes: &[u8]) -> Result<(SyncBundle, Option<Sealed<'_>>), Malf
                 });
             }
             key::AUDIT_ACK => b.audit_ack = r.uint().at("audit_ack")?,
+            key::ISSUED_FLOOR => b.issued_floor = Some(r.int().at("issued_floor")?),
+            key::KEYPAD => b.keypad = Some(decode_keypad(&mut r)?),
             key => return Err(Malformed::new("payload", Problem::UnknownKey { key })),
         }
     }
@@ -457,6 +568,31 @@ fn decode_payload(bytes: &[u8]) -> Result<(SyncBundle, Option<Sealed<'_>>), Malf
     Ok((b, sealed))
 }
 
+fn decode_keypad(r: &mut Reader<'_>) -> Result<KeypadRules, Malformed> {
+    let n = r.map().at("keypad")?;
+    let mut keys = Keys::new();
+    let mut rules = KeypadRules {
+        zone: ZoneRules::fixed(0),
+        schedules: Vec::new(),
+    };
+    for _ in 0..n {
+        match keys.next(r).at("keypad")? {
+            key::KEYPAD_ZONE => rules.zone = decode_zone(r)?,
+            key::KEYPAD_SCHEDULES => {
+                let count = r.array(MAX_KEYPAD_SCHEDULES).at("keypad.schedules")?;
+                rules.schedules.reserve_exact(count);
+                for _ in 0..count {
+                    rules.schedules.push(decode_schedule(r)?);
+                }
+            }
+            key => return Err(Malformed::new("keypad", Problem::UnknownKey { key })),
+        }
+    }
+    keys.require(&[key::KEYPAD_ZONE, key::KEYPAD_SCHEDULES])
+        .at("keypad")?;
+    Ok(rules)
+}
+
 /// What anyone holding the issuer's public key can learn from a bundle without the lock's key:
 /// enough for a phone to decide whether to carry it and to offer it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -466,8 +602,8 @@ pub struct BundleInfo {
     pub base_iteration: u64,
     pub issued_at: UnixTime,
     pub audit_ack: u64,
-    /// Revocation entries it carries.
-    pub revocations: usize,
+    /// Floors it carries.
+    pub floors: usize,
     /// Whether it carries sealed doorcode changes.
     pub doorcodes: bool,
     /// SHA-256 of the signed bytes: what a transfer offers.
@@ -485,7 +621,7 @@ pub fn inspect_bundle(bytes: &[u8], issuer_keys: &IssuerKeys) -> Result<BundleIn
         base_iteration: b.base_iteration,
         issued_at: b.issued_at,
         audit_ack: b.audit_ack,
-        revocations: b.revocations.len(),
+        floors: b.floors.len(),
         doorcodes: sealed.is_some(),
         digest: Sha256::digest(bytes).into(),
     })
@@ -566,24 +702,29 @@ mod tests {
             iteration: 3,
             base_iteration: 2,
             issued_at: 1_781_524_800,
-            revocations: alloc::vec![
-                RevocationEntry {
-                    credential_id: Id([9; 16]),
-                    expires_at: None,
+            floors: alloc::vec![
+                Floor {
+                    person_id: Id([9; 16]),
+                    floor: 3,
+                    expires_at: 9,
                 },
-                RevocationEntry {
-                    credential_id: Id([8; 16]),
-                    expires_at: Some(5),
+                Floor {
+                    person_id: Id([8; 16]),
+                    floor: 1,
+                    expires_at: 5,
                 },
             ],
+            issued_floor: Some(1_781_000_000),
             doorcodes: DoorcodeChanges {
                 added: alloc::vec![Doorcode {
                     person_id: Id([7; 16]),
                     code: "2468".into(),
                     expires_at: None,
+                    schedules: alloc::vec![0, 2],
                 }],
                 removed: alloc::vec![Id([6; 16])],
             },
+            keypad: None,
             audit_ack: 4,
         }
     }
@@ -594,9 +735,9 @@ mod tests {
         let payload = b.encode(None);
         let (back, sealed) = decode_payload(&payload).unwrap();
         assert!(sealed.is_none());
-        let mut sorted = b.revocations.clone();
-        sorted.sort_unstable_by_key(|e| e.credential_id);
-        assert_eq!(back.revocations, sorted);
+        let mut sorted = b.floors.clone();
+        sorted.sort_unstable_by_key(|e| e.person_id);
+        assert_eq!(back.floors, sorted);
         assert_eq!(back.encode(None), payload);
         let d = encode_doorcodes(&b.doorcodes);
         assert_eq!(decode_doorcodes(&d).unwrap(), b.doorcodes);
@@ -605,12 +746,26 @@ mod tests {
     #[test]
     fn issuers_cannot_mint_what_locks_refuse() {
         type Edit = fn(&mut SyncBundle);
-        let cases: [(Edit, &str); 6] = [
+        let cases: [(Edit, &str); 10] = [
             (|b| b.iteration = 0, "iteration"),
             (|b| b.base_iteration = 3, "base_iteration"),
+            (|b| b.floors[1].person_id = Id([9; 16]), "floors.person_id"),
             (
-                |b| b.revocations[1].credential_id = Id([9; 16]),
-                "revocations.credential_id",
+                |b| b.doorcodes.added[0].schedules = alloc::vec![2, 0],
+                "doorcodes.schedules",
+            ),
+            (
+                |b| b.doorcodes.added[0].schedules.clear(),
+                "doorcodes.schedules",
+            ),
+            (
+                |b| {
+                    b.keypad = Some(KeypadRules {
+                        zone: ZoneRules::fixed(0),
+                        schedules: alloc::vec![Schedule::always()],
+                    })
+                },
+                "keypad",
             ),
             (
                 |b| b.doorcodes.added[0].code = "12a4".into(),
@@ -626,6 +781,14 @@ mod tests {
                 },
                 "doorcodes.removed",
             ),
+            (
+                // A full bundle's codes must index the table it carries.
+                |b| {
+                    b.base_iteration = 0;
+                    b.doorcodes.removed.clear();
+                },
+                "doorcodes.schedules",
+            ),
         ];
         for (edit, field) in cases {
             let mut b = bundle();
@@ -637,6 +800,7 @@ mod tests {
             person_id: Id([5; 16]),
             code: "2468".into(),
             expires_at: None,
+            schedules: alloc::vec![1],
         });
         assert_eq!(
             b.validate(),

@@ -9,21 +9,24 @@
 //! | 1 | iteration above the lock's sync iteration | `Stale` |
 //! | 2 | full, or a delta whose base is the lock's sync iteration | `WrongBase` |
 //! | 3 | for this lock | `Foreign` |
-//! | 4 | the resulting revocations fit (1024) | `Full` |
-//! | 5 | the resulting doorcodes fit (1024), one person per code | `Full`, `Malformed` |
+//! | 4 | the resulting floors fit (1024 people) | `Full` |
+//! | 5 | the resulting doorcodes fit (1024), one person per code, every schedule index within the keypad table | `Full`, `Malformed` |
 //!
-//! Then, all at once: revocations and doorcodes replaced (full) or updated (delta), expired
+//! Then, all at once: floors, doorcodes and keypad rules replaced (full) or updated (delta:
+//! floors only ever raised, doorcodes upserted and removed), the issued floor raised, expired
 //! entries dropped, sync iteration set, `issued_at` taken as a signed time, audit records below
 //! `audit_ack` freed, and a `SyncApplied` record (after a `ClockSet` record if the clock moved)
 //! appended. A caller that persists state persists all of it in one write.
 
 use alloc::vec::Vec;
 
+use crate::access::AccessDocument;
 use crate::audit::AuditEvent;
 use crate::cbor::{Malformed, Problem};
 use crate::ids::Id;
-use crate::revocation::{RevocationEntry, RevocationList};
-use crate::sync::bundle::{Doorcode, OpenedBundle};
+use crate::revocation::{Floor, FloorList};
+use crate::schedule::{evaluate_any, Decision, Schedule};
+use crate::sync::bundle::{Doorcode, KeypadRules, OpenedBundle};
 use crate::sync::messages::acceptable_len;
 use crate::sync::time::{verify_signed_time, TimeUpdate};
 use crate::sync::{SyncError, MAX_DOORCODES};
@@ -36,33 +39,37 @@ pub const KEYPAD_MAX_FAILURES: u32 = 5;
 /// thousand 6-digit codes takes about a week on average, and every try is in the audit log.
 pub const KEYPAD_LOCKOUT: i64 = 300;
 
-/// The sync data a lock holds: the iteration of the last bundle applied, the revocations and
-/// doorcodes bundles gave it.
+/// The sync data a lock holds: the iteration of the last bundle applied, the revocation floors,
+/// the doorcodes and the keypad rules bundles gave it.
 #[derive(Clone, Default, PartialEq, Eq, Debug)]
 pub struct SyncState {
     iteration: u64,
-    revocations: RevocationList,
+    floors: FloorList,
+    issued_floor: Option<UnixTime>,
     /// Sorted by person id.
     doorcodes: Vec<Doorcode>,
+    keypad: Option<KeypadRules>,
 }
 
 impl SyncState {
-    /// Rebuilds the state from what [`SyncState::iteration`], [`SyncState::revocations`] and
-    /// [`SyncState::doorcodes`] returned.
+    /// Rebuilds the state from what the accessors returned.
     pub fn restore(
         iteration: u64,
-        revocations: impl IntoIterator<Item = RevocationEntry>,
+        floors: impl IntoIterator<Item = Floor>,
+        issued_floor: Option<UnixTime>,
         doorcodes: impl IntoIterator<Item = Doorcode>,
+        keypad: Option<KeypadRules>,
     ) -> Result<SyncState, SyncError> {
-        let revocations =
-            RevocationList::restore(iteration, revocations).map_err(|_| SyncError::Full {
-                capacity: RevocationList::CAPACITY,
-            })?;
-        let doorcodes = checked_doorcodes(doorcodes.into_iter().collect())?;
+        let floors = FloorList::from_entries(floors).ok_or(SyncError::Full {
+            capacity: FloorList::CAPACITY,
+        })?;
+        let doorcodes = checked_doorcodes(doorcodes.into_iter().collect(), keypad.as_ref())?;
         Ok(SyncState {
             iteration,
-            revocations,
+            floors,
+            issued_floor,
             doorcodes,
+            keypad,
         })
     }
 
@@ -71,23 +78,64 @@ impl SyncState {
         self.iteration
     }
 
-    /// The revocations bundles gave the lock (its list's iteration is the sync iteration).
-    pub fn revocations(&self) -> &RevocationList {
-        &self.revocations
+    /// The people whose older documents are void.
+    pub fn floors(&self) -> &FloorList {
+        &self.floors
+    }
+
+    /// Documents issued before this are void.
+    pub fn issued_floor(&self) -> Option<UnixTime> {
+        self.issued_floor
     }
 
     /// The doorcodes, sorted by person id.
     pub fn doorcodes(&self) -> &[Doorcode] {
         &self.doorcodes
     }
+
+    /// The zone and schedules doorcodes refer to.
+    pub fn keypad(&self) -> Option<&KeypadRules> {
+        self.keypad.as_ref()
+    }
+
+    /// Whether a bundle voided this document at `now` (a floor of its person above its
+    /// iteration, or an issued floor after its issue).
+    pub fn voids(&self, doc: &AccessDocument, now: UnixTime) -> bool {
+        self.floors.voids(doc.person_id, doc.access_iteration, now)
+            || self.issued_floor.is_some_and(|f| doc.issued_at < f)
+    }
+
+    /// Whether `code` opens at `now` by its schedules.
+    fn code_decision(&self, code: &Doorcode, now: UnixTime) -> Decision {
+        let Some(rules) = &self.keypad else {
+            return Decision::OutOfSchedule { next_allowed: None };
+        };
+        let schedules: Vec<Schedule> = code
+            .schedules
+            .iter()
+            .filter_map(|&i| rules.schedules.get(usize::from(i)).cloned())
+            .collect();
+        evaluate_any(&schedules, &rules.zone, now)
+    }
 }
 
-/// Sorts by person and checks the caps and that no person or code is there twice.
-fn checked_doorcodes(mut doorcodes: Vec<Doorcode>) -> Result<Vec<Doorcode>, SyncError> {
+/// Sorts by person and checks the caps, that no person or code is there twice and that every
+/// schedule a code names is in the keypad table.
+fn checked_doorcodes(
+    mut doorcodes: Vec<Doorcode>,
+    keypad: Option<&KeypadRules>,
+) -> Result<Vec<Doorcode>, SyncError> {
     if doorcodes.len() > MAX_DOORCODES {
         return Err(SyncError::Full {
             capacity: MAX_DOORCODES,
         });
+    }
+    let table = keypad.map_or(0, |k| k.schedules.len());
+    if doorcodes
+        .iter()
+        .any(|c| c.schedules.iter().any(|&i| usize::from(i) >= table))
+    {
+        return Err(Malformed::new("doorcodes.schedules", Problem::OutOfRange).into());
     }
     doorcodes.sort_unstable_by_key(|c| c.person_id);
     if doorcodes
@@ -199,6 +247,12 @@ pub enum DoorcodeDenied {
     Unknown,
     /// The code was `person_id`'s, and has expired.
     Expired { person_id: Id },
+    /// The code is `person_id`'s, but their schedule does not open the door now; it opens
+    /// next at `next_allowed` (`None`: never again).
+    OutOfSchedule {
+        person_id: Id,
+        next_allowed: Option<UnixTime>,
+    },
     /// Too many wrong codes: the keypad refuses everything until then (not recorded, so a
     /// prankster cannot flood the audit log).
     LockedOut { until: UnixTime },
@@ -215,10 +269,11 @@ impl LockState {
         self.sync.iteration
     }
 
-    /// Whether `credential_id` is revoked at `now`, by a revocation document or a bundle.
-    pub fn is_revoked(&self, credential_id: Id, now: UnixTime) -> bool {
-        self.revocations.is_revoked(credential_id, now)
-            || self.sync.revocations.is_revoked(credential_id, now)
+    /// Whether `doc` is revoked at `now`: its credential by a revocation document, or its
+    /// person's older documents by a bundle's floor, or every document of its age by a bundle's
+    /// issued floor.
+    pub fn is_revoked(&self, doc: &AccessDocument, now: UnixTime) -> bool {
+        self.revocations.is_revoked(doc.credential_id, now) || self.sync.voids(doc, now)
     }
 
     /// Applies an opened bundle atomically (the module's table); `clock` is the hardware
@@ -246,17 +301,24 @@ impl LockState {
         if b.lock_id != config.lock_id {
             return Err(SyncError::Foreign { lock_id: b.lock_id });
         }
-        let kept: &[RevocationEntry] = if b.is_full() {
-            &[]
+        let mut floors = if b.is_full() {
+            FloorList::default()
         } else {
-            self.sync.revocations.entries()
+            self.sync.floors.clone()
         };
-        // A credential listed twice keeps its last entry: the delta's.
-        let mut revocations =
-            RevocationList::restore(b.iteration, kept.iter().chain(&b.revocations).copied())
-                .map_err(|_| SyncError::Full {
-                    capacity: RevocationList::CAPACITY,
-                })?;
+        for f in &b.floors {
+            floors.raise(*f);
+        }
+        if floors.len() > FloorList::CAPACITY {
+            return Err(SyncError::Full {
+                capacity: FloorList::CAPACITY,
+            });
+        }
+        let keypad = if b.is_full() {
+            b.keypad.clone()
+        } else {
+            self.sync.keypad.clone()
+        };
         let doorcodes = if b.is_full() {
             b.doorcodes.added.clone()
         } else {
@@ -274,7 +336,7 @@ impl LockState {
             merged.extend(b.doorcodes.added.iter().cloned());
             merged
         };
-        let mut doorcodes = checked_doorcodes(doorcodes)?;
+        let mut doorcodes = checked_doorcodes(doorcodes, keypad.as_ref())?;
 
         // Every check passed: from here on nothing fails.
         let mut time = self.clock;
@@ -283,12 +345,14 @@ impl LockState {
             TimeUpdate::Stale { .. } => 0,
         };
         let now = time.now(clock);
-        revocations.prune(now);
+        floors.prune(now);
         doorcodes.retain(|c| c.is_live(now));
         self.sync = SyncState {
             iteration: b.iteration,
-            revocations,
+            floors,
+            issued_floor: self.sync.issued_floor.max(b.issued_floor),
             doorcodes,
+            keypad,
         };
         self.clock = time;
         let freed = self.audit.acknowledge(b.audit_ack);
@@ -374,8 +438,18 @@ impl LockState {
             .iter()
             .fold(None, |found, c| found.or((c.code == code).then_some(c)));
         let result = match found {
-            Some(c) if c.is_live(now) => DoorcodeResult::Granted {
-                person_id: c.person_id,
+            Some(c) if c.is_live(now) => match self.sync.code_decision(c, now) {
+                Decision::Allowed { .. } => DoorcodeResult::Granted {
+                    person_id: c.person_id,
+                },
+                other => DoorcodeResult::Denied(DoorcodeDenied::OutOfSchedule {
+                    person_id: c.person_id,
+                    next_allowed: match other {
+                        Decision::OutOfSchedule { next_allowed } => next_allowed,
+                        Decision::NotYetValid { from } => Some(from),
+                        _ => None,
+                    },
+                }),
             },
             Some(c) => DoorcodeResult::Denied(DoorcodeDenied::Expired {
                 person_id: c.person_id,
@@ -388,6 +462,14 @@ impl LockState {
                 AuditEvent::DoorcodeEntry {
                     person_id: Some(person_id),
                     granted: true,
+                }
+            }
+            // The holder's own code at the wrong hour is no guess: it neither counts towards
+            // the lockout nor clears it.
+            DoorcodeResult::Denied(DoorcodeDenied::OutOfSchedule { person_id, .. }) => {
+                AuditEvent::DoorcodeEntry {
+                    person_id: Some(person_id),
+                    granted: false,
                 }
             }
             DoorcodeResult::Denied(denied) => {

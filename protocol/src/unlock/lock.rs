@@ -218,7 +218,7 @@ pub struct LockState {
     pub replay: ReplayCache,
     /// Signed audit records no server has acknowledged; every decision adds one.
     pub audit: AuditLog,
-    /// What sync bundles gave the lock: its sync iteration, revocations and doorcodes.
+    /// What sync bundles gave the lock: its sync iteration, revocation floors and doorcodes.
     pub sync: SyncState,
     /// The correction issuer-signed time made to the hardware clock.
     pub clock: ClockState,
@@ -500,8 +500,8 @@ fn decide(
     let checked = access
         .check(config.door_id, now, &state.revocations)
         .and_then(|()| {
-            // Bundles' revocations count as much as revocation documents'.
-            match state.is_revoked(access.document().credential_id, now) {
+            // Bundles' floors count as much as revocation documents'.
+            match state.sync.voids(access.document(), now) {
                 true => Err(AccessError::Revoked),
                 false => Ok(()),
             }
