@@ -1,7 +1,7 @@
-//! CPU of Door Sync for a 1,000-credential property: a full bundle with 1,000 doorcodes and
-//! 1,000 revocations, as the server builds it (`build_sign`: validate, encode, seal the
+//! CPU of Door Sync for a 1,000-person property: a full bundle with 1,000 doorcodes and
+//! 1,000 floors, as the server builds it (`build_sign`: validate, encode, seal the
 //! doorcodes, ES256), as the lock opens it (`open_verify`: frame, signature, ECDH, AES-GCM,
-//! parse) and applies it (`apply`: checks, merge, audit record). Also a one-revocation delta
+//! parse) and applies it (`apply`: checks, merge, audit record). Also a one-floor delta
 //! applied on a lock holding the full state (the common case), and the lock's whole share of a
 //! BLE transfer of the full bundle (reassembly, flow control, digest, open, apply) without the
 //! radio. The sizes are printed once at the start.
@@ -11,10 +11,9 @@ mod common;
 
 use common::*;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use door_protocol::revocation::Floor;
 use door_protocol::sync::SyncMessage;
-use door_protocol::{
-    open_bundle, LockSession, LockState, RevocationEntry, SyncBundle, SyncTransfer,
-};
+use door_protocol::{open_bundle, LockSession, LockState, SyncBundle, SyncTransfer};
 use rand_core::OsRng;
 use std::hint::black_box;
 
@@ -28,18 +27,20 @@ fn sync(c: &mut Criterion) {
         .unwrap();
     let delta = SyncBundle {
         base_iteration: 1,
-        revocations: vec![RevocationEntry {
-            credential_id: CREDENTIAL,
-            expires_at: Some(NOT_AFTER),
+        floors: vec![Floor {
+            person_id: PERSON,
+            floor: 4,
+            expires_at: NOT_AFTER,
         }],
+        keypad: None,
         ..full_bundle(0, 2)
     };
     let delta_bytes = delta
         .seal_and_sign(&issuer(), config.key.public(), &mut OsRng)
         .unwrap();
     println!(
-        "sizes: full bundle (1000 doorcodes, 1000 revocations) {} bytes; delta with one \
-         revocation {} bytes",
+        "sizes: full bundle (1000 doorcodes, 1000 floors) {} bytes; delta with one floor {} \
+         bytes",
         full_bytes.len(),
         delta_bytes.len()
     );

@@ -12,6 +12,7 @@ use door_protocol::{
     IssuerKeys, Malformed, Problem, RevocationDocument, RevocationEntry, RevocationError,
     RevocationList, RevocationMode, Schedule,
 };
+use door_protocol::{DoorGrant, Weekdays, Window};
 
 const MID_YEAR: i64 = MONDAY_0800_NY;
 
@@ -261,15 +262,15 @@ fn malformed_payloads_name_the_field() {
         malformed("not_after", Problem::OutOfRange)
     );
 
-    let duplicate_door = signed_access_with(|m| {
+    // A second grant for a door is no error (one per key that gives it): see
+    // several_grants_for_one_door_are_decided_together.
+    let second_grant = signed_access_with(|m| {
         let grants = entry_mut(m, 4).as_array_mut().unwrap();
         let first = grants[0].clone();
         grants.push(first);
     });
-    assert_eq!(
-        err(duplicate_door),
-        malformed("grants.door_id", Problem::Duplicate)
-    );
+    let verified = decode_access(&second_grant, &keys).unwrap();
+    assert_eq!(verified.document().grants_for(LOBBY).count(), 2);
 
     let bad_window = signed_access_with(|m| {
         let grant = &mut entry_mut(m, 4).as_array_mut().unwrap()[1];
@@ -413,6 +414,63 @@ fn decision_narrows_a_grant_to_the_document_validity() {
     assert_eq!(
         verified.decision(POOL, MID_YEAR),
         Some(Decision::Expired { at: MID_YEAR })
+    );
+}
+
+#[test]
+fn several_grants_for_one_door_are_decided_together() {
+    // Two keys give the pool: weekdays 09:00-17:00 and weekdays 16:00-20:00 (New York).
+    let mut doc = sample_access();
+    doc.grants.push(DoorGrant {
+        door_id: POOL,
+        schedule: Schedule {
+            windows: vec![Window {
+                days: Weekdays::MON_FRI,
+                start_minute: 16 * 60,
+                end_minute: 20 * 60,
+            }],
+            not_before: None,
+            not_after: None,
+        },
+        doorcode: false,
+    });
+    let verified = decode_access(&doc.sign(&issuer()).unwrap(), &issuer_keys()).unwrap();
+    let document = verified.document();
+    assert_eq!(document.grants_for(POOL).count(), 2);
+    assert!(document.has_door(POOL) && document.has_door(LOBBY) && !document.has_door(GARAGE));
+    assert_eq!(
+        verify_at(&doc.sign(&issuer()).unwrap(), POOL, MID_YEAR),
+        Ok(())
+    );
+    // Monday 08:00: the earliest opening of the two.
+    assert_eq!(
+        verified.decision(POOL, MONDAY_0800_NY),
+        Some(Decision::OutOfSchedule {
+            next_allowed: Some(MONDAY_0800_NY + 3600)
+        })
+    );
+    // Open from 09:00 until the second key's window ends: 20:00, one run.
+    for t in [MONDAY_0800_NY + 3600, MONDAY_0800_NY + 8 * 3600 + 1800] {
+        assert_eq!(
+            verified.decision(POOL, t),
+            Some(Decision::Allowed {
+                until: Some(MONDAY_0800_NY + 12 * 3600)
+            })
+        );
+    }
+    // And never wider than the two: closed at 20:00 until Tuesday 09:00.
+    assert_eq!(
+        verified.decision(POOL, MONDAY_0800_NY + 12 * 3600),
+        Some(Decision::OutOfSchedule {
+            next_allowed: Some(MONDAY_0800_NY + 25 * 3600)
+        })
+    );
+    // The lobby keeps its single grant's answer.
+    assert_eq!(
+        verified.decision(LOBBY, MID_YEAR),
+        Some(Decision::Allowed {
+            until: Some(NOT_AFTER)
+        })
     );
 }
 

@@ -5,8 +5,10 @@
 mod common;
 
 use common::*;
+use door_protocol::revocation::{Floor, FloorList};
 use door_protocol::sync::messages::{SyncMessage, MAX_BLOCK};
 use door_protocol::sync::state::{KEYPAD_LOCKOUT, KEYPAD_MAX_FAILURES};
+use door_protocol::sync::SyncState;
 use door_protocol::sync::{
     DoorcodeDenied, FailReason, Progress, SyncEvent, TimeUpdate, TransferError,
 };
@@ -14,9 +16,10 @@ use door_protocol::wire::{kind, Message};
 use door_protocol::{
     inspect_bundle, open_bundle, verify_audit, Applied, AuditEvent, AuditPuller, DenyReason,
     Doorcode, DoorcodeChanges, DoorcodeResult, ErrorCode, Id, LockConfig, LockKey, LockSession,
-    LockState, OpenedBundle, PreparedUnlock, RevocationEntry, SignedTime, SyncBundle, SyncError,
-    SyncOutcome, SyncTransfer, UnlockOutcome, UnlockPreparation, UnlockResult, UnlockTarget,
+    LockState, OpenedBundle, PreparedUnlock, SignedTime, SyncBundle, SyncError, SyncOutcome,
+    SyncTransfer, UnlockOutcome, UnlockPreparation, UnlockResult, UnlockTarget,
 };
+use door_protocol::{AccessDocument, Malformed, Problem};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use proptest::prelude::*;
@@ -47,16 +50,28 @@ fn delta(iteration: u64, base_iteration: u64) -> SyncBundle {
     SyncBundle {
         iteration,
         base_iteration,
-        revocations: Vec::new(),
         doorcodes: DoorcodeChanges::default(),
+        keypad: None,
         ..full_bundle(0, iteration)
     }
 }
 
-fn revoke(credential_id: Id) -> RevocationEntry {
-    RevocationEntry {
-        credential_id,
-        expires_at: None,
+/// Voids `person_id`'s documents below `floor` until the sample document expires.
+fn floor(person_id: Id, floor: u64) -> Floor {
+    Floor {
+        person_id,
+        floor,
+        expires_at: NOT_AFTER,
+    }
+}
+
+/// The sample document, for `person_id` at `access_iteration`, issued at `issued_at`.
+fn doc(person_id: Id, access_iteration: u64, issued_at: i64) -> AccessDocument {
+    AccessDocument {
+        person_id,
+        access_iteration,
+        issued_at,
+        ..sample_access()
     }
 }
 
@@ -65,6 +80,7 @@ fn code(person: u8, code: &str, expires_at: Option<i64>) -> Doorcode {
         person_id: Id([person; 16]),
         code: code.into(),
         expires_at,
+        schedules: vec![0],
     }
 }
 
@@ -148,7 +164,7 @@ fn a_full_bundle_round_trips_and_replaces_the_sync_state() {
             info.lock_id,
             info.iteration,
             info.base_iteration,
-            info.revocations
+            info.floors
         ),
         (LOCK_ID, 5, 0, 3)
     );
@@ -162,7 +178,7 @@ fn a_full_bundle_round_trips_and_replaces_the_sync_state() {
     apply(
         &mut state,
         &SyncBundle {
-            revocations: vec![revoke(Id([0xee; 16]))],
+            floors: vec![floor(Id([0xee; 16]), 9)],
             doorcodes: DoorcodeChanges {
                 added: vec![code(0xee, "9999", None)],
                 removed: Vec::new(),
@@ -182,9 +198,12 @@ fn a_full_bundle_round_trips_and_replaces_the_sync_state() {
         }
     );
     assert_eq!(state.sync_iteration(), 5);
-    assert_eq!(state.sync.revocations().entries(), &bundle.revocations[..]);
+    assert_eq!(state.sync.floors().entries(), &bundle.floors[..]);
     assert_eq!(state.sync.doorcodes(), &bundle.doorcodes.added[..]);
-    assert!(!state.is_revoked(Id([0xee; 16]), NOW));
+    assert_eq!(state.sync.keypad(), bundle.keypad.as_ref());
+    assert!(!state.is_revoked(&doc(Id([0xee; 16]), 0, ISSUED_AT), NOW));
+    assert!(state.is_revoked(&doc(numbered(0xc0, 2), 1, ISSUED_AT), NOW));
+    assert!(!state.is_revoked(&doc(numbered(0xc0, 2), 2, ISSUED_AT), NOW));
     assert_eq!(
         events(&state).last(),
         Some(&AuditEvent::SyncApplied { iteration: 5 })
@@ -192,10 +211,10 @@ fn a_full_bundle_round_trips_and_replaces_the_sync_state() {
 }
 
 #[test]
-fn a_delta_adds_revocations_and_upserts_and_removes_doorcodes() {
+fn a_delta_raises_floors_and_upserts_and_removes_doorcodes() {
     let mut state = LockState::default();
     let full = SyncBundle {
-        revocations: vec![revoke(Id([1; 16]))],
+        floors: vec![floor(Id([1; 16]), 2)],
         doorcodes: DoorcodeChanges {
             added: vec![code(0xa1, "1111", None), code(0xa2, "2222", None)],
             removed: Vec::new(),
@@ -204,7 +223,7 @@ fn a_delta_adds_revocations_and_upserts_and_removes_doorcodes() {
     };
     apply(&mut state, &full).unwrap();
     let change = SyncBundle {
-        revocations: vec![revoke(Id([2; 16]))],
+        floors: vec![floor(Id([2; 16]), 5)],
         doorcodes: DoorcodeChanges {
             added: vec![
                 code(0xa1, "1212", None),
@@ -217,7 +236,11 @@ fn a_delta_adds_revocations_and_upserts_and_removes_doorcodes() {
     let applied = apply(&mut state, &change).unwrap();
     assert!(!applied.full);
     assert_eq!(state.sync_iteration(), 2);
-    assert!(state.is_revoked(Id([1; 16]), NOW) && state.is_revoked(Id([2; 16]), NOW));
+    assert!(state.is_revoked(&doc(Id([1; 16]), 1, ISSUED_AT), NOW));
+    assert!(!state.is_revoked(&doc(Id([1; 16]), 2, ISSUED_AT), NOW));
+    assert!(state.is_revoked(&doc(Id([2; 16]), 4, ISSUED_AT), NOW));
+    assert!(!state.is_revoked(&doc(Id([2; 16]), 5, ISSUED_AT), NOW));
+    assert!(!state.is_revoked(&doc(Id([3; 16]), 0, ISSUED_AT), NOW));
     assert_eq!(
         state.sync.doorcodes(),
         [
@@ -227,36 +250,208 @@ fn a_delta_adds_revocations_and_upserts_and_removes_doorcodes() {
     );
     // Expired entries are dropped as the bundle applies.
     let expiring = SyncBundle {
-        revocations: vec![RevocationEntry {
-            credential_id: Id([3; 16]),
-            expires_at: Some(NOW - 1),
+        floors: vec![Floor {
+            person_id: Id([3; 16]),
+            floor: 9,
+            expires_at: NOW - 1,
         }],
         ..delta(3, 2)
     };
     apply(&mut state, &expiring).unwrap();
-    assert_eq!(state.sync.revocations().len(), 2);
+    assert_eq!(state.sync.floors().len(), 2);
+    assert!(!state.is_revoked(&doc(Id([3; 16]), 0, ISSUED_AT), NOW));
 }
 
 #[test]
-fn a_delta_with_one_revocation_is_under_300_bytes() {
+fn a_delta_never_lowers_a_floor_and_a_full_bundle_replaces_them() {
+    let mut state = LockState::default();
+    apply(
+        &mut state,
+        &SyncBundle {
+            floors: vec![floor(Id([1; 16]), 5)],
+            ..full_bundle(0, 1)
+        },
+    )
+    .unwrap();
+    // A replayed, lower entry in a later delta lowers nothing; an earlier expiry shortens
+    // nothing either.
+    apply(
+        &mut state,
+        &SyncBundle {
+            floors: vec![Floor {
+                person_id: Id([1; 16]),
+                floor: 2,
+                expires_at: NOW + 10,
+            }],
+            ..delta(2, 1)
+        },
+    )
+    .unwrap();
+    assert_eq!(state.sync.floors().entries(), [floor(Id([1; 16]), 5)]);
+    assert!(state.is_revoked(&doc(Id([1; 16]), 4, ISSUED_AT), NOW + DAY));
+    // A higher one raises it.
+    apply(
+        &mut state,
+        &SyncBundle {
+            floors: vec![floor(Id([1; 16]), 7)],
+            ..delta(3, 2)
+        },
+    )
+    .unwrap();
+    assert!(state.is_revoked(&doc(Id([1; 16]), 6, ISSUED_AT), NOW));
+    assert!(!state.is_revoked(&doc(Id([1; 16]), 7, ISSUED_AT), NOW));
+    // A full bundle states the whole list: a lower floor, or none, replaces it.
+    apply(
+        &mut state,
+        &SyncBundle {
+            floors: vec![floor(Id([1; 16]), 3)],
+            ..full_bundle(0, 4)
+        },
+    )
+    .unwrap();
+    assert_eq!(state.sync.floors().entries(), [floor(Id([1; 16]), 3)]);
+    assert!(!state.is_revoked(&doc(Id([1; 16]), 3, ISSUED_AT), NOW));
+    apply(&mut state, &full_bundle(0, 5)).unwrap();
+    assert!(state.sync.floors().is_empty());
+    assert!(!state.is_revoked(&doc(Id([1; 16]), 0, ISSUED_AT), NOW));
+    // A floor stops voiding when it expires.
+    apply(
+        &mut state,
+        &SyncBundle {
+            floors: vec![Floor {
+                person_id: Id([1; 16]),
+                floor: 3,
+                expires_at: NOW + 10,
+            }],
+            ..delta(6, 5)
+        },
+    )
+    .unwrap();
+    assert!(state.is_revoked(&doc(Id([1; 16]), 2, ISSUED_AT), NOW + 9));
+    assert!(!state.is_revoked(&doc(Id([1; 16]), 2, ISSUED_AT), NOW + 10));
+}
+
+#[test]
+fn the_issued_floor_voids_older_documents_and_is_never_lowered() {
+    let mut state = LockState::default();
+    apply(
+        &mut state,
+        &SyncBundle {
+            issued_floor: Some(ISSUED_AT + 100),
+            ..full_bundle(0, 1)
+        },
+    )
+    .unwrap();
+    assert_eq!(state.sync.issued_floor(), Some(ISSUED_AT + 100));
+    // Anyone's, at any iteration, issued before it.
+    assert!(state.is_revoked(&doc(PERSON, 1_000, ISSUED_AT + 99), NOW));
+    assert!(state.is_revoked(&doc(Id([7; 16]), 0, ISSUED_AT), NOW));
+    assert!(!state.is_revoked(&doc(PERSON, 0, ISSUED_AT + 100), NOW));
+    // Neither a delta nor a full bundle with a lower one, or none, lowers it.
+    for bundle in [
+        SyncBundle {
+            issued_floor: Some(ISSUED_AT),
+            ..delta(2, 1)
+        },
+        SyncBundle {
+            issued_floor: Some(ISSUED_AT),
+            ..full_bundle(0, 3)
+        },
+        full_bundle(0, 4),
+    ] {
+        apply(&mut state, &bundle).unwrap();
+        assert_eq!(state.sync.issued_floor(), Some(ISSUED_AT + 100));
+        assert!(state.is_revoked(&doc(PERSON, 3, ISSUED_AT + 99), NOW));
+    }
+    // A higher one raises it.
+    apply(
+        &mut state,
+        &SyncBundle {
+            issued_floor: Some(ISSUED_AT + 200),
+            ..delta(5, 4)
+        },
+    )
+    .unwrap();
+    assert!(state.is_revoked(&doc(PERSON, 3, ISSUED_AT + 199), NOW));
+    // At unlock: the sample document, issued before it, is refused as revoked.
+    assert_eq!(
+        unlock(&mut state, NOW, NOW, None).result,
+        UnlockResult::Denied(DenyReason::Revoked)
+    );
+}
+
+#[test]
+fn floors_are_capped_by_people() {
+    let cap = FloorList::CAPACITY;
+    let people = |tag: u8, n: usize| (0..n).map(move |i| floor(numbered(tag, i), 1));
+    // A full bundle of exactly the cap applies; an issuer cannot even sign one above it.
+    let mut state = LockState::default();
+    apply(
+        &mut state,
+        &SyncBundle {
+            floors: people(0xf0, cap).collect(),
+            ..full_bundle(0, 1)
+        },
+    )
+    .unwrap();
+    assert_eq!(state.sync.floors().len(), cap);
+    let over = SyncBundle {
+        floors: people(0xf0, cap + 1).collect(),
+        ..full_bundle(0, 2)
+    };
+    assert_eq!(
+        over.seal_and_sign(&issuer(), config().key.public(), &mut OsRng),
+        Err(Malformed::new("floors", Problem::TooMany))
+    );
+    // A delta raising floors of people the lock holds fits; one more person does not.
+    let before = state.clone();
+    apply(
+        &mut state,
+        &SyncBundle {
+            floors: people(0xf0, cap).map(|f| Floor { floor: 2, ..f }).collect(),
+            ..delta(2, 1)
+        },
+    )
+    .unwrap();
+    assert_eq!(state.sync.floors().len(), cap);
+    assert_ne!(state, before);
+    let before = state.clone();
+    assert_eq!(
+        apply(
+            &mut state,
+            &SyncBundle {
+                floors: vec![floor(Id([0x01; 16]), 1)],
+                ..delta(3, 2)
+            },
+        ),
+        Err(SyncError::Full { capacity: cap })
+    );
+    assert_eq!(state, before);
+    // Restoring more than the cap fails the same way.
+    assert_eq!(
+        SyncState::restore(1, people(0xf0, cap + 1), None, Vec::new(), None),
+        Err(SyncError::Full { capacity: cap })
+    );
+}
+
+#[test]
+fn a_delta_with_one_floor_is_under_300_bytes() {
     let bundle = SyncBundle {
-        revocations: vec![RevocationEntry {
-            credential_id: CREDENTIAL,
-            expires_at: Some(NOT_AFTER),
-        }],
+        floors: vec![floor(PERSON, 4)],
+        issued_floor: Some(ISSUED_AT),
         audit_ack: 123_456,
         ..delta(1_000_001, 1_000_000)
     };
     let bytes = sign(&bundle);
-    println!("delta bundle with one revocation: {} bytes", bytes.len());
+    println!("delta bundle with one floor: {} bytes", bytes.len());
     assert!(bytes.len() < 300, "{} bytes", bytes.len());
 }
 
 #[test]
-fn a_full_bundle_for_a_thousand_credentials_stays_bounded() {
+fn a_full_bundle_for_a_thousand_people_stays_bounded() {
     let bytes = sign(&full_bundle(1000, 1));
     println!(
-        "full bundle, 1000 doorcodes and 1000 revocations: {} bytes",
+        "full bundle, 1000 doorcodes and 1000 floors: {} bytes",
         bytes.len()
     );
     assert!(bytes.len() < 64 * 1024, "{} bytes", bytes.len());
@@ -265,6 +460,7 @@ fn a_full_bundle_for_a_thousand_credentials_stays_bounded() {
         .apply_bundle(&config(), &open_bundle(&bytes, &config()).unwrap(), NOW)
         .unwrap();
     assert_eq!(state.sync.doorcodes().len(), 1000);
+    assert_eq!(state.sync.floors().len(), 1000);
 }
 
 #[test]
@@ -348,10 +544,11 @@ fn a_refused_bundle_changes_nothing() {
         (full_bundle(1, 1), "stale"),
         (delta(3, 2), "wrong base"),
         (
-            // 1000 revocations held; 25 more exceed the 1024 a lock holds. Its doorcodes and
-            // acknowledgement would have been fine: nothing of it lands.
+            // 1000 people's floors held; 25 more people exceed the 1024 a lock holds. Its
+            // doorcodes and acknowledgement would have been fine: nothing of it lands.
             SyncBundle {
-                revocations: (0..25).map(|i| revoke(numbered(0xcc, i))).collect(),
+                floors: (0..25).map(|i| floor(numbered(0xcc, i), 1)).collect(),
+                issued_floor: Some(NOW),
                 doorcodes: DoorcodeChanges {
                     added: vec![code(0x01, "5555", None)],
                     removed: vec![numbered(0xa0, 0)],
@@ -360,13 +557,14 @@ fn a_refused_bundle_changes_nothing() {
                 issued_at: NOW + 3600,
                 ..delta(2, 1)
             },
-            "revocations full",
+            "floors full",
         ),
         (
-            // Revocations fit, but the new code is already another person's: the delta fails
-            // at its last check.
+            // Floors fit, but the new code is already another person's: the delta fails at
+            // its last check.
             SyncBundle {
-                revocations: vec![revoke(Id([0x77; 16]))],
+                floors: vec![floor(Id([0x77; 16]), 1)],
+                issued_floor: Some(NOW),
                 doorcodes: DoorcodeChanges {
                     added: vec![code(0x01, "100007", None)],
                     removed: Vec::new(),
@@ -500,7 +698,7 @@ fn doorcodes_are_enforced_at_the_keypad_with_a_lockout() {
 }
 
 #[test]
-fn a_revoked_credential_is_refused_at_unlock_after_the_bundle() {
+fn a_revoked_person_is_refused_at_unlock_after_the_bundle() {
     let mut state = LockState::default();
     assert_eq!(
         unlock(&mut state, NOW, NOW, None).result,
@@ -509,7 +707,8 @@ fn a_revoked_credential_is_refused_at_unlock_after_the_bundle() {
     apply(
         &mut state,
         &SyncBundle {
-            revocations: vec![revoke(CREDENTIAL)],
+            // The sample document is the person's iteration 3.
+            floors: vec![floor(PERSON, 4)],
             ..full_bundle(0, 7)
         },
     )
@@ -1127,6 +1326,7 @@ fn a_lock_that_does_not_need_the_bundle_declines_at_once() {
         let bytes = sign(&SyncBundle {
             iteration,
             base_iteration: base,
+            keypad: None,
             ..full_bundle(0, iteration)
         });
         let mut link = Link::new(state.clone(), 247);
@@ -1195,7 +1395,7 @@ fn a_bundle_rides_after_an_unlock_on_the_same_connection() {
     let outcome = unlock_on(&mut link.session, &mut link.state, NOW, NOW, None);
     assert_eq!(outcome.result, UnlockResult::Granted);
     let bytes = sign(&SyncBundle {
-        revocations: vec![revoke(CREDENTIAL)],
+        floors: vec![floor(PERSON, 4)],
         ..full_bundle(0, 1)
     });
     let mut phone = SyncTransfer::new(bytes, 1, 0).unwrap();

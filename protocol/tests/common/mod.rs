@@ -3,6 +3,8 @@
 // Each test crate that includes this module uses a different subset of it.
 #![allow(dead_code)]
 
+use door_protocol::revocation::Floor;
+use door_protocol::sync::bundle::KeypadRules;
 use door_protocol::{
     AccessDocument, DoorGrant, Doorcode, DoorcodeChanges, Id, IssuerKey, IssuerKeys, LockConfig,
     LockKey, RevocationDocument, RevocationEntry, RevocationMode, Schedule, SyncBundle, Transition,
@@ -198,27 +200,43 @@ pub fn lock_config() -> LockConfig {
 pub const SEALING_SCALAR: [u8; 32] = counting(0x81);
 
 /// The sync vector: a delta from iteration 7 to 8 for lock `10…10`, issued at the unlock
-/// vectors' time: credential `c1…c1` revoked until it expires, person `a1…a1` gets doorcode
-/// 4821, person `a2…a2` loses theirs; the server holds audit records below 3.
+/// vectors' time: person `a2…a2`'s documents below iteration 4 void until the sample document
+/// expires, documents issued before the sample's issue void, person `a1…a1` gets doorcode 4821
+/// under the lock's keypad schedule 0, person `a2…a2` loses theirs; the server holds audit
+/// records below 3.
 pub fn sample_delta() -> SyncBundle {
     SyncBundle {
         lock_id: LOCK_ID,
         iteration: 8,
         base_iteration: 7,
         issued_at: MONDAY_0800_NY,
-        revocations: vec![RevocationEntry {
-            credential_id: CREDENTIAL,
-            expires_at: Some(NOT_AFTER),
+        floors: vec![Floor {
+            person_id: Id([0xa2; 16]),
+            floor: 4,
+            expires_at: NOT_AFTER,
         }],
+        issued_floor: Some(ISSUED_AT),
         doorcodes: DoorcodeChanges {
             added: vec![Doorcode {
                 person_id: PERSON,
                 code: "4821".into(),
                 expires_at: None,
+                schedules: vec![0],
             }],
             removed: vec![Id([0xa2; 16])],
         },
+        keypad: None,
         audit_ack: 3,
+    }
+}
+
+/// The keypad rules of [`full_bundle`]: New York's zone; schedule 0 around the clock, schedule 1
+/// Monday to Friday 09:00-17:00 (the sample document's two grants).
+pub fn sample_keypad() -> KeypadRules {
+    let doc = sample_access();
+    KeypadRules {
+        zone: doc.zone,
+        schedules: doc.grants.into_iter().map(|g| g.schedule).collect(),
     }
 }
 
@@ -229,30 +247,35 @@ pub fn numbered(tag: u8, n: usize) -> Id {
     Id(id)
 }
 
-/// A full bundle for a property of `n` credentials: `n` revocations (expiring with their
-/// credentials) and `n` 6-digit doorcodes, as the server would send a lock at installation.
+/// A full bundle for a property of `n` people: `n` floors (expiring with the documents they
+/// void) and `n` 6-digit doorcodes (around the clock), with [`sample_keypad`], as the server
+/// would send a lock at installation.
 pub fn full_bundle(n: usize, iteration: u64) -> SyncBundle {
     SyncBundle {
         lock_id: LOCK_ID,
         iteration,
         base_iteration: 0,
         issued_at: MONDAY_0800_NY,
-        revocations: (0..n)
-            .map(|i| RevocationEntry {
-                credential_id: numbered(0xc0, i),
-                expires_at: Some(NOT_AFTER),
+        floors: (0..n)
+            .map(|i| Floor {
+                person_id: numbered(0xc0, i),
+                floor: 2,
+                expires_at: NOT_AFTER,
             })
             .collect(),
+        issued_floor: None,
         doorcodes: DoorcodeChanges {
             added: (0..n)
                 .map(|i| Doorcode {
                     person_id: numbered(0xa0, i),
                     code: format!("{:06}", 100_000 + i * 7),
                     expires_at: Some(NOT_AFTER),
+                    schedules: vec![0],
                 })
                 .collect(),
             removed: Vec::new(),
         },
+        keypad: Some(sample_keypad()),
         audit_ack: 0,
     }
 }
