@@ -208,9 +208,11 @@ fn render() -> String {
     out.push_str("### Sync bundle\n\n");
     out.push_str(
         "A delta from iteration 7 to 8 for the lock above, issued at 2026-06-15T12:00Z: \
-         credential `c1…c1` revoked until 2027-01-01T05:00Z; person `a1…a1` gets doorcode \
-         4821, person `a2…a2` loses theirs; the server holds audit records 0-2. The issuer \
-         seals the doorcodes with the ephemeral scalar 0x81, 0x82, …, 0xa0.\n\n",
+         person `a2…a2`'s documents below access iteration 4 void until 2027-01-01T05:00Z \
+         (a floor), documents issued before 2025-12-31T12:00Z void (the issued floor); person \
+         `a1…a1` gets doorcode 4821 under the lock's keypad schedule 0, person `a2…a2` loses \
+         theirs; the server holds audit records 0-2. The issuer seals the doorcodes with the \
+         ephemeral scalar 0x81, 0x82, …, 0xa0.\n\n",
     );
     let v = sync_vector();
     hex_block(
@@ -349,11 +351,32 @@ fn the_sync_bundle_follows_the_specification() {
                     Value::Bytes(PERSON.0.to_vec()),
                     Value::Text("4821".into()),
                     Value::Null,
+                    Value::Array(vec![0.into()]),
                 ])])
             ),
             (1.into(), Value::Array(vec![Value::Bytes(vec![0xa2; 16])])),
         ])
     );
+    // Version 2; one floor (person, floor, expiry) under key 5; the issued floor under key 8.
+    let payload: Value = ciborium::de::from_reader(v.payload.as_slice()).unwrap();
+    let entries = payload.as_map().unwrap();
+    let get = |key: u64| {
+        entries
+            .iter()
+            .find(|(k, _)| *k == Value::Integer(key.into()))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(get(0), Some(2.into()));
+    assert_eq!(
+        get(5),
+        Some(Value::Array(vec![Value::Array(vec![
+            Value::Bytes(vec![0xa2; 16]),
+            4.into(),
+            NOT_AFTER.into(),
+        ])]))
+    );
+    assert_eq!(get(8), Some(ISSUED_AT.into()));
+    assert_eq!(get(9), None, "a delta carries no keypad rules");
     assert_eq!(
         verify_signed_time(&sample_time().sign(&issuer()), &issuer_keys()),
         Ok(sample_time())
