@@ -196,7 +196,7 @@ pub fn evaluate_any(schedules: &[Schedule], zone: &ZoneRules, t: UnixTime) -> De
     if let [only] = schedules {
         return evaluate(only, zone, t);
     }
-    let mut open_until: Option<Option<UnixTime>> = None;
+    let mut open = false;
     let mut next_open: Option<UnixTime> = None;
     let mut not_yet: Option<UnixTime> = None;
     let mut out_of_schedule = false;
@@ -206,9 +206,7 @@ pub fn evaluate_any(schedules: &[Schedule], zone: &ZoneRules, t: UnixTime) -> De
         let d = evaluate(s, zone, t);
         all_expired &= matches!(d, Decision::Expired { .. });
         match d {
-            Decision::Allowed { until } => {
-                open_until = Some(later_end(open_until.flatten(), until, open_until.is_some()));
-            }
+            Decision::Allowed { .. } => open = true,
             Decision::OutOfSchedule { next_allowed } => {
                 out_of_schedule = true;
                 next_open = earliest(next_open, next_allowed);
@@ -225,9 +223,9 @@ pub fn evaluate_any(schedules: &[Schedule], zone: &ZoneRules, t: UnixTime) -> De
             Decision::Expired { at } => expired = expired.max(Some(at)),
         }
     }
-    if let Some(until) = open_until {
+    if open {
         return Decision::Allowed {
-            until: chain_until(schedules, zone, until),
+            until: union_until(schedules, zone, t),
         };
     }
     match (not_yet, next_open) {
@@ -242,18 +240,6 @@ pub fn evaluate_any(schedules: &[Schedule], zone: &ZoneRules, t: UnixTime) -> De
     }
 }
 
-/// The later of two closing instants, `None` being "never closes". `seen` is false while no
-/// open grant has been counted yet.
-fn later_end(a: Option<UnixTime>, b: Option<UnixTime>, seen: bool) -> Option<UnixTime> {
-    if !seen {
-        return b;
-    }
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        _ => None,
-    }
-}
-
 fn earliest(a: Option<UnixTime>, b: Option<UnixTime>) -> Option<UnixTime> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -261,30 +247,52 @@ fn earliest(a: Option<UnixTime>, b: Option<UnixTime>) -> Option<UnixTime> {
     }
 }
 
-/// From the latest closing of the grants open now, follows grants that are open at that
-/// instant (one takes over where another ends) to the first instant none is. Each step moves
-/// strictly later; a bounded number of steps keeps the lock's work bounded, and stopping early
-/// reports an earlier close, never a later one.
-fn chain_until(
-    schedules: &[Schedule],
-    zone: &ZoneRules,
-    mut until: Option<UnixTime>,
-) -> Option<UnixTime> {
-    for _ in 0..(4 * schedules.len() + 4) {
-        let at = until?;
-        let mut next: Option<Option<UnixTime>> = None;
-        for s in schedules {
-            if let Decision::Allowed { until: u } = evaluate(s, zone, at) {
-                next = Some(later_end(next.flatten(), u, next.is_some()));
+/// The first instant from `t` (at which some grant is open) at which none is; `None` if that
+/// never comes.
+///
+/// Between two consecutive validity bounds (`not_before`s and `not_after`s) the same grants are
+/// valid, and they are open together exactly when their windows taken as one schedule are:
+/// [`evaluate`] on that schedule, ending at the next bound, gives the exact close within the
+/// stretch, however often the grants take over from one another (even forever, which stepping
+/// from grant to grant could never tell). At a bound the walk goes on if the door is still open.
+/// So at most one evaluation per bound, plus one.
+fn union_until(schedules: &[Schedule], zone: &ZoneRules, t: UnixTime) -> Option<UnixTime> {
+    let valid = |s: &Schedule, at: UnixTime| {
+        s.not_before.is_none_or(|b| b <= at) && s.not_after.is_none_or(|a| at < a)
+    };
+    let mut at = t;
+    loop {
+        let bound = schedules
+            .iter()
+            .flat_map(|s| [s.not_before, s.not_after])
+            .flatten()
+            .filter(|&b| b > at)
+            .min();
+        let together = Schedule {
+            windows: schedules
+                .iter()
+                .filter(|s| valid(s, at))
+                .flat_map(|s| s.windows.iter().copied())
+                .collect(),
+            not_before: None,
+            not_after: bound,
+        };
+        match evaluate(&together, zone, at) {
+            Decision::Allowed { until: None } => return None,
+            Decision::Allowed { until: Some(close) } if Some(close) == bound => {
+                let still_open = schedules
+                    .iter()
+                    .any(|s| evaluate(s, zone, close).is_allowed());
+                if !still_open {
+                    return Some(close);
+                }
+                at = close;
             }
-        }
-        match next {
-            Some(Some(n)) if n > at => until = Some(n),
-            Some(None) => return None,
+            Decision::Allowed { until: Some(close) } => return Some(close),
+            // Not reached: a grant open at `at` is valid there and one of its windows holds.
             _ => return Some(at),
         }
     }
-    until
 }
 
 /// Decides whether `schedule` lets its holder in at `t`, with the zone's wall clock given by
