@@ -4,7 +4,7 @@
 use base64::Engine;
 use door_protocol::access::decode_access;
 use door_protocol::keys::{IssuerKeys, IssuerPublicKey};
-use door_protocol::schedule::evaluate;
+use door_protocol::schedule::evaluate_any;
 use door_protocol::{Decision, Id, Schedule, Transition, UnixTime, Weekdays, Window, ZoneRules};
 use serde::{Deserialize, Serialize};
 
@@ -33,11 +33,54 @@ pub struct CachedDoor {
     pub windows: Vec<(u8, u16, u16)>,
     pub schedule_not_before: Option<UnixTime>,
     pub schedule_not_after: Option<UnixTime>,
+    /// The schedules of the door's other grants (one per further key that gives it), in the
+    /// document's order; the door opens when any grant's schedule allows. Absent in caches
+    /// written before documents could hold several grants per door.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_schedules: Vec<CachedSchedule>,
     /// The property zone's offsets as the issuer signed them into the document: the lock
     /// decides from these, so the phone does too.
     pub zone_initial_offset: i32,
     /// (instant, offset from then on) per transition.
     pub zone_transitions: Vec<(UnixTime, i32)>,
+}
+
+/// One grant's schedule as the cache keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedSchedule {
+    pub windows: Vec<(u8, u16, u16)>,
+    pub not_before: Option<UnixTime>,
+    pub not_after: Option<UnixTime>,
+}
+
+impl CachedSchedule {
+    fn of(s: &Schedule) -> CachedSchedule {
+        CachedSchedule {
+            windows: s
+                .windows
+                .iter()
+                .map(|w| (w.days.0, w.start_minute, w.end_minute))
+                .collect(),
+            not_before: s.not_before,
+            not_after: s.not_after,
+        }
+    }
+
+    fn schedule(&self) -> Schedule {
+        Schedule {
+            windows: self
+                .windows
+                .iter()
+                .map(|&(days, start_minute, end_minute)| Window {
+                    days: Weekdays(days),
+                    start_minute,
+                    end_minute,
+                })
+                .collect(),
+            not_before: self.not_before,
+            not_after: self.not_after,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -88,8 +131,9 @@ fn verify_door(d: &MyDoor, keys: &IssuerKeys, device_key: &[u8]) -> Result<Cache
     if doc.device_key.as_slice() != device_key {
         return Err(bad("the access document is for another device"));
     }
-    let grant = doc
-        .grant(id)
+    let mut grants = doc.grants_for(id).map(|g| CachedSchedule::of(&g.schedule));
+    let first = grants
+        .next()
         .ok_or_else(|| bad("the access document does not grant this door"))?;
     Ok(CachedDoor {
         id: d.id.clone(),
@@ -103,14 +147,10 @@ fn verify_door(d: &MyDoor, keys: &IssuerKeys, device_key: &[u8]) -> Result<Cache
         credential_id: doc.credential_id.to_string(),
         document_not_before: doc.not_before,
         document_not_after: doc.not_after,
-        windows: grant
-            .schedule
-            .windows
-            .iter()
-            .map(|w| (w.days.0, w.start_minute, w.end_minute))
-            .collect(),
-        schedule_not_before: grant.schedule.not_before,
-        schedule_not_after: grant.schedule.not_after,
+        windows: first.windows,
+        schedule_not_before: first.not_before,
+        schedule_not_after: first.not_after,
+        more_schedules: grants.collect(),
         zone_initial_offset: doc.zone.initial_offset,
         zone_transitions: doc
             .zone
@@ -123,20 +163,17 @@ fn verify_door(d: &MyDoor, keys: &IssuerKeys, device_key: &[u8]) -> Result<Cache
 }
 
 impl CachedDoor {
-    pub fn schedule(&self) -> Schedule {
-        Schedule {
-            windows: self
-                .windows
-                .iter()
-                .map(|&(days, start_minute, end_minute)| Window {
-                    days: Weekdays(days),
-                    start_minute,
-                    end_minute,
-                })
-                .collect(),
+    /// One schedule per grant (key) for this door, as signed in the document.
+    pub fn schedules(&self) -> Vec<Schedule> {
+        let first = CachedSchedule {
+            windows: self.windows.clone(),
             not_before: self.schedule_not_before,
             not_after: self.schedule_not_after,
-        }
+        };
+        std::iter::once(&first)
+            .chain(&self.more_schedules)
+            .map(CachedSchedule::schedule)
+            .collect()
     }
 
     pub fn zone(&self) -> ZoneRules {
@@ -165,6 +202,6 @@ impl CachedDoor {
                 at: self.document_not_after,
             };
         }
-        evaluate(&self.schedule(), &self.zone(), t)
+        evaluate_any(&self.schedules(), &self.zone(), t)
     }
 }

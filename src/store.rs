@@ -479,6 +479,7 @@ mod tests {
             windows: vec![(0x1f, 360, 1320)],
             schedule_not_before: None,
             schedule_not_after: Some(9),
+            more_schedules: Vec::new(),
             zone_initial_offset: -5 * 3600,
             zone_transitions: vec![(5, -4 * 3600)],
         }
@@ -558,7 +559,7 @@ mod tests {
             keypad: true,
             lock_id: fixtures::LOCK_ID.to_string(),
             lock_public_key: b64(&fixtures::lock_config().key.public().to_sec1_compressed()),
-            schedule: None,
+            schedules: Vec::new(),
             doorcode: None,
             may_share: true,
             access_document: b64(&document),

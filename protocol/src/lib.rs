@@ -32,8 +32,8 @@ pub use cbor::{Malformed, Problem};
 pub use ids::Id;
 pub use keys::{IssuerKey, IssuerKeys, IssuerPublicKey, KeyError, KeyId, LockKey, LockPublicKey};
 pub use revocation::{
-    verify_revocation, RevocationDocument, RevocationEntry, RevocationError, RevocationList,
-    RevocationMode, VerifiedRevocation,
+    verify_revocation, Floor, FloorList, RevocationDocument, RevocationEntry, RevocationError,
+    RevocationList, RevocationMode, VerifiedRevocation,
 };
 pub use schedule::{evaluate, evaluate_any, Decision, Schedule, ScheduleError, Weekdays, Window};
 pub use sync::{

@@ -84,8 +84,9 @@ pub struct MyDoor {
     pub keypad: bool,
     pub lock_id: String,
     pub lock_public_key: String,
+    /// One per key that gives the door (a summary: the access document is what counts).
     #[serde(default)]
-    pub schedule: Option<ScheduleJson>,
+    pub schedules: Vec<ScheduleJson>,
     #[serde(default)]
     pub doorcode: Option<String>,
     pub may_share: bool,

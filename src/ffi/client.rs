@@ -42,7 +42,9 @@ pub struct Door {
     pub access: AccessDecision,
     /// When `access` changes next (refresh the UI then); absent when it never does.
     pub next_change: Option<SystemTime>,
-    pub schedule: KeySchedule,
+    /// One Key Schedule per key that gives this door (never a key name): the door opens
+    /// whenever one of them allows.
+    pub schedules: Vec<KeySchedule>,
     pub has_doorcode: bool,
     /// May this person invite guests to this door?
     pub may_share: bool,
@@ -502,29 +504,32 @@ fn hex_prefix(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+fn key_schedule(schedule: &door_protocol::Schedule) -> KeySchedule {
+    KeySchedule {
+        windows: schedule
+            .windows
+            .iter()
+            .map(|w| ScheduleWindow {
+                days: Weekday::ALL
+                    .iter()
+                    .copied()
+                    .filter(|d| w.days.contains(*d as u8))
+                    .collect(),
+                start_minute: w.start_minute,
+                end_minute: w.end_minute,
+            })
+            .collect(),
+        not_before: schedule.not_before.map(from_unix),
+        not_after: schedule.not_after.map(from_unix),
+    }
+}
+
 impl Door {
     fn new(v: DoorView, sync_pending: bool) -> Door {
-        let schedule = v.door.schedule();
         Door {
             next_change: v.decision.next_change().map(from_unix),
             access: v.decision.into(),
-            schedule: KeySchedule {
-                windows: schedule
-                    .windows
-                    .iter()
-                    .map(|w| ScheduleWindow {
-                        days: Weekday::ALL
-                            .iter()
-                            .copied()
-                            .filter(|d| w.days.contains(*d as u8))
-                            .collect(),
-                        start_minute: w.start_minute,
-                        end_minute: w.end_minute,
-                    })
-                    .collect(),
-                not_before: schedule.not_before.map(from_unix),
-                not_after: schedule.not_after.map(from_unix),
-            },
+            schedules: v.door.schedules().iter().map(key_schedule).collect(),
             id: v.door.id,
             name: v.door.name,
             online: v.door.online,

@@ -95,6 +95,34 @@ pub struct KeypadRules {
     pub schedules: Vec<Schedule>,
 }
 
+impl KeypadRules {
+    /// The rules alone, in the bundle's encoding: how a lock persists them.
+    pub fn to_cbor(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        encode_keypad(&mut w, self);
+        w.into_vec()
+    }
+
+    /// Reads what [`KeypadRules::to_cbor`] wrote.
+    pub fn from_cbor(bytes: &[u8]) -> Result<KeypadRules, Malformed> {
+        let mut r = Reader::new(bytes);
+        let rules = decode_keypad(&mut r)?;
+        r.finish().at("keypad")?;
+        Ok(rules)
+    }
+}
+
+fn encode_keypad(w: &mut Writer, k: &KeypadRules) {
+    w.map(2);
+    w.uint(key::KEYPAD_ZONE);
+    encode_zone(w, &k.zone);
+    w.uint(key::KEYPAD_SCHEDULES);
+    w.array(k.schedules.len());
+    for sch in &k.schedules {
+        encode_schedule(w, sch);
+    }
+}
+
 impl Doorcode {
     /// Whether `code` has the shape of a doorcode: 4 to 10 ASCII digits.
     pub fn is_valid_code(code: &str) -> bool {
@@ -341,14 +369,7 @@ impl SyncBundle {
         }
         if let Some(k) = &self.keypad {
             w.uint(key::KEYPAD);
-            w.map(2);
-            w.uint(key::KEYPAD_ZONE);
-            encode_zone(&mut w, &k.zone);
-            w.uint(key::KEYPAD_SCHEDULES);
-            w.array(k.schedules.len());
-            for sch in &k.schedules {
-                encode_schedule(&mut w, sch);
-            }
+            encode_keypad(&mut w, k);
         }
         w.into_vec()
     }

@@ -32,8 +32,8 @@ use crate::keys::KeyId;
 use crate::revocation::RevocationList;
 
 pub use bundle::{
-    inspect_bundle, open_bundle, BundleInfo, Doorcode, DoorcodeChanges, OpenedBundle, SyncBundle,
-    SYNC_CONTENT_TYPE,
+    inspect_bundle, open_bundle, BundleInfo, Doorcode, DoorcodeChanges, KeypadRules, OpenedBundle,
+    SyncBundle, SYNC_CONTENT_TYPE,
 };
 pub use messages::{FailReason, Offer, SyncMessage};
 pub use state::{Applied, DoorcodeDenied, DoorcodeResult, Keypad, PartialTransfer, SyncState};

@@ -16,9 +16,11 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use door_protocol::revocation::RevocationEntry;
-use door_protocol::sync::{ClockState, Keypad, PartialTransfer, SyncState};
+use door_protocol::sync::{ClockState, Keypad, KeypadRules, PartialTransfer, SyncState};
 use door_protocol::unlock::{Fingerprint, ReplayCache};
-use door_protocol::{AuditLog, Doorcode, Id, LockState, RevocationList, UnixTime};
+use door_protocol::{
+    AuditLog, Doorcode, Floor, Id, LockState, RevocationList, Schedule, UnixTime, ZoneRules,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::LockError;
@@ -28,8 +30,9 @@ const TEMP: &str = "state.json.tmp";
 const TRANSFER: &str = "transfer.bin";
 const TRANSFER_TEMP: &str = "transfer.bin.tmp";
 /// Format 2 added sync state, the clock correction, the keypad and the replay floor; a format 1
-/// file reads as having none of them.
-const FORMAT: u32 = 2;
+/// file reads as having none of them. Format 3 (Door Sync v2): floors and an issued floor
+/// instead of per-credential revocations, doorcodes with schedules and the keypad rules.
+const FORMAT: u32 = 3;
 const TRANSFER_MAGIC: &[u8; 4] = b"DST1";
 /// Magic, iteration, base iteration, total length, digest.
 const TRANSFER_HEAD: usize = 4 + 8 + 8 + 4 + 32;
@@ -69,9 +72,25 @@ struct Seen {
 #[derive(Default, Serialize, Deserialize)]
 struct SyncFile {
     iteration: u64,
+    /// Formats 1-2 only: per-credential revocations from bundles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     revocations: Vec<Revoked>,
+    #[serde(default)]
+    floors: Vec<FloorFile>,
+    #[serde(default)]
+    issued_floor: Option<UnixTime>,
     /// In the clear: the lock's own storage, as a lock's flash would hold them.
     doorcodes: Vec<Code>,
+    /// The keypad rules in their bundle encoding (hex).
+    #[serde(default)]
+    keypad: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FloorFile {
+    person_id: String,
+    floor: u64,
+    expires_at: UnixTime,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -79,6 +98,8 @@ struct Code {
     person_id: String,
     code: String,
     expires_at: Option<UnixTime>,
+    #[serde(default)]
+    schedules: Vec<u8>,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -124,6 +145,36 @@ fn entries(revoked: &[Revoked]) -> Result<Vec<RevocationEntry>, LockError> {
         .collect()
 }
 
+fn restore_sync(
+    f: &SyncFile,
+    legacy: bool,
+    doorcodes: Vec<Doorcode>,
+) -> Result<SyncState, LockError> {
+    let floors = f
+        .floors
+        .iter()
+        .map(|e| {
+            Ok(Floor {
+                person_id: id(&e.person_id)?,
+                floor: e.floor,
+                expires_at: e.expires_at,
+            })
+        })
+        .collect::<Result<Vec<_>, LockError>>()?;
+    let keypad = match (&f.keypad, legacy && !doorcodes.is_empty()) {
+        (Some(hex_rules), _) => Some(
+            KeypadRules::from_cbor(&hex::decode(hex_rules).map_err(corrupt)?).map_err(corrupt)?,
+        ),
+        (None, true) => Some(KeypadRules {
+            zone: ZoneRules::fixed(0),
+            schedules: vec![Schedule::always()],
+        }),
+        (None, false) => None,
+    };
+    let iteration = if legacy { 0 } else { f.iteration };
+    SyncState::restore(iteration, floors, f.issued_floor, doorcodes, keypad).map_err(corrupt)
+}
+
 pub(crate) struct Store {
     dir: PathBuf,
 }
@@ -151,8 +202,15 @@ impl Store {
         if stored != lock_id {
             return Err(LockError::OtherLock { stored });
         }
-        let revocations = RevocationList::restore(f.revocation_iteration, entries(&f.revocations)?)
-            .map_err(corrupt)?;
+        // Before format 3, bundles revoked by credential. Those entries move to the revocation
+        // documents' list, which still works by credential, so nothing a lock was told is lost;
+        // the sync iteration restarts at 0 so that the next bundle is a full one.
+        let legacy = f.format < 3;
+        let revoked = entries(&f.revocations)?
+            .into_iter()
+            .chain(entries(&f.sync.revocations)?);
+        let revocations =
+            RevocationList::restore(f.revocation_iteration, revoked).map_err(corrupt)?;
         let seen = f
             .replay
             .iter()
@@ -178,6 +236,9 @@ impl Store {
                     person_id: id(&c.person_id)?,
                     code: c.code.clone(),
                     expires_at: c.expires_at,
+                    // Codes before format 3 had no schedule: they keep opening at every hour
+                    // until the full bundle that replaces them.
+                    schedules: if legacy { vec![0] } else { c.schedules.clone() },
                 })
             })
             .collect::<Result<Vec<_>, LockError>>()?;
@@ -185,8 +246,7 @@ impl Store {
             revocations,
             replay: ReplayCache::restore(ReplayCache::DEFAULT_CAPACITY, seen, f.replay_floor),
             audit: AuditLog::restore(f.next_seq, audit).map_err(corrupt)?,
-            sync: SyncState::restore(f.sync.iteration, entries(&f.sync.revocations)?, doorcodes)
-                .map_err(corrupt)?,
+            sync: restore_sync(&f.sync, legacy, doorcodes)?,
             clock: ClockState {
                 offset: f.clock.offset,
                 last_signed_time: f.clock.last_signed_time,
@@ -239,7 +299,20 @@ impl Store {
             audit: state.audit.records().map(hex::encode).collect(),
             sync: SyncFile {
                 iteration: state.sync.iteration(),
-                revocations: revoked(state.sync.revocations()),
+                revocations: Vec::new(),
+                floors: state
+                    .sync
+                    .floors()
+                    .entries()
+                    .iter()
+                    .map(|e| FloorFile {
+                        person_id: e.person_id.to_string(),
+                        floor: e.floor,
+                        expires_at: e.expires_at,
+                    })
+                    .collect(),
+                issued_floor: state.sync.issued_floor(),
+                keypad: state.sync.keypad().map(|k| hex::encode(k.to_cbor())),
                 doorcodes: state
                     .sync
                     .doorcodes()
@@ -248,6 +321,7 @@ impl Store {
                         person_id: c.person_id.to_string(),
                         code: c.code.clone(),
                         expires_at: c.expires_at,
+                        schedules: c.schedules.clone(),
                     })
                     .collect(),
             },

@@ -11,8 +11,8 @@ use door_protocol::sync::{DoorcodeDenied, SyncEvent};
 use door_protocol::wire::kind;
 use door_protocol::{
     verify_audit, AuditEvent, AuditPuller, DenyReason, Doorcode, DoorcodeChanges, DoorcodeResult,
-    Id, RevocationEntry, SignedTime, SyncBundle, SyncError, SyncOutcome, SyncTransfer,
-    UnlockOutcome, UnlockPreparation, UnlockResult, UnlockTarget,
+    Floor, Id, SignedTime, SyncBundle, SyncError, SyncOutcome, SyncTransfer, UnlockOutcome,
+    UnlockPreparation, UnlockResult, UnlockTarget,
 };
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
@@ -116,9 +116,10 @@ fn a_bundle_rides_after_an_unlock_and_the_next_unlock_is_revoked() {
     assert_eq!(outcome.result, UnlockResult::Granted);
     assert_eq!(outcome.sync_iteration, 0);
     let bundle = SyncBundle {
-        revocations: vec![RevocationEntry {
-            credential_id: CREDENTIAL,
-            expires_at: Some(NOT_AFTER),
+        floors: vec![Floor {
+            person_id: PERSON,
+            floor: 4,
+            expires_at: NOT_AFTER,
         }],
         ..full_bundle(200, 1)
     };
@@ -186,6 +187,7 @@ fn doorcodes_from_sync_open_the_keypad_and_every_try_is_audited() {
                 person_id: person,
                 code: "482105".into(),
                 expires_at: Some(NOT_AFTER),
+                schedules: vec![0],
             }],
             removed: Vec::new(),
         },
@@ -324,10 +326,12 @@ fn a_failed_write_leaves_the_lock_as_it_was() {
     std::fs::create_dir(dir.path().join("state.json.tmp")).unwrap();
     let delta = SyncBundle {
         base_iteration: 1,
-        revocations: vec![RevocationEntry {
-            credential_id: CREDENTIAL,
-            expires_at: None,
+        floors: vec![Floor {
+            person_id: PERSON,
+            floor: 4,
+            expires_at: NOT_AFTER,
         }],
+        keypad: None,
         ..full_bundle(0, 2)
     };
     assert!(matches!(

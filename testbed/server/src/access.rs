@@ -1,15 +1,17 @@
 //! What a person may open, derived from the keys they hold; their doorcodes; and the signed
 //! access documents that carry those rights to their devices.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use door_protocol::access::{decode_access, AccessDocument, DoorGrant, ACCESS_VERSION};
-use door_protocol::keys::{IssuerKey, IssuerKeys};
+use door_protocol::access::{AccessDocument, DoorGrant, ACCESS_VERSION, MAX_GRANTS};
+use door_protocol::keys::IssuerKey;
+use door_protocol::sync::MAX_DOORCODES;
 use door_protocol::{Id, Schedule, ZoneRules};
 use rand::Rng;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::error::ApiError;
+use crate::policy::{self, Grant};
 use crate::schedule_json;
 
 /// How long an access document is valid. Short enough that a phone that was never told of a
@@ -32,49 +34,6 @@ pub fn blob_id(b: Vec<u8>) -> Result<Id, ApiError> {
     Id::from_slice(&b).ok_or_else(|| ApiError::internal("stored id is not 16 bytes"))
 }
 
-/// One door a person may open, merged over every key they hold that has it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PersonDoor {
-    pub door_id: Id,
-    pub schedule: Schedule,
-    pub doorcodes: bool,
-    pub may_share: bool,
-}
-
-/// The doors of every key `person` holds now.
-pub fn person_doors(tx: &Transaction<'_>, person: Id) -> Result<Vec<PersonDoor>, ApiError> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT kd.door_id, kd.schedule, kd.doorcodes, a.may_share FROM assignments a \
-         JOIN key_doors kd ON kd.key_id = a.key_id \
-         WHERE a.person_id = ?1 AND a.revoked_at IS NULL",
-    )?;
-    let rows = stmt.query_map([id_param(&person)], |r| {
-        Ok((
-            r.get::<_, Vec<u8>>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, bool>(2)?,
-            r.get::<_, bool>(3)?,
-        ))
-    })?;
-    let mut by_door: BTreeMap<Id, (Vec<Schedule>, bool, bool)> = BTreeMap::new();
-    for row in rows {
-        let (door, schedule, doorcodes, may_share) = row?;
-        let entry = by_door.entry(blob_id(door)?).or_default();
-        entry.0.push(stored_schedule(&schedule)?);
-        entry.1 |= doorcodes;
-        entry.2 |= may_share;
-    }
-    Ok(by_door
-        .into_iter()
-        .map(|(door_id, (schedules, doorcodes, may_share))| PersonDoor {
-            door_id,
-            schedule: schedule_json::union(&schedules),
-            doorcodes,
-            may_share,
-        })
-        .collect())
-}
-
 pub fn stored_schedule(json: &str) -> Result<Schedule, ApiError> {
     let parsed: Option<crate::model::ScheduleJson> = serde_json::from_str(json)
         .map_err(|e| ApiError::internal(format!("stored schedule: {e}")))?;
@@ -84,14 +43,15 @@ pub fn stored_schedule(json: &str) -> Result<Schedule, ApiError> {
     }
 }
 
-/// Makes `person`'s doorcodes match their keys: a code for every door that some key they
+/// Makes `person`'s doorcodes match their grants: a code for every door that some key they
 /// hold gives with doorcodes on; no code elsewhere. Existing codes are kept, so giving key B
-/// before revoking key A (same doors) keeps the codes, as the seeds ask.
-pub fn sync_doorcodes(tx: &Transaction<'_>, person: Id) -> Result<(), ApiError> {
-    let wanted: BTreeSet<Id> = person_doors(tx, person)?
-        .into_iter()
-        .filter(|d| d.doorcodes)
-        .map(|d| d.door_id)
+/// before revoking key A (same doors) keeps the codes, as the seeds ask. A door's keypad holds
+/// at most `MAX_DOORCODES` codes: one more is refused (409), never left out of its bundle.
+pub fn sync_doorcodes(tx: &Transaction<'_>, person: Id, grants: &[Grant]) -> Result<(), ApiError> {
+    let wanted: BTreeSet<Id> = grants
+        .iter()
+        .filter(|g| g.doorcodes)
+        .map(|g| g.door_id)
         .collect();
     let mut have = BTreeSet::new();
     {
@@ -107,6 +67,17 @@ pub fn sync_doorcodes(tx: &Transaction<'_>, person: Id) -> Result<(), ApiError> 
         )?;
     }
     for door in wanted.difference(&have) {
+        let held: usize = tx.query_row(
+            "SELECT COUNT(*) FROM doorcodes WHERE door_id = ?1",
+            [id_param(door)],
+            |r| r.get(0),
+        )?;
+        if held >= MAX_DOORCODES {
+            return Err(ApiError::conflict(
+                "doorcodes",
+                format!("the keypad of door {door} holds at most {MAX_DOORCODES} doorcodes"),
+            ));
+        }
         new_doorcode(tx, person, *door)?;
     }
     Ok(())
@@ -144,93 +115,6 @@ pub fn issuer(tx: &Transaction<'_>, property: Id) -> Result<Issuer, ApiError> {
     let key = IssuerKey::from_bytes(&scalar)
         .map_err(|e| ApiError::internal(format!("issuer key: {e:?}")))?;
     Ok(Issuer { key, time_zone })
-}
-
-/// The person's rights changed: their current documents are superseded (the next fetch
-/// issues new ones), and any document that granted more than the person now has is revoked,
-/// so offline locks learn of it at their next Door Sync. Widened rights revoke nothing: the
-/// old document stays good until the phone picks up the new one.
-pub fn rights_changed(tx: &Transaction<'_>, person: Id, now: i64) -> Result<(), ApiError> {
-    sync_doorcodes(tx, person)?;
-    let property: Vec<u8> = tx.query_row(
-        "SELECT property_id FROM people WHERE id = ?1",
-        [id_param(&person)],
-        |r| r.get(0),
-    )?;
-    let property = blob_id(property)?;
-    let revoked: bool = tx.query_row(
-        "SELECT revoked FROM people WHERE id = ?1",
-        [id_param(&person)],
-        |r| r.get(0),
-    )?;
-    let now_doors: BTreeMap<Id, PersonDoor> = if revoked {
-        BTreeMap::new()
-    } else {
-        person_doors(tx, person)?
-            .into_iter()
-            .map(|d| (d.door_id, d))
-            .collect()
-    };
-    let keys = IssuerKeys::single(*issuer(tx, property)?.key.verifying());
-    let mut live: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
-    let mut documents = Vec::new();
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT c.id, c.not_after, d.document FROM credentials c \
-             JOIN credential_documents d ON d.credential_id = c.id \
-             WHERE c.person_id = ?1 AND c.superseded = 0",
-        )?;
-        for row in stmt.query_map([id_param(&person)], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-            ))
-        })? {
-            let (id, not_after, document) = row?;
-            live.insert(id.clone(), not_after);
-            documents.push((id, document));
-        }
-    }
-    let mut narrowed_ids = BTreeSet::new();
-    for (id, document) in documents {
-        let doc = decode_access(&document, &keys)
-            .map_err(|e| ApiError::internal(format!("stored document: {e}")))?;
-        let narrowed = doc
-            .document()
-            .grants
-            .iter()
-            .any(|g| match now_doors.get(&g.door_id) {
-                None => true,
-                Some(d) => d.schedule != g.schedule || (g.doorcode && !d.doorcodes),
-            });
-        if narrowed {
-            narrowed_ids.insert(id);
-        }
-    }
-    let mut to_revoke = Vec::new();
-    for (id, not_after) in live {
-        if narrowed_ids.contains(&id) && not_after > now {
-            to_revoke.push((blob_id(id.clone())?, not_after));
-        }
-        tx.execute("UPDATE credentials SET superseded = 1 WHERE id = ?1", [&id])?;
-    }
-    if !to_revoke.is_empty() {
-        let iteration: i64 = tx.query_row(
-            "UPDATE properties SET revocation_iteration = revocation_iteration + 1 WHERE id = ?1 \
-             RETURNING revocation_iteration",
-            [id_param(&property)],
-            |r| r.get(0),
-        )?;
-        for (credential, expires_at) in to_revoke {
-            tx.execute(
-                "INSERT OR REPLACE INTO revocations (property_id, credential_id, iteration, expires_at) \
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![id_param(&property), id_param(&credential), iteration, expires_at],
-            )?;
-        }
-    }
-    Ok(())
 }
 
 /// One door's signed access document.
@@ -275,8 +159,8 @@ pub fn documents_for(
             .collect::<Result<Vec<_>, ApiError>>()?;
         return Ok(Some((blob_id(id)?, docs)));
     }
-    let doors = person_doors(tx, person)?;
-    if doors.is_empty() {
+    let grants = policy::grants(tx, person, now)?;
+    if grants.is_empty() {
         return Ok(None);
     }
     let device_key: Vec<u8> = tx.query_row(
@@ -288,7 +172,7 @@ pub fn documents_for(
         .try_into()
         .map_err(|_| ApiError::internal("stored device key is not compressed SEC1"))?;
     let iteration: i64 = tx.query_row(
-        "SELECT COALESCE(MAX(access_iteration), 0) + 1 FROM credentials WHERE person_id = ?1",
+        "SELECT MAX(COALESCE((SELECT MAX(access_iteration) FROM credentials WHERE person_id = ?1), 0),                 COALESCE((SELECT floor - 1 FROM person_floors WHERE person_id = ?1), 0)) + 1",
         [id_param(&person)],
         |r| r.get(0),
     )?;
@@ -298,39 +182,49 @@ pub fn documents_for(
         .map_err(|e| ApiError::internal(format!("zone rules: {e:?}")))?;
     let credential_id = new_id();
     tx.execute(
-        "INSERT INTO credentials (id, person_id, device_id, access_iteration, issued_at, not_after) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![id_param(&credential_id), id_param(&person), id_param(&device), iteration, now, not_after],
+        "INSERT INTO credentials (id, person_id, device_id, access_iteration, issued_at, not_after, grants) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            id_param(&credential_id),
+            id_param(&person),
+            id_param(&device),
+            iteration,
+            now,
+            not_after,
+            policy::grants_text(&grants)
+        ],
     )?;
-    let mut out = Vec::with_capacity(doors.len());
-    for d in &doors {
+    let mut out = Vec::new();
+    for (door_id, door_grants) in policy::by_door(grants) {
+        // One grant per key that gives the door (a person rarely holds more than a few).
+        let door_grants = &door_grants[..door_grants.len().min(MAX_GRANTS)];
         let document = AccessDocument {
             version: ACCESS_VERSION,
             credential_id,
             person_id: person,
             device_key,
-            grants: vec![DoorGrant {
-                door_id: d.door_id,
-                schedule: d.schedule.clone(),
-                doorcode: d.doorcodes,
-            }],
+            grants: door_grants
+                .iter()
+                .map(|g| DoorGrant {
+                    door_id,
+                    schedule: g.schedule.clone(),
+                    doorcode: g.doorcodes,
+                })
+                .collect(),
             not_before,
             not_after,
             issued_at: now,
             access_iteration: iteration as u64,
-            may_share: d.may_share,
+            may_share: door_grants.iter().any(|g| g.may_share),
             zone: zone.clone(),
         }
         .sign(&issuer.key)
         .map_err(|e| ApiError::internal(format!("signing the access document: {e:?}")))?;
         tx.execute(
             "INSERT INTO credential_documents (credential_id, door_id, document) VALUES (?1, ?2, ?3)",
-            params![id_param(&credential_id), id_param(&d.door_id), document],
+            params![id_param(&credential_id), id_param(&door_id), document],
         )?;
-        out.push(DoorDocument {
-            door_id: d.door_id,
-            document,
-        });
+        out.push(DoorDocument { door_id, document });
     }
     Ok(Some((credential_id, out)))
 }

@@ -155,6 +155,30 @@ CREATE TABLE sync_snapshots (
     PRIMARY KEY (lock_id, iteration)
 );
 "#,
+    r#"
+-- Revocation by floor (policy.rs): every document of a person below `floor` is void until
+-- `expires_at`. One row per person, whatever their number of devices and credentials.
+CREATE TABLE person_floors (
+    person_id       BLOB PRIMARY KEY REFERENCES people(id),
+    property_id     BLOB NOT NULL REFERENCES properties(id),
+    floor           INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    raised_at       INTEGER NOT NULL
+);
+CREATE INDEX person_floors_property ON person_floors(property_id, expires_at);
+-- Per lock: every document issued before this is void (what replaces floors a lock cannot hold).
+CREATE TABLE lock_issued_floors (
+    lock_id         BLOB PRIMARY KEY,
+    issued_floor    INTEGER NOT NULL
+);
+-- The (door, schedule) pairs a credential's documents grant, to tell narrowing from widening
+-- without opening documents. NULL (credentials issued before this): counted as wider.
+ALTER TABLE credentials ADD COLUMN grants TEXT;
+-- Credentials revoked one by one before floors: each voids its person's documents up to it.
+INSERT INTO person_floors (person_id, property_id, floor, expires_at, raised_at)
+    SELECT c.person_id, r.property_id, MAX(c.access_iteration) + 1, MAX(r.expires_at), 0
+    FROM revocations r JOIN credentials c ON c.id = r.credential_id GROUP BY c.person_id;
+"#,
 ];
 
 #[derive(Clone)]

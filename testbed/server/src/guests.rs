@@ -1,6 +1,8 @@
 //! Guests: a resident invites a guest to some of their shareable doors for a time range. The
 //! server makes one key per door for the guest (invisible to the resident) and an invite
-//! token the guest signs in with.
+//! token the guest signs in with. The guest key holds the door and the invite's range only: what
+//! the guest may open is derived from the host's current shareable grants (policy.rs), so a
+//! guest never outlives or outgrows the host.
 
 use std::collections::BTreeMap;
 
@@ -10,12 +12,13 @@ use axum::Json;
 use door_protocol::{Id, Schedule};
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use crate::access::{blob_id, id_param, new_id, person_doors, rights_changed, PersonDoor};
+use crate::access::{blob_id, id_param, new_id};
 use crate::auth::{random_token, token_hash, Person};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{id, Body};
 use crate::manager::{insert_key, insert_person};
 use crate::model::*;
+use crate::policy::{self, rights_changed, Grant};
 use crate::AppState;
 
 /// The longest a guest invite may run.
@@ -45,17 +48,13 @@ fn guest_json(tx: &Transaction<'_>, invite: &[u8]) -> ApiResult<GuestJson> {
     })
 }
 
-/// The guest's schedule at a door: the host's own windows there, within the invite's range
-/// (a guest never gets more than the host has).
-fn guest_schedule(host: &PersonDoor, starts_at: i64, ends_at: i64) -> Schedule {
+/// A guest key's own restriction: the invite's range, every hour of it. The host's shareable
+/// grants at the door narrow it further (policy.rs).
+fn invite_range(starts_at: i64, ends_at: i64) -> Schedule {
     Schedule {
-        windows: host.schedule.windows.clone(),
-        not_before: Some(
-            host.schedule
-                .not_before
-                .map_or(starts_at, |t| t.max(starts_at)),
-        ),
-        not_after: Some(host.schedule.not_after.map_or(ends_at, |t| t.min(ends_at))),
+        not_before: Some(starts_at),
+        not_after: Some(ends_at),
+        ..Schedule::always()
     }
 }
 
@@ -101,13 +100,16 @@ pub async fn invite_guest(
     }
     let token = random_token();
     let invited = state.db.write(|tx| {
-        let mine: BTreeMap<Id, PersonDoor> = person_doors(tx, person.id)?.into_iter().map(|d| (d.door_id, d)).collect();
+        let mine: BTreeMap<Id, Vec<Grant>> = policy::by_door(policy::grants(tx, person.id, now)?);
         for (i, door) in wanted.iter().enumerate() {
             if !mine.contains_key(door) {
                 return Err(ApiError::invalid(format!("door_ids[{i}]"), "is not one of your doors"));
             }
         }
-        let refused: Vec<String> = wanted.iter().filter(|d| !mine[d].may_share).map(|d| d.to_string()).collect();
+        // May Share is per key: a door is shareable through the keys held with it, and the
+        // guest gets only those keys' schedules.
+        let refused: Vec<String> =
+            wanted.iter().filter(|d| !mine[d].iter().any(|g| g.may_share)).map(|d| d.to_string()).collect();
         if !refused.is_empty() {
             return Err(ApiError::not_shareable(refused));
         }
@@ -134,7 +136,7 @@ pub async fn invite_guest(
             ],
         )?;
         for door in &wanted {
-            let schedule = crate::schedule_json::to_json(&guest_schedule(&mine[door], req.starts_at, req.ends_at));
+            let schedule = crate::schedule_json::to_json(&invite_range(req.starts_at, req.ends_at));
             let stored = serde_json::to_string(&Some(schedule)).map_err(|e| ApiError::internal(e.to_string()))?;
             let key = insert_key(tx, person.property_id, &format!("guest {invite} {door}"), "guest", &[(*door, false, stored)])?;
             tx.execute(

@@ -11,6 +11,7 @@ pub mod guests;
 pub mod manager;
 pub mod model;
 pub mod openapi;
+pub mod policy;
 pub mod resident;
 pub mod schedule_json;
 pub mod seed;

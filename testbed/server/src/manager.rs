@@ -8,11 +8,12 @@ use door_protocol::keys::IssuerKey;
 use door_protocol::{Id, ZoneRules};
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use crate::access::{blob_id, id_param, new_id, rights_changed};
+use crate::access::{blob_id, id_param, new_id};
 use crate::auth::{hash_password, random_token, token_hash, Admin, Manager};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{b64, id, to_b64, Body};
 use crate::model::*;
+use crate::policy::rights_changed;
 use crate::{schedule_json, AppState};
 
 const ROLES: [&str; 4] = ["resident", "staff", "vendor", "guest"];

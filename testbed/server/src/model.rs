@@ -212,9 +212,9 @@ pub struct MyDoor {
     pub keypad: bool,
     pub lock_id: String,
     pub lock_public_key: String,
-    /// The union of the schedules of every key that gives this door; absent: 24/7.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule: Option<ScheduleJson>,
+    /// One schedule per key that gives this door: it opens whenever one of them allows (two
+    /// keys never merge into more than either gives). The access document signs the same.
+    pub schedules: Vec<ScheduleJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub doorcode: Option<String>,
     /// May this person invite guests to this door?

@@ -8,12 +8,13 @@ use rusqlite::{params, OptionalExtension};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::access::{blob_id, documents_for, id_param, new_id, person_doors};
+use crate::access::{blob_id, documents_for, id_param, new_id};
 use crate::auth::{new_session, password_matches, token_hash, Person};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{b64, id, to_b64, Body};
 use crate::manager::property_json;
 use crate::model::*;
+use crate::policy;
 use crate::{schedule_json, AppState};
 
 const CHALLENGE_TTL: i64 = 300;
@@ -261,33 +262,33 @@ pub async fn my_doors(
         let property = property_json(tx, person.property_id)?;
         let credential = documents_for(tx, person.id, person.property_id, device, now)?;
         let mut doors = Vec::new();
-        for d in person_doors(tx, person.id)? {
+        for (door_id, grants) in policy::by_door(policy::grants(tx, person.id, now)?) {
             let (name, online, keypad, lock_id, lock_key): (String, bool, bool, Vec<u8>, Vec<u8>) = tx.query_row(
                 "SELECT name, online, keypad, lock_id, lock_public_key FROM doors WHERE id = ?1",
-                [id_param(&d.door_id)],
+                [id_param(&door_id)],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )?;
             let doorcode: Option<String> = tx
                 .query_row(
                     "SELECT code FROM doorcodes WHERE person_id = ?1 AND door_id = ?2",
-                    params![id_param(&person.id), id_param(&d.door_id)],
+                    params![id_param(&person.id), id_param(&door_id)],
                     |r| r.get(0),
                 )
                 .optional()?;
             let document = credential
                 .as_ref()
-                .and_then(|(_, docs)| docs.iter().find(|doc| doc.door_id == d.door_id))
+                .and_then(|(_, docs)| docs.iter().find(|doc| doc.door_id == door_id))
                 .ok_or_else(|| ApiError::internal("no document for a door the person has"))?;
             doors.push(MyDoor {
-                id: d.door_id.to_string(),
+                id: door_id.to_string(),
                 name,
                 online,
                 keypad,
                 lock_id: hex::encode(lock_id),
                 lock_public_key: to_b64(&lock_key),
-                schedule: (d.schedule != door_protocol::Schedule::always()).then(|| schedule_json::to_json(&d.schedule)),
+                schedules: grants.iter().map(|g| schedule_json::to_json(&g.schedule)).collect(),
                 doorcode,
-                may_share: d.may_share,
+                may_share: grants.iter().any(|g| g.may_share),
                 access_document: to_b64(&document.document),
             });
         }

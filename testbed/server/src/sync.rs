@@ -6,48 +6,222 @@
 //! its locks' bundles: the bundle is signed for one lock and its doorcodes are sealed to that
 //! lock's key, so carrying it reveals and enables nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use door_protocol::sync::{Doorcode, DoorcodeChanges, SignedTime, SyncBundle};
-use door_protocol::{Id, RevocationEntry};
+use door_protocol::sync::bundle::{MAX_CODE_SCHEDULES, MAX_KEYPAD_SCHEDULES};
+use door_protocol::sync::{Doorcode, DoorcodeChanges, KeypadRules, SignedTime, SyncBundle};
+use door_protocol::{Floor, FloorList, Id, Schedule, ZoneRules};
 use rand::rngs::OsRng;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
 
-use crate::access::{id_param, issuer};
+use crate::access::{id_param, issuer, stored_schedule};
 use crate::audit::{acknowledged_below, lock_of};
 use crate::auth::Person;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{id, to_b64};
-use crate::model::{SignedTimeJson, SyncBundleJson};
+use crate::model::{ScheduleJson, SignedTimeJson, SyncBundleJson};
 use crate::AppState;
+use crate::{policy, schedule_json};
 
 /// Snapshots kept per lock. A lock whose iteration is older (its phones have not synced it
 /// through 32 changes) gets a full bundle, which is correct at any iteration, only larger.
 pub const KEPT_SNAPSHOTS: u64 = 32;
 
-/// A doorcode as a snapshot stores it.
+/// A doorcode as a snapshot stores it: the code, when it ends, and its holder's schedules at
+/// the door as indexes into the snapshot's keypad table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct StoredCode {
     code: String,
     expires_at: Option<i64>,
+    #[serde(default)]
+    schedules: Vec<u8>,
+}
+
+/// The snapshot format: 2 since revocation by floors. A lock at a snapshot of another format
+/// gets a full bundle.
+const STATE_FORMAT: u32 = 2;
+
+/// What the keypad judges schedules with: the zone's rules over a span starting at
+/// `span_from` (so the state changes only when the span moves) and the distinct schedules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredKeypad {
+    span_from: i64,
+    schedules: Vec<ScheduleJson>,
 }
 
 /// Everything one lock should hold from Door Sync. Keyed by hex ids in `BTreeMap`s so that one
 /// state has one JSON text, and equal states equal digests.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct SyncState {
-    /// Revoked credentials with a document for the lock's door -> when the entry may go (the
-    /// credential's own expiry).
-    revocations: BTreeMap<String, i64>,
+    #[serde(default)]
+    format: u32,
+    /// Person -> (floor, expiry): people with a document for this lock's door that a floor
+    /// voids.
+    #[serde(default)]
+    floors: BTreeMap<String, (u64, i64)>,
+    #[serde(default)]
+    issued_floor: Option<i64>,
     /// Person -> their code at the lock's door.
     doorcodes: BTreeMap<String, StoredCode>,
+    #[serde(default)]
+    keypad: Option<StoredKeypad>,
     audit_ack: u64,
+}
+
+/// The keypad's zone rules are signed for this long from the start of their span; a span
+/// starts every 30 days (a day early), so a lock synced at least monthly always has rules.
+const KEYPAD_SPAN: i64 = 800 * 86_400;
+const KEYPAD_SPAN_STEP: i64 = 30 * 86_400;
+
+/// The floors for the lock of `door`: people whose voided documents include one for this door
+/// and are not all expired. When there are more than a lock holds, every document issued
+/// before `now` is voided at this lock instead (recorded, so later states keep it), and only
+/// the floors that still void something issued since remain.
+fn floors_for(
+    tx: &Transaction<'_>,
+    property: Id,
+    door: Id,
+    lock: Id,
+    now: i64,
+) -> ApiResult<(BTreeMap<String, (u64, i64)>, Option<i64>)> {
+    let mut issued_floor: Option<i64> = tx
+        .query_row(
+            "SELECT issued_floor FROM lock_issued_floors WHERE lock_id = ?1",
+            [id_param(&lock)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let query = |issued_floor: Option<i64>| -> ApiResult<BTreeMap<String, (u64, i64)>> {
+        let mut stmt = tx.prepare_cached(
+            "SELECT f.person_id, f.floor, f.expires_at FROM person_floors f \
+             WHERE f.property_id = ?1 AND f.expires_at > ?2 AND EXISTS (\
+               SELECT 1 FROM credentials c JOIN credential_documents d ON d.credential_id = c.id \
+               WHERE c.person_id = f.person_id AND d.door_id = ?3 AND c.access_iteration < f.floor \
+               AND c.not_after > ?2 AND c.issued_at >= ?4)",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                id_param(&property),
+                now,
+                id_param(&door),
+                issued_floor.unwrap_or(i64::MIN)
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
+        )?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (person, floor, expires_at) = row?;
+            out.insert(hex::encode(person), (floor as u64, expires_at));
+        }
+        Ok(out)
+    };
+    let mut floors = query(issued_floor)?;
+    if floors.len() > FloorList::CAPACITY {
+        issued_floor = Some(now);
+        tx.execute(
+            "INSERT INTO lock_issued_floors (lock_id, issued_floor) VALUES (?1, ?2) \
+             ON CONFLICT (lock_id) DO UPDATE SET issued_floor = MAX(issued_floor, excluded.issued_floor)",
+            params![id_param(&lock), now],
+        )?;
+        floors = query(issued_floor)?;
+    }
+    Ok((floors, issued_floor))
+}
+
+/// The doorcodes at `door` with their holders' schedules there (the keys that give the door
+/// with doorcodes on), and the keypad table they index. A code whose schedules the table
+/// cannot hold is left out (it cannot be judged, so it must not open); see docs/PROTOCOL.md.
+fn doorcodes_for(
+    tx: &Transaction<'_>,
+    door: Id,
+    time_zone_span: i64,
+) -> ApiResult<(BTreeMap<String, StoredCode>, Option<StoredKeypad>)> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT c.person_id, c.code, \
+           (SELECT MAX(i.ends_at) FROM invites i WHERE i.guest_id = c.person_id), kd.schedule \
+         FROM doorcodes c JOIN assignments a ON a.person_id = c.person_id AND a.revoked_at IS NULL \
+         JOIN key_doors kd ON kd.key_id = a.key_id AND kd.door_id = c.door_id AND kd.doorcodes = 1 \
+         JOIN keys k ON k.id = a.key_id AND k.kind = 'manager' \
+         JOIN people p ON p.id = c.person_id AND p.revoked = 0 \
+         WHERE c.door_id = ?1",
+    )?;
+    let rows = stmt.query_map([id_param(&door)], |r| {
+        Ok((
+            r.get::<_, Vec<u8>>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<i64>>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    // Person -> (code, expiry, schedule keys); schedule key -> schedule.
+    let mut codes: BTreeMap<String, (String, Option<i64>, BTreeSet<String>)> = BTreeMap::new();
+    let mut distinct: BTreeMap<String, Schedule> = BTreeMap::new();
+    for row in rows {
+        let (person, code, expires_at, schedule) = row?;
+        let schedule = stored_schedule(&schedule)?;
+        let key = policy::schedule_key(&schedule);
+        distinct.entry(key.clone()).or_insert(schedule);
+        codes
+            .entry(hex::encode(person))
+            .or_insert_with(|| (code, expires_at, BTreeSet::new()))
+            .2
+            .insert(key);
+    }
+    let table: Vec<String> = distinct
+        .keys()
+        .take(MAX_KEYPAD_SCHEDULES)
+        .cloned()
+        .collect();
+    let mut out = BTreeMap::new();
+    for (person, (code, expires_at, keys)) in codes {
+        let indexes: Option<Vec<u8>> = keys
+            .iter()
+            .map(|k| {
+                table
+                    .iter()
+                    .position(|t| t == k)
+                    .and_then(|i| u8::try_from(i).ok())
+            })
+            .collect();
+        match indexes {
+            Some(schedules) if schedules.len() <= MAX_CODE_SCHEDULES => {
+                out.insert(
+                    person,
+                    StoredCode {
+                        code,
+                        expires_at,
+                        schedules,
+                    },
+                );
+            }
+            _ => log_left_out(&person),
+        }
+    }
+    let keypad = (!out.is_empty()).then(|| StoredKeypad {
+        span_from: time_zone_span,
+        schedules: table
+            .iter()
+            .map(|k| schedule_json::to_json(&distinct[k]))
+            .collect(),
+    });
+    Ok((out, keypad))
+}
+
+/// A code left out of its lock's bundle: worth a line in the server's log.
+fn log_left_out(person: &str) {
+    eprintln!("door-server: doorcode of {person} has more schedules than a keypad holds; left out");
 }
 
 /// What the lock of `door` should hold at `now`.
@@ -58,57 +232,28 @@ fn desired_state(
     lock: Id,
     now: i64,
 ) -> ApiResult<SyncState> {
-    let mut state = SyncState {
+    let (floors, issued_floor) = floors_for(tx, property, door, lock, now)?;
+    let span_from = now - now.rem_euclid(KEYPAD_SPAN_STEP) - 86_400;
+    let (doorcodes, keypad) = doorcodes_for(tx, door, span_from)?;
+    Ok(SyncState {
+        format: STATE_FORMAT,
+        floors,
+        issued_floor,
+        doorcodes,
+        keypad,
         audit_ack: acknowledged_below(tx, lock)?,
-        ..SyncState::default()
-    };
-    // A lock only ever sees documents for its own door (one document per door), so only
-    // credentials that had one need to reach it. Expired entries are left out: the credential
-    // has expired too, and locks drop such entries themselves.
-    let mut stmt = tx.prepare_cached(
-        "SELECT r.credential_id, r.expires_at FROM revocations r \
-         WHERE r.property_id = ?1 AND r.expires_at > ?2 AND EXISTS (\
-           SELECT 1 FROM credential_documents d \
-           WHERE d.credential_id = r.credential_id AND d.door_id = ?3)",
-    )?;
-    for row in stmt.query_map(params![id_param(&property), now, id_param(&door)], |r| {
-        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
-    })? {
-        let (credential, expires_at) = row?;
-        state
-            .revocations
-            .insert(hex::encode(credential), expires_at);
-    }
-    // Manager keys' codes last until a bundle removes them. A guest's would end with the
-    // invite (guest keys carry no doorcodes today; the lock should still not outlive the
-    // invite if they ever do).
-    let mut stmt = tx.prepare_cached(
-        "SELECT c.person_id, c.code, (SELECT MAX(i.ends_at) FROM invites i WHERE i.guest_id = c.person_id) \
-         FROM doorcodes c WHERE c.door_id = ?1",
-    )?;
-    for row in stmt.query_map([id_param(&door)], |r| {
-        Ok((
-            r.get::<_, Vec<u8>>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<i64>>(2)?,
-        ))
-    })? {
-        let (person, code, expires_at) = row?;
-        state
-            .doorcodes
-            .insert(hex::encode(person), StoredCode { code, expires_at });
-    }
-    Ok(state)
+    })
 }
 
 fn stored_id(hex_id: &str) -> ApiResult<Id> {
     Id::from_hex(hex_id).ok_or_else(|| ApiError::internal("stored sync state id"))
 }
 
-fn revocation(credential: &str, expires_at: i64) -> ApiResult<RevocationEntry> {
-    Ok(RevocationEntry {
-        credential_id: stored_id(credential)?,
-        expires_at: Some(expires_at),
+fn floor(person: &str, (floor, expires_at): (u64, i64)) -> ApiResult<Floor> {
+    Ok(Floor {
+        person_id: stored_id(person)?,
+        floor,
+        expires_at,
     })
 }
 
@@ -117,50 +262,70 @@ fn doorcode(person: &str, c: &StoredCode) -> ApiResult<Doorcode> {
         person_id: stored_id(person)?,
         code: c.code.clone(),
         expires_at: c.expires_at,
+        schedules: c.schedules.clone(),
     })
 }
 
-type Contents = (Vec<RevocationEntry>, DoorcodeChanges);
+fn keypad_rules(time_zone: &str, k: &StoredKeypad) -> ApiResult<KeypadRules> {
+    let zone = ZoneRules::from_iana(time_zone, k.span_from, k.span_from + KEYPAD_SPAN)
+        .map_err(|e| ApiError::internal(format!("zone rules: {e:?}")))?;
+    let schedules = k
+        .schedules
+        .iter()
+        .map(|s| schedule_json::parse(s, "schedule"))
+        .collect::<ApiResult<_>>()?;
+    Ok(KeypadRules { zone, schedules })
+}
+
+/// A bundle's contents: floors, doorcodes, and for a full bundle the keypad rules.
+struct Contents {
+    floors: Vec<Floor>,
+    doorcodes: DoorcodeChanges,
+    keypad: bool,
+}
 
 /// A full bundle's contents: the whole state.
 fn full(state: &SyncState) -> ApiResult<Contents> {
-    let revocations = state
-        .revocations
+    let floors = state
+        .floors
         .iter()
-        .map(|(c, t)| revocation(c, *t))
+        .map(|(p, f)| floor(p, *f))
         .collect::<ApiResult<_>>()?;
     let added = state
         .doorcodes
         .iter()
         .map(|(p, c)| doorcode(p, c))
         .collect::<ApiResult<_>>()?;
-    Ok((
-        revocations,
-        DoorcodeChanges {
+    Ok(Contents {
+        floors,
+        doorcodes: DoorcodeChanges {
             added,
             removed: Vec::new(),
         },
-    ))
+        keypad: state.keypad.is_some(),
+    })
 }
 
 /// The change from `base` to `latest` as a delta's contents, or `None` when a delta cannot say
-/// it. A delta only adds revocations: one that left `latest` because it expired needs no word
-/// (locks drop expired entries themselves), but one that left while still running can only
-/// leave a lock through a full bundle, which replaces the list.
-fn delta(base: &SyncState, latest: &SyncState, now: i64) -> ApiResult<Option<Contents>> {
-    let lifted = base
-        .revocations
-        .iter()
-        .any(|(c, t)| *t > now && !latest.revocations.contains_key(c));
-    if lifted {
+/// it: another snapshot format, other keypad rules, a new issued floor (floors were compacted),
+/// or more floors than the lock could then hold. A delta raises floors; one that left `latest`
+/// (expired, or compacted) needs no word, locks drop expired ones themselves.
+fn delta(base: &SyncState, latest: &SyncState) -> ApiResult<Option<Contents>> {
+    if base.format != latest.format
+        || base.keypad != latest.keypad
+        || base.issued_floor != latest.issued_floor
+    {
         return Ok(None);
     }
-    let revocations = latest
-        .revocations
+    let raised: Vec<Floor> = latest
+        .floors
         .iter()
-        .filter(|(c, t)| base.revocations.get(*c) != Some(t))
-        .map(|(c, t)| revocation(c, *t))
+        .filter(|(p, f)| base.floors.get(*p) != Some(f))
+        .map(|(p, f)| floor(p, *f))
         .collect::<ApiResult<_>>()?;
+    if base.floors.len() + raised.len() > FloorList::CAPACITY {
+        return Ok(None);
+    }
     let added = latest
         .doorcodes
         .iter()
@@ -173,7 +338,11 @@ fn delta(base: &SyncState, latest: &SyncState, now: i64) -> ApiResult<Option<Con
         .filter(|p| !latest.doorcodes.contains_key(*p))
         .map(|p| stored_id(p))
         .collect::<ApiResult<_>>()?;
-    Ok(Some((revocations, DoorcodeChanges { added, removed })))
+    Ok(Some(Contents {
+        floors: raised,
+        doorcodes: DoorcodeChanges { added, removed },
+        keypad: false,
+    }))
 }
 
 /// Records the lock's desired state as a new iteration if it differs from the latest (or there
@@ -258,12 +427,17 @@ pub fn bundle_for(
         _ => snapshot(tx, lock, since)?,
     };
     let delta = match &from {
-        Some(base) => delta(base, &desired, now)?,
+        Some(base) => delta(base, &desired)?,
         None => None,
     };
-    let (base_iteration, (revocations, doorcodes)) = match delta {
+    let (base_iteration, contents) = match delta {
         Some(contents) => (since, contents),
         None => (0, full(&desired)?),
+    };
+    let issuer = issuer(tx, property)?;
+    let keypad = match (&desired.keypad, contents.keypad) {
+        (Some(k), true) => Some(keypad_rules(&issuer.time_zone, k)?),
+        _ => None,
     };
     // Signed afresh on every request, so `issued_at` is a fresh signed time for the lock: the
     // same iteration may go out several times with later `issued_at`s, which is fine (a lock
@@ -273,13 +447,14 @@ pub fn bundle_for(
         iteration,
         base_iteration,
         issued_at: now,
-        revocations,
-        doorcodes,
+        floors: contents.floors,
+        issued_floor: desired.issued_floor,
+        doorcodes: contents.doorcodes,
+        keypad,
         audit_ack: desired.audit_ack,
     }
-    .seal_and_sign(&issuer(tx, property)?.key, &lock_key, &mut OsRng)
-    // Only a state beyond the protocol's caps (over 1,024 revocations or doorcodes at one
-    // lock) gets here; no bundle can carry it.
+    .seal_and_sign(&issuer.key, &lock_key, &mut OsRng)
+    // Floors are compacted and doorcodes capped on the way in, so no state gets here.
     .map_err(|e| ApiError::internal(format!("building the sync bundle: {e}")))?;
     Ok(SyncBundleJson {
         lock_id: lock.to_string(),

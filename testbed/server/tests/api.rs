@@ -174,19 +174,21 @@ async fn guests_get_one_key_per_door_and_lose_them_when_revoked() {
         )
         .await;
     assert_eq!(status, 401, "sessions end with the revocation: {body}");
-    let revocations: u32 = s
+    // Every document the guest holds is void at offline locks: a floor above its iteration.
+    let (floor, iteration): (i64, i64) = s
         .handle
         .state
         .db
         .read(|tx| {
             Ok(tx.query_row(
-                "SELECT COUNT(*) FROM revocations WHERE credential_id = ?1",
+                "SELECT f.floor, c.access_iteration FROM person_floors f \
+                 JOIN credentials c ON c.person_id = f.person_id WHERE c.id = ?1",
                 [hex::decode(doors.credential_id.as_ref().unwrap()).unwrap()],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?)
         })
         .unwrap();
-    assert_eq!(revocations, 1);
+    assert!(iteration < floor);
 }
 
 #[tokio::test]
@@ -435,11 +437,35 @@ async fn key_edits_apply_to_every_holder_and_revoke_only_what_narrows() {
     let (p, _alice, phone) = property().await;
     let s = &p.s;
     let first = phone.doors(s).await;
-    let revocations = |s: &TestServer| -> u32 {
+    let person = hex::decode(&first.person_id).unwrap();
+    // The floor that voids Alice's documents below it at offline locks, and her credentials'
+    // access iterations (first, second, ...).
+    let floor = |s: &TestServer| -> Option<i64> {
         s.handle
             .state
             .db
-            .read(|tx| Ok(tx.query_row("SELECT COUNT(*) FROM revocations", [], |r| r.get(0))?))
+            .read(|tx| {
+                Ok(tx
+                    .query_row(
+                        "SELECT floor FROM person_floors WHERE person_id = ?1",
+                        [&person],
+                        |r| r.get(0),
+                    )
+                    .ok())
+            })
+            .unwrap()
+    };
+    let iterations = |s: &TestServer| -> Vec<i64> {
+        s.handle
+            .state
+            .db
+            .read(|tx| {
+                let mut stmt = tx.prepare(
+                    "SELECT access_iteration FROM credentials WHERE person_id = ?1 ORDER BY issued_at, access_iteration",
+                )?;
+                let rows = stmt.query_map([&person], |r| r.get(0))?;
+                Ok(rows.collect::<Result<Vec<i64>, _>>()?)
+            })
             .unwrap()
     };
 
@@ -464,7 +490,7 @@ async fn key_edits_apply_to_every_holder_and_revoke_only_what_narrows() {
     let second = phone.doors(s).await;
     assert_eq!(second.doors.len(), first.doors.len() + 1);
     assert_ne!(second.credential_id, first.credential_id);
-    assert_eq!(revocations(s), 0);
+    assert_eq!(floor(s), None, "widening voids nothing");
 
     // Narrowing (a shorter schedule) revokes the old credential for the offline locks.
     let narrowed = NewKey {
@@ -483,10 +509,20 @@ async fn key_edits_apply_to_every_holder_and_revoke_only_what_narrows() {
             200,
         )
         .await;
+    // Both earlier credentials die: the one the widening superseded (still valid at offline
+    // locks until it expires) as well as the current one. The floor covers every iteration
+    // issued so far; the new credential is above it.
+    let voided = iterations(s);
+    assert_eq!(voided.len(), 2);
+    let floor_now = floor(s).expect("narrowing raises a floor");
+    assert!(
+        voided.iter().all(|&i| i < floor_now),
+        "{voided:?} below {floor_now}"
+    );
     let third = phone.doors(s).await;
-    assert_eq!(revocations(s), 1);
+    assert!(*iterations(s).last().unwrap() >= floor_now);
     let pool = third.doors.iter().find(|d| d.name == "Pool").unwrap();
-    assert_eq!(pool.schedule.as_ref().unwrap().windows[0].start, "10:00");
+    assert_eq!(pool.schedules[0].windows[0].start, "10:00");
 
     // "Disable All Doorcodes" on the home key removes Alice's codes.
     assert!(third.doors.iter().any(|d| d.doorcode.is_some()));

@@ -138,7 +138,7 @@ async fn the_first_fetch_is_a_full_bundle_only_the_lock_can_open() {
         ),
         (lock_id(&site.door), 1, 0, s.now())
     );
-    assert!(info.doorcodes && info.revocations == 0);
+    assert!(info.doorcodes && info.floors == 0);
 
     // The doorcodes are sealed: a key other than the lock's does not open them.
     let impostor = LockConfig::new(
@@ -232,7 +232,7 @@ async fn revoking_a_guest_is_a_small_delta_the_lock_applies() {
         )
         .await;
     let guest = Phone::with_tokens(s, tokens).await;
-    let credential = guest.doors(s).await.credential_id.unwrap();
+    let credential = guest.doors(s).await.person_id;
     assert!(
         fetch(s, site.phone.token(), &site.door.lock_id, 1)
             .await
@@ -262,9 +262,9 @@ async fn revoking_a_guest_is_a_small_delta_the_lock_applies() {
     let opened = open_bundle(&signed, site.lock.config()).unwrap();
     let revoked: Vec<String> = opened
         .bundle()
-        .revocations
+        .floors
         .iter()
-        .map(|r| r.credential_id.to_string())
+        .map(|r| r.person_id.to_string())
         .collect();
     assert_eq!(revoked, [credential]);
     assert!(opened.bundle().doorcodes.is_empty());
@@ -280,7 +280,7 @@ async fn revoking_a_guest_is_a_small_delta_the_lock_applies() {
     let again = fetch(s, site.phone.token(), &site.door.lock_id, 0).await;
     assert_eq!((again.iteration, again.base_iteration), (2, 0));
     let info = inspect_bundle(&bytes(&again), &site.issuer_keys).unwrap();
-    assert_eq!((info.revocations, info.doorcodes), (1, true));
+    assert_eq!((info.floors, info.doorcodes), (1, true));
     // The lock cannot be ahead of the server.
     let (status, err) = s
         .call(
@@ -303,7 +303,7 @@ async fn unassigning_a_key_revokes_and_removes_the_doorcode_in_a_delta() {
         ))
         .unwrap();
     let bob_code = doorcode(&site, &site.bob).await;
-    let bob_credential = site.bob_phone.doors(s).await.credential_id.unwrap();
+    let bob_credential = site.bob_phone.doors(s).await.person_id;
 
     site.m.unassign(s, &site.bob, &site.home).await;
     let delta = fetch(s, site.phone.token(), &site.door.lock_id, 1).await;
@@ -311,9 +311,9 @@ async fn unassigning_a_key_revokes_and_removes_the_doorcode_in_a_delta() {
     let signed = bytes(&delta);
     let opened = open_bundle(&signed, site.lock.config()).unwrap();
     let b = opened.bundle();
-    assert_eq!(b.revocations.len(), 1);
-    assert_eq!(b.revocations[0].credential_id.to_string(), bob_credential);
-    assert!(b.revocations[0].expires_at.is_some_and(|t| t > s.now()));
+    assert_eq!(b.floors.len(), 1);
+    assert_eq!(b.floors[0].person_id.to_string(), bob_credential);
+    assert!(b.floors[0].expires_at > s.now());
     assert!(b.doorcodes.added.is_empty());
     assert_eq!(b.doorcodes.removed, [Id::from_hex(&site.bob.id).unwrap()]);
     site.lock.apply_bundle(&signed).unwrap();
@@ -325,24 +325,30 @@ async fn unassigning_a_key_revokes_and_removes_the_doorcode_in_a_delta() {
 }
 
 #[tokio::test]
-async fn a_revocation_lifted_before_it_expires_needs_a_full_bundle_and_expiry_does_not() {
+async fn a_floor_expires_with_the_documents_it_voids_and_a_new_narrowing_raises_it_by_delta() {
     let site = site().await;
     let s = &site.s;
     site.m.unassign(s, &site.bob, &site.home).await;
     let first = fetch(s, site.phone.token(), &site.door.lock_id, 0).await;
     site.lock.apply_bundle(&bytes(&first)).unwrap();
     let revoked = inspect_bundle(&bytes(&first), &site.issuer_keys).unwrap();
-    assert_eq!(revoked.revocations, 1);
+    assert_eq!(revoked.floors, 1);
 
-    // The revocation expires with Bob's credential: the lock drops it by itself, so a delta
+    // The floor expires with Bob's last document: the lock drops it by itself, so a delta
     // (with nothing in it) says enough.
-    let credential_end: i64 = s
+    let documents_end: i64 = s
         .handle
         .state
         .db
-        .read(|tx| Ok(tx.query_row("SELECT MAX(expires_at) FROM revocations", [], |r| r.get(0))?))
+        .read(|tx| {
+            Ok(
+                tx.query_row("SELECT MAX(expires_at) FROM person_floors", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
         .unwrap();
-    s.set_now(credential_end);
+    s.set_now(documents_end);
     let tokens: Tokens = s
         .ok(
             "POST",
@@ -358,28 +364,37 @@ async fn a_revocation_lifted_before_it_expires_needs_a_full_bundle_and_expiry_do
     let expired = fetch(s, &tokens.access_token, &site.door.lock_id, 1).await;
     assert_eq!((expired.iteration, expired.base_iteration), (2, 1));
     let info = inspect_bundle(&bytes(&expired), &site.issuer_keys).unwrap();
-    assert_eq!((info.revocations, info.doorcodes), (0, false));
+    assert_eq!((info.floors, info.doorcodes), (0, false));
 
-    // A revocation that leaves while it still runs (no endpoint lifts one today; an operator
-    // could) cannot be said by a delta, which only adds: the answer is a full bundle.
+    // Bob gets the key back, fetches new documents, loses it again: his floor rises above
+    // the new documents, and a delta says so (floors only ever rise).
     site.m.assign(s, &site.bob, &site.home, false).await;
     let relogin = Phone::sign_in(s, "bob@example.com").await;
     relogin.doors(s).await;
     site.m.unassign(s, &site.bob, &site.home).await;
-    let with_revocation = fetch(s, &tokens.access_token, &site.door.lock_id, 2).await;
-    assert_eq!(
-        (with_revocation.iteration, with_revocation.base_iteration),
-        (3, 2)
-    );
-    s.handle
+    let raised = fetch(s, &tokens.access_token, &site.door.lock_id, 2).await;
+    assert_eq!((raised.iteration, raised.base_iteration), (3, 2));
+    let opened = open_bundle(&bytes(&raised), site.lock.config()).unwrap();
+    let floors = &opened.bundle().floors;
+    assert_eq!(floors.len(), 1);
+    assert_eq!(floors[0].person_id.to_string(), site.bob.id);
+    assert!(floors[0].floor > revoked_floor(&site, &site.bob.id));
+}
+
+/// The highest access iteration the server ever issued `person`.
+fn revoked_floor(site: &Site, person: &str) -> u64 {
+    site.s
+        .handle
         .state
         .db
-        .write(|tx| Ok(tx.execute("DELETE FROM revocations", [])?))
-        .unwrap();
-    let lifted = fetch(s, &tokens.access_token, &site.door.lock_id, 3).await;
-    assert_eq!((lifted.iteration, lifted.base_iteration), (4, 0));
-    let info = inspect_bundle(&bytes(&lifted), &site.issuer_keys).unwrap();
-    assert_eq!(info.revocations, 0);
+        .read(|tx| {
+            Ok(tx.query_row(
+                "SELECT MAX(access_iteration) FROM credentials WHERE person_id = ?1",
+                [hex::decode(person).unwrap()],
+                |r| r.get::<_, i64>(0),
+            )? as u64)
+        })
+        .unwrap()
 }
 
 #[tokio::test]
@@ -405,10 +420,7 @@ async fn uploaded_audit_records_are_acknowledged_in_the_next_iteration() {
     let delta = fetch(s, site.phone.token(), &site.door.lock_id, 1).await;
     assert_eq!((delta.iteration, delta.base_iteration), (2, 1));
     let info = inspect_bundle(&bytes(&delta), &site.issuer_keys).unwrap();
-    assert_eq!(
-        (info.audit_ack, info.revocations, info.doorcodes),
-        (1, 0, false)
-    );
+    assert_eq!((info.audit_ack, info.floors, info.doorcodes), (1, 0, false));
     let applied = site.lock.apply_bundle(&bytes(&delta)).unwrap();
     assert_eq!(applied.freed, 1, "the acknowledged record leaves the lock");
 }
