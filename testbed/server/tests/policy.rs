@@ -1,0 +1,507 @@
+//! Access ends when the manager says so, end to end: the real server over HTTP, a reference
+//! lock applying the bundles it builds, and documents presented to that lock exactly as a
+//! phone presents them. Each test is one way legal moves used to combine into access the
+//! policy denies (issue "Access ends when the manager says so", points 1-5).
+
+mod common;
+
+use common::*;
+use door_lock::{Lock, LockClock};
+use door_protocol::sync::DoorcodeDenied;
+use door_protocol::unlock::{DenyReason, UnlockPreparation, UnlockResult, UnlockTarget};
+use door_protocol::{
+    inspect_bundle, DoorcodeResult, Id, IssuerKeys, IssuerPublicKey, LockConfig, LockKey,
+    LockPublicKey,
+};
+use door_server::model::*;
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{Signature, SigningKey};
+use serde_json::json;
+use tempfile::TempDir;
+
+const MTU: u16 = 247;
+const HOUR: i64 = 3600;
+const DAY: i64 = 86_400;
+
+/// One offline keypad door, its reference lock, and the manager.
+struct Site {
+    s: TestServer,
+    m: Manager,
+    door: DoorJson,
+    lock: Lock,
+    _dir: TempDir,
+}
+
+async fn site() -> Site {
+    let s = TestServer::start().await;
+    let m = Manager::create(&s, "1800 Main St", "America/New_York").await;
+    let lock_key = LockKey::generate(&mut rand::rngs::OsRng);
+    let door: DoorJson = s
+        .ok(
+            "POST",
+            &m.path("/doors"),
+            &m.key,
+            Some(&json!({"name": "Pool", "online": false, "keypad": true,
+                "lock_public_key": b64(&lock_key.public().to_sec1_compressed())})),
+            201,
+        )
+        .await;
+    let issuer = IssuerPublicKey::from_sec1(&unb64(&m.property.issuer_public_key)).unwrap();
+    let config = LockConfig::new(
+        Id::from_hex(&door.lock_id).unwrap(),
+        Id::from_hex(&door.id).unwrap(),
+        lock_key,
+        IssuerKeys::single(issuer),
+    );
+    let dir = TempDir::new().unwrap();
+    let lock = Lock::open(dir.path(), config, LockClock::fixed(s.now())).unwrap();
+    Site {
+        s,
+        m,
+        door,
+        lock,
+        _dir: dir,
+    }
+}
+
+impl Site {
+    /// Moves the server's and the lock's clocks to `t`.
+    fn at(&self, t: i64) {
+        self.s.set_now(t);
+        self.lock.clock().set_time(t);
+    }
+
+    /// A phone carries the newest bundle to the lock (full: the lock's iteration may be any).
+    async fn sync(&self, courier: &Phone) {
+        let b: SyncBundleJson = self
+            .s
+            .ok(
+                "GET",
+                &format!("/v1/locks/{}/bundle?since=0", self.door.lock_id),
+                courier.token(),
+                None::<&()>,
+                200,
+            )
+            .await;
+        if let Some(bytes) = b.bundle {
+            self.lock.apply_bundle(&unb64(&bytes)).unwrap();
+        }
+    }
+
+    /// The document `phone` holds for this door now (fetched as the app would).
+    async fn document(&self, phone: &Phone) -> Option<Vec<u8>> {
+        let doors = phone.doors(&self.s).await;
+        doors
+            .doors
+            .iter()
+            .find(|d| d.id == self.door.id)
+            .map(|d| unb64(&d.access_document))
+    }
+
+    /// Presents `document` over the lock's BLE session, signed with `key`, at the lock's time.
+    fn present(&self, key: &SigningKey, document: &[u8]) -> UnlockResult {
+        let config = self.lock.config();
+        let target = UnlockTarget {
+            lock_id: config.lock_id,
+            lock_key: LockPublicKey::from_sec1(&config.key.public().to_sec1_compressed()).unwrap(),
+            access_document: document.to_vec(),
+        };
+        let (prep, to_sign) =
+            UnlockPreparation::new(target, self.lock.now(), &mut rand::rngs::OsRng).unwrap();
+        let signature: Signature = key.sign(&to_sign);
+        let mut phone = prep.signed(&signature.to_bytes()).unwrap();
+        let mut conn = self.lock.connect();
+        let mut notified = Vec::new();
+        for c in phone.request_fragments(MTU) {
+            notified = conn.on_write(&c, MTU).unwrap();
+        }
+        let mut outcome = None;
+        for n in &notified {
+            outcome = phone.on_fragment(n).unwrap();
+        }
+        outcome.unwrap().result
+    }
+}
+
+fn key_door(door: &DoorJson, doorcodes: bool, schedule: Option<ScheduleJson>) -> KeyDoorJson {
+    door_entry(door, doorcodes, schedule)
+}
+
+fn ranged(mut s: ScheduleJson, not_before: Option<i64>, not_after: Option<i64>) -> ScheduleJson {
+    s.not_before = not_before;
+    s.not_after = not_after;
+    s
+}
+
+/// Point 1: a credential replaced by a widening was never revoked. Widen, then revoke: both
+/// the superseded document and the current one are refused at the offline lock.
+#[tokio::test]
+async fn every_document_a_person_was_issued_dies_with_their_rights() {
+    let site = site().await;
+    let (s, m) = (&site.s, &site.m);
+    let pool = m
+        .key(s, "Pool", vec![key_door(&site.door, false, None)])
+        .await;
+    let gym_door = m.door(s, "Gym", false).await;
+    let gym = m
+        .key(s, "Gym", vec![key_door(&gym_door, false, None)])
+        .await;
+    let carol = m
+        .person(s, "Carol", "resident", Some("carol@example.com"))
+        .await;
+    let alice = m
+        .person(s, "Alice", "resident", Some("alice@example.com"))
+        .await;
+    m.assign(s, &carol, &pool, false).await;
+    m.assign(s, &alice, &pool, false).await;
+    let phone = Phone::sign_in(s, "carol@example.com").await;
+    let courier = Phone::sign_in(s, "alice@example.com").await;
+    let first = site.document(&phone).await.unwrap();
+    m.assign(s, &carol, &gym, false).await; // widening: a new credential, nothing voided
+    let second = site.document(&phone).await.unwrap();
+    assert_ne!(first, second);
+    site.sync(&courier).await;
+    assert_eq!(site.present(&phone.key, &first), UnlockResult::Granted);
+    assert_eq!(site.present(&phone.key, &second), UnlockResult::Granted);
+
+    let _: serde_json::Value = s
+        .call(
+            "POST",
+            &m.path(&format!("/people/{}/revoke", carol.id)),
+            &m.key,
+            None,
+        )
+        .await
+        .1;
+    site.sync(&courier).await;
+    for doc in [&first, &second] {
+        assert_eq!(
+            site.present(&phone.key, doc),
+            UnlockResult::Denied(DenyReason::Revoked)
+        );
+    }
+}
+
+/// Point 2: revocation state grew with devices and credentials. A person with several
+/// devices, each with documents from several issuances, is revoked by one floor.
+#[tokio::test]
+async fn a_person_with_many_devices_and_credentials_is_revoked_by_one_entry() {
+    let site = site().await;
+    let (s, m) = (&site.s, &site.m);
+    let pool = m
+        .key(s, "Pool", vec![key_door(&site.door, false, None)])
+        .await;
+    let spa_door = m.door(s, "Spa", false).await;
+    let spa = m
+        .key(s, "Spa", vec![key_door(&spa_door, false, None)])
+        .await;
+    let dave = m
+        .person(s, "Dave", "resident", Some("dave@example.com"))
+        .await;
+    let alice = m
+        .person(s, "Alice", "resident", Some("alice@example.com"))
+        .await;
+    m.assign(s, &dave, &pool, false).await;
+    m.assign(s, &alice, &pool, false).await;
+    let courier = Phone::sign_in(s, "alice@example.com").await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let phone = Phone::sign_in(s, "dave@example.com").await;
+        held.push((site.document(&phone).await.unwrap(), phone));
+    }
+    // A widening gives every device a second credential.
+    m.assign(s, &dave, &spa, false).await;
+    for i in 0..held.len() {
+        let doc = site.document(&held[i].1).await.unwrap();
+        let key = held[i].1.key.clone();
+        held.push((
+            doc,
+            Phone {
+                key,
+                ..clone_phone(&held[i].1)
+            },
+        ));
+    }
+    assert_eq!(held.len(), 6);
+
+    m.unassign(s, &dave, &pool).await;
+    let b: SyncBundleJson = s
+        .ok(
+            "GET",
+            &format!("/v1/locks/{}/bundle?since=0", site.door.lock_id),
+            courier.token(),
+            None::<&()>,
+            200,
+        )
+        .await;
+    let info = inspect_bundle(
+        &unb64(b.bundle.as_deref().unwrap()),
+        &site.lock.config().issuer_keys,
+    )
+    .unwrap();
+    assert_eq!(
+        info.floors, 1,
+        "one entry for the person, not one per credential"
+    );
+    site.lock
+        .apply_bundle(&unb64(b.bundle.as_deref().unwrap()))
+        .unwrap();
+    for (doc, phone) in &held {
+        assert_eq!(
+            site.present(&phone.key, doc),
+            UnlockResult::Denied(DenyReason::Revoked)
+        );
+    }
+}
+
+/// The same phone after its access token expired: refreshed as the app does.
+async fn refreshed(s: &TestServer, p: &Phone) -> Phone {
+    let tokens: Tokens = s
+        .ok(
+            "POST",
+            "/v1/auth/refresh",
+            "",
+            Some(&Refresh {
+                refresh_token: p.tokens.refresh_token.clone(),
+            }),
+            200,
+        )
+        .await;
+    Phone {
+        tokens,
+        ..clone_phone(p)
+    }
+}
+
+fn clone_phone(p: &Phone) -> Phone {
+    Phone {
+        tokens: p.tokens.clone(),
+        device_id: p.device_id.clone(),
+        key: p.key.clone(),
+    }
+}
+
+/// Point 3: guests outlived their host. A guest's rights follow the host's at every step:
+/// narrowing the host's key narrows the guest; unassigning the host voids the guest's
+/// documents at the lock and leaves the guest no door.
+#[tokio::test]
+async fn a_guest_never_outlives_or_outgrows_the_host() {
+    let site = site().await;
+    let (s, m) = (&site.s, &site.m);
+    let t0 = s.now();
+    let home = m
+        .key(s, "Pool", vec![key_door(&site.door, false, None)])
+        .await;
+    let erin = m
+        .person(s, "Erin", "resident", Some("erin@example.com"))
+        .await;
+    let alice = m
+        .person(s, "Alice", "resident", Some("alice@example.com"))
+        .await;
+    m.assign(s, &erin, &home, true).await;
+    m.assign(s, &alice, &home, false).await;
+    let host = Phone::sign_in(s, "erin@example.com").await;
+    let courier = Phone::sign_in(s, "alice@example.com").await;
+    let invited: InvitedGuest = s
+        .ok(
+            "POST",
+            "/v1/me/guests",
+            host.token(),
+            Some(&NewGuest {
+                door_ids: vec![site.door.id.clone()],
+                contact: "+1 555 0100".into(),
+                starts_at: t0,
+                ends_at: t0 + 60 * DAY,
+            }),
+            201,
+        )
+        .await;
+    let tokens: Tokens = s
+        .ok(
+            "POST",
+            "/v1/auth/invite",
+            "",
+            Some(&RedeemInvite {
+                invite_token: invited.invite_token,
+            }),
+            200,
+        )
+        .await;
+    let guest = Phone::with_tokens(s, tokens).await;
+    let wide = site.document(&guest).await.unwrap();
+    site.sync(&courier).await;
+    assert_eq!(site.present(&guest.key, &wide), UnlockResult::Granted);
+
+    // The manager narrows the host's key to weekday mornings: the guest's old document is
+    // void, and the new one carries the host's schedule within the invite.
+    let _: KeyJson = s
+        .ok(
+            "PUT",
+            &m.path(&format!("/keys/{}", home.id)),
+            &m.key,
+            Some(&NewKey {
+                name: "Pool".into(),
+                doors: vec![key_door(
+                    &site.door,
+                    false,
+                    Some(weekly(MON_FRI, "06:00", "09:00")),
+                )],
+            }),
+            200,
+        )
+        .await;
+    site.sync(&courier).await;
+    assert_eq!(
+        site.present(&guest.key, &wide),
+        UnlockResult::Denied(DenyReason::Revoked)
+    );
+    let narrow = site.document(&guest).await.unwrap();
+    // Tuesday 10:00: outside the host's new window, so outside the guest's too.
+    assert!(matches!(
+        site.present(&guest.key, &narrow),
+        UnlockResult::Denied(DenyReason::OutOfSchedule { .. })
+    ));
+
+    // The host loses the key: the guest loses everything, at the server and at the lock.
+    m.unassign(s, &erin, &home).await;
+    assert!(guest.doors(s).await.doors.is_empty());
+    site.at(t0 + DAY - 3 * HOUR); // Wednesday 07:00, inside the old window
+    site.sync(&refreshed(s, &courier).await).await;
+    assert_eq!(
+        site.present(&guest.key, &narrow),
+        UnlockResult::Denied(DenyReason::Revoked)
+    );
+}
+
+/// Point 4: two keys for one door merged into more than either gives. A one-week 24/7 key
+/// and an open-ended Monday 06:00-08:00 key: after the week, only Monday mornings. And May
+/// Share is per key: a guest gets the shareable key's schedule only.
+#[tokio::test]
+async fn two_keys_for_one_door_give_what_each_gives_and_no_more() {
+    let site = site().await;
+    let (s, m) = (&site.s, &site.m);
+    let t0 = s.now(); // Tuesday 10:00 New York
+    let week = m
+        .key(
+            s,
+            "Week pass",
+            vec![key_door(
+                &site.door,
+                false,
+                Some(ranged(
+                    weekly(EVERY_DAY, "00:00", "24:00"),
+                    None,
+                    Some(t0 + 7 * DAY),
+                )),
+            )],
+        )
+        .await;
+    let mondays = m
+        .key(
+            s,
+            "Monday swim",
+            vec![key_door(
+                &site.door,
+                false,
+                Some(weekly(&["mon"], "06:00", "08:00")),
+            )],
+        )
+        .await;
+    let frank = m
+        .person(s, "Frank", "resident", Some("frank@example.com"))
+        .await;
+    m.assign(s, &frank, &week, false).await;
+    m.assign(s, &frank, &mondays, true).await;
+    let phone = Phone::sign_in(s, "frank@example.com").await;
+    let courier = Phone::sign_in(s, "frank@example.com").await;
+    site.sync(&courier).await;
+    let doc = site.document(&phone).await.unwrap();
+    assert_eq!(site.present(&phone.key, &doc), UnlockResult::Granted);
+
+    // Tuesday 10:00 a week and a day later: the week pass has ended; the Monday key does not
+    // open on a Tuesday. (The document has expired by then too; a fresh one says the same.)
+    site.at(t0 + 7 * DAY + DAY);
+    let phone = refreshed(s, &phone).await;
+    let later = site.document(&phone).await.unwrap();
+    assert!(matches!(
+        site.present(&phone.key, &later),
+        UnlockResult::Denied(DenyReason::OutOfSchedule { .. })
+    ));
+    // Monday 07:00 (six days on): open by the Monday key.
+    site.at(t0 + 7 * DAY + 6 * DAY - 3 * HOUR);
+    assert_eq!(site.present(&phone.key, &later), UnlockResult::Granted);
+    let phone = refreshed(s, &phone).await;
+
+    // The guest gets the shareable (Monday) key's schedule, never the week pass's.
+    let invited: InvitedGuest = s
+        .ok(
+            "POST",
+            "/v1/me/guests",
+            phone.token(),
+            Some(&NewGuest {
+                door_ids: vec![site.door.id.clone()],
+                contact: "+1 555 0101".into(),
+                starts_at: s.now() - DAY,
+                ends_at: s.now() + 30 * DAY,
+            }),
+            201,
+        )
+        .await;
+    let tokens: Tokens = s
+        .ok(
+            "POST",
+            "/v1/auth/invite",
+            "",
+            Some(&RedeemInvite {
+                invite_token: invited.invite_token,
+            }),
+            200,
+        )
+        .await;
+    let guest = Phone::with_tokens(s, tokens).await;
+    let doors = guest.doors(s).await;
+    let pool = &doors.doors[0];
+    assert_eq!(pool.schedules.len(), 1);
+    assert_eq!(pool.schedules[0].windows[0].days, ["mon"]);
+}
+
+/// Point 5: doorcodes ignored schedules. A vendor's Monday-Friday 08:00-18:00 key with
+/// doorcodes: the code opens on a weekday at 10:00 and not on Saturday.
+#[tokio::test]
+async fn a_doorcode_obeys_its_key_schedule_at_the_keypad() {
+    let site = site().await;
+    let (s, m) = (&site.s, &site.m);
+    let t0 = s.now(); // Tuesday 10:00
+    let vendors = m
+        .key(
+            s,
+            "Vendors",
+            vec![key_door(
+                &site.door,
+                true,
+                Some(weekly(MON_FRI, "08:00", "18:00")),
+            )],
+        )
+        .await;
+    let vic = m.person(s, "Vic", "vendor", Some("vic@example.com")).await;
+    m.assign(s, &vic, &vendors, false).await;
+    let courier = Phone::sign_in(s, "vic@example.com").await;
+    site.sync(&courier).await;
+    let code = m.doorcodes(s, &vic).await[0].code.clone();
+    let vic_id = Id::from_hex(&vic.id).unwrap();
+    assert_eq!(
+        site.lock.enter_doorcode(&code).unwrap(),
+        DoorcodeResult::Granted { person_id: vic_id }
+    );
+    site.at(t0 + 4 * DAY); // Saturday 10:00
+    assert!(matches!(
+        site.lock.enter_doorcode(&code).unwrap(),
+        DoorcodeResult::Denied(DoorcodeDenied::OutOfSchedule { person_id, next_allowed: Some(_) })
+            if person_id == vic_id
+    ));
+    site.at(t0 + 6 * DAY - 2 * HOUR); // Monday 08:00
+    assert_eq!(
+        site.lock.enter_doorcode(&code).unwrap(),
+        DoorcodeResult::Granted { person_id: vic_id }
+    );
+}
