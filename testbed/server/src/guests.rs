@@ -24,7 +24,7 @@ use crate::AppState;
 /// The longest a guest invite may run.
 pub const MAX_GUEST_SPAN: i64 = 90 * 86_400;
 
-fn guest_json(tx: &Transaction<'_>, invite: &[u8]) -> ApiResult<GuestJson> {
+pub(crate) fn guest_json(tx: &Transaction<'_>, invite: &[u8]) -> ApiResult<GuestJson> {
     let (id, contact, starts_at, ends_at, redeemed, revoked): (Vec<u8>, String, i64, i64, Option<i64>, Option<i64>) =
         tx.query_row(
             "SELECT id, contact, starts_at, ends_at, redeemed_at, revoked_at FROM invites WHERE id = ?1",

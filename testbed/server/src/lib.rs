@@ -96,7 +96,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/properties/{property_id}/people/{person_id}/keys/{key_id}",
-            axum::routing::delete(manager::unassign_key),
+            axum::routing::delete(manager::unassign_key).patch(manager::update_assignment),
+        )
+        .route(
+            "/v1/properties/{property_id}/guests",
+            get(manager::list_guests),
         )
         .route(
             "/v1/properties/{property_id}/people/{person_id}/doorcodes",

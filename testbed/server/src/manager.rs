@@ -584,6 +584,76 @@ pub async fn unassign_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Turns May Share on or off for one key a person holds. Turning it off narrows (or ends) the
+/// guests the person invited to that key's doors, in the same transaction.
+#[utoipa::path(patch, path = "/v1/properties/{property_id}/people/{person_id}/keys/{key_id}", tag = "manager",
+    params(("property_id" = String, Path), ("person_id" = String, Path), ("key_id" = String, Path)),
+    request_body = AssignmentPatch, security(("manager" = [])),
+    responses((status = 200, body = AssignmentJson), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_assignment(
+    State(state): State<AppState>,
+    manager: Manager,
+    Path((pid, person, kid)): Path<(String, String, String)>,
+    Body(req): Body<AssignmentPatch>,
+) -> ApiResult<Json<AssignmentJson>> {
+    let property = manager.check(&pid)?;
+    let key = id("key_id", &kid)?;
+    let now = state.now();
+    Ok(Json(state.db.write(|tx| {
+        let person = person_of(tx, property, &person)?;
+        let assignment: Option<Vec<u8>> = tx
+            .query_row(
+                "UPDATE assignments SET may_share = ?1 WHERE key_id = ?2 AND person_id = ?3 \
+                 AND revoked_at IS NULL RETURNING id",
+                params![req.may_share, id_param(&key), id_param(&person)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let assignment = assignment.ok_or_else(|| ApiError::not_found("assignment"))?;
+        rights_changed(tx, person, now)?;
+        Ok(AssignmentJson {
+            id: blob_id(assignment)?.to_string(),
+            key_id: key.to_string(),
+            person_id: person.to_string(),
+            may_share: req.may_share,
+        })
+    })?))
+}
+
+/// Every guest invited at the property, with who invited them: guests' keys are made per door
+/// for the invite and are not in the key list, so this is where a manager sees them.
+#[utoipa::path(get, path = "/v1/properties/{property_id}/guests", tag = "manager",
+    params(("property_id" = String, Path)), security(("manager" = [])),
+    responses((status = 200, body = Vec<PropertyGuestJson>), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn list_guests(
+    State(state): State<AppState>,
+    manager: Manager,
+    Path(pid): Path<String>,
+) -> ApiResult<Json<Vec<PropertyGuestJson>>> {
+    let property = manager.check(&pid)?;
+    Ok(Json(state.db.read(|tx| {
+        let mut stmt = tx.prepare(
+            "SELECT id, inviter_id, guest_id FROM invites WHERE property_id = ?1 ORDER BY created_at, id",
+        )?;
+        let rows = stmt
+            .query_map([id_param(&property)], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(invite, inviter, guest)| {
+                Ok(PropertyGuestJson {
+                    guest: crate::guests::guest_json(tx, &invite)?,
+                    inviter_id: hex::encode(inviter),
+                    guest_person_id: hex::encode(guest),
+                })
+            })
+            .collect()
+    })?))
+}
+
 #[utoipa::path(get, path = "/v1/properties/{property_id}/people/{person_id}/doorcodes", tag = "manager",
     params(("property_id" = String, Path), ("person_id" = String, Path)), security(("manager" = [])),
     responses((status = 200, body = Vec<DoorcodeJson>), (status = 404, body = ErrorBody)))]

@@ -140,6 +140,20 @@ pub struct AssignmentJson {
     pub may_share: bool,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AssignmentPatch {
+    /// May the person invite guests to this key's doors?
+    pub may_share: bool,
+}
+
+/// A guest as the manager sees it: the invite, who made it and the guest's person id.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct PropertyGuestJson {
+    pub guest: GuestJson,
+    pub inviter_id: String,
+    pub guest_person_id: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct DoorcodeJson {
     pub door_id: String,

@@ -15,7 +15,7 @@ use crate::{audit, guests, manager, model, resident, sync};
         manager::create_key, manager::list_keys, manager::get_key, manager::update_key,
         manager::disable_doorcodes, manager::create_person, manager::list_people,
         manager::revoke_person, manager::assign_key, manager::unassign_key,
-        manager::person_doorcodes,
+        manager::person_doorcodes, manager::update_assignment, manager::list_guests,
         resident::login, resident::refresh, resident::redeem_invite, resident::logout, resident::me,
         resident::device_challenge, resident::register_device, resident::my_doors,
         guests::invite_guest, guests::list_guests, guests::revoke_guest,

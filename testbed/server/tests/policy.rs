@@ -505,3 +505,78 @@ async fn a_doorcode_obeys_its_key_schedule_at_the_keypad() {
         DoorcodeResult::Granted { person_id: vic_id }
     );
 }
+
+/// Turning May Share off ends the access of the guests invited through that key, at the
+/// server and (after a sync) at the lock; the manager sees every guest and who invited them.
+#[tokio::test]
+async fn may_share_off_ends_the_guests_access_and_the_manager_sees_who_invited() {
+    let site = site().await;
+    let (s, m) = (&site.s, &site.m);
+    let t0 = s.now();
+    let home = m
+        .key(s, "Pool", vec![key_door(&site.door, false, None)])
+        .await;
+    let gail = m
+        .person(s, "Gail", "resident", Some("gail@example.com"))
+        .await;
+    m.assign(s, &gail, &home, true).await;
+    let host = Phone::sign_in(s, "gail@example.com").await;
+    let invited: InvitedGuest = s
+        .ok(
+            "POST",
+            "/v1/me/guests",
+            host.token(),
+            Some(&NewGuest {
+                door_ids: vec![site.door.id.clone()],
+                contact: "dog walker".into(),
+                starts_at: t0,
+                ends_at: t0 + 7 * DAY,
+            }),
+            201,
+        )
+        .await;
+    let tokens: Tokens = s
+        .ok(
+            "POST",
+            "/v1/auth/invite",
+            "",
+            Some(&RedeemInvite {
+                invite_token: invited.invite_token,
+            }),
+            200,
+        )
+        .await;
+    let guest = Phone::with_tokens(s, tokens).await;
+    let doc = site.document(&guest).await.unwrap();
+    site.sync(&host).await;
+    assert_eq!(site.present(&guest.key, &doc), UnlockResult::Granted);
+
+    let listed: Vec<PropertyGuestJson> = s
+        .ok("GET", &m.path("/guests"), &m.key, None::<&()>, 200)
+        .await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].inviter_id.as_str(), listed[0].guest.id.as_str()),
+        (gail.id.as_str(), invited.guest.id.as_str())
+    );
+
+    let patched: AssignmentJson = s
+        .ok(
+            "PATCH",
+            &m.path(&format!("/people/{}/keys/{}", gail.id, home.id)),
+            &m.key,
+            Some(&AssignmentPatch { may_share: false }),
+            200,
+        )
+        .await;
+    assert!(!patched.may_share);
+    assert!(guest.doors(s).await.doors.is_empty());
+    site.sync(&host).await;
+    assert_eq!(
+        site.present(&guest.key, &doc),
+        UnlockResult::Denied(DenyReason::Revoked)
+    );
+    // The host keeps the door, and the lock still opens for her.
+    let own = site.document(&host).await.unwrap();
+    assert_eq!(site.present(&host.key, &own), UnlockResult::Granted);
+}
