@@ -197,21 +197,40 @@ fn bundle_script(b: &SyncBundle) -> Vec<u8> {
         .u64(b.iteration)
         .u64(b.base_iteration)
         .i64(b.issued_at)
-        .u8(b.revocations.len() as u8);
-    for e in &b.revocations {
-        s = s.raw(&e.credential_id.0).opt_i64(e.expires_at);
+        .u8(b.floors.len() as u8);
+    for f in &b.floors {
+        s = s.raw(&f.person_id.0).u64(f.floor).i64(f.expires_at);
     }
-    s = s.u8(b.doorcodes.added.len() as u8);
+    s = s.opt_i64(b.issued_floor).u8(b.doorcodes.added.len() as u8);
     for c in &b.doorcodes.added {
         s = s.u8(c.code.len() as u8);
         for d in c.code.bytes() {
             s = s.u8(d - b'0');
         }
         s = s.raw(&c.person_id.0).opt_i64(c.expires_at);
+        s = s.u8(c.schedules.len() as u8);
+        for &i in &c.schedules {
+            s = s.u8(i);
+        }
     }
     s = s.u8(b.doorcodes.removed.len() as u8);
     for id in &b.doorcodes.removed {
         s = s.raw(&id.0);
+    }
+    match &b.keypad {
+        // The target's keypad rules have a fixed zone.
+        Some(k) if k.zone.transitions.is_empty() => {
+            s = s.u8(1).i32(k.zone.initial_offset).u8(k.schedules.len() as u8);
+            for sch in &k.schedules {
+                s = s.u8(sch.windows.len() as u8);
+                for w in &sch.windows {
+                    s = s.u8(w.days.0).u16(w.start_minute).u16(w.end_minute);
+                }
+                s = s.opt_i64(sch.not_before).opt_i64(sch.not_after);
+            }
+        }
+        Some(_) => panic!("bundle_script writes fixed zones only"),
+        None => s = s.u8(0),
     }
     s.u64(b.audit_ack).0
 }

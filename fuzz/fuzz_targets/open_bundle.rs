@@ -9,10 +9,12 @@
 #![no_main]
 
 use arbitrary::{Result, Unstructured};
+use door_protocol::revocation::Floor;
+use door_protocol::sync::bundle::KeypadRules;
 use door_protocol::sync::SYNC_CONTENT_TYPE;
 use door_protocol::{
-    cose, inspect_bundle, open_bundle, Doorcode, DoorcodeChanges, Id, LockState, RevocationEntry,
-    SyncBundle, SyncError,
+    cose, inspect_bundle, open_bundle, Doorcode, DoorcodeChanges, Id, LockState, Schedule,
+    SyncBundle, SyncError, Weekdays, Window, ZoneRules,
 };
 use door_protocol_fuzz::{FuzzRng, AFTER_FULL, CONFIG, ISSUER, LOCK_ID, NOW};
 use libfuzzer_sys::fuzz_target;
@@ -60,15 +62,41 @@ fn check(bytes: &[u8]) {
         (b.lock_id, b.iteration, b.base_iteration)
     );
     assert_eq!(
-        (info.issued_at, info.audit_ack, info.revocations),
-        (b.issued_at, b.audit_ack, b.revocations.len())
+        (info.issued_at, info.audit_ack, info.floors),
+        (b.issued_at, b.audit_ack, b.floors.len())
     );
     assert_eq!(info.doorcodes, !b.doorcodes.is_empty());
     assert!(b.validate().is_ok());
     for mut state in [LockState::default(), AFTER_FULL.clone()] {
         let before = state.clone();
         match state.apply_bundle(&CONFIG, &opened, NOW) {
-            Ok(applied) => assert_eq!(state.sync_iteration(), applied.iteration),
+            Ok(applied) => {
+                assert_eq!(state.sync_iteration(), applied.iteration);
+                // The bundle's time may have moved the clock: floors expired by then are gone.
+                let at = state.clock.now(NOW);
+                // Floors only go up within a delta, and the issued floor never goes down.
+                assert!(state.sync.issued_floor() >= before.sync.issued_floor());
+                assert!(state.sync.issued_floor() >= b.issued_floor);
+                if !b.is_full() {
+                    for f in before.sync.floors().entries() {
+                        if at < f.expires_at {
+                            let now = state.sync.floors().entries();
+                            let kept = now.iter().find(|g| g.person_id == f.person_id);
+                            assert!(kept.is_some_and(|g| g.floor >= f.floor));
+                        }
+                    }
+                    assert_eq!(state.sync.keypad(), before.sync.keypad());
+                } else {
+                    assert_eq!(state.sync.keypad(), b.keypad.as_ref());
+                }
+                for f in &b.floors {
+                    if at < f.expires_at {
+                        let now = state.sync.floors().entries();
+                        let kept = now.iter().find(|g| g.person_id == f.person_id);
+                        assert!(kept.is_some_and(|g| g.floor >= f.floor));
+                    }
+                }
+            }
             Err(_) => assert_eq!(state, before, "a refused bundle changes nothing"),
         }
     }
@@ -76,13 +104,15 @@ fn check(bytes: &[u8]) {
 
 /// Lists in the order the encoding sorts them.
 fn normalized(mut b: SyncBundle) -> SyncBundle {
-    b.revocations.sort_unstable_by_key(|e| e.credential_id);
+    b.floors.sort_unstable_by_key(|e| e.person_id);
     b.doorcodes.added.sort_unstable_by_key(|c| c.person_id);
     b.doorcodes.removed.sort_unstable();
     b
 }
 
-/// A bundle of up to 7 revocations, 7 added and 3 removed doorcodes, mostly for the lock.
+/// A bundle of up to 7 floors, an issued floor, 7 added (with up to 9 schedule indexes each)
+/// and 3 removed doorcodes, and keypad rules of up to 4 schedules in a fixed zone, mostly for
+/// the lock.
 fn sync_bundle(u: &mut Unstructured) -> Result<SyncBundle> {
     let lock_id = if u.arbitrary()? {
         LOCK_ID
@@ -92,13 +122,15 @@ fn sync_bundle(u: &mut Unstructured) -> Result<SyncBundle> {
     let iteration = u.arbitrary()?;
     let base_iteration = u.arbitrary()?;
     let issued_at = u.arbitrary()?;
-    let mut revocations = Vec::new();
+    let mut floors = Vec::new();
     for _ in 0..u.arbitrary::<u8>()? % 8 {
-        revocations.push(RevocationEntry {
-            credential_id: Id(u.arbitrary()?),
+        floors.push(Floor {
+            person_id: Id(u.arbitrary()?),
+            floor: u.arbitrary()?,
             expires_at: u.arbitrary()?,
         });
     }
+    let issued_floor = u.arbitrary()?;
     let mut doorcodes = DoorcodeChanges::default();
     for _ in 0..u.arbitrary::<u8>()? % 8 {
         // Digits only, any length: the shape rules are the lengths and uniqueness.
@@ -107,22 +139,53 @@ fn sync_bundle(u: &mut Unstructured) -> Result<SyncBundle> {
         for _ in 0..len {
             code.push(char::from(b'0' + u.arbitrary::<u8>()? % 10));
         }
+        let person_id = Id(u.arbitrary()?);
+        let expires_at = u.arbitrary()?;
+        let mut schedules = Vec::new();
+        for _ in 0..u.arbitrary::<u8>()? % 10 {
+            schedules.push(u.arbitrary()?);
+        }
         doorcodes.added.push(Doorcode {
-            person_id: Id(u.arbitrary()?),
+            person_id,
             code,
-            expires_at: u.arbitrary()?,
+            expires_at,
+            schedules,
         });
     }
     for _ in 0..u.arbitrary::<u8>()? % 4 {
         doorcodes.removed.push(Id(u.arbitrary()?));
     }
+    let keypad = if u.arbitrary()? {
+        let zone = ZoneRules::fixed(u.arbitrary()?);
+        let mut schedules = Vec::new();
+        for _ in 0..u.arbitrary::<u8>()? % 5 {
+            let mut windows = Vec::new();
+            for _ in 0..u.arbitrary::<u8>()? % 4 {
+                windows.push(Window {
+                    days: Weekdays(u.arbitrary()?),
+                    start_minute: u.arbitrary()?,
+                    end_minute: u.arbitrary()?,
+                });
+            }
+            schedules.push(Schedule {
+                windows,
+                not_before: u.arbitrary()?,
+                not_after: u.arbitrary()?,
+            });
+        }
+        Some(KeypadRules { zone, schedules })
+    } else {
+        None
+    };
     Ok(SyncBundle {
         lock_id,
         iteration,
         base_iteration,
         issued_at,
-        revocations,
+        floors,
+        issued_floor,
         doorcodes,
+        keypad,
         audit_ack: u.arbitrary()?,
     })
 }

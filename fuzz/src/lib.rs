@@ -15,6 +15,7 @@ use door_protocol::{
     RevocationDocument, RevocationEntry, RevocationMode, SyncBundle, UnixTime, UnlockPreparation,
     UnlockTarget,
 };
+use door_protocol::revocation::Floor;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use rand_core::{CryptoRng, RngCore};
@@ -26,7 +27,9 @@ mod fixtures;
 
 /// The lobby around the clock, the pool on weekdays 09:00-17:00, for the sample device key.
 pub use fixtures::sample_access;
-use fixtures::{CREDENTIAL, DEVICE_SCALAR, ISSUER_SCALAR, LOBBY, NOT_AFTER, PERSON};
+use fixtures::{
+    sample_keypad, CREDENTIAL, DEVICE_SCALAR, ISSUED_AT, ISSUER_SCALAR, LOBBY, NOT_AFTER, PERSON,
+};
 pub use fixtures::{LOCK_ID, LOCK_SCALAR, NOT_BEFORE};
 
 /// An issuer scalar no lock here trusts: 0xa1 ... 0xc0.
@@ -135,45 +138,55 @@ fn full_bundle(lock_id: Id, iteration: u64) -> SyncBundle {
         iteration,
         base_iteration: 0,
         issued_at: NOW,
-        revocations: vec![RevocationEntry {
-            credential_id: Id([0xc2; 16]),
-            expires_at: None,
+        floors: vec![Floor {
+            person_id: Id([0xb2; 16]),
+            floor: 1,
+            expires_at: NOT_AFTER,
         }],
+        issued_floor: None,
         doorcodes: DoorcodeChanges {
             added: vec![
                 Doorcode {
                     person_id: PERSON,
                     code: DOORCODES[0].into(),
                     expires_at: None,
+                    schedules: vec![0],
                 },
                 Doorcode {
                     person_id: OTHER_PERSON,
                     code: DOORCODES[1].into(),
                     expires_at: Some(NOT_AFTER),
+                    schedules: vec![0, 1],
                 },
             ],
             removed: Vec::new(),
         },
+        // The lobby around the clock (0) and the pool's weekday hours (1), in New York.
+        keypad: Some(sample_keypad()),
         audit_ack: 0,
     }
 }
 
-/// The delta from the full bundle's iteration 7 to 8: revokes the sample credential, takes
-/// the other person's code away.
+/// The delta from the full bundle's iteration 7 to 8: voids the sample person's documents
+/// below iteration 4 (the sample access document is iteration 3) and every document issued
+/// before the sample's, takes the other person's code away.
 pub fn sample_delta() -> SyncBundle {
     SyncBundle {
         lock_id: LOCK_ID,
         iteration: 8,
         base_iteration: 7,
         issued_at: NOW + 60,
-        revocations: vec![RevocationEntry {
-            credential_id: CREDENTIAL,
-            expires_at: Some(NOT_AFTER),
+        floors: vec![Floor {
+            person_id: PERSON,
+            floor: 4,
+            expires_at: NOT_AFTER,
         }],
+        issued_floor: Some(ISSUED_AT),
         doorcodes: DoorcodeChanges {
             added: Vec::new(),
             removed: vec![OTHER_PERSON],
         },
+        keypad: None,
         audit_ack: 2,
     }
 }
