@@ -220,7 +220,10 @@ fn bundle_script(b: &SyncBundle) -> Vec<u8> {
     match &b.keypad {
         // The target's keypad rules have a fixed zone.
         Some(k) if k.zone.transitions.is_empty() => {
-            s = s.u8(1).i32(k.zone.initial_offset).u8(k.schedules.len() as u8);
+            s = s
+                .u8(1)
+                .i32(k.zone.initial_offset)
+                .u8(k.schedules.len() as u8);
             for sch in &k.schedules {
                 s = s.u8(sch.windows.len() as u8);
                 for w in &sch.windows {

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use arbitrary::{Result, Unstructured};
+use door_protocol::revocation::Floor;
 use door_protocol::sync::SignedTime;
 use door_protocol::unlock::LockReply;
 use door_protocol::{
@@ -15,7 +16,6 @@ use door_protocol::{
     RevocationDocument, RevocationEntry, RevocationMode, SyncBundle, UnixTime, UnlockPreparation,
     UnlockTarget,
 };
-use door_protocol::revocation::Floor;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use rand_core::{CryptoRng, RngCore};
