@@ -39,6 +39,7 @@ fn populate(dir: &std::path::Path, n: usize) {
             },
             schedule_not_before: None,
             schedule_not_after: None,
+            more_schedules: Vec::new(),
             zone_initial_offset: zone.initial_offset,
             zone_transitions: zone.transitions.iter().map(|t| (t.at, t.offset)).collect(),
         })

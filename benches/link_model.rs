@@ -20,10 +20,9 @@ use door_core::store::Store;
 use door_core::unlock::Unlocker;
 use door_lock::{Lock, LockClock};
 use door_protocol::access::{AccessDocument, DoorGrant, ACCESS_VERSION};
-use door_protocol::sync::bundle::{Doorcode, DoorcodeChanges};
+use door_protocol::sync::bundle::{Doorcode, DoorcodeChanges, KeypadRules};
 use door_protocol::{
-    Id, IssuerKey, IssuerKeys, LockConfig, LockKey, RevocationEntry, Schedule, SyncBundle,
-    ZoneRules,
+    Floor, Id, IssuerKey, IssuerKeys, LockConfig, LockKey, Schedule, SyncBundle, ZoneRules,
 };
 use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey};
@@ -100,6 +99,7 @@ fn main() {
         windows: vec![(0x7f, 0, 1440)],
         schedule_not_before: None,
         schedule_not_after: None,
+        more_schedules: Vec::new(),
         zone_initial_offset: zone.initial_offset,
         zone_transitions: zone.transitions.iter().map(|t| (t.at, t.offset)).collect(),
     };
@@ -243,22 +243,29 @@ fn full_bundle(lock_id: Id, n: u32) -> SyncBundle {
         iteration: 1,
         base_iteration: 0,
         issued_at: NOW,
-        revocations: (0..n)
-            .map(|i| RevocationEntry {
-                credential_id: id(0xc0, i),
-                expires_at: Some(NOW + 7 * 86_400),
+        floors: (0..n)
+            .map(|i| Floor {
+                person_id: id(0xc0, i),
+                floor: 2,
+                expires_at: NOW + 7 * 86_400,
             })
             .collect(),
+        issued_floor: None,
         doorcodes: DoorcodeChanges {
             added: (0..n)
                 .map(|i| Doorcode {
                     person_id: id(0xa0, i),
                     code: format!("{:06}", 100_000 + i * 7),
                     expires_at: Some(NOW + 7 * 86_400),
+                    schedules: vec![0],
                 })
                 .collect(),
             removed: Vec::new(),
         },
+        keypad: Some(KeypadRules {
+            zone: ZoneRules::fixed(0),
+            schedules: vec![Schedule::always()],
+        }),
         audit_ack: 0,
     }
 }

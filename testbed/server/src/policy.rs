@@ -158,7 +158,7 @@ pub fn grants(tx: &Transaction<'_>, person: Id, now: i64) -> Result<Vec<Grant>, 
             }
         }
     }
-    out.sort_by(|a, b| (a.door_id, a.key_id).cmp(&(b.door_id, b.key_id)));
+    out.sort_by_key(|g| (g.door_id, g.key_id));
     out.dedup_by(|a, b| a.door_id == b.door_id && a.key_id == b.key_id);
     Ok(out)
 }

@@ -64,7 +64,7 @@ struct SyncState {
     /// Person -> (floor, expiry): people with a document for this lock's door that a floor
     /// voids.
     #[serde(default)]
-    floors: BTreeMap<String, (u64, i64)>,
+    floors: Floors,
     #[serde(default)]
     issued_floor: Option<i64>,
     /// Person -> their code at the lock's door.
@@ -79,6 +79,9 @@ struct SyncState {
 const KEYPAD_SPAN: i64 = 800 * 86_400;
 const KEYPAD_SPAN_STEP: i64 = 30 * 86_400;
 
+/// Person (hex) -> (floor, expiry).
+type Floors = BTreeMap<String, (u64, i64)>;
+
 /// The floors for the lock of `door`: people whose voided documents include one for this door
 /// and are not all expired. When there are more than a lock holds, every document issued
 /// before `now` is voided at this lock instead (recorded, so later states keep it), and only
@@ -89,7 +92,7 @@ fn floors_for(
     door: Id,
     lock: Id,
     now: i64,
-) -> ApiResult<(BTreeMap<String, (u64, i64)>, Option<i64>)> {
+) -> ApiResult<(Floors, Option<i64>)> {
     let mut issued_floor: Option<i64> = tx
         .query_row(
             "SELECT issued_floor FROM lock_issued_floors WHERE lock_id = ?1",
@@ -97,7 +100,7 @@ fn floors_for(
             |r| r.get(0),
         )
         .optional()?;
-    let query = |issued_floor: Option<i64>| -> ApiResult<BTreeMap<String, (u64, i64)>> {
+    let query = |issued_floor: Option<i64>| -> ApiResult<Floors> {
         let mut stmt = tx.prepare_cached(
             "SELECT f.person_id, f.floor, f.expires_at FROM person_floors f \
              WHERE f.property_id = ?1 AND f.expires_at > ?2 AND EXISTS (\
