@@ -97,6 +97,16 @@ pub struct Person {
     pub property_name: String,
 }
 
+/// One of the person's devices in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub id: String,
+    pub created_at: UnixTime,
+    pub last_seen_at: Option<UnixTime>,
+    /// The device this client registered.
+    pub this_device: bool,
+}
+
 impl Core {
     pub fn open(
         config: Config,
@@ -203,6 +213,9 @@ impl Core {
             .await?;
         self.store
             .set_meta("property_name", Some(&me.property.name))?;
+        // Always registered anew at sign-in (the same key is the same device on the server):
+        // it binds the new session to the device, and brings back a device removed meanwhile.
+        self.store.set_meta("device_id", None)?;
         self.register_device().await?;
         self.refresh().await?;
         Ok(Person {
@@ -250,13 +263,62 @@ impl Core {
         Ok(device.device_id)
     }
 
+    /// The person's devices in use (removed ones are left out), oldest first.
+    pub async fn devices(&self) -> CoreResult<Vec<Device>> {
+        let mine = self.store.meta("device_id")?;
+        let listed: Vec<wire::RegisteredDevice> = self
+            .api(self.api.call::<(), _>(Method::GET, "/v1/me/devices", None))
+            .await?;
+        Ok(listed
+            .into_iter()
+            .filter(|d| d.removed_at.is_none())
+            .map(|d| Device {
+                this_device: mine.as_deref() == Some(d.id.as_str()),
+                id: d.id,
+                created_at: d.created_at,
+                last_seen_at: d.last_seen_at,
+            })
+            .collect())
+    }
+
+    /// Removes one of the person's devices: the server issues it nothing more, revokes its
+    /// credentials at offline locks (from their next Door Sync) and ends its sessions.
+    /// Removing this client's own device signs this client out, as `sign_out` does.
+    pub async fn remove_device(&self, device_id: &str) -> CoreResult<()> {
+        if door_protocol::Id::from_hex(device_id).is_none() {
+            return Err(CoreError::invalid("device_id", "must be 32 hex digits"));
+        }
+        let removed: Result<serde_json::Value, _> = self
+            .api(self.api.call::<(), _>(
+                Method::DELETE,
+                &format!("/v1/me/devices/{device_id}"),
+                None,
+            ))
+            .await;
+        match removed {
+            Err(CoreError::Api(ApiError::Status { status: 404, .. })) => {
+                return Err(CoreError::invalid(
+                    "device_id",
+                    "is not one of your devices",
+                ))
+            }
+            other => other?,
+        };
+        if self.store.meta("device_id")?.as_deref() == Some(device_id) {
+            // The server has ended this session with the device.
+            self.forget_session()?;
+        }
+        Ok(())
+    }
+
     /// Fetches the doors and their documents, checks every document, and only then replaces
-    /// the cache. A failure of any kind leaves the cache as it was.
+    /// the cache. A failure of any kind leaves the cache as it was. Registers this device
+    /// first if it is not yet (a sign-in refused with the device limit).
     pub async fn refresh(&self) -> CoreResult<Vec<DoorView>> {
-        let device_id = self
-            .store
-            .meta("device_id")?
-            .ok_or(CoreError::NotSignedIn)?;
+        if self.store.meta("device_id")?.is_none() && !self.is_signed_in() {
+            return Err(CoreError::NotSignedIn);
+        }
+        let device_id = self.register_device().await?;
         let device_key = self
             .store
             .meta("device_key")?
@@ -595,6 +657,11 @@ impl Core {
                 .call::<(), serde_json::Value>(Method::POST, "/v1/auth/logout", None)
                 .await;
         }
+        self.forget_session()
+    }
+
+    /// Forgets the session, the cache and a key the core made, here.
+    fn forget_session(&self) -> CoreResult<()> {
         self.api.set_tokens(None);
         self.store.clear()?;
         self.signer.forget()?;

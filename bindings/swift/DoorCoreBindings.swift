@@ -1501,6 +1501,12 @@ public protocol DoorClientProtocol: AnyObject, Sendable {
      */
     func accessNow(doorId: String) throws  -> AccessDecision
     
+    /**
+     * The person's devices in use, oldest first (removed ones are left out); `this_device`
+     * marks this client's.
+     */
+    func devices() async throws  -> [RegisteredDevice]
+    
     func door(doorId: String) throws  -> Door
     
     /**
@@ -1544,10 +1550,22 @@ public protocol DoorClientProtocol: AnyObject, Sendable {
      */
     func refresh() async throws  -> [Door]
     
+    /**
+     * Removes one of the person's devices (a lost or replaced phone): the server gives it
+     * nothing more, its credentials are revoked at offline locks from their next Door Sync,
+     * and its sessions end. Removing this client's own device signs this client out (as
+     * `sign_out`: the cache and a key the core made are forgotten); signing in again
+     * registers the device anew. Another person's device is `InvalidInput` on `device_id`.
+     */
+    func removeDevice(deviceId: String) async throws 
+    
     func revokeGuest(guestId: String) async throws  -> Guest
     
     /**
-     * Signs in, registers this device and fetches the doors.
+     * Signs in, registers this device and fetches the doors. When the person already has as
+     * many devices as the property allows, this fails with `DeviceLimit` after the session
+     * started: the client is signed in without a device; `devices()` lists the others,
+     * `remove_device` removes one, and `refresh()` then registers this one.
      */
     func signIn(email: String, password: String) async throws  -> Person
     
@@ -1649,6 +1667,26 @@ open func accessNow(doorId: String)throws  -> AccessDecision  {
         FfiConverterString.lower(doorId),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * The person's devices in use, oldest first (removed ones are left out); `this_device`
+     * marks this client's.
+     */
+open func devices()async throws  -> [RegisteredDevice]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_doorclient_devices(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_door_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_door_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeRegisteredDevice.lift,
+            errorHandler: FfiConverterTypeDoorError_lift
+        )
 }
     
 open func door(doorId: String)throws  -> Door  {
@@ -1795,6 +1833,29 @@ open func refresh()async throws  -> [Door]  {
         )
 }
     
+    /**
+     * Removes one of the person's devices (a lost or replaced phone): the server gives it
+     * nothing more, its credentials are revoked at offline locks from their next Door Sync,
+     * and its sessions end. Removing this client's own device signs this client out (as
+     * `sign_out`: the cache and a key the core made are forgotten); signing in again
+     * registers the device anew. Another person's device is `InvalidInput` on `device_id`.
+     */
+open func removeDevice(deviceId: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_doorclient_remove_device(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(deviceId)
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_void,
+            completeFunc: ffi_door_core_rust_future_complete_void,
+            freeFunc: ffi_door_core_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeDoorError_lift
+        )
+}
+    
 open func revokeGuest(guestId: String)async throws  -> Guest  {
     return
         try  await uniffiRustCallAsync(
@@ -1812,7 +1873,10 @@ open func revokeGuest(guestId: String)async throws  -> Guest  {
 }
     
     /**
-     * Signs in, registers this device and fetches the doors.
+     * Signs in, registers this device and fetches the doors. When the person already has as
+     * many devices as the property allows, this fails with `DeviceLimit` after the session
+     * started: the client is signed in without a device; `devices()` lists the others,
+     * `remove_device` removes one, and `refresh()` then registers this one.
      */
 open func signIn(email: String, password: String)async throws  -> Person  {
     return
@@ -2568,7 +2632,11 @@ public struct Door: Equatable, Hashable {
      * When `access` changes next (refresh the UI then); absent when it never does.
      */
     public var nextChange: Date?
-    public var schedule: KeySchedule
+    /**
+     * One Key Schedule per key that gives this door (never a key name): the door opens
+     * whenever one of them allows.
+     */
+    public var schedules: [KeySchedule]
     public var hasDoorcode: Bool
     /**
      * May this person invite guests to this door?
@@ -2591,7 +2659,11 @@ public struct Door: Equatable, Hashable {
          */access: AccessDecision, 
         /**
          * When `access` changes next (refresh the UI then); absent when it never does.
-         */nextChange: Date?, schedule: KeySchedule, hasDoorcode: Bool, 
+         */nextChange: Date?, 
+        /**
+         * One Key Schedule per key that gives this door (never a key name): the door opens
+         * whenever one of them allows.
+         */schedules: [KeySchedule], hasDoorcode: Bool, 
         /**
          * May this person invite guests to this door?
          */mayShare: Bool, 
@@ -2605,7 +2677,7 @@ public struct Door: Equatable, Hashable {
         self.keypad = keypad
         self.access = access
         self.nextChange = nextChange
-        self.schedule = schedule
+        self.schedules = schedules
         self.hasDoorcode = hasDoorcode
         self.mayShare = mayShare
         self.syncPending = syncPending
@@ -2633,7 +2705,7 @@ public struct FfiConverterTypeDoor: FfiConverterRustBuffer {
                 keypad: FfiConverterBool.read(from: &buf), 
                 access: FfiConverterTypeAccessDecision.read(from: &buf), 
                 nextChange: FfiConverterOptionTimestamp.read(from: &buf), 
-                schedule: FfiConverterTypeKeySchedule.read(from: &buf), 
+                schedules: FfiConverterSequenceTypeKeySchedule.read(from: &buf), 
                 hasDoorcode: FfiConverterBool.read(from: &buf), 
                 mayShare: FfiConverterBool.read(from: &buf), 
                 syncPending: FfiConverterBool.read(from: &buf)
@@ -2647,7 +2719,7 @@ public struct FfiConverterTypeDoor: FfiConverterRustBuffer {
         FfiConverterBool.write(value.keypad, into: &buf)
         FfiConverterTypeAccessDecision.write(value.access, into: &buf)
         FfiConverterOptionTimestamp.write(value.nextChange, into: &buf)
-        FfiConverterTypeKeySchedule.write(value.schedule, into: &buf)
+        FfiConverterSequenceTypeKeySchedule.write(value.schedules, into: &buf)
         FfiConverterBool.write(value.hasDoorcode, into: &buf)
         FfiConverterBool.write(value.mayShare, into: &buf)
         FfiConverterBool.write(value.syncPending, into: &buf)
@@ -2937,6 +3009,89 @@ public func FfiConverterTypePerson_lift(_ buf: RustBuffer) throws -> Person {
 #endif
 public func FfiConverterTypePerson_lower(_ value: Person) -> RustBuffer {
     return FfiConverterTypePerson.lower(value)
+}
+
+
+/**
+ * One of the person's devices in use (a phone or tablet signed in as them).
+ */
+public struct RegisteredDevice: Equatable, Hashable {
+    public var id: String
+    /**
+     * When the device was first registered.
+     */
+    public var registeredAt: Date
+    /**
+     * When the device last fetched its doors; absent: never.
+     */
+    public var lastSeen: Date?
+    /**
+     * The device of this client (removing it signs this client out).
+     */
+    public var thisDevice: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: String, 
+        /**
+         * When the device was first registered.
+         */registeredAt: Date, 
+        /**
+         * When the device last fetched its doors; absent: never.
+         */lastSeen: Date?, 
+        /**
+         * The device of this client (removing it signs this client out).
+         */thisDevice: Bool) {
+        self.id = id
+        self.registeredAt = registeredAt
+        self.lastSeen = lastSeen
+        self.thisDevice = thisDevice
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RegisteredDevice: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRegisteredDevice: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RegisteredDevice {
+        return
+            try RegisteredDevice(
+                id: FfiConverterString.read(from: &buf), 
+                registeredAt: FfiConverterTimestamp.read(from: &buf), 
+                lastSeen: FfiConverterOptionTimestamp.read(from: &buf), 
+                thisDevice: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RegisteredDevice, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterTimestamp.write(value.registeredAt, into: &buf)
+        FfiConverterOptionTimestamp.write(value.lastSeen, into: &buf)
+        FfiConverterBool.write(value.thisDevice, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRegisteredDevice_lift(_ buf: RustBuffer) throws -> RegisteredDevice {
+    return try FfiConverterTypeRegisteredDevice.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRegisteredDevice_lower(_ value: RegisteredDevice) -> RustBuffer {
+    return FfiConverterTypeRegisteredDevice.lower(value)
 }
 
 
@@ -3333,6 +3488,12 @@ enum DoorError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case NotShareable(doorIds: [String]
     )
     /**
+     * The person already has as many devices as the property allows (`limit`): remove one
+     * (`devices`, `remove_device`), then `refresh` registers this one.
+     */
+    case DeviceLimit(limit: UInt32
+    )
+    /**
      * The server cannot be reached; cached doors still work.
      */
     case Offline(reason: String
@@ -3431,29 +3592,32 @@ public struct FfiConverterTypeDoorError: FfiConverterRustBuffer {
         case 5: return .NotShareable(
             doorIds: try FfiConverterSequenceString.read(from: &buf)
             )
-        case 6: return .Offline(
+        case 6: return .DeviceLimit(
+            limit: try FfiConverterUInt32.read(from: &buf)
+            )
+        case 7: return .Offline(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 7: return .SessionExpired
-        case 8: return .NotSignedIn
-        case 9: return .Timeout
-        case 10: return .Server(
+        case 8: return .SessionExpired
+        case 9: return .NotSignedIn
+        case 10: return .Timeout
+        case 11: return .Server(
             code: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 11: return .Storage(
+        case 12: return .Storage(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 12: return .Denied(
+        case 13: return .Denied(
             reason: try FfiConverterTypeUnlockDenial.read(from: &buf)
             )
-        case 13: return .LockNotInRange
-        case 14: return .BluetoothUnavailable
-        case 15: return .LockNotGenuine
-        case 16: return .LockProtocol(
+        case 14: return .LockNotInRange
+        case 15: return .BluetoothUnavailable
+        case 16: return .LockNotGenuine
+        case 17: return .LockProtocol(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 17: return .Cancelled
+        case 18: return .Cancelled
 
          default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -3492,58 +3656,63 @@ public struct FfiConverterTypeDoorError: FfiConverterRustBuffer {
             FfiConverterSequenceString.write(doorIds, into: &buf)
             
         
-        case let .Offline(reason):
+        case let .DeviceLimit(limit):
             writeInt(&buf, Int32(6))
+            FfiConverterUInt32.write(limit, into: &buf)
+            
+        
+        case let .Offline(reason):
+            writeInt(&buf, Int32(7))
             FfiConverterString.write(reason, into: &buf)
             
         
         case .SessionExpired:
-            writeInt(&buf, Int32(7))
-        
-        
-        case .NotSignedIn:
             writeInt(&buf, Int32(8))
         
         
-        case .Timeout:
+        case .NotSignedIn:
             writeInt(&buf, Int32(9))
         
         
-        case let .Server(code,detail):
+        case .Timeout:
             writeInt(&buf, Int32(10))
+        
+        
+        case let .Server(code,detail):
+            writeInt(&buf, Int32(11))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             
         
         case let .Storage(reason):
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(12))
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .Denied(reason):
-            writeInt(&buf, Int32(12))
+            writeInt(&buf, Int32(13))
             FfiConverterTypeUnlockDenial.write(reason, into: &buf)
             
         
         case .LockNotInRange:
-            writeInt(&buf, Int32(13))
-        
-        
-        case .BluetoothUnavailable:
             writeInt(&buf, Int32(14))
         
         
-        case .LockNotGenuine:
+        case .BluetoothUnavailable:
             writeInt(&buf, Int32(15))
         
         
-        case let .LockProtocol(reason):
+        case .LockNotGenuine:
             writeInt(&buf, Int32(16))
+        
+        
+        case let .LockProtocol(reason):
+            writeInt(&buf, Int32(17))
             FfiConverterString.write(reason, into: &buf)
             
         
         case .Cancelled:
-            writeInt(&buf, Int32(17))
+            writeInt(&buf, Int32(18))
         
         }
     }
@@ -4260,6 +4429,56 @@ fileprivate struct FfiConverterSequenceTypeGuest: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeKeySchedule: FfiConverterRustBuffer {
+    typealias SwiftType = [KeySchedule]
+
+    public static func write(_ value: [KeySchedule], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeKeySchedule.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [KeySchedule] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [KeySchedule]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeKeySchedule.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeRegisteredDevice: FfiConverterRustBuffer {
+    typealias SwiftType = [RegisteredDevice]
+
+    public static func write(_ value: [RegisteredDevice], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeRegisteredDevice.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [RegisteredDevice] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [RegisteredDevice]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeRegisteredDevice.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeScheduleWindow: FfiConverterRustBuffer {
     typealias SwiftType = [ScheduleWindow]
 
@@ -4550,6 +4769,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_method_doorclient_access_now() != 33336) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_door_core_checksum_method_doorclient_devices() != 22042) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_door_core_checksum_method_doorclient_door() != 46615) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4580,10 +4802,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_method_doorclient_refresh() != 23337) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_door_core_checksum_method_doorclient_remove_device() != 55808) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_door_core_checksum_method_doorclient_revoke_guest() != 44365) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_door_core_checksum_method_doorclient_sign_in() != 29670) {
+    if (uniffi_door_core_checksum_method_doorclient_sign_in() != 33682) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_doorclient_sign_out() != 35707) {

@@ -400,6 +400,11 @@ uint64_t uniffi_door_core_fn_constructor_doorclient_new(RustBuffer config, RustB
 RustBuffer uniffi_door_core_fn_method_doorclient_access_now(uint64_t ptr, RustBuffer door_id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_DEVICES
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_DEVICES
+uint64_t uniffi_door_core_fn_method_doorclient_devices(uint64_t ptr
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_DOOR
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_DOOR
 RustBuffer uniffi_door_core_fn_method_doorclient_door(uint64_t ptr, RustBuffer door_id, RustCallStatus *_Nonnull out_status
@@ -448,6 +453,11 @@ uint64_t uniffi_door_core_fn_method_doorclient_redeem_invite(uint64_t ptr, RustB
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_REFRESH
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_REFRESH
 uint64_t uniffi_door_core_fn_method_doorclient_refresh(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_REMOVE_DEVICE
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_REMOVE_DEVICE
+uint64_t uniffi_door_core_fn_method_doorclient_remove_device(uint64_t ptr, RustBuffer device_id
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_REVOKE_GUEST
@@ -916,6 +926,12 @@ uint16_t uniffi_door_core_checksum_method_doorclient_access_now(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_DEVICES
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_DEVICES
+uint16_t uniffi_door_core_checksum_method_doorclient_devices(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_DOOR
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_DOOR
 uint16_t uniffi_door_core_checksum_method_doorclient_door(void
@@ -973,6 +989,12 @@ uint16_t uniffi_door_core_checksum_method_doorclient_redeem_invite(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_REFRESH
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_REFRESH
 uint16_t uniffi_door_core_checksum_method_doorclient_refresh(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_REMOVE_DEVICE
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_REMOVE_DEVICE
+uint16_t uniffi_door_core_checksum_method_doorclient_remove_device(void
     
 );
 #endif

@@ -483,6 +483,10 @@ pub fn explain(e: &DoorError, server_url: &str, names: &HashMap<String, String>)
             "these doors may not be shared with guests: {}",
             door_ids.iter().map(name).collect::<Vec<_>>().join(", ")
         ),
+        DoorError::DeviceLimit { limit } => format!(
+            "this person already has {limit} devices, the most allowed: remove one (in the app, \
+             or ask the property's manager) and run `door doors` to register this one"
+        ),
         DoorError::Offline { reason } => {
             format!("cannot reach the server at {server_url}: {reason}")
         }

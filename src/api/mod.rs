@@ -207,6 +207,7 @@ async fn read<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ApiErro
         message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
         field: None,
         door_ids: None,
+        limit: None,
     });
     Err(ApiError::Status {
         status: status.as_u16(),

@@ -76,6 +76,16 @@ pub struct DeviceJson {
     pub device_id: String,
 }
 
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct RegisteredDevice {
+    pub id: String,
+    pub created_at: i64,
+    #[serde(default)]
+    pub last_seen_at: Option<i64>,
+    #[serde(default)]
+    pub removed_at: Option<i64>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MyDoor {
     pub id: String,
@@ -139,6 +149,9 @@ pub struct ErrorBody {
     pub field: Option<String>,
     #[serde(default)]
     pub door_ids: Option<Vec<String>>,
+    /// `device_limit` only.
+    #[serde(default)]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

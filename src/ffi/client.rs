@@ -74,6 +74,18 @@ pub struct Guest {
     pub revoked: bool,
 }
 
+/// One of the person's devices in use (a phone or tablet signed in as them).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RegisteredDevice {
+    pub id: String,
+    /// When the device was first registered.
+    pub registered_at: SystemTime,
+    /// When the device last fetched its doors; absent: never.
+    pub last_seen: Option<SystemTime>,
+    /// The device of this client (removing it signs this client out).
+    pub this_device: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct GuestInvite {
     pub guest: Guest,
@@ -327,7 +339,10 @@ impl DoorClient {
         self.core.is_signed_in()
     }
 
-    /// Signs in, registers this device and fetches the doors.
+    /// Signs in, registers this device and fetches the doors. When the person already has as
+    /// many devices as the property allows, this fails with `DeviceLimit` after the session
+    /// started: the client is signed in without a device; `devices()` lists the others,
+    /// `remove_device` removes one, and `refresh()` then registers this one.
     pub async fn sign_in(&self, email: String, password: String) -> Result<Person, DoorError> {
         Ok(self.core.sign_in(&email, &password).await?.into())
     }
@@ -443,6 +458,27 @@ impl DoorClient {
     pub async fn revoke_guest(&self, guest_id: String) -> Result<Guest, DoorError> {
         Ok(self.core.revoke_guest(&guest_id).await?.into())
     }
+
+    /// The person's devices in use, oldest first (removed ones are left out); `this_device`
+    /// marks this client's.
+    pub async fn devices(&self) -> Result<Vec<RegisteredDevice>, DoorError> {
+        Ok(self
+            .core
+            .devices()
+            .await?
+            .into_iter()
+            .map(RegisteredDevice::from)
+            .collect())
+    }
+
+    /// Removes one of the person's devices (a lost or replaced phone): the server gives it
+    /// nothing more, its credentials are revoked at offline locks from their next Door Sync,
+    /// and its sessions end. Removing this client's own device signs this client out (as
+    /// `sign_out`: the cache and a key the core made are forgotten); signing in again
+    /// registers the device anew. Another person's device is `InvalidInput` on `device_id`.
+    pub async fn remove_device(&self, device_id: String) -> Result<(), DoorError> {
+        Ok(self.core.remove_device(&device_id).await?)
+    }
 }
 
 #[cfg(all(
@@ -548,6 +584,17 @@ impl From<crate::client::Person> for Person {
             name: p.name,
             role: p.role,
             property_name: p.property_name,
+        }
+    }
+}
+
+impl From<crate::client::Device> for RegisteredDevice {
+    fn from(d: crate::client::Device) -> RegisteredDevice {
+        RegisteredDevice {
+            id: d.id,
+            registered_at: from_unix(d.created_at),
+            last_seen: d.last_seen_at.map(from_unix),
+            this_device: d.this_device,
         }
     }
 }

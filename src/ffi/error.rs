@@ -33,6 +33,10 @@ pub enum DoorError {
     /// Some of the doors of a guest invite may not be shared; `door_ids` names them.
     #[error("{} of these doors may not be shared with guests", door_ids.len())]
     NotShareable { door_ids: Vec<String> },
+    /// The person already has as many devices as the property allows (`limit`): remove one
+    /// (`devices`, `remove_device`), then `refresh` registers this one.
+    #[error("this person already has {limit} devices, the most allowed; remove one first")]
+    DeviceLimit { limit: u32 },
     /// The server cannot be reached; cached doors still work.
     #[error("offline: {reason}")]
     Offline { reason: String },
@@ -164,6 +168,9 @@ impl From<ApiError> for DoorError {
             ApiError::Status { status, body } => match (status, body.code.as_str()) {
                 (_, "not_shareable") => DoorError::NotShareable {
                     door_ids: body.door_ids.unwrap_or_default(),
+                },
+                (_, "device_limit") => DoorError::DeviceLimit {
+                    limit: body.limit.unwrap_or_default(),
                 },
                 (422, _) | (409, _) | (404, _) => DoorError::InvalidInput {
                     field: body.field.unwrap_or_else(|| "request".into()),

@@ -170,4 +170,48 @@ final class ResidentDayTests: XCTestCase {
             XCTFail("expected InvalidInput, got \(error)")
         }
     }
+
+    func testAPersonListsAndRemovesTheirDevices() async throws {
+        let testbed = try bed()
+        let lea = testbed.person("Lea")
+        let phone = try Phone("lea-phone", testbed)
+        let tablet = try Phone("lea-tablet", testbed)
+        let app = phone.client
+        _ = try await app.signIn(email: lea.email, password: lea.password)
+        _ = try await tablet.client.signIn(email: lea.email, password: lea.password)
+
+        let devices = try await app.devices()
+        XCTAssertEqual(devices.count, 2)
+        let mine = try XCTUnwrap(devices.first { $0.thisDevice })
+        let other = try XCTUnwrap(devices.first { !$0.thisDevice })
+        XCTAssertNotNil(mine.lastSeen, "the phone fetched its doors at sign-in")
+        XCTAssertLessThanOrEqual(mine.registeredAt, Date())
+
+        // The tablet is removed: its session ends with it.
+        try await app.removeDevice(deviceId: other.id)
+        let left = try await app.devices()
+        XCTAssertEqual(left.map(\.id), [mine.id])
+        do {
+            _ = try await tablet.client.refresh()
+            XCTFail("the removed tablet's session should have ended")
+        } catch DoorError.SessionExpired {
+        } catch {
+            XCTFail("expected SessionExpired, got \(error)")
+        }
+
+        // Someone else's device (or none) is an input error naming the field.
+        do {
+            try await app.removeDevice(deviceId: "00112233445566778899aabbccddeeff")
+            XCTFail("removing a device that is not hers should fail")
+        } catch let DoorError.InvalidInput(field, _) {
+            XCTAssertEqual(field, "device_id")
+        } catch {
+            XCTFail("expected InvalidInput, got \(error)")
+        }
+
+        // Removing this phone's own device signs it out.
+        try await app.removeDevice(deviceId: mine.id)
+        XCTAssertFalse(app.isSignedIn())
+        XCTAssertTrue(try app.doors().isEmpty)
+    }
 }

@@ -45,39 +45,75 @@ pub fn password_matches(password: &str, stored: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Issues an access and a refresh token for `person`.
+/// Issues an access and a refresh token for `person`: one session, bound to `device` once the
+/// phone has registered one (refreshing keeps the binding; removing the device ends it).
 pub fn new_session(
     tx: &Transaction<'_>,
     person: Id,
+    device: Option<Id>,
     now: i64,
 ) -> Result<crate::model::Tokens, ApiError> {
     let access = random_token();
     let refresh = random_token();
+    let session = crate::access::new_id();
+    let device = device.map(|d| d.0.to_vec());
     let insert =
-        "INSERT INTO sessions (token_hash, person_id, kind, expires_at) VALUES (?1, ?2, ?3, ?4)";
-    tx.execute(
-        insert,
-        rusqlite::params![
-            token_hash(&access),
-            person.0.as_slice(),
-            "access",
-            now + ACCESS_TTL
-        ],
-    )?;
-    tx.execute(
-        insert,
-        rusqlite::params![
-            token_hash(&refresh),
-            person.0.as_slice(),
-            "refresh",
-            now + REFRESH_TTL
-        ],
-    )?;
+        "INSERT INTO sessions (token_hash, person_id, kind, expires_at, session_id, device_id) \
+                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    for (token, kind, ttl) in [
+        (&access, "access", ACCESS_TTL),
+        (&refresh, "refresh", REFRESH_TTL),
+    ] {
+        tx.execute(
+            insert,
+            rusqlite::params![
+                token_hash(token),
+                person.0.as_slice(),
+                kind,
+                now + ttl,
+                session.0.as_slice(),
+                device
+            ],
+        )?;
+    }
     Ok(crate::model::Tokens {
         access_token: access,
         refresh_token: refresh,
         expires_at: now + ACCESS_TTL,
         person_id: person.to_string(),
+    })
+}
+
+/// Why `person`'s tokens may no longer be used, if they may not: the person is revoked, or is
+/// a guest whose invite has ended or was revoked, or whose host is revoked. Checked where
+/// tokens are resolved (the `Person` extractor, the refresh), so a session ends with the grant
+/// it rests on, without a per-endpoint check.
+pub fn session_ended(
+    tx: &Transaction<'_>,
+    person: Id,
+    now: i64,
+) -> Result<Option<&'static str>, ApiError> {
+    let revoked: bool = tx.query_row(
+        "SELECT revoked FROM people WHERE id = ?1",
+        [person.0.as_slice()],
+        |r| r.get(0),
+    )?;
+    if revoked {
+        return Ok(Some("this person's access has been revoked"));
+    }
+    let invite: Option<(i64, bool, bool)> = tx
+        .query_row(
+            "SELECT i.ends_at, i.revoked_at IS NOT NULL, h.revoked FROM invites i \
+             JOIN people h ON h.id = i.inviter_id WHERE i.guest_id = ?1",
+            [person.0.as_slice()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    Ok(match invite {
+        Some((_, true, _)) => Some("this guest's invite has been revoked"),
+        Some((_, _, true)) => Some("the person who invited this guest no longer has access"),
+        Some((ends_at, _, _)) if ends_at <= now => Some("this guest's invite has ended"),
+        _ => None,
     })
 }
 
@@ -148,6 +184,11 @@ pub struct Person {
     pub id: Id,
     pub property_id: Id,
     pub role: String,
+    /// The session the access token belongs to (absent for sessions from before sessions had
+    /// ids).
+    pub session: Option<Id>,
+    /// The device this session registered, if it did.
+    pub device: Option<Id>,
 }
 
 impl FromRequestParts<AppState> for Person {
@@ -156,10 +197,11 @@ impl FromRequestParts<AppState> for Person {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let hash = token_hash(bearer(parts)?);
         let now = state.now();
-        let row = state.db.read(|tx| {
-            Ok(tx
+        let blob = |b: Vec<u8>| Id::from_slice(&b).ok_or_else(|| ApiError::internal("bad id"));
+        state.db.read(|tx| {
+            let row = tx
                 .query_row(
-                    "SELECT p.id, p.property_id, p.role, p.revoked FROM sessions s \
+                    "SELECT p.id, p.property_id, p.role, s.session_id, s.device_id FROM sessions s \
                      JOIN people p ON p.id = s.person_id \
                      WHERE s.token_hash = ?1 AND s.kind = 'access' AND s.expires_at > ?2",
                     rusqlite::params![hash, now],
@@ -168,22 +210,25 @@ impl FromRequestParts<AppState> for Person {
                             r.get::<_, Vec<u8>>(0)?,
                             r.get::<_, Vec<u8>>(1)?,
                             r.get::<_, String>(2)?,
-                            r.get::<_, bool>(3)?,
+                            r.get::<_, Option<Vec<u8>>>(3)?,
+                            r.get::<_, Option<Vec<u8>>>(4)?,
                         ))
                     },
                 )
-                .optional()?)
-        })?;
-        let (id, property, role, revoked) =
-            row.ok_or_else(|| ApiError::unauthorized("the access token is unknown or expired"))?;
-        if revoked {
-            return Err(ApiError::revoked("this person's access has been revoked"));
-        }
-        Ok(Person {
-            id: Id::from_slice(&id).ok_or_else(|| ApiError::internal("bad person id"))?,
-            property_id: Id::from_slice(&property)
-                .ok_or_else(|| ApiError::internal("bad property id"))?,
-            role,
+                .optional()?;
+            let (id, property, role, session, device) = row
+                .ok_or_else(|| ApiError::unauthorized("the access token is unknown or expired"))?;
+            let id = blob(id)?;
+            if let Some(why) = session_ended(tx, id, now)? {
+                return Err(ApiError::unauthorized(why));
+            }
+            Ok(Person {
+                id,
+                property_id: blob(property)?,
+                role,
+                session: session.map(blob).transpose()?,
+                device: device.map(blob).transpose()?,
+            })
         })
     }
 }

@@ -156,6 +156,19 @@ CREATE TABLE sync_snapshots (
 );
 "#,
     r#"
+-- Devices are removed, never deleted (audit and history); removed ones do not count against
+-- the per-person limit and get no documents. last_seen_at: the device's latest door fetch.
+ALTER TABLE devices ADD COLUMN removed_at INTEGER;
+ALTER TABLE devices ADD COLUMN last_seen_at INTEGER;
+CREATE INDEX devices_person ON devices(person_id);
+-- A session is an access and a refresh token issued together (session_id), bound to the
+-- device it registered, so that removing a device ends the sessions of the phone that holds it.
+ALTER TABLE sessions ADD COLUMN session_id BLOB;
+ALTER TABLE sessions ADD COLUMN device_id BLOB REFERENCES devices(id);
+CREATE INDEX sessions_session ON sessions(session_id);
+CREATE INDEX sessions_device ON sessions(device_id);
+"#,
+    r#"
 -- Revocation by floor (policy.rs): every document of a person below `floor` is void until
 -- `expires_at`. One row per person, whatever their number of devices and credentials.
 CREATE TABLE person_floors (

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ErrorBody {
     /// Stable, machine-readable: `invalid_input`, `unauthorized`, `forbidden`, `not_found`,
-    /// `not_shareable`, `conflict`, `revoked`, `internal`.
+    /// `not_shareable`, `conflict`, `device_limit`, `revoked`, `internal`.
     pub code: String,
     /// For people.
     pub message: String,
@@ -20,6 +20,9 @@ pub struct ErrorBody {
     /// Door ids a guest invite may not include (`not_shareable` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub door_ids: Option<Vec<String>>,
+    /// How many devices a person may have (`device_limit` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +40,7 @@ impl ApiError {
                 message: message.into(),
                 field: None,
                 door_ids: None,
+                limit: None,
             },
         }
     }
@@ -84,6 +88,18 @@ impl ApiError {
         );
         e.body.field = Some("door_ids".into());
         e.body.door_ids = Some(door_ids);
+        e
+    }
+
+    /// Registering one more device would pass the person's limit.
+    pub fn device_limit(limit: u32) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::CONFLICT,
+            "device_limit",
+            format!("this person already has {limit} devices, the most allowed: remove one first"),
+        );
+        e.body.field = Some("public_key".into());
+        e.body.limit = Some(limit);
         e
     }
 

@@ -5,6 +5,7 @@ pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod db;
+pub mod devices;
 pub mod error;
 pub mod extract;
 pub mod guests;
@@ -40,19 +41,44 @@ pub fn system_clock() -> Clock {
     })
 }
 
+/// How many devices one person may have registered at once, unless configured otherwise.
+pub const DEFAULT_DEVICE_LIMIT: u32 = 5;
+
+/// What an operator may tune.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Devices one person may have at once (removed ones do not count); one more is refused
+    /// with `device_limit`.
+    pub device_limit: u32,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            device_limit: DEFAULT_DEVICE_LIMIT,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub clock: Clock,
     pub admin_token_hash: Vec<u8>,
+    pub options: Options,
 }
 
 impl AppState {
     pub fn new(db: Db, admin_token: &str, clock: Clock) -> AppState {
+        AppState::with_options(db, admin_token, clock, Options::default())
+    }
+
+    pub fn with_options(db: Db, admin_token: &str, clock: Clock, options: Options) -> AppState {
         AppState {
             db,
             clock,
             admin_token_hash: auth::token_hash(admin_token),
+            options,
         }
     }
 
@@ -103,6 +129,14 @@ pub fn router(state: AppState) -> Router {
             get(manager::list_guests),
         )
         .route(
+            "/v1/properties/{property_id}/people/{person_id}/devices",
+            get(devices::person_devices),
+        )
+        .route(
+            "/v1/properties/{property_id}/people/{person_id}/devices/{device_id}",
+            axum::routing::delete(devices::remove_person_device),
+        )
+        .route(
             "/v1/properties/{property_id}/people/{person_id}/doorcodes",
             get(manager::person_doorcodes),
         )
@@ -112,7 +146,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/logout", post(resident::logout))
         .route("/v1/me", get(resident::me))
         .route("/v1/me/devices/challenge", post(resident::device_challenge))
-        .route("/v1/me/devices", post(resident::register_device))
+        .route(
+            "/v1/me/devices",
+            post(resident::register_device).get(devices::my_devices),
+        )
+        .route(
+            "/v1/me/devices/{device_id}",
+            axum::routing::delete(devices::remove_my_device),
+        )
         .route("/v1/me/doors", get(resident::my_doors))
         .route(
             "/v1/me/guests",
@@ -152,15 +193,26 @@ impl ServerHandle {
 }
 
 /// Starts the server on `listen` (use 127.0.0.1:0 for a free port) over the database at
-/// `db_path`, or an in-memory database.
+/// `db_path`, or an in-memory database, with the default options.
 pub async fn start(
     listen: SocketAddr,
     db_path: Option<&Path>,
     admin_token: &str,
     clock: Clock,
 ) -> std::io::Result<ServerHandle> {
+    start_with(listen, db_path, admin_token, clock, Options::default()).await
+}
+
+/// `start` with options.
+pub async fn start_with(
+    listen: SocketAddr,
+    db_path: Option<&Path>,
+    admin_token: &str,
+    clock: Clock,
+    options: Options,
+) -> std::io::Result<ServerHandle> {
     let db = Db::open(db_path).map_err(std::io::Error::other)?;
-    let state = AppState::new(db, admin_token, clock);
+    let state = AppState::with_options(db, admin_token, clock, options);
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();

@@ -17,16 +17,23 @@ struct Args {
     /// Bearer token that may create properties; read from DOOR_ADMIN_TOKEN when omitted.
     #[arg(long, env = "DOOR_ADMIN_TOKEN")]
     admin_token: String,
+    /// Devices one person may have registered at once; one more is refused (409 device_limit).
+    #[arg(long, default_value_t = door_server::DEFAULT_DEVICE_LIMIT,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    device_limit: u32,
 }
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let server = match door_server::start(
+    let server = match door_server::start_with(
         args.listen,
         args.db.as_deref(),
         &args.admin_token,
         door_server::system_clock(),
+        door_server::Options {
+            device_limit: args.device_limit,
+        },
     )
     .await
     {

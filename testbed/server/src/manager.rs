@@ -476,7 +476,7 @@ pub async fn list_people(
     })?))
 }
 
-fn person_of(tx: &Transaction<'_>, property: Id, person: &str) -> ApiResult<Id> {
+pub(crate) fn person_of(tx: &Transaction<'_>, property: Id, person: &str) -> ApiResult<Id> {
     let person = id("person_id", person)?;
     let ours: bool = tx.query_row(
         "SELECT EXISTS(SELECT 1 FROM people WHERE id = ?1 AND property_id = ?2)",

@@ -217,6 +217,25 @@ pub struct DeviceJson {
     pub device_id: String,
 }
 
+/// A device registered to a person, as the person and the property's managers see it.
+/// Removed devices stay listed, for history; they get no documents and do not count against
+/// the device limit.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct RegisteredDevice {
+    pub id: String,
+    /// When the device was first registered.
+    pub created_at: i64,
+    /// When the device last fetched its doors and access documents; absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<i64>,
+    /// When the device was removed; absent while it is in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<i64>,
+    /// The device the calling session registered (the resident API); always false in the
+    /// manager API.
+    pub current: bool,
+}
+
 /// One door as the resident sees it: never a key name.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct MyDoor {

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{audit, guests, manager, model, resident, sync};
+use crate::{audit, devices, guests, manager, model, resident, sync};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,8 +16,10 @@ use crate::{audit, guests, manager, model, resident, sync};
         manager::disable_doorcodes, manager::create_person, manager::list_people,
         manager::revoke_person, manager::assign_key, manager::unassign_key,
         manager::person_doorcodes, manager::update_assignment, manager::list_guests,
+        devices::person_devices, devices::remove_person_device,
         resident::login, resident::refresh, resident::redeem_invite, resident::logout, resident::me,
-        resident::device_challenge, resident::register_device, resident::my_doors,
+        resident::device_challenge, resident::register_device, devices::my_devices,
+        devices::remove_my_device, resident::my_doors,
         guests::invite_guest, guests::list_guests, guests::revoke_guest,
         audit::upload, audit::list,
         sync::bundle, sync::signed_time,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::access::{blob_id, documents_for, id_param, new_id};
-use crate::auth::{new_session, password_matches, token_hash, Person};
+use crate::auth::{new_session, password_matches, session_ended, token_hash, Person};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{b64, id, to_b64, Body};
 use crate::manager::property_json;
@@ -45,11 +45,16 @@ pub async fn login(
         return Err(ApiError::revoked("this person's access has been revoked"));
     }
     let person = blob_id(person)?;
-    Ok(Json(state.db.write(|tx| new_session(tx, person, now))?))
+    Ok(Json(
+        state.db.write(|tx| new_session(tx, person, None, now))?,
+    ))
 }
 
+/// A new access and refresh token for the refresh token (which is spent). Refused with 401
+/// once the session's grant is gone: the person revoked, or a guest whose invite ended or was
+/// revoked, or whose host was revoked.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "resident", request_body = Refresh,
-    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn refresh(
     State(state): State<AppState>,
     Body(req): Body<Refresh>,
@@ -57,22 +62,23 @@ pub async fn refresh(
     let now = state.now();
     Ok(Json(state.db.write(|tx| {
         let hash = token_hash(&req.refresh_token);
-        let row: Option<(Vec<u8>, bool)> = tx
+        let row: Option<(Vec<u8>, Option<Vec<u8>>)> = tx
             .query_row(
-                "SELECT p.id, p.revoked FROM sessions s JOIN people p ON p.id = s.person_id \
-                 WHERE s.token_hash = ?1 AND s.kind = 'refresh' AND s.expires_at > ?2",
+                "SELECT person_id, device_id FROM sessions \
+                 WHERE token_hash = ?1 AND kind = 'refresh' AND expires_at > ?2",
                 params![hash, now],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let (person, revoked) =
+        let (person, device) =
             row.ok_or_else(|| ApiError::unauthorized("the refresh token is unknown or expired"))?;
-        if revoked {
-            return Err(ApiError::revoked("this person's access has been revoked"));
+        let person = blob_id(person)?;
+        if let Some(why) = session_ended(tx, person, now)? {
+            return Err(ApiError::unauthorized(why));
         }
         // Refresh tokens rotate: the one just used is spent.
         tx.execute("DELETE FROM sessions WHERE token_hash = ?1", [&hash])?;
-        new_session(tx, blob_id(person)?, now)
+        new_session(tx, person, device.map(blob_id).transpose()?, now)
     })?))
 }
 
@@ -82,10 +88,14 @@ struct Invite {
     ends_at: i64,
     redeemed: bool,
     revoked: bool,
+    host_revoked: bool,
 }
 
+/// Signs a guest in with their invite, once. Refused when the invite has ended or was revoked,
+/// or its host has been revoked.
 #[utoipa::path(post, path = "/v1/auth/invite", tag = "resident", request_body = RedeemInvite,
-    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn redeem_invite(
     State(state): State<AppState>,
     Body(req): Body<RedeemInvite>,
@@ -94,7 +104,8 @@ pub async fn redeem_invite(
     Ok(Json(state.db.write(|tx| {
         let invite = tx
             .query_row(
-                "SELECT id, guest_id, ends_at, redeemed_at, revoked_at FROM invites WHERE token_hash = ?1",
+                "SELECT i.id, i.guest_id, i.ends_at, i.redeemed_at, i.revoked_at, h.revoked FROM invites i \
+                 JOIN people h ON h.id = i.inviter_id WHERE i.token_hash = ?1",
                 [token_hash(&req.invite_token)],
                 |r| {
                     Ok(Invite {
@@ -103,14 +114,18 @@ pub async fn redeem_invite(
                         ends_at: r.get(2)?,
                         redeemed: r.get::<_, Option<i64>>(3)?.is_some(),
                         revoked: r.get::<_, Option<i64>>(4)?.is_some(),
+                        host_revoked: r.get(5)?,
                     })
                 },
             )
             .optional()?
             .ok_or_else(|| ApiError::unauthorized("unknown invite token"))?;
-        let Invite { id: invite, guest, ends_at, redeemed, revoked } = invite;
+        let Invite { id: invite, guest, ends_at, redeemed, revoked, host_revoked } = invite;
         if revoked {
             return Err(ApiError::revoked("this invite has been revoked"));
+        }
+        if host_revoked {
+            return Err(ApiError::revoked("the person who sent this invite no longer has access"));
         }
         if redeemed {
             return Err(ApiError::unauthorized("this invite has already been used"));
@@ -119,7 +134,7 @@ pub async fn redeem_invite(
             return Err(ApiError::unauthorized("this invite has expired"));
         }
         tx.execute("UPDATE invites SET redeemed_at = ?1 WHERE id = ?2", params![now, invite])?;
-        new_session(tx, blob_id(guest)?, now)
+        new_session(tx, blob_id(guest)?, None, now)
     })?))
 }
 
@@ -180,9 +195,14 @@ pub async fn device_challenge(
 }
 
 /// Registers the device's P-256 key; the device proves it holds the key by signing the
-/// challenge. Registering the same key again returns the same device.
+/// challenge. Registering the same key again returns the same device (a removed one comes
+/// back, within the limit). The calling session is bound to the device: removing the device
+/// ends it. A person may have a limited number of devices (5 unless the server is configured
+/// otherwise): one more is refused with 409 `device_limit`, naming the limit.
 #[utoipa::path(post, path = "/v1/me/devices", tag = "resident", request_body = NewDevice, security(("person" = [])),
-    responses((status = 201, body = DeviceJson), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = DeviceJson), (status = 401, body = ErrorBody),
+        (status = 409, description = "`device_limit`: the person has as many devices as allowed (`limit`); `conflict`: the key is another person's", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn register_device(
     State(state): State<AppState>,
     person: Person,
@@ -212,21 +232,40 @@ pub async fn register_device(
         if spent == 0 {
             return Err(ApiError::invalid("challenge", "is unknown, expired or already used"));
         }
-        let existing: Option<(Vec<u8>, Vec<u8>)> = tx
-            .query_row("SELECT id, person_id FROM devices WHERE public_key = ?1", [&compressed], |r| Ok((r.get(0)?, r.get(1)?)))
+        let existing: Option<(Vec<u8>, Vec<u8>, bool)> = tx
+            .query_row(
+                "SELECT id, person_id, removed_at IS NOT NULL FROM devices WHERE public_key = ?1",
+                [&compressed],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .optional()?;
-        match existing {
-            Some((device, owner)) if owner == person.id.0 => blob_id(device),
-            Some(_) => Err(ApiError::conflict("public_key", "this key belongs to another person")),
+        let device = match existing {
+            Some((_, owner, _)) if owner != person.id.0 => {
+                return Err(ApiError::conflict("public_key", "this key belongs to another person"))
+            }
+            Some((device, _, false)) => blob_id(device)?,
+            Some((device, _, true)) => {
+                crate::devices::check_limit(tx, person.id, state.options.device_limit)?;
+                tx.execute("UPDATE devices SET removed_at = NULL WHERE id = ?1", [&device])?;
+                blob_id(device)?
+            }
             None => {
+                crate::devices::check_limit(tx, person.id, state.options.device_limit)?;
                 let device = new_id();
                 tx.execute(
                     "INSERT INTO devices (id, person_id, public_key, created_at) VALUES (?1, ?2, ?3, ?4)",
                     params![id_param(&device), id_param(&person.id), compressed, now],
                 )?;
-                Ok(device)
+                device
             }
+        };
+        if let Some(session) = person.session {
+            tx.execute(
+                "UPDATE sessions SET device_id = ?1 WHERE session_id = ?2",
+                params![id_param(&device), id_param(&session)],
+            )?;
         }
+        Ok(device)
     })?;
     Ok((
         StatusCode::CREATED,
@@ -254,11 +293,23 @@ pub async fn my_doors(
     let device = id("device_id", &q.device_id)?;
     let now = state.now();
     Ok(Json(state.db.write(|tx| {
-        let owner: Option<Vec<u8>> =
-            tx.query_row("SELECT person_id FROM devices WHERE id = ?1", [id_param(&device)], |r| r.get(0)).optional()?;
-        if owner.as_deref() != Some(person.id.0.as_slice()) {
-            return Err(ApiError::invalid("device_id", "is not a device registered to this person"));
+        let owner: Option<(Vec<u8>, bool)> = tx
+            .query_row(
+                "SELECT person_id, removed_at IS NOT NULL FROM devices WHERE id = ?1",
+                [id_param(&device)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match owner {
+            Some((owner, _)) if owner != person.id.0 => {
+                return Err(ApiError::invalid("device_id", "is not a device registered to this person"))
+            }
+            None => return Err(ApiError::invalid("device_id", "is not a device registered to this person")),
+            // A removed device gets no documents; its credentials are revoked.
+            Some((_, true)) => return Err(ApiError::invalid("device_id", "has been removed")),
+            Some((_, false)) => {}
         }
+        tx.execute("UPDATE devices SET last_seen_at = ?1 WHERE id = ?2", params![now, id_param(&device)])?;
         let property = property_json(tx, person.property_id)?;
         let credential = documents_for(tx, person.id, person.property_id, device, now)?;
         let mut doors = Vec::new();

@@ -38,13 +38,18 @@ pub fn unb64(s: &str) -> Vec<u8> {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        TestServer::start_with(door_server::Options::default()).await
+    }
+
+    pub async fn start_with(options: door_server::Options) -> TestServer {
         let clock = Arc::new(AtomicI64::new(TUESDAY_10AM_NY));
         let c = clock.clone();
-        let handle = door_server::start(
+        let handle = door_server::start_with(
             "127.0.0.1:0".parse().unwrap(),
             None,
             ADMIN,
             Arc::new(move || c.load(Ordering::SeqCst)),
+            options,
         )
         .await
         .unwrap();
@@ -254,6 +259,31 @@ pub fn weekly(days: &[&str], start: &str, end: &str) -> ScheduleJson {
 pub const MON_FRI: &[&str] = &["mon", "tue", "wed", "thu", "fri"];
 pub const EVERY_DAY: &[&str] = &["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
+/// Registers `key` as a device with proof of possession; the status and the body.
+pub async fn register_device(s: &TestServer, token: &str, key: &SigningKey) -> (u16, Value) {
+    let challenge: Challenge = s
+        .ok("POST", "/v1/me/devices/challenge", token, None::<&()>, 200)
+        .await;
+    let message = [
+        b"door-core/device-possession/v1\0".as_slice(),
+        &unb64(&challenge.challenge),
+    ]
+    .concat();
+    let sig: Signature = key.sign(&message);
+    let req = NewDevice {
+        public_key: b64(key.verifying_key().to_encoded_point(false).as_bytes()),
+        challenge: challenge.challenge,
+        signature: b64(sig.to_der().as_bytes()),
+    };
+    s.call(
+        "POST",
+        "/v1/me/devices",
+        token,
+        Some(&serde_json::to_value(&req).unwrap()),
+    )
+    .await
+}
+
 /// A signed-in person with a registered device: what door-core will be.
 pub struct Phone {
     pub tokens: Tokens,
@@ -280,35 +310,9 @@ impl Phone {
 
     pub async fn with_tokens(s: &TestServer, tokens: Tokens) -> Phone {
         let key = SigningKey::random(&mut rand::rngs::OsRng);
-        let challenge: Challenge = s
-            .ok(
-                "POST",
-                "/v1/me/devices/challenge",
-                &tokens.access_token,
-                None::<&()>,
-                200,
-            )
-            .await;
-        let message = [
-            b"door-core/device-possession/v1\0".as_slice(),
-            &unb64(&challenge.challenge),
-        ]
-        .concat();
-        let sig: Signature = key.sign(&message);
-        let req = NewDevice {
-            public_key: b64(key.verifying_key().to_encoded_point(false).as_bytes()),
-            challenge: challenge.challenge,
-            signature: b64(sig.to_der().as_bytes()),
-        };
-        let device: DeviceJson = s
-            .ok(
-                "POST",
-                "/v1/me/devices",
-                &tokens.access_token,
-                Some(&req),
-                201,
-            )
-            .await;
+        let (status, body) = register_device(s, &tokens.access_token, &key).await;
+        assert_eq!(status, 201, "POST /v1/me/devices: {body}");
+        let device: DeviceJson = serde_json::from_value(body).unwrap();
         Phone {
             tokens,
             device_id: device.device_id,

@@ -796,6 +796,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_access_now(
     ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_devices(
+    ): Int
     external fun uniffi_door_core_checksum_method_doorclient_door(
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_doorcode(
@@ -815,6 +817,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_door_core_checksum_method_doorclient_redeem_invite(
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_refresh(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_remove_device(
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_revoke_guest(
     ): Int
@@ -901,6 +905,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_access_now(`ptr`: Long,`doorId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_door_core_fn_method_doorclient_devices(`ptr`: Long,
+    ): Long
     external fun uniffi_door_core_fn_method_doorclient_door(`ptr`: Long,`doorId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_door_core_fn_method_doorclient_doorcode(`ptr`: Long,`doorId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -920,6 +926,8 @@ internal object UniffiLib {
     external fun uniffi_door_core_fn_method_doorclient_redeem_invite(`ptr`: Long,`inviteToken`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_refresh(`ptr`: Long,
+    ): Long
+    external fun uniffi_door_core_fn_method_doorclient_remove_device(`ptr`: Long,`deviceId`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_revoke_guest(`ptr`: Long,`guestId`: RustBuffer.ByValue,
     ): Long
@@ -1128,6 +1136,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_method_doorclient_access_now() and 0xFFFF) != 33336) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_devices() and 0xFFFF) != 22042) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_door_core_checksum_method_doorclient_door() and 0xFFFF) != 46615) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1158,10 +1169,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_method_doorclient_refresh() and 0xFFFF) != 23337) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_remove_device() and 0xFFFF) != 55808) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_door_core_checksum_method_doorclient_revoke_guest() and 0xFFFF) != 44365) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_door_core_checksum_method_doorclient_sign_in() and 0xFFFF) != 29670) {
+    if ((lib.uniffi_door_core_checksum_method_doorclient_sign_in() and 0xFFFF) != 33682) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_doorclient_sign_out() and 0xFFFF) != 35707) {
@@ -3053,6 +3067,12 @@ public interface DoorClientInterface {
      */
     fun `accessNow`(`doorId`: kotlin.String): AccessDecision
     
+    /**
+     * The person's devices in use, oldest first (removed ones are left out); `this_device`
+     * marks this client's.
+     */
+    suspend fun `devices`(): List<RegisteredDevice>
+    
     fun `door`(`doorId`: kotlin.String): Door
     
     /**
@@ -3096,10 +3116,22 @@ public interface DoorClientInterface {
      */
     suspend fun `refresh`(): List<Door>
     
+    /**
+     * Removes one of the person's devices (a lost or replaced phone): the server gives it
+     * nothing more, its credentials are revoked at offline locks from their next Door Sync,
+     * and its sessions end. Removing this client's own device signs this client out (as
+     * `sign_out`: the cache and a key the core made are forgotten); signing in again
+     * registers the device anew. Another person's device is `InvalidInput` on `device_id`.
+     */
+    suspend fun `removeDevice`(`deviceId`: kotlin.String)
+    
     suspend fun `revokeGuest`(`guestId`: kotlin.String): Guest
     
     /**
-     * Signs in, registers this device and fetches the doors.
+     * Signs in, registers this device and fetches the doors. When the person already has as
+     * many devices as the property allows, this fails with `DeviceLimit` after the session
+     * started: the client is signed in without a device; `devices()` lists the others,
+     * `remove_device` removes one, and `refresh()` then registers this one.
      */
     suspend fun `signIn`(`email`: kotlin.String, `password`: kotlin.String): Person
     
@@ -3257,6 +3289,31 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
     )
     }
     
+
+    
+    /**
+     * The person's devices in use, oldest first (removed ones are left out); `this_device`
+     * marks this client's.
+     */
+    @Throws(DoorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `devices`() : List<RegisteredDevice> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_doorclient_devices(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeRegisteredDevice.lift(it) },
+        // Error FFI converter
+        DoorException.ErrorHandler,
+    )
+    }
 
     
     @Throws(DoorException::class)override fun `door`(`doorId`: kotlin.String): Door {
@@ -3457,6 +3514,36 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
     }
 
     
+    /**
+     * Removes one of the person's devices (a lost or replaced phone): the server gives it
+     * nothing more, its credentials are revoked at offline locks from their next Door Sync,
+     * and its sessions end. Removing this client's own device signs this client out (as
+     * `sign_out`: the cache and a key the core made are forgotten); signing in again
+     * registers the device anew. Another person's device is `InvalidInput` on `device_id`.
+     */
+    @Throws(DoorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `removeDevice`(`deviceId`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_doorclient_remove_device(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`deviceId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        DoorException.ErrorHandler,
+    )
+    }
+
+    
     @Throws(DoorException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
     override suspend fun `revokeGuest`(`guestId`: kotlin.String) : Guest {
@@ -3480,7 +3567,10 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
 
     
     /**
-     * Signs in, registers this device and fetches the doors.
+     * Signs in, registers this device and fetches the doors. When the person already has as
+     * many devices as the property allows, this fails with `DeviceLimit` after the session
+     * started: the client is signed in without a device; `devices()` lists the others,
+     * `remove_device` removes one, and `refresh()` then registers this one.
      */
     @Throws(DoorException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -4464,7 +4554,11 @@ data class Door (
      */
     var `nextChange`: java.time.Instant?
     , 
-    var `schedule`: KeySchedule
+    /**
+     * One Key Schedule per key that gives this door (never a key name): the door opens
+     * whenever one of them allows.
+     */
+    var `schedules`: List<KeySchedule>
     , 
     var `hasDoorcode`: kotlin.Boolean
     , 
@@ -4500,7 +4594,7 @@ public object FfiConverterTypeDoor: FfiConverterRustBuffer<Door> {
             FfiConverterBoolean.read(buf),
             FfiConverterTypeAccessDecision.read(buf),
             FfiConverterOptionalTimestamp.read(buf),
-            FfiConverterTypeKeySchedule.read(buf),
+            FfiConverterSequenceTypeKeySchedule.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterBoolean.read(buf),
@@ -4514,7 +4608,7 @@ public object FfiConverterTypeDoor: FfiConverterRustBuffer<Door> {
             FfiConverterBoolean.allocationSize(value.`keypad`) +
             FfiConverterTypeAccessDecision.allocationSize(value.`access`) +
             FfiConverterOptionalTimestamp.allocationSize(value.`nextChange`) +
-            FfiConverterTypeKeySchedule.allocationSize(value.`schedule`) +
+            FfiConverterSequenceTypeKeySchedule.allocationSize(value.`schedules`) +
             FfiConverterBoolean.allocationSize(value.`hasDoorcode`) +
             FfiConverterBoolean.allocationSize(value.`mayShare`) +
             FfiConverterBoolean.allocationSize(value.`syncPending`)
@@ -4527,7 +4621,7 @@ public object FfiConverterTypeDoor: FfiConverterRustBuffer<Door> {
             FfiConverterBoolean.write(value.`keypad`, buf)
             FfiConverterTypeAccessDecision.write(value.`access`, buf)
             FfiConverterOptionalTimestamp.write(value.`nextChange`, buf)
-            FfiConverterTypeKeySchedule.write(value.`schedule`, buf)
+            FfiConverterSequenceTypeKeySchedule.write(value.`schedules`, buf)
             FfiConverterBoolean.write(value.`hasDoorcode`, buf)
             FfiConverterBoolean.write(value.`mayShare`, buf)
             FfiConverterBoolean.write(value.`syncPending`, buf)
@@ -4736,6 +4830,66 @@ public object FfiConverterTypePerson: FfiConverterRustBuffer<Person> {
             FfiConverterString.write(value.`name`, buf)
             FfiConverterString.write(value.`role`, buf)
             FfiConverterString.write(value.`propertyName`, buf)
+    }
+}
+
+
+
+/**
+ * One of the person's devices in use (a phone or tablet signed in as them).
+ */
+data class RegisteredDevice (
+    var `id`: kotlin.String
+    , 
+    /**
+     * When the device was first registered.
+     */
+    var `registeredAt`: java.time.Instant
+    , 
+    /**
+     * When the device last fetched its doors; absent: never.
+     */
+    var `lastSeen`: java.time.Instant?
+    , 
+    /**
+     * The device of this client (removing it signs this client out).
+     */
+    var `thisDevice`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRegisteredDevice: FfiConverterRustBuffer<RegisteredDevice> {
+    override fun read(buf: ByteBuffer): RegisteredDevice {
+        return RegisteredDevice(
+            FfiConverterString.read(buf),
+            FfiConverterTimestamp.read(buf),
+            FfiConverterOptionalTimestamp.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: RegisteredDevice) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterTimestamp.allocationSize(value.`registeredAt`) +
+            FfiConverterOptionalTimestamp.allocationSize(value.`lastSeen`) +
+            FfiConverterBoolean.allocationSize(value.`thisDevice`)
+    )
+
+    override fun write(value: RegisteredDevice, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterTimestamp.write(value.`registeredAt`, buf)
+            FfiConverterOptionalTimestamp.write(value.`lastSeen`, buf)
+            FfiConverterBoolean.write(value.`thisDevice`, buf)
     }
 }
 
@@ -5182,6 +5336,18 @@ sealed class DoorException: kotlin.Exception() {
     }
     
     /**
+     * The person already has as many devices as the property allows (`limit`): remove one
+     * (`devices`, `remove_device`), then `refresh` registers this one.
+     */
+    class DeviceLimit(
+        
+        val `limit`: kotlin.UInt
+        ) : DoorException() {
+        override val message
+            get() = "limit=${ `limit` }"
+    }
+    
+    /**
      * The server cannot be reached; cached doors still work.
      */
     class Offline(
@@ -5337,29 +5503,32 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
             5 -> DoorException.NotShareable(
                 FfiConverterSequenceString.read(buf),
                 )
-            6 -> DoorException.Offline(
+            6 -> DoorException.DeviceLimit(
+                FfiConverterUInt.read(buf),
+                )
+            7 -> DoorException.Offline(
                 FfiConverterString.read(buf),
                 )
-            7 -> DoorException.SessionExpired()
-            8 -> DoorException.NotSignedIn()
-            9 -> DoorException.Timeout()
-            10 -> DoorException.Server(
+            8 -> DoorException.SessionExpired()
+            9 -> DoorException.NotSignedIn()
+            10 -> DoorException.Timeout()
+            11 -> DoorException.Server(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            11 -> DoorException.Storage(
+            12 -> DoorException.Storage(
                 FfiConverterString.read(buf),
                 )
-            12 -> DoorException.Denied(
+            13 -> DoorException.Denied(
                 FfiConverterTypeUnlockDenial.read(buf),
                 )
-            13 -> DoorException.LockNotInRange()
-            14 -> DoorException.BluetoothUnavailable()
-            15 -> DoorException.LockNotGenuine()
-            16 -> DoorException.LockProtocol(
+            14 -> DoorException.LockNotInRange()
+            15 -> DoorException.BluetoothUnavailable()
+            16 -> DoorException.LockNotGenuine()
+            17 -> DoorException.LockProtocol(
                 FfiConverterString.read(buf),
                 )
-            17 -> DoorException.Cancelled()
+            18 -> DoorException.Cancelled()
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
     }
@@ -5391,6 +5560,11 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterSequenceString.allocationSize(value.`doorIds`)
+            )
+            is DoorException.DeviceLimit -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterUInt.allocationSize(value.`limit`)
             )
             is DoorException.Offline -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -5477,58 +5651,63 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
                 FfiConverterSequenceString.write(value.`doorIds`, buf)
                 Unit
             }
-            is DoorException.Offline -> {
+            is DoorException.DeviceLimit -> {
                 buf.putInt(6)
+                FfiConverterUInt.write(value.`limit`, buf)
+                Unit
+            }
+            is DoorException.Offline -> {
+                buf.putInt(7)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is DoorException.SessionExpired -> {
-                buf.putInt(7)
-                Unit
-            }
-            is DoorException.NotSignedIn -> {
                 buf.putInt(8)
                 Unit
             }
-            is DoorException.Timeout -> {
+            is DoorException.NotSignedIn -> {
                 buf.putInt(9)
                 Unit
             }
-            is DoorException.Server -> {
+            is DoorException.Timeout -> {
                 buf.putInt(10)
+                Unit
+            }
+            is DoorException.Server -> {
+                buf.putInt(11)
                 FfiConverterString.write(value.`code`, buf)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is DoorException.Storage -> {
-                buf.putInt(11)
+                buf.putInt(12)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is DoorException.Denied -> {
-                buf.putInt(12)
+                buf.putInt(13)
                 FfiConverterTypeUnlockDenial.write(value.`reason`, buf)
                 Unit
             }
             is DoorException.LockNotInRange -> {
-                buf.putInt(13)
-                Unit
-            }
-            is DoorException.BluetoothUnavailable -> {
                 buf.putInt(14)
                 Unit
             }
-            is DoorException.LockNotGenuine -> {
+            is DoorException.BluetoothUnavailable -> {
                 buf.putInt(15)
                 Unit
             }
-            is DoorException.LockProtocol -> {
+            is DoorException.LockNotGenuine -> {
                 buf.putInt(16)
+                Unit
+            }
+            is DoorException.LockProtocol -> {
+                buf.putInt(17)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is DoorException.Cancelled -> {
-                buf.putInt(17)
+                buf.putInt(18)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -6188,6 +6367,62 @@ public object FfiConverterSequenceTypeGuest: FfiConverterRustBuffer<List<Guest>>
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeGuest.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeKeySchedule: FfiConverterRustBuffer<List<KeySchedule>> {
+    override fun read(buf: ByteBuffer): List<KeySchedule> {
+        val len = buf.getInt()
+        return List<KeySchedule>(len) {
+            FfiConverterTypeKeySchedule.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<KeySchedule>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeKeySchedule.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<KeySchedule>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeKeySchedule.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeRegisteredDevice: FfiConverterRustBuffer<List<RegisteredDevice>> {
+    override fun read(buf: ByteBuffer): List<RegisteredDevice> {
+        val len = buf.getInt()
+        return List<RegisteredDevice>(len) {
+            FfiConverterTypeRegisteredDevice.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<RegisteredDevice>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeRegisteredDevice.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<RegisteredDevice>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeRegisteredDevice.write(it, buf)
         }
     }
 }

@@ -170,4 +170,37 @@ class ResidentDayTest {
             assertTrue(empty.reason.isNotEmpty())
         }
     }
+
+    @Test
+    fun aPersonListsAndRemovesTheirDevices() = runBlocking<Unit> {
+        val lea = testbed.person("Lea")
+        phone("lea-phone").use { phone ->
+            phone("lea-tablet").use { tablet ->
+                val app = phone.client
+                app.signIn(lea.email, lea.password)
+                tablet.client.signIn(lea.email, lea.password)
+
+                val devices = app.devices()
+                assertEquals(2, devices.size)
+                val mine = devices.single { it.thisDevice }
+                val other = devices.single { !it.thisDevice }
+                assertNotNull(mine.lastSeen, "the phone fetched its doors at sign-in")
+                assertTrue(mine.registeredAt <= Instant.now())
+
+                // The tablet is removed: its session ends with it.
+                app.removeDevice(other.id)
+                assertEquals(listOf(mine.id), app.devices().map { it.id })
+                assertFailsWith<DoorException.SessionExpired> { tablet.client.refresh() }
+
+                // Someone else's device (or none) is an input error naming the field.
+                val e = assertFailsWith<DoorException.InvalidInput> { app.removeDevice("00112233445566778899aabbccddeeff") }
+                assertEquals("device_id", e.field)
+
+                // Removing this phone's own device signs it out.
+                app.removeDevice(mine.id)
+                assertFalse(app.isSignedIn())
+                assertTrue(app.doors().isEmpty())
+            }
+        }
+    }
 }
