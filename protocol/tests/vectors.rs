@@ -209,7 +209,8 @@ fn render() -> String {
     out.push_str(
         "A delta from iteration 7 to 8 for the lock above, issued at 2026-06-15T12:00Z: \
          credential `c1…c1` revoked until 2027-01-01T05:00Z; person `a1…a1` gets doorcode \
-         4821, person `a2…a2` loses theirs; the server holds audit records 0-2. The issuer \
+         4821, person `a2…a2` loses theirs; the server holds audit records 0-2 of the lock's \
+         audit epoch `e0…e0`. The issuer \
          seals the doorcodes with the ephemeral scalar 0x81, 0x82, …, 0xa0.\n\n",
     );
     let v = sync_vector();

@@ -9,8 +9,10 @@
 //!   4 => unix-time,                      ; issued_at: also a signed time
 //!   ? 5 => [+ revocation-entry],         ; ascending credential ids
 //!   ? 6 => [E: bstr .size 33, ciphertext: bstr],   ; doorcode changes sealed to the lock
-//!   7 => uint,                           ; audit_ack: the server holds every seq below it
+//!   7 => audit-ack / null,               ; null: the server holds no record of this lock
 //! }
+//! audit-ack = [epoch: bstr .size 8, seq: uint]  ; the server holds every record of the
+//!                                               ; lock's audit epoch `epoch` below `seq`
 //! ```
 //!
 //! A **full** bundle (`base_iteration` 0)
@@ -35,6 +37,7 @@ use p256::PublicKey;
 use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
 
+use crate::audit::{AuditAck, AuditEpoch};
 use crate::cbor::{At, Keys, Malformed, Problem, Reader, Writer};
 use crate::cose;
 use crate::ids::Id;
@@ -103,8 +106,9 @@ pub struct SyncBundle {
     /// encoding sorts them by credential id.
     pub revocations: Vec<RevocationEntry>,
     pub doorcodes: DoorcodeChanges,
-    /// The server holds every audit record of this lock with a seq below this.
-    pub audit_ack: u64,
+    /// The server holds every audit record of this lock's epoch `epoch` with a seq below
+    /// `below` (the latest epoch the server has seen); `None` before it holds any record.
+    pub audit_ack: Option<AuditAck>,
 }
 
 mod key {
@@ -253,7 +257,14 @@ impl SyncBundle {
             w.bytes(s.ciphertext);
         }
         w.uint(key::AUDIT_ACK);
-        w.uint(self.audit_ack);
+        match self.audit_ack {
+            Some(ack) => {
+                w.array(2);
+                w.bytes(&ack.epoch.0);
+                w.uint(ack.below);
+            }
+            None => w.null(),
+        }
         w.into_vec()
     }
 }
@@ -379,7 +390,7 @@ fn decode_payload(bytes: &[u8]) -> Result<(SyncBundle, Option<Sealed<'_>>), Malf
         issued_at: 0,
         revocations: Vec::new(),
         doorcodes: DoorcodeChanges::default(),
-        audit_ack: 0,
+        audit_ack: None,
     };
     let mut sealed = None;
     for _ in 0..n {
@@ -439,7 +450,7 @@ fn decode_payload(bytes: &[u8]) -> Result<(SyncBundle, Option<Sealed<'_>>), Malf
                     ciphertext,
                 });
             }
-            key::AUDIT_ACK => b.audit_ack = r.uint().at("audit_ack")?,
+            key::AUDIT_ACK => b.audit_ack = decode_audit_ack(&mut r)?,
             key => return Err(Malformed::new("payload", Problem::UnknownKey { key })),
         }
     }
@@ -457,6 +468,19 @@ fn decode_payload(bytes: &[u8]) -> Result<(SyncBundle, Option<Sealed<'_>>), Malf
     Ok((b, sealed))
 }
 
+fn decode_audit_ack(r: &mut Reader<'_>) -> Result<Option<AuditAck>, Malformed> {
+    if r.null().at("audit_ack")? {
+        return Ok(None);
+    }
+    if r.array(2).at("audit_ack")? != 2 {
+        return Err(Malformed::new("audit_ack", Problem::WrongType));
+    }
+    Ok(Some(AuditAck {
+        epoch: AuditEpoch(r.bytes_fixed().at("audit_ack.epoch")?),
+        below: r.uint().at("audit_ack.seq")?,
+    }))
+}
+
 /// What anyone holding the issuer's public key can learn from a bundle without the lock's key:
 /// enough for a phone to decide whether to carry it and to offer it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -465,7 +489,7 @@ pub struct BundleInfo {
     pub iteration: u64,
     pub base_iteration: u64,
     pub issued_at: UnixTime,
-    pub audit_ack: u64,
+    pub audit_ack: Option<AuditAck>,
     /// Revocation entries it carries.
     pub revocations: usize,
     /// Whether it carries sealed doorcode changes.
@@ -584,7 +608,10 @@ mod tests {
                 }],
                 removed: alloc::vec![Id([6; 16])],
             },
-            audit_ack: 4,
+            audit_ack: Some(AuditAck {
+                epoch: AuditEpoch([0xe0; 8]),
+                below: 4,
+            }),
         }
     }
 

@@ -4,9 +4,9 @@
 #![allow(dead_code)]
 
 use door_protocol::{
-    AccessDocument, DoorGrant, Doorcode, DoorcodeChanges, Id, IssuerKey, IssuerKeys, LockConfig,
-    LockKey, RevocationDocument, RevocationEntry, RevocationMode, Schedule, SyncBundle, Transition,
-    Weekdays, Window, ZoneRules,
+    AccessDocument, AuditAck, AuditEpoch, DoorGrant, Doorcode, DoorcodeChanges, Id, IssuerKey,
+    IssuerKeys, LockConfig, LockKey, RevocationDocument, RevocationEntry, RevocationMode, Schedule,
+    SyncBundle, Transition, Weekdays, Window, ZoneRules,
 };
 
 /// The issuer's private scalar: 0x01, 0x02, ... 0x20.
@@ -199,7 +199,7 @@ pub const SEALING_SCALAR: [u8; 32] = counting(0x81);
 
 /// The sync vector: a delta from iteration 7 to 8 for lock `10…10`, issued at the unlock
 /// vectors' time: credential `c1…c1` revoked until it expires, person `a1…a1` gets doorcode
-/// 4821, person `a2…a2` loses theirs; the server holds audit records below 3.
+/// 4821, person `a2…a2` loses theirs; the server holds audit records below 3 of epoch `e0…e0`.
 pub fn sample_delta() -> SyncBundle {
     SyncBundle {
         lock_id: LOCK_ID,
@@ -218,8 +218,22 @@ pub fn sample_delta() -> SyncBundle {
             }],
             removed: vec![Id([0xa2; 16])],
         },
-        audit_ack: 3,
+        audit_ack: Some(AuditAck {
+            epoch: SAMPLE_EPOCH,
+            below: 3,
+        }),
     }
+}
+
+/// The audit epoch of the sync vector's acknowledgement.
+pub const SAMPLE_EPOCH: AuditEpoch = AuditEpoch([0xe0; 8]);
+
+/// An acknowledgement of records below `below` of the epoch `LockState::default()` holds.
+pub fn ack(below: u64) -> Option<AuditAck> {
+    Some(AuditAck {
+        epoch: AuditEpoch::default(),
+        below,
+    })
 }
 
 /// An id whose 16 bytes spell `tag` and `n`, so generated lists are distinct and sortable.
@@ -253,6 +267,6 @@ pub fn full_bundle(n: usize, iteration: u64) -> SyncBundle {
                 .collect(),
             removed: Vec::new(),
         },
-        audit_ack: 0,
+        audit_ack: None,
     }
 }
