@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use door_protocol::revocation::RevocationEntry;
 use door_protocol::sync::{ClockState, Keypad, PartialTransfer, SyncState};
 use door_protocol::unlock::{Fingerprint, ReplayCache};
-use door_protocol::{AuditLog, Doorcode, Id, LockState, RevocationList, UnixTime};
+use door_protocol::{AuditEpoch, AuditLog, Doorcode, Id, LockState, RevocationList, UnixTime};
 use serde::{Deserialize, Serialize};
 
 use crate::LockError;
@@ -28,8 +28,10 @@ const TEMP: &str = "state.json.tmp";
 const TRANSFER: &str = "transfer.bin";
 const TRANSFER_TEMP: &str = "transfer.bin.tmp";
 /// Format 2 added sync state, the clock correction, the keypad and the replay floor; a format 1
-/// file reads as having none of them.
-const FORMAT: u32 = 2;
+/// file reads as having none of them. Format 3 added the audit epoch: an older file without
+/// audit records gets a new epoch when it is opened; one with records cannot be read (its
+/// records are of audit version 1, which has no epoch).
+const FORMAT: u32 = 3;
 const TRANSFER_MAGIC: &[u8; 4] = b"DST1";
 /// Magic, iteration, base iteration, total length, digest.
 const TRANSFER_HEAD: usize = 4 + 8 + 8 + 4 + 32;
@@ -44,6 +46,9 @@ struct StateFile {
     replay: Vec<Seen>,
     #[serde(default)]
     replay_floor: Option<UnixTime>,
+    /// The audit log's epoch (16 hex digits); drawn anew at a wipe.
+    #[serde(default)]
+    audit_epoch: Option<String>,
     next_seq: u64,
     audit: Vec<String>,
     #[serde(default)]
@@ -136,8 +141,14 @@ impl Store {
         })
     }
 
-    /// The stored state, transfer included; `None` for a new lock.
-    pub(crate) fn load(&self, lock_id: Id) -> Result<Option<LockState>, LockError> {
+    /// The stored state, transfer included; `None` for a new lock. A file from before audit
+    /// epochs (format 2 or older, no records held) gets `fresh_epoch()`, and the flag says the
+    /// caller should write it at once.
+    pub(crate) fn load(
+        &self,
+        lock_id: Id,
+        fresh_epoch: impl FnOnce() -> AuditEpoch,
+    ) -> Result<Option<(LockState, bool)>, LockError> {
         let bytes = match fs::read(self.dir.join(FILE)) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -181,10 +192,22 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, LockError>>()?;
-        Ok(Some(LockState {
+        let (epoch, upgraded) = match &f.audit_epoch {
+            Some(e) => (
+                AuditEpoch::from_hex(e).ok_or_else(|| corrupt(format!("bad audit epoch {e:?}")))?,
+                false,
+            ),
+            None if audit.is_empty() => (fresh_epoch(), true),
+            None => {
+                return Err(corrupt(
+                    "audit records from before audit epochs (format < 3)",
+                ))
+            }
+        };
+        let state = LockState {
             revocations,
             replay: ReplayCache::restore(ReplayCache::DEFAULT_CAPACITY, seen, f.replay_floor),
-            audit: AuditLog::restore(f.next_seq, audit).map_err(corrupt)?,
+            audit: AuditLog::restore(epoch, f.next_seq, audit).map_err(corrupt)?,
             sync: SyncState::restore(f.sync.iteration, entries(&f.sync.revocations)?, doorcodes)
                 .map_err(corrupt)?,
             clock: ClockState {
@@ -197,7 +220,8 @@ impl Store {
                 locked_until: f.keypad.locked_until,
             },
             transfer: self.load_transfer()?,
-        }))
+        };
+        Ok(Some((state, upgraded)))
     }
 
     fn load_transfer(&self) -> Result<Option<PartialTransfer>, LockError> {
@@ -235,6 +259,7 @@ impl Store {
                 })
                 .collect(),
             replay_floor: state.replay.floor(),
+            audit_epoch: Some(state.audit.epoch().to_string()),
             next_seq: state.audit.next_seq(),
             audit: state.audit.records().map(hex::encode).collect(),
             sync: SyncFile {
