@@ -12,7 +12,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use door_protocol::sync::{Doorcode, DoorcodeChanges, SignedTime, SyncBundle};
-use door_protocol::{Id, RevocationEntry};
+use door_protocol::{AuditAck, AuditEpoch, Id, RevocationEntry};
 use rand::rngs::OsRng;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
 
 use crate::access::{id_param, issuer};
-use crate::audit::{acknowledged_below, lock_of};
+use crate::audit::{audit_ack, lock_of};
 use crate::auth::Person;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{id, to_b64};
@@ -47,7 +47,10 @@ struct SyncState {
     revocations: BTreeMap<String, i64>,
     /// Person -> their code at the lock's door.
     doorcodes: BTreeMap<String, StoredCode>,
-    audit_ack: u64,
+    /// The audit acknowledgement: the lock's latest epoch (hex) and how far the server holds
+    /// it. Snapshots from before epochs had an integer `audit_ack`, ignored when read.
+    #[serde(default)]
+    audit: Option<(String, u64)>,
 }
 
 /// What the lock of `door` should hold at `now`.
@@ -59,7 +62,7 @@ fn desired_state(
     now: i64,
 ) -> ApiResult<SyncState> {
     let mut state = SyncState {
-        audit_ack: acknowledged_below(tx, lock)?,
+        audit: audit_ack(tx, lock)?.map(|a| (a.epoch.to_string(), a.below)),
         ..SyncState::default()
     };
     // A lock only ever sees documents for its own door (one document per door), so only
@@ -118,6 +121,20 @@ fn doorcode(person: &str, c: &StoredCode) -> ApiResult<Doorcode> {
         code: c.code.clone(),
         expires_at: c.expires_at,
     })
+}
+
+fn stored_ack(state: &SyncState) -> ApiResult<Option<AuditAck>> {
+    state
+        .audit
+        .as_ref()
+        .map(|(epoch, below)| {
+            Ok(AuditAck {
+                epoch: AuditEpoch::from_hex(epoch)
+                    .ok_or_else(|| ApiError::internal("stored sync state epoch"))?,
+                below: *below,
+            })
+        })
+        .transpose()
 }
 
 type Contents = (Vec<RevocationEntry>, DoorcodeChanges);
@@ -275,7 +292,7 @@ pub fn bundle_for(
         issued_at: now,
         revocations,
         doorcodes,
-        audit_ack: desired.audit_ack,
+        audit_ack: stored_ack(&desired)?,
     }
     .seal_and_sign(&issuer(tx, property)?.key, &lock_key, &mut OsRng)
     // Only a state beyond the protocol's caps (over 1,024 revocations or doorcodes at one
