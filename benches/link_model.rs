@@ -259,6 +259,6 @@ fn full_bundle(lock_id: Id, n: u32) -> SyncBundle {
                 .collect(),
             removed: Vec::new(),
         },
-        audit_ack: 0,
+        audit_ack: None,
     }
 }
