@@ -11,8 +11,8 @@
 use arbitrary::{Result, Unstructured};
 use door_protocol::sync::SYNC_CONTENT_TYPE;
 use door_protocol::{
-    cose, inspect_bundle, open_bundle, Doorcode, DoorcodeChanges, Id, LockState, RevocationEntry,
-    SyncBundle, SyncError,
+    cose, inspect_bundle, open_bundle, AuditAck, AuditEpoch, Doorcode, DoorcodeChanges, Id,
+    LockState, RevocationEntry, SyncBundle, SyncError,
 };
 use door_protocol_fuzz::{FuzzRng, AFTER_FULL, CONFIG, ISSUER, LOCK_ID, NOW};
 use libfuzzer_sys::fuzz_target;
@@ -123,6 +123,12 @@ fn sync_bundle(u: &mut Unstructured) -> Result<SyncBundle> {
         issued_at,
         revocations,
         doorcodes,
-        audit_ack: u.arbitrary()?,
+        audit_ack: match u.arbitrary()? {
+            false => None,
+            true => Some(AuditAck {
+                epoch: AuditEpoch(u.arbitrary()?),
+                below: u.arbitrary()?,
+            }),
+        },
     })
 }
