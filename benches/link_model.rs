@@ -266,6 +266,6 @@ fn full_bundle(lock_id: Id, n: u32) -> SyncBundle {
             zone: ZoneRules::fixed(0),
             schedules: vec![Schedule::always()],
         }),
-        audit_ack: 0,
+        audit_ack: None,
     }
 }

@@ -642,9 +642,15 @@ impl Core {
         Ok(self.store.activity(limit)?)
     }
 
-    /// Audit records waiting for the server on this phone.
+    /// Audit records waiting for the server on this phone (refused ones not counted).
     pub fn outbox_len(&self) -> CoreResult<u64> {
         Ok(self.store.outbox_len()?)
+    }
+
+    /// Audit records the server refused (bad signature, a conflicting record, malformed): kept
+    /// on the phone with the reason for support, never sent again, never dropped.
+    pub fn refused_audit_records(&self) -> CoreResult<Vec<crate::store::RefusedRecord>> {
+        Ok(self.store.refused_audit_records()?)
     }
 
     /// Ends the session here and on the server (when reachable), and forgets the cache and a

@@ -63,6 +63,26 @@ CREATE TABLE activity (
 "#,
     ),
     Migration::Rust(copy_signed_zone_rules),
+    Migration::Sql(
+        r#"
+-- Step 4: audit records are named by (lock, epoch, seq): a wiped lock numbers from 0 again under
+-- a new epoch. `refused` is NULL while a record waits for the server, else the reason the
+-- server refused it (signature, conflict, malformed): such a record is never sent again and
+-- never dropped, so support can see it. Records pulled before epochs (audit version 1) move
+-- over with the epoch '' and are refused by the server as malformed on their next upload.
+CREATE TABLE audit_outbox (
+    lock_id     TEXT NOT NULL,
+    epoch       TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    record      BLOB NOT NULL,
+    refused     TEXT,
+    detail      TEXT,
+    PRIMARY KEY (lock_id, epoch, seq)
+);
+INSERT INTO audit_outbox (lock_id, epoch, seq, record) SELECT lock_id, '', seq, record FROM outbox;
+DROP TABLE outbox;
+"#,
+    ),
 ];
 
 /// Step 3: doors decide "open now" from the zone rules signed into their access documents,
@@ -120,8 +140,40 @@ impl From<serde_json::Error> for StoreError {
     }
 }
 
-/// Audit records of one lock: (sequence, signed record).
-pub type AuditRecords = Vec<(u64, Vec<u8>)>;
+/// One audit record the phone carries for a lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRecord {
+    /// The lock's audit epoch, 16 hex digits ('' for a record pulled before epochs).
+    pub epoch: String,
+    pub seq: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// Audit records of one lock waiting for the server, by epoch and sequence.
+pub type AuditRecords = Vec<OutboxRecord>;
+
+/// What the server said of one uploaded record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadOutcome {
+    /// Stored, or already held: the record leaves the phone.
+    Held,
+    /// Refused: kept aside with the reason and the server's words, never sent again.
+    Refused { reason: String, detail: String },
+    /// No usable answer for it: it stays and goes again next time.
+    Unknown,
+}
+
+/// A record the server refused, kept for support.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedRecord {
+    pub lock_id: String,
+    pub epoch: String,
+    pub seq: u64,
+    /// signature, conflict or malformed.
+    pub reason: String,
+    pub detail: String,
+    pub bytes: Vec<u8>,
+}
 
 /// The newest bundle the phone carries for a lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,83 +377,137 @@ impl Store {
         let mut stmt = conn.prepare_cached(
             "SELECT lock_id FROM locks WHERE bundle_iteration IS NOT NULL \
                AND (needs_full OR seen_iteration IS NULL OR seen_iteration < bundle_iteration) \
-             UNION SELECT DISTINCT lock_id FROM outbox",
+             UNION SELECT DISTINCT lock_id FROM audit_outbox WHERE refused IS NULL",
         )?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Stores pulled audit records in one transaction; a record already held is kept as is.
-    pub fn add_outbox(&self, lock_id: &str, records: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+    /// Stores pulled audit records of the lock's epoch `epoch` (16 hex digits) in one
+    /// transaction, with where the next pull starts (`next_seq` of `epoch`); a record already
+    /// held is kept as is (waiting or refused).
+    pub fn add_outbox(
+        &self,
+        lock_id: &str,
+        epoch: &str,
+        next_seq: u64,
+        records: &[(u64, Vec<u8>)],
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         for (seq, bytes) in records {
             tx.execute(
-                "INSERT OR IGNORE INTO outbox (lock_id, seq, record) VALUES (?1, ?2, ?3)",
-                params![lock_id, *seq as i64, bytes],
+                "INSERT OR IGNORE INTO audit_outbox (lock_id, epoch, seq, record) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![lock_id, epoch, *seq as i64, bytes],
             )?;
         }
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![
+                format!("audit.pull.{lock_id}"),
+                format!("{epoch}:{next_seq}")
+            ],
+        )?;
         tx.commit()?;
         Ok(())
     }
 
-    /// The next sequence to pull from a lock: one past the last record held or uploaded.
-    pub fn next_audit_seq(&self, lock_id: &str) -> Result<u64, StoreError> {
-        let held: Option<i64> = self.conn().query_row(
-            "SELECT MAX(seq) FROM outbox WHERE lock_id = ?1",
-            [lock_id],
-            |r| r.get(0),
-        )?;
-        let sent = self
-            .meta(&format!("audit.sent.{lock_id}"))?
-            .and_then(|s| s.parse::<u64>().ok());
-        Ok(held.map(|h| h as u64 + 1).max(sent).unwrap_or(0))
+    /// Where the next pull from a lock starts: the lock's audit epoch as last seen (hex; ''
+    /// before any) and one past the last record pulled of it. A lock of another epoch (wiped
+    /// since) answers from its oldest record.
+    pub fn audit_pull_position(&self, lock_id: &str) -> Result<(String, u64), StoreError> {
+        let at = self.meta(&format!("audit.pull.{lock_id}"))?;
+        Ok(at
+            .as_deref()
+            .and_then(|s| s.split_once(':'))
+            .and_then(|(e, n)| Some((e.to_owned(), n.parse().ok()?)))
+            .unwrap_or_default())
     }
 
-    /// Records waiting for the server, per lock: (lock_id, [(seq, bytes)]).
+    /// Records waiting for the server (refused ones are set aside), per lock, oldest epoch
+    /// first as they arrived, then by sequence.
     pub fn outbox(&self) -> Result<Vec<(String, AuditRecords)>, StoreError> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare_cached("SELECT lock_id, seq, record FROM outbox ORDER BY lock_id, seq")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT lock_id, epoch, seq, record FROM audit_outbox WHERE refused IS NULL \
+             ORDER BY lock_id, rowid",
+        )?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
+                OutboxRecord {
+                    epoch: r.get(1)?,
+                    seq: r.get::<_, i64>(2)? as u64,
+                    bytes: r.get(3)?,
+                },
             ))
         })?;
         let mut out: Vec<(String, AuditRecords)> = Vec::new();
         for row in rows {
-            let (lock, seq, bytes) = row?;
+            let (lock, record) = row?;
             match out.last_mut() {
-                Some((l, v)) if *l == lock => v.push((seq as u64, bytes)),
-                _ => out.push((lock, vec![(seq as u64, bytes)])),
+                Some((l, v)) if *l == lock => v.push(record),
+                _ => out.push((lock, vec![record])),
             }
         }
         Ok(out)
     }
 
-    /// The server holds these records: drop them, remembering how far this lock got.
-    pub fn uploaded(&self, lock_id: &str, up_to_seq: u64) -> Result<(), StoreError> {
+    /// What the server said of uploaded records, in one transaction: held ones leave the
+    /// phone, refused ones are set aside with the reason, the others stay as they were.
+    pub fn uploaded(
+        &self,
+        lock_id: &str,
+        outcomes: &[(&OutboxRecord, UploadOutcome)],
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
-            "DELETE FROM outbox WHERE lock_id = ?1 AND seq <= ?2",
-            params![lock_id, up_to_seq as i64],
-        )?;
-        tx.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-            params![format!("audit.sent.{lock_id}"), (up_to_seq + 1).to_string()],
-        )?;
+        for (r, outcome) in outcomes {
+            match outcome {
+                UploadOutcome::Held => tx.execute(
+                    "DELETE FROM audit_outbox WHERE lock_id = ?1 AND epoch = ?2 AND seq = ?3",
+                    params![lock_id, r.epoch, r.seq as i64],
+                )?,
+                UploadOutcome::Refused { reason, detail } => tx.execute(
+                    "UPDATE audit_outbox SET refused = ?4, detail = ?5 \
+                     WHERE lock_id = ?1 AND epoch = ?2 AND seq = ?3",
+                    params![lock_id, r.epoch, r.seq as i64, reason, detail],
+                )?,
+                UploadOutcome::Unknown => 0,
+            };
+        }
         tx.commit()?;
         Ok(())
     }
 
+    /// Records waiting for the server (refused ones not counted: they wait for no one).
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .conn()
-            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))?
-            as u64)
+        Ok(self.conn().query_row(
+            "SELECT COUNT(*) FROM audit_outbox WHERE refused IS NULL",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// Records the server refused, kept on the phone for support.
+    pub fn refused_audit_records(&self) -> Result<Vec<RefusedRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT lock_id, epoch, seq, refused, COALESCE(detail, ''), record FROM audit_outbox \
+             WHERE refused IS NOT NULL ORDER BY lock_id, rowid",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(RefusedRecord {
+                lock_id: r.get(0)?,
+                epoch: r.get(1)?,
+                seq: r.get::<_, i64>(2)? as u64,
+                reason: r.get(3)?,
+                detail: r.get(4)?,
+                bytes: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn add_activity(
@@ -588,6 +694,9 @@ mod tests {
         let old = Connection::open(dir.path().join("door-core.sqlite3")).unwrap();
         old.execute_batch(
             "UPDATE doors SET json = json_remove(json, '$.zone_initial_offset', '$.zone_transitions');
+             DROP TABLE audit_outbox;
+             CREATE TABLE outbox (lock_id TEXT NOT NULL, seq INTEGER NOT NULL, record BLOB NOT NULL,
+                 PRIMARY KEY (lock_id, seq));
              PRAGMA user_version = 2;",
         )
         .unwrap();
@@ -613,5 +722,85 @@ mod tests {
                 assert_eq!(phone.next_change(), lock.next_change(), "at {t}");
             }
         }
+    }
+
+    #[test]
+    fn the_outbox_keeps_epochs_apart_and_sets_refused_records_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.audit_pull_position("l1").unwrap(), (String::new(), 0));
+        store
+            .add_outbox("l1", "0101010101010101", 2, &[(0, vec![1]), (1, vec![2])])
+            .unwrap();
+        // The lock was wiped: seqs 0 and 1 again, under another epoch, beside the old ones.
+        store
+            .add_outbox("l1", "0202020202020202", 2, &[(0, vec![3]), (1, vec![4])])
+            .unwrap();
+        assert_eq!(
+            store.audit_pull_position("l1").unwrap(),
+            ("0202020202020202".to_owned(), 2)
+        );
+        let (lock, records) = store.outbox().unwrap().remove(0);
+        assert_eq!(lock, "l1");
+        assert_eq!(
+            records.iter().map(|r| r.bytes[0]).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        store
+            .uploaded(
+                "l1",
+                &[
+                    (&records[0], UploadOutcome::Held),
+                    (
+                        &records[1],
+                        UploadOutcome::Refused {
+                            reason: "conflict".into(),
+                            detail: "another record".into(),
+                        },
+                    ),
+                    (&records[2], UploadOutcome::Unknown),
+                ],
+            )
+            .unwrap();
+        assert_eq!(store.outbox_len().unwrap(), 2, "records 3 and 4 still wait");
+        let refused = store.refused_audit_records().unwrap();
+        assert_eq!(
+            (refused.len(), refused[0].seq, refused[0].reason.as_str()),
+            (1, 1, "conflict")
+        );
+        // A refused record pulled again stays refused; the outbox no longer offers it.
+        store
+            .add_outbox("l1", "0101010101010101", 2, &[(1, vec![2])])
+            .unwrap();
+        assert_eq!(store.outbox_len().unwrap(), 2);
+        assert_eq!(store.refused_audit_records().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn records_pulled_before_epochs_move_to_the_new_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let old = Connection::open(dir.path().join("door-core.sqlite3")).unwrap();
+        old.execute_batch(
+            "DROP TABLE audit_outbox;
+             CREATE TABLE outbox (lock_id TEXT NOT NULL, seq INTEGER NOT NULL, record BLOB NOT NULL,
+                 PRIMARY KEY (lock_id, seq));
+             INSERT INTO outbox VALUES ('l1', 7, X'01');
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+        drop(old);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.outbox().unwrap(),
+            [(
+                "l1".to_owned(),
+                vec![OutboxRecord {
+                    epoch: String::new(),
+                    seq: 7,
+                    bytes: vec![1]
+                }]
+            )]
+        );
     }
 }

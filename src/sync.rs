@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use base64::Engine;
 use door_protocol::sync::{AuditPuller, FailReason, SyncEvent, SyncOutcome, SyncTransfer};
-use door_protocol::LockPublicKey;
+use door_protocol::{AuditEpoch, LockPublicKey};
 use reqwest::Method;
 use tokio::time::Instant;
 
 use crate::api::wire::{AuditReceipt, AuditUpload, SignedTimeJson, SyncBundleJson};
 use crate::ble::{BleError, Connection};
 use crate::error::{CoreError, CoreResult};
-use crate::store::Store;
+use crate::store::{OutboxRecord, Store, UploadOutcome};
 
 /// How long a sync may keep the link after an unlock; a cut transfer resumes next time.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -150,7 +150,10 @@ pub async fn pull_audit(
     let mut pulled = 0;
     let mtu = u16::try_from(connection.mtu()).unwrap_or(u16::MAX);
     loop {
-        let mut puller = AuditPuller::new(*lock_key, store.next_audit_seq(lock_id)?);
+        // The lock's epoch as last seen: a lock wiped since answers from its oldest record.
+        let (epoch, from_seq) = store.audit_pull_position(lock_id)?;
+        let epoch = AuditEpoch::from_hex(&epoch).unwrap_or_default();
+        let mut puller = AuditPuller::new(*lock_key, epoch, from_seq);
         for fragment in puller.request_fragments(mtu) {
             within(deadline, connection.write(&fragment)).await?;
         }
@@ -169,32 +172,104 @@ pub async fn pull_audit(
             .map(|r| (r.record.seq, r.bytes))
             .collect();
         pulled += records.len() as u32;
-        store.add_outbox(lock_id, &records)?;
+        if !records.is_empty() {
+            store.add_outbox(
+                lock_id,
+                &puller.epoch().to_string(),
+                puller.next_seq(),
+                &records,
+            )?;
+        }
         if !batch.more || records.is_empty() {
             return Ok(pulled);
         }
     }
 }
 
-/// Uploads the outbox, lock by lock; a record leaves the phone only once the server has it.
+/// What an upload did.
+#[derive(Debug, Default)]
+pub struct UploadReport {
+    /// Records the server now holds (stored or already had): they left the phone.
+    pub held: u32,
+    /// Records the server refused: set aside in the store with the reason, not sent again.
+    pub refused: u32,
+    /// Locks whose upload failed (network, server, a lock the server does not know), with the
+    /// error; their records stay for the next time. Other locks went on regardless.
+    pub failed: Vec<(String, CoreError)>,
+}
+
+/// Uploads the outbox, lock by lock. Each record is judged by the server alone: what it
+/// stored or already had leaves the phone, what it refused is set aside (kept, with the
+/// reason, never sent again) so it blocks nothing after it. One lock's failure does not stop
+/// the others. Errs with the first lock's error if any lock failed, after trying them all.
 pub async fn upload_outbox(api: &crate::api::ApiClient, store: &Store) -> CoreResult<u32> {
-    let mut sent = 0;
-    for (lock_id, records) in store.outbox()? {
+    let mut report = upload_outbox_report(api, store).await?;
+    match report.failed.is_empty() {
+        true => Ok(report.held),
+        false => Err(report.failed.swap_remove(0).1),
+    }
+}
+
+/// [`upload_outbox`], with everything it did.
+pub async fn upload_outbox_report(
+    api: &crate::api::ApiClient,
+    store: &Store,
+) -> CoreResult<UploadReport> {
+    let mut report = UploadReport::default();
+    'locks: for (lock_id, records) in store.outbox()? {
         for chunk in records.chunks(256) {
             let body = AuditUpload {
-                records: chunk.iter().map(|(_, b)| b64e(b)).collect(),
+                records: chunk.iter().map(|r| b64e(&r.bytes)).collect(),
             };
-            let _: AuditReceipt = api
+            let answer: Result<AuditReceipt, _> = api
                 .call(
                     Method::POST,
                     &format!("/v1/locks/{lock_id}/audit"),
                     Some(&body),
                 )
-                .await?;
-            let last = chunk.last().map(|(s, _)| *s).unwrap_or(0);
-            store.uploaded(&lock_id, last)?;
-            sent += chunk.len() as u32;
+                .await;
+            let receipt = match answer {
+                Ok(r) if r.results.len() == chunk.len() => r,
+                Ok(r) => {
+                    report.failed.push((
+                        lock_id,
+                        CoreError::Protocol(format!(
+                            "audit receipt: {} results for {} records",
+                            r.results.len(),
+                            chunk.len()
+                        )),
+                    ));
+                    continue 'locks;
+                }
+                Err(e) => {
+                    report.failed.push((lock_id, e.into()));
+                    continue 'locks;
+                }
+            };
+            let outcomes: Vec<(&OutboxRecord, UploadOutcome)> = chunk
+                .iter()
+                .zip(receipt.results)
+                .map(|(record, result)| {
+                    let outcome = match result.status.as_str() {
+                        "stored" | "duplicate" => UploadOutcome::Held,
+                        "refused" => UploadOutcome::Refused {
+                            reason: result.reason.unwrap_or_else(|| "unknown".into()),
+                            detail: result.detail.unwrap_or_default(),
+                        },
+                        _ => UploadOutcome::Unknown,
+                    };
+                    (record, outcome)
+                })
+                .collect();
+            for (_, outcome) in &outcomes {
+                match outcome {
+                    UploadOutcome::Held => report.held += 1,
+                    UploadOutcome::Refused { .. } => report.refused += 1,
+                    UploadOutcome::Unknown => {}
+                }
+            }
+            store.uploaded(&lock_id, &outcomes)?;
         }
     }
-    Ok(sent)
+    Ok(report)
 }

@@ -177,3 +177,124 @@ async fn sync_this_door_carries_the_bundle_without_opening() {
         "only the sync itself is on record: nothing opened"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_locks_refused_record_or_failed_upload_does_not_block_the_others() {
+    let mut w = World::start().await;
+    let url = w.server.url();
+    let (alice, _, dir) = w.client(&url);
+    alice
+        .sign_in("alice@1800main.example".into(), PASSWORD.into())
+        .await
+        .unwrap();
+    // Two locks, two records each, as a phone would have pulled them; the lobby's come after
+    // a record the server will refuse, and a lock the server does not know sorts first.
+    let pulled = |name: &str| {
+        let lock = &w.locks[name];
+        lock.enter_doorcode("0000").unwrap();
+        lock.enter_doorcode("0001").unwrap();
+        let epoch = lock.audit_epoch().to_string();
+        let records: Vec<(u64, Vec<u8>)> = lock
+            .audit_records()
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (i as u64, r))
+            .collect();
+        (lock.config().lock_id.to_string(), epoch, records)
+    };
+    let (lobby, lobby_epoch, lobby_records) = pulled("Lobby");
+    let (pool, pool_epoch, pool_records) = pulled("Pool");
+    let unknown = "00".repeat(16);
+    {
+        let store = door_core::store::Store::open(std::path::Path::new(&dir)).unwrap();
+        store
+            .add_outbox(&unknown, &"aa".repeat(8), 1, &[(0, b"whatever".to_vec())])
+            .unwrap();
+        store
+            .add_outbox(&lobby, "", 1, &[(0, b"not a record".to_vec())])
+            .unwrap();
+        store
+            .add_outbox(&lobby, &lobby_epoch, 2, &lobby_records)
+            .unwrap();
+        store
+            .add_outbox(&pool, &pool_epoch, 2, &pool_records)
+            .unwrap();
+    }
+    assert_eq!(alice.pending_audit_records().unwrap(), 6);
+    // A refresh uploads the outbox (the unknown lock's 404 does not stop it).
+    alice.refresh().await.unwrap();
+    assert_eq!(
+        audit_count(&w),
+        4,
+        "both locks' good records reached the server"
+    );
+    assert_eq!(
+        alice.pending_audit_records().unwrap(),
+        1,
+        "only the unknown lock's record still waits"
+    );
+    let store = door_core::store::Store::open(std::path::Path::new(&dir)).unwrap();
+    let refused = store.refused_audit_records().unwrap();
+    assert_eq!(
+        refused
+            .iter()
+            .map(|r| (
+                r.lock_id.as_str(),
+                r.epoch.as_str(),
+                r.seq,
+                r.reason.as_str()
+            ))
+            .collect::<Vec<_>>(),
+        [(lobby.as_str(), "", 0, "malformed")],
+        "the refused record is kept aside, with the reason"
+    );
+    assert_eq!(refused[0].bytes, b"not a record");
+    // Set aside, it is not sent again.
+    alice.refresh().await.unwrap();
+    assert_eq!(store.refused_audit_records().unwrap().len(), 1);
+    assert_eq!(audit_count(&w), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_locks_new_records_come_home_through_the_phone() {
+    let mut w = World::start().await;
+    let url = w.server.url();
+    let lobby = w.door_id("Lobby");
+    let (alice, events, _) = w.client(&url);
+    alice
+        .sign_in("alice@1800main.example".into(), PASSWORD.into())
+        .await
+        .unwrap();
+    // Three visits: the phone pulls (and uploads) the lock's records up to seq 3 or more.
+    for _ in 0..3 {
+        events.0.lock().unwrap().clear();
+        alice.unlock(lobby.clone(), 5000, None).await.unwrap();
+        synced(&events, &lobby).await;
+    }
+    let lock = &w.locks["Lobby"];
+    let old = lock.audit_epoch();
+    let before = audit_count(&w);
+    assert!(before >= 3);
+    // The lock is wiped: its new log starts at 0, below where the phone last pulled.
+    lock.wipe().unwrap();
+    events.0.lock().unwrap().clear();
+    alice.unlock(lobby.clone(), 5000, None).await.unwrap();
+    synced(&events, &lobby).await;
+    let new = lock.audit_epoch();
+    assert_ne!(new, old);
+    let epochs: Vec<(Vec<u8>, i64)> = w
+        .server
+        .state
+        .db
+        .read(|tx| {
+            let mut q = tx.prepare("SELECT epoch, seq FROM audit_records WHERE epoch = ?1")?;
+            let rows = q.query_map([&new.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .unwrap();
+    assert!(
+        epochs.iter().any(|(_, seq)| *seq == 0),
+        "the new log's first record reached the server: {epochs:?}"
+    );
+    assert_eq!(alice.pending_audit_records().unwrap(), 0);
+}

@@ -16,7 +16,7 @@ use door_protocol::wire::kind;
 use door_protocol::{cose, AuditRecord, ErrorCode, IssuerKeys, SyncBundle};
 use door_protocol_fuzz::{
     prepare_unlock, sample_access, sample_delta, sample_revocation, signed_time, FuzzRng, ACCESS,
-    AUDIT_RECORDS, BUNDLES, CONFIG, ISSUER, LOCK_ID, NOT_BEFORE, NOW, ROGUE_ACCESS,
+    AUDIT_EPOCH, AUDIT_RECORDS, BUNDLES, CONFIG, ISSUER, LOCK_ID, NOT_BEFORE, NOW, ROGUE_ACCESS,
 };
 
 /// An input for the targets that read it through `Unstructured`: integers little-endian, byte
@@ -235,7 +235,10 @@ fn bundle_script(b: &SyncBundle) -> Vec<u8> {
         Some(_) => panic!("bundle_script writes fixed zones only"),
         None => s = s.u8(0),
     }
-    s.u64(b.audit_ack).0
+    match b.audit_ack {
+        None => s.u8(0).0,
+        Some(ack) => s.u8(1).raw(&ack.epoch.0).u64(ack.below).0,
+    }
 }
 
 fn sync_messages() -> Vec<Vec<u8>> {
@@ -250,7 +253,10 @@ fn sync_messages() -> Vec<Vec<u8>> {
             offset: 4096,
             bytes: vec![0xd2; 16],
         },
-        SyncMessage::AuditPull { from_seq: 3 },
+        SyncMessage::AuditPull {
+            epoch: AUDIT_EPOCH,
+            from_seq: 3,
+        },
         SyncMessage::Accept { resume_from: 4096 },
         SyncMessage::Decline {
             current_iteration: 8,
@@ -277,7 +283,11 @@ fn sync_messages() -> Vec<Vec<u8>> {
 
 fn wire_messages() -> Vec<Vec<u8>> {
     let phone = prepare_unlock(ACCESS.clone(), NOW, None, &mut FuzzRng(0)).expect("sample");
-    let pull = SyncMessage::AuditPull { from_seq: 0 }.to_message();
+    let pull = SyncMessage::AuditPull {
+        epoch: AUDIT_EPOCH,
+        from_seq: 0,
+    }
+    .to_message();
     let error = ErrorCode::Framing.message();
     [
         (23, phone.request_fragments(23)),
@@ -416,6 +426,7 @@ fn sync_lock() -> Vec<Vec<u8>> {
         .u8(3)
         .u8(5)
         .u8(4)
+        .u8(1)
         .u64(0)
         .u8(6)
         .blob(b"1234");
@@ -446,6 +457,7 @@ fn sync_lock() -> Vec<Vec<u8>> {
         .u8(6)
         .blob(b"0000")
         .u8(4)
+        .u8(0)
         .u64(0);
     [full_then_delta, resumed, foreign_rogue_raw, time_and_keypad]
         .into_iter()
@@ -493,7 +505,7 @@ fn sync_transfer() -> Vec<Vec<u8>> {
     vec![rounds(full, 0).0, rounds(delta, 0).0, lossy.0, forged.0]
 }
 
-/// From seq; ops: 0 batch (more, count, picks: 0-3 genuine, 4 foreign, 5 blob; MTU), 1
+/// From seq (low 7 bits; the high bit: the phone knew another epoch); ops: 0 batch (more, count, picks: 0-3 genuine, 4 foreign, 5 blob; MTU), 1
 /// message (kind, body, MTU), 2 raw chunk.
 fn audit_pull() -> Vec<Vec<u8>> {
     let all = Script::default()

@@ -10,8 +10,8 @@ use std::sync::LazyLock;
 
 use arbitrary::{Result, Unstructured};
 use door_protocol::sync::SyncMessage;
-use door_protocol::{AuditEvent, AuditPuller, AuditRecord, LockKey, Message};
-use door_protocol_fuzz::{blob, AUDIT_RECORDS, CONFIG, NOW, ROGUE_SCALAR};
+use door_protocol::{AuditEpoch, AuditEvent, AuditPuller, AuditRecord, LockKey, Message};
+use door_protocol_fuzz::{blob, AUDIT_EPOCH, AUDIT_RECORDS, CONFIG, NOW, ROGUE_SCALAR};
 use libfuzzer_sys::fuzz_target;
 
 const MAX_OPS: usize = 16;
@@ -21,6 +21,7 @@ static FOREIGN_RECORD: LazyLock<Vec<u8>> = LazyLock::new(|| {
     let key = LockKey::from_bytes(&ROGUE_SCALAR).expect("fixed scalar is valid");
     let event = AuditEvent::SyncApplied { iteration: 9 };
     AuditRecord {
+        epoch: AUDIT_EPOCH,
         seq: 4,
         at: NOW,
         event,
@@ -33,7 +34,13 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn run(u: &mut Unstructured) -> Result<()> {
-    let mut puller = AuditPuller::new(*CONFIG.key.public(), u.arbitrary::<u8>()?.into());
+    // From seq: the low 7 bits; the high bit: the phone knew another epoch than the lock's.
+    let from = u.arbitrary::<u8>()?;
+    let epoch = match from & 0x80 {
+        0 => AUDIT_EPOCH,
+        _ => AuditEpoch([0x0e; 8]),
+    };
+    let mut puller = AuditPuller::new(*CONFIG.key.public(), epoch, (from & 0x7f).into());
     for _ in 0..MAX_OPS {
         if u.is_empty() {
             break;
@@ -62,23 +69,30 @@ fn run(u: &mut Unstructured) -> Result<()> {
             _ => vec![blob(u)?.to_vec()],
         };
         for chunk in chunks {
-            let from = puller.next_seq();
+            let (from_epoch, from) = (puller.epoch(), puller.next_seq());
             let Ok(Some(batch)) = puller.on_fragment(&chunk) else {
                 continue;
             };
-            let mut next = from;
+            // A batch of another epoch than the phone knew starts the count afresh.
+            let epoch = batch.records.first().map_or(from_epoch, |r| r.record.epoch);
+            let mut next = if epoch == from_epoch { from } else { 0 };
             for r in &batch.records {
                 assert!(
                     AUDIT_RECORDS.contains(&r.bytes),
                     "a record the lock never signed"
                 );
+                assert_eq!(r.record.epoch, epoch, "one epoch per batch");
                 assert!(r.record.seq >= next);
                 next = r.record.seq + 1;
             }
-            assert_eq!(puller.next_seq(), next);
+            assert_eq!((puller.epoch(), puller.next_seq()), (epoch, next));
             assert_eq!(
                 puller.request(),
-                SyncMessage::AuditPull { from_seq: next }.to_message()
+                SyncMessage::AuditPull {
+                    epoch,
+                    from_seq: next
+                }
+                .to_message()
             );
         }
     }

@@ -13,8 +13,8 @@ use door_protocol::revocation::Floor;
 use door_protocol::sync::bundle::KeypadRules;
 use door_protocol::sync::SYNC_CONTENT_TYPE;
 use door_protocol::{
-    cose, inspect_bundle, open_bundle, Doorcode, DoorcodeChanges, Id, LockState, Schedule,
-    SyncBundle, SyncError, Weekdays, Window, ZoneRules,
+    cose, inspect_bundle, open_bundle, AuditAck, AuditEpoch, Doorcode, DoorcodeChanges, Id,
+    LockState, Schedule, SyncBundle, SyncError, Weekdays, Window, ZoneRules,
 };
 use door_protocol_fuzz::{FuzzRng, AFTER_FULL, CONFIG, ISSUER, LOCK_ID, NOW};
 use libfuzzer_sys::fuzz_target;
@@ -186,6 +186,12 @@ fn sync_bundle(u: &mut Unstructured) -> Result<SyncBundle> {
         issued_floor,
         doorcodes,
         keypad,
-        audit_ack: u.arbitrary()?,
+        audit_ack: match u.arbitrary()? {
+            false => None,
+            true => Some(AuditAck {
+                epoch: AuditEpoch(u.arbitrary()?),
+                below: u.arbitrary()?,
+            }),
+        },
     })
 }

@@ -13,7 +13,7 @@ use arbitrary::{Result, Unstructured};
 use door_protocol::sync::messages::MAX_BLOCK;
 use door_protocol::sync::{Offer, SyncMessage};
 use door_protocol::unlock::LockReply;
-use door_protocol::{DoorcodeResult, LockSession, LockState, Message, UnixTime};
+use door_protocol::{AuditEpoch, DoorcodeResult, LockSession, LockState, Message, UnixTime};
 use door_protocol_fuzz::{
     blob, deliver, prepare_unlock, signed_time, FuzzRng, ACCESS, BUNDLES, CONFIG, DOORCODES,
     ISSUER, LOCK_ID, NOW, OTHER_LOCK, ROGUE, TRUSTED_ITERATIONS,
@@ -128,8 +128,13 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 }
             }
             4 => {
+                // The lock's own epoch, or another (a phone that last saw it before a wipe).
+                let epoch = match u.arbitrary()? {
+                    true => lock.state.audit.epoch(),
+                    false => AuditEpoch([0x0e; 8]),
+                };
                 let from_seq = u.arbitrary()?;
-                lock.message(&SyncMessage::AuditPull { from_seq }.to_message());
+                lock.message(&SyncMessage::AuditPull { epoch, from_seq }.to_message());
             }
             5 => {
                 let now = lock.state.now(lock.clock);

@@ -8,7 +8,7 @@
 use std::sync::LazyLock;
 
 use door_protocol::audit::AUDIT_CONTENT_TYPE;
-use door_protocol::{verify_audit, AuditLog, AuditRecord, IssuerKey};
+use door_protocol::{verify_audit, AuditEpoch, AuditLog, AuditRecord, IssuerKey};
 use door_protocol_fuzz::{document, CONFIG, LOCK_SCALAR};
 use libfuzzer_sys::fuzz_target;
 
@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     // The unverified read the lock uses on its own records must be as strict as the verified
     // one, bar the signature.
     let own = AuditRecord::read_own(&input.bytes);
-    let _ = AuditLog::restore(u64::MAX, [input.bytes.to_vec()]);
+    let _ = AuditLog::restore(AuditEpoch::default(), u64::MAX, [input.bytes.to_vec()]);
     let Ok(record) = verify_audit(&input.bytes, CONFIG.key.public()) else {
         return;
     };
@@ -35,8 +35,8 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(record.to_cbor(), payload);
     }
     if let Some(next) = record.seq.checked_add(1) {
-        let log =
-            AuditLog::restore(next, [input.bytes.to_vec()]).expect("one record below next_seq");
+        let log = AuditLog::restore(record.epoch, next, [input.bytes.to_vec()])
+            .expect("one record of the epoch below next_seq");
         assert_eq!(log.records().collect::<Vec<_>>(), [&input.bytes[..]]);
     }
 });

@@ -11,10 +11,10 @@ use door_protocol::revocation::Floor;
 use door_protocol::sync::SignedTime;
 use door_protocol::unlock::LockReply;
 use door_protocol::{
-    cose, open_bundle, AuditEvent, AuditRecord, DenyReason, Doorcode, DoorcodeChanges, Id,
-    IssuerKey, IssuerKeys, LockConfig, LockKey, LockSession, LockState, PreparedUnlock,
-    RevocationDocument, RevocationEntry, RevocationMode, SyncBundle, UnixTime, UnlockPreparation,
-    UnlockTarget,
+    cose, open_bundle, AuditAck, AuditEpoch, AuditEvent, AuditRecord, DenyReason, Doorcode,
+    DoorcodeChanges, Id, IssuerKey, IssuerKeys, LockConfig, LockKey, LockSession, LockState,
+    PreparedUnlock, RevocationDocument, RevocationEntry, RevocationMode, SyncBundle, UnixTime,
+    UnlockPreparation, UnlockTarget,
 };
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
@@ -100,6 +100,9 @@ pub fn signed_time(time: UnixTime, lock_id: Option<Id>, key: &IssuerKey) -> Vec<
 }
 
 /// Records as the lock signs them, seq 0 to 3.
+/// The audit epoch of the sample lock's records.
+pub const AUDIT_EPOCH: AuditEpoch = AuditEpoch([0xe0; 8]);
+
 pub static AUDIT_RECORDS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
     let events = [
         AuditEvent::UnlockGranted {
@@ -123,6 +126,7 @@ pub static AUDIT_RECORDS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
         .zip(events)
         .map(|(seq, event)| {
             AuditRecord {
+                epoch: AUDIT_EPOCH,
                 seq,
                 at: NOW + seq as i64,
                 event,
@@ -163,7 +167,7 @@ fn full_bundle(lock_id: Id, iteration: u64) -> SyncBundle {
         },
         // The lobby around the clock (0) and the pool's weekday hours (1), in New York.
         keypad: Some(sample_keypad()),
-        audit_ack: 0,
+        audit_ack: None,
     }
 }
 
@@ -187,7 +191,10 @@ pub fn sample_delta() -> SyncBundle {
             removed: vec![OTHER_PERSON],
         },
         keypad: None,
-        audit_ack: 2,
+        audit_ack: Some(AuditAck {
+            epoch: AUDIT_EPOCH,
+            below: 2,
+        }),
     }
 }
 

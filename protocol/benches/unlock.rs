@@ -104,7 +104,7 @@ fn unlock(c: &mut Criterion) {
                 // (a few nanoseconds) so the cache never fills and the log never grows. Pruning
                 // instead would raise the cache's floor and refuse the next request.
                 state.replay = ReplayCache::default();
-                state.audit = AuditLog::new();
+                state.audit = AuditLog::default();
                 assert!(reply.decision.unwrap().result.is_granted());
             },
             BatchSize::SmallInput,
@@ -112,6 +112,7 @@ fn unlock(c: &mut Criterion) {
     });
     c.bench_function("unlock/lock/audit_sign", |b| {
         let record = AuditRecord {
+            epoch: door_protocol::AuditEpoch([7; 8]),
             seq: 1,
             at: MONDAY_0800_NY,
             event: door_protocol::AuditEvent::UnlockGranted {

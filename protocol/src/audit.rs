@@ -5,10 +5,11 @@
 //!
 //! ```text
 //! audit-record = {
-//!   0 => 1,                     ; version
-//!   1 => uint,                  ; seq: the lock's counter, +1 per record
+//!   0 => 2,                     ; version (2: the epoch was added)
+//!   1 => uint,                  ; seq: the lock's counter, +1 per record, from 0 per epoch
 //!   2 => unix-time,             ; at: the lock's clock
 //!   3 => event,
+//!   4 => bstr .size 8,          ; epoch: drawn when the lock's audit log started
 //! }
 //! event = [0, credential_id: id, door_id: id]                  ; unlock granted
 //!       / [1, credential_id: id / null, result: 1..9, next_allowed: unix-time / null]
@@ -20,6 +21,11 @@
 //!
 //! [`AuditLog`] is the lock's side: it numbers, signs and keeps records until the server's
 //! acknowledgement comes back in a sync bundle.
+//!
+//! A record is named by (lock, epoch, seq). The **epoch** is 8 random bytes a lock draws when
+//! its audit log starts (a new lock, a wipe, a factory reset): its counter restarts at 0 then,
+//! and the epoch keeps the new records apart from the old ones at the server, and keeps an
+//! acknowledgement of the old log ([`AuditAck`]) from freeing records of the new one.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -34,14 +40,69 @@ use crate::UnixTime;
 
 /// COSE content type of audit records (protected header label 3).
 pub const AUDIT_CONTENT_TYPE: &str = "application/door-audit+cbor";
-/// The payload version this implementation reads and writes.
-pub const AUDIT_VERSION: u64 = 1;
+/// The payload version this implementation reads and writes. Version 1 had no epoch.
+pub const AUDIT_VERSION: u64 = 2;
 
 const EVENT_UNLOCK_GRANTED: u64 = 0;
 const EVENT_UNLOCK_DENIED: u64 = 1;
 const EVENT_DOORCODE: u64 = 2;
 const EVENT_SYNC_APPLIED: u64 = 3;
 const EVENT_CLOCK_SET: u64 = 4;
+
+/// A lock's audit epoch: 8 random bytes drawn when its audit log starts (a new lock, a wipe).
+/// The caller draws them (this crate has no RNG of its own). Shown as 16 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct AuditEpoch(pub [u8; 8]);
+
+impl AuditEpoch {
+    pub const LEN: usize = 8;
+
+    /// A fresh epoch from the caller's randomness.
+    pub fn random(rng: &mut impl rand_core::CryptoRngCore) -> AuditEpoch {
+        let mut b = [0u8; 8];
+        rng.fill_bytes(&mut b);
+        AuditEpoch(b)
+    }
+
+    /// Parses 16 hex digits (either case). Returns `None` for anything else.
+    pub fn from_hex(s: &str) -> Option<AuditEpoch> {
+        let b = s.as_bytes();
+        if b.len() != 16 {
+            return None;
+        }
+        let mut out = [0u8; 8];
+        for (i, pair) in b.chunks_exact(2).enumerate() {
+            let hi = (pair[0] as char).to_digit(16)?;
+            let lo = (pair[1] as char).to_digit(16)?;
+            out[i] = (hi * 16 + lo) as u8;
+        }
+        Some(AuditEpoch(out))
+    }
+}
+
+impl fmt::Display for AuditEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for AuditEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AuditEpoch({self})")
+    }
+}
+
+/// The server's acknowledgement, as a sync bundle carries it: it holds every record of the
+/// lock's epoch `epoch` with a seq below `below`. A lock frees records only for an
+/// acknowledgement of its current epoch.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct AuditAck {
+    pub epoch: AuditEpoch,
+    pub below: u64,
+}
 
 /// Something a lock records.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
@@ -77,7 +138,9 @@ pub enum AuditEvent {
 /// One record of a lock's audit log.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub struct AuditRecord {
-    /// Grows by one per record, so the server sees gaps.
+    /// The lock's audit log this record belongs to.
+    pub epoch: AuditEpoch,
+    /// Grows by one per record within an epoch, so the server sees gaps.
     pub seq: u64,
     /// The lock's clock when it happened.
     pub at: UnixTime,
@@ -123,13 +186,14 @@ mod key {
     pub const SEQ: u64 = 1;
     pub const AT: u64 = 2;
     pub const EVENT: u64 = 3;
+    pub const EPOCH: u64 = 4;
 }
 
 impl AuditRecord {
     /// The deterministic CBOR payload.
     pub fn to_cbor(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.map(4);
+        w.map(5);
         w.uint(key::VERSION);
         w.uint(AUDIT_VERSION);
         w.uint(key::SEQ);
@@ -184,6 +248,8 @@ impl AuditRecord {
                 w.int(step);
             }
         }
+        w.uint(key::EPOCH);
+        w.bytes(&self.epoch.0);
         w.into_vec()
     }
 
@@ -193,6 +259,7 @@ impl AuditRecord {
         let n = r.map().at("payload")?;
         let mut keys = Keys::new();
         let mut record = AuditRecord {
+            epoch: AuditEpoch::default(),
             seq: 0,
             at: 0,
             event: AuditEvent::UnlockDenied {
@@ -210,10 +277,11 @@ impl AuditRecord {
                 key::SEQ => record.seq = r.uint().at("seq")?,
                 key::AT => record.at = r.int().at("at")?,
                 key::EVENT => record.event = decode_event(&mut r)?,
+                key::EPOCH => record.epoch = AuditEpoch(r.bytes_fixed().at("epoch")?),
                 key => return Err(Malformed::new("payload", Problem::UnknownKey { key })),
             }
         }
-        keys.require(&[key::VERSION, key::SEQ, key::AT, key::EVENT])
+        keys.require(&[key::VERSION, key::SEQ, key::AT, key::EVENT, key::EPOCH])
             .at("payload")?;
         r.finish().at("payload")?;
         Ok(record)
@@ -305,37 +373,53 @@ pub fn verify_audit(bytes: &[u8], lock_key: &LockPublicKey) -> Result<AuditRecor
 }
 
 /// The lock's audit log: signed records, oldest first, kept until the server acknowledges
-/// them. Sequence numbers grow by one per record and are never reused, so the server can
-/// deduplicate by (lock, seq) and see gaps.
+/// them. Sequence numbers grow by one per record and are never reused within the log's epoch,
+/// so the server can deduplicate by (lock, epoch, seq) and see gaps.
 ///
 /// Records leave the log only through [`AuditLog::acknowledge`], which a lock calls with the
-/// `audit_ack` of an applied sync bundle (the server's word that it holds every record below
-/// it), never because a phone pulled them: a phone may lose what it carries.
+/// `audit_ack` of an applied sync bundle (the server's word that it holds every record of this
+/// epoch below it), never because a phone pulled them: a phone may lose what it carries.
+///
+/// A lock starts a log with [`AuditLog::new`] and a fresh random epoch whenever it starts
+/// afresh (first boot, wipe, factory reset). `Default` is the all-zero epoch, for tests only:
+/// a lock that reused one epoch across wipes would have its new records taken for old ones.
 #[derive(Clone, Default, PartialEq, Eq, Debug)]
 pub struct AuditLog {
+    epoch: AuditEpoch,
     /// `(seq, signed record)`, ascending by seq.
     records: Vec<(u64, Vec<u8>)>,
     next_seq: u64,
 }
 
 impl AuditLog {
-    pub fn new() -> AuditLog {
-        AuditLog::default()
+    /// An empty log of a new epoch (draw it at random: [`AuditEpoch::random`]).
+    pub fn new(epoch: AuditEpoch) -> AuditLog {
+        AuditLog {
+            epoch,
+            records: Vec::new(),
+            next_seq: 0,
+        }
     }
 
-    /// Rebuilds a log from persisted state (what [`AuditLog::next_seq`] and
-    /// [`AuditLog::records`] returned). Each record's seq is read back from its payload; they
-    /// must ascend and stay below `next_seq`.
+    /// Rebuilds a log from persisted state (what [`AuditLog::epoch`], [`AuditLog::next_seq`]
+    /// and [`AuditLog::records`] returned). Each record's epoch and seq are read back from its
+    /// payload; the epochs must be `epoch`, the seqs must ascend and stay below `next_seq`.
     pub fn restore(
+        epoch: AuditEpoch,
         next_seq: u64,
         records: impl IntoIterator<Item = Vec<u8>>,
     ) -> Result<AuditLog, Malformed> {
         let mut log = AuditLog {
+            epoch,
             records: Vec::new(),
             next_seq,
         };
         for signed in records {
-            let seq = AuditRecord::read_own(&signed)?.seq;
+            let record = AuditRecord::read_own(&signed)?;
+            if record.epoch != epoch {
+                return Err(Malformed::new("audit.epoch", Problem::OutOfRange));
+            }
+            let seq = record.seq;
             let ascending = log.records.last().is_none_or(|&(prev, _)| prev < seq);
             if !ascending || seq >= next_seq {
                 return Err(Malformed::new("audit.seq", Problem::Unordered));
@@ -343,6 +427,11 @@ impl AuditLog {
             log.records.push((seq, signed));
         }
         Ok(log)
+    }
+
+    /// The epoch of this log: every record it writes carries it.
+    pub fn epoch(&self) -> AuditEpoch {
+        self.epoch
     }
 
     /// The seq the next record gets.
@@ -371,6 +460,7 @@ impl AuditLog {
     /// Numbers, signs and appends a record of `event` at `at` (the lock's clock).
     pub fn record(&mut self, key: &LockKey, at: UnixTime, event: AuditEvent) -> AuditRecord {
         let record = AuditRecord {
+            epoch: self.epoch,
             seq: self.next_seq,
             at,
             event,
@@ -380,15 +470,20 @@ impl AuditLog {
         record
     }
 
-    /// The server holds every record with seq below `ack`: frees them, and returns how many.
+    /// The server holds every record of `ack.epoch` with seq below `ack.below`: if that is this
+    /// log's epoch, frees them, and returns how many. An acknowledgement of another epoch (the
+    /// log this lock kept before a wipe, or a phone's confusion) frees nothing.
     ///
-    /// An `ack` beyond the next seq means the server holds records this log never wrote: the
-    /// lock lost its state (a reset) and restarted its count. The count then jumps to `ack`, so
-    /// that new records are not taken for duplicates of old ones and dropped by the server.
-    pub fn acknowledge(&mut self, ack: u64) -> usize {
-        let freed = self.records.partition_point(|&(seq, _)| seq < ack);
+    /// Within the epoch, an `ack` beyond the next seq means the server holds records this log
+    /// does not remember writing (a state restored from an old copy without a new epoch): the
+    /// count then jumps past them, so that no seq the server holds is signed twice.
+    pub fn acknowledge(&mut self, ack: AuditAck) -> usize {
+        if ack.epoch != self.epoch {
+            return 0;
+        }
+        let freed = self.records.partition_point(|&(seq, _)| seq < ack.below);
         self.records.drain(..freed);
-        self.next_seq = self.next_seq.max(ack);
+        self.next_seq = self.next_seq.max(ack.below);
         freed
     }
 
@@ -413,6 +508,8 @@ impl AuditLog {
 mod tests {
     use super::*;
 
+    const EPOCH: AuditEpoch = AuditEpoch([0xe0, 1, 2, 3, 4, 5, 6, 7]);
+
     fn key() -> LockKey {
         LockKey::from_bytes(&[0x42; 32]).unwrap()
     }
@@ -420,6 +517,7 @@ mod tests {
     fn records() -> Vec<AuditRecord> {
         alloc::vec![
             AuditRecord {
+                epoch: EPOCH,
                 seq: 0,
                 at: 1_781_524_800,
                 event: AuditEvent::UnlockGranted {
@@ -428,6 +526,7 @@ mod tests {
                 },
             },
             AuditRecord {
+                epoch: EPOCH,
                 seq: 1,
                 at: -1,
                 event: AuditEvent::UnlockDenied {
@@ -436,6 +535,7 @@ mod tests {
                 },
             },
             AuditRecord {
+                epoch: EPOCH,
                 seq: u64::MAX,
                 at: 5,
                 event: AuditEvent::UnlockDenied {
@@ -446,6 +546,7 @@ mod tests {
                 },
             },
             AuditRecord {
+                epoch: EPOCH,
                 seq: 3,
                 at: 6,
                 event: AuditEvent::DoorcodeEntry {
@@ -454,6 +555,7 @@ mod tests {
                 },
             },
             AuditRecord {
+                epoch: EPOCH,
                 seq: 4,
                 at: 7,
                 event: AuditEvent::DoorcodeEntry {
@@ -462,11 +564,13 @@ mod tests {
                 },
             },
             AuditRecord {
+                epoch: EPOCH,
                 seq: 5,
                 at: 8,
                 event: AuditEvent::SyncApplied { iteration: 1 << 40 },
             },
             AuditRecord {
+                epoch: EPOCH,
                 seq: 6,
                 at: 9,
                 event: AuditEvent::ClockSet { step: -3600 },
@@ -525,8 +629,8 @@ mod tests {
         // A denied event claiming "granted", and next_allowed with a reason other than
         // out-of-schedule, are refused.
         let mut w = Writer::new();
-        w.map(4);
-        for (k, v) in [(0u64, 1u64), (1, 0), (2, 0)] {
+        w.map(5);
+        for (k, v) in [(0u64, AUDIT_VERSION), (1, 0), (2, 0)] {
             w.uint(k);
             w.uint(v);
         }
@@ -536,14 +640,16 @@ mod tests {
         w.null();
         w.uint(2);
         w.int(7);
+        w.uint(4);
+        w.bytes(&EPOCH.0);
         assert!(AuditRecord::from_cbor(&w.into_vec()).is_err());
     }
 
     #[test]
     fn a_granted_doorcode_entry_names_its_holder() {
         let mut w = Writer::new();
-        w.map(4);
-        for (k, v) in [(0u64, 1u64), (1, 0), (2, 0)] {
+        w.map(5);
+        for (k, v) in [(0u64, AUDIT_VERSION), (1, 0), (2, 0)] {
             w.uint(k);
             w.uint(v);
         }
@@ -552,6 +658,8 @@ mod tests {
         w.uint(EVENT_DOORCODE);
         w.null();
         w.bool(true);
+        w.uint(4);
+        w.bytes(&EPOCH.0);
         assert_eq!(
             AuditRecord::from_cbor(&w.into_vec()),
             Err(Malformed::new("event.person_id", Problem::OutOfRange))
@@ -559,11 +667,48 @@ mod tests {
     }
 
     #[test]
+    fn the_epoch_is_signed_in_and_required() {
+        let good = records()[0].to_cbor();
+        // Version 1 (no epoch) is refused, as is a record without key 4 or a short epoch.
+        let mut w = Writer::new();
+        w.map(4);
+        for (k, v) in [(0u64, 1u64), (1, 0), (2, 0)] {
+            w.uint(k);
+            w.uint(v);
+        }
+        w.uint(3);
+        w.array(2);
+        w.uint(EVENT_SYNC_APPLIED);
+        w.uint(1);
+        assert_eq!(
+            AuditRecord::from_cbor(&w.into_vec()),
+            Err(Malformed::new("version", Problem::Unsupported))
+        );
+        let without = &good[..good.len() - 10];
+        let mut without = without.to_vec();
+        without[0] = 0xa4; // a map of 4: everything but the epoch
+        assert_eq!(
+            AuditRecord::from_cbor(&without).map_err(|e| e.field),
+            Err("payload")
+        );
+        let mut short = good[..good.len() - 9].to_vec();
+        short.extend_from_slice(&[0x47, 1, 2, 3, 4, 5, 6, 7]);
+        assert!(AuditRecord::from_cbor(&short).is_err());
+        // Another epoch, same seq: another record, and another signature.
+        let mut other = records()[0];
+        other.epoch = AuditEpoch([9; 8]);
+        assert_ne!(other.sign(&key()), records()[0].sign(&key()));
+        assert_eq!(AuditEpoch::from_hex(&EPOCH.to_string()), Some(EPOCH));
+        assert_eq!(AuditEpoch::from_hex("e0010203040506"), None);
+    }
+
+    #[test]
     fn the_log_frees_only_acknowledged_records_and_restores() {
         let k = key();
-        let mut log = AuditLog::new();
+        let mut log = AuditLog::new(EPOCH);
         for i in 0..5 {
-            log.record(&k, i, AuditEvent::SyncApplied { iteration: 1 });
+            let r = log.record(&k, i, AuditEvent::SyncApplied { iteration: 1 });
+            assert_eq!(r.epoch, EPOCH);
         }
         let (batch, more) = log.batch(1, 0);
         assert_eq!(
@@ -573,14 +718,55 @@ mod tests {
         );
         let (batch, more) = log.batch(3, usize::MAX);
         assert_eq!((batch.len(), more), (2, false));
-        assert_eq!(log.acknowledge(2), 2);
-        assert_eq!(log.acknowledge(2), 0);
+        let ack = |below| AuditAck {
+            epoch: EPOCH,
+            below,
+        };
+        assert_eq!(log.acknowledge(ack(2)), 2);
+        assert_eq!(log.acknowledge(ack(2)), 0);
         assert_eq!(log.pending(), 3);
-        let again = AuditLog::restore(log.next_seq(), log.records().map(<[u8]>::to_vec)).unwrap();
+        let again =
+            AuditLog::restore(EPOCH, log.next_seq(), log.records().map(<[u8]>::to_vec)).unwrap();
         assert_eq!(again, log);
-        assert!(AuditLog::restore(2, log.records().map(<[u8]>::to_vec)).is_err());
-        // An acknowledgement beyond the count (the lock was reset) moves the count past it.
-        assert_eq!(log.acknowledge(100), 3);
+        assert!(AuditLog::restore(EPOCH, 2, log.records().map(<[u8]>::to_vec)).is_err());
+        assert_eq!(
+            AuditLog::restore(AuditEpoch([1; 8]), 5, log.records().map(<[u8]>::to_vec)),
+            Err(Malformed::new("audit.epoch", Problem::OutOfRange)),
+            "records of another epoch are not this log's"
+        );
+        // An acknowledgement of another epoch frees nothing and moves nothing.
+        assert_eq!(
+            log.acknowledge(AuditAck {
+                epoch: AuditEpoch([1; 8]),
+                below: 100
+            }),
+            0
+        );
+        assert_eq!((log.pending(), log.next_seq()), (3, 5));
+        // Within the epoch, an acknowledgement beyond the count moves the count past it.
+        assert_eq!(log.acknowledge(ack(100)), 3);
         assert_eq!(log.record(&k, 0, AuditEvent::ClockSet { step: 1 }).seq, 100);
+    }
+
+    #[test]
+    fn a_new_epoch_starts_at_zero_and_ignores_the_old_acknowledgement() {
+        let k = key();
+        let mut old = AuditLog::new(EPOCH);
+        for i in 0..3 {
+            old.record(&k, i, AuditEvent::SyncApplied { iteration: 1 });
+        }
+        // Wiped: a new log, a new epoch.
+        let mut new = AuditLog::new(AuditEpoch([0x5a; 8]));
+        let first = new.record(&k, 10, AuditEvent::SyncApplied { iteration: 1 });
+        assert_eq!((first.epoch, first.seq), (AuditEpoch([0x5a; 8]), 0));
+        assert_eq!(
+            new.acknowledge(AuditAck {
+                epoch: EPOCH,
+                below: old.next_seq()
+            }),
+            0,
+            "the old log's acknowledgement does not free the new log's records"
+        );
+        assert_eq!(new.pending(), 1);
     }
 }

@@ -27,7 +27,9 @@ pub mod zone;
 pub use access::{
     decode_access, verify_access, AccessDocument, AccessError, DoorGrant, VerifiedAccess,
 };
-pub use audit::{verify_audit, AuditError, AuditEvent, AuditLog, AuditRecord};
+pub use audit::{
+    verify_audit, AuditAck, AuditEpoch, AuditError, AuditEvent, AuditLog, AuditRecord,
+};
 pub use cbor::{Malformed, Problem};
 pub use ids::Id;
 pub use keys::{IssuerKey, IssuerKeys, IssuerPublicKey, KeyError, KeyId, LockKey, LockPublicKey};

@@ -25,6 +25,7 @@ static REVOCATION_PAYLOAD: LazyLock<Vec<u8>> =
     LazyLock::new(|| sample_revocation().to_cbor().unwrap());
 static LOCK: LazyLock<LockKey> = LazyLock::new(|| LockKey::from_bytes(&LOCK_SCALAR).unwrap());
 static AUDIT_RECORD: AuditRecord = AuditRecord {
+    epoch: door_protocol::AuditEpoch([0xe0; 8]),
     seq: 41,
     at: MONDAY_0800_NY,
     event: AuditEvent::UnlockDenied {

@@ -14,10 +14,11 @@ use door_protocol::sync::{
 };
 use door_protocol::wire::{kind, Message};
 use door_protocol::{
-    inspect_bundle, open_bundle, verify_audit, Applied, AuditEvent, AuditPuller, DenyReason,
-    Doorcode, DoorcodeChanges, DoorcodeResult, ErrorCode, Id, LockConfig, LockKey, LockSession,
-    LockState, OpenedBundle, PreparedUnlock, SignedTime, SyncBundle, SyncError, SyncOutcome,
-    SyncTransfer, UnlockOutcome, UnlockPreparation, UnlockResult, UnlockTarget,
+    inspect_bundle, open_bundle, verify_audit, Applied, AuditAck, AuditEpoch, AuditEvent,
+    AuditPuller, DenyReason, Doorcode, DoorcodeChanges, DoorcodeResult, ErrorCode, Id, LockConfig,
+    LockKey, LockSession, LockState, OpenedBundle, PreparedUnlock, SignedTime, SyncBundle,
+    SyncError, SyncOutcome, SyncTransfer, UnlockOutcome, UnlockPreparation, UnlockResult,
+    UnlockTarget,
 };
 use door_protocol::{AccessDocument, Malformed, Problem};
 use p256::ecdsa::signature::Signer;
@@ -439,7 +440,7 @@ fn a_delta_with_one_floor_is_under_300_bytes() {
     let bundle = SyncBundle {
         floors: vec![floor(PERSON, 4)],
         issued_floor: Some(ISSUED_AT),
-        audit_ack: 123_456,
+        audit_ack: ack(123_456),
         ..delta(1_000_001, 1_000_000)
     };
     let bytes = sign(&bundle);
@@ -553,7 +554,7 @@ fn a_refused_bundle_changes_nothing() {
                     added: vec![code(0x01, "5555", None)],
                     removed: vec![numbered(0xa0, 0)],
                 },
-                audit_ack: 1,
+                audit_ack: ack(1),
                 issued_at: NOW + 3600,
                 ..delta(2, 1)
             },
@@ -569,7 +570,7 @@ fn a_refused_bundle_changes_nothing() {
                     added: vec![code(0x01, "100007", None)],
                     removed: Vec::new(),
                 },
-                audit_ack: 1,
+                audit_ack: ack(1),
                 issued_at: NOW + 3600,
                 ..delta(2, 1)
             },
@@ -734,7 +735,7 @@ fn the_audit_ack_frees_exactly_the_acknowledged_records() {
     let applied = apply(
         &mut state,
         &SyncBundle {
-            audit_ack: 3,
+            audit_ack: ack(3),
             ..full_bundle(0, 1)
         },
     )
@@ -753,7 +754,7 @@ fn the_audit_ack_frees_exactly_the_acknowledged_records() {
         apply(
             &mut state,
             &SyncBundle {
-                audit_ack: 3,
+                audit_ack: ack(3),
                 ..delta(2, 1)
             }
         )
@@ -1460,7 +1461,18 @@ fn pull_all(
     state: &mut LockState,
     from_seq: u64,
 ) -> Result<Vec<door_protocol::sync::PulledRecord>, TransferError> {
-    let mut puller = AuditPuller::new(*config().key.public(), from_seq);
+    let epoch = state.audit.epoch();
+    pull_epoch(session, state, epoch, from_seq)
+}
+
+/// Pulls as a phone that last saw the lock at `epoch`, `from_seq`.
+fn pull_epoch(
+    session: &mut LockSession,
+    state: &mut LockState,
+    epoch: AuditEpoch,
+    from_seq: u64,
+) -> Result<Vec<door_protocol::sync::PulledRecord>, TransferError> {
+    let mut puller = AuditPuller::new(*config().key.public(), epoch, from_seq);
     let mut all = Vec::new();
     loop {
         let mut batch = None;
@@ -1508,7 +1520,7 @@ fn audit_records_are_pulled_in_bounded_batches_and_stay_until_acknowledged() {
     apply(
         &mut state,
         &SyncBundle {
-            audit_ack: 60,
+            audit_ack: ack(60),
             ..full_bundle(0, 1)
         },
     )
@@ -1522,10 +1534,76 @@ fn audit_records_are_pulled_in_bounded_batches_and_stay_until_acknowledged() {
 }
 
 #[test]
+fn a_wiped_lock_hands_over_its_new_epoch_and_ignores_the_old_acknowledgement() {
+    let old_epoch = AuditEpoch([0x01; 8]);
+    let mut state = LockState::new(old_epoch);
+    for _ in 0..5 {
+        unlock(&mut state, NOW, NOW, None);
+    }
+    // The server holds 0-4 of the old epoch. Then the lock is wiped: a new epoch, from 0.
+    let new_epoch = AuditEpoch([0x02; 8]);
+    let mut state = LockState::new(new_epoch);
+    let mut session = LockSession::new();
+    for _ in 0..2 {
+        unlock(&mut state, NOW, NOW, None);
+    }
+    assert_eq!(
+        unlock_on(&mut session, &mut state, NOW, NOW, None).result,
+        UnlockResult::Granted
+    );
+    // A phone that last pulled the old log up to 5 still gets the new log from its start.
+    let pulled = pull_epoch(&mut session, &mut state, old_epoch, 5).unwrap();
+    assert_eq!(
+        pulled
+            .iter()
+            .map(|r| (r.record.epoch, r.record.seq))
+            .collect::<Vec<_>>(),
+        [(new_epoch, 0), (new_epoch, 1), (new_epoch, 2)]
+    );
+    // A bundle acknowledging the old epoch (the server has not seen the new one yet) frees
+    // none of the new records, though its seq is above them all.
+    let applied = apply(
+        &mut state,
+        &SyncBundle {
+            audit_ack: Some(AuditAck {
+                epoch: old_epoch,
+                below: 5,
+            }),
+            ..full_bundle(0, 1)
+        },
+    )
+    .unwrap();
+    assert_eq!(applied.freed, 0);
+    assert_eq!(
+        state.audit.pending(),
+        4,
+        "three unlocks and the sync record"
+    );
+    assert_eq!(
+        state.audit.next_seq(),
+        4,
+        "the count did not jump to the old ack"
+    );
+    // The acknowledgement of the new epoch frees them.
+    let applied = apply(
+        &mut state,
+        &SyncBundle {
+            audit_ack: Some(AuditAck {
+                epoch: new_epoch,
+                below: 3,
+            }),
+            ..delta(2, 1)
+        },
+    )
+    .unwrap();
+    assert_eq!(applied.freed, 3);
+}
+
+#[test]
 fn the_puller_refuses_records_that_do_not_verify() {
-    let mut puller = AuditPuller::new(*config().key.public(), 0);
+    let mut puller = AuditPuller::new(*config().key.public(), AuditEpoch::default(), 0);
     let other = LockKey::from_bytes(&[0x66; 32]).unwrap();
-    let mut log = door_protocol::AuditLog::new();
+    let mut log = door_protocol::AuditLog::default();
     log.record(&other, NOW, AuditEvent::SyncApplied { iteration: 1 });
     let batch = SyncMessage::AuditBatch {
         records: log.records().map(<[u8]>::to_vec).collect(),
@@ -1591,7 +1669,11 @@ fn lock_bound() -> impl Strategy<Value = Message> {
             }
             .to_message()
         }),
-        any::<u64>().prop_map(|from_seq| SyncMessage::AuditPull { from_seq }.to_message()),
+        any::<([u8; 8], u64)>().prop_map(|(epoch, from_seq)| SyncMessage::AuditPull {
+            epoch: AuditEpoch(epoch),
+            from_seq
+        }
+        .to_message()),
     ]
 }
 
@@ -1620,7 +1702,7 @@ proptest! {
         messages in prop::collection::vec((sync_kind(), prop::collection::vec(any::<u8>(), 0..60)), 0..30),
     ) {
         let mut phone = SyncTransfer::new(MEDIUM.1.clone(), 3, 0).unwrap();
-        let mut puller = AuditPuller::new(*config().key.public(), 0);
+        let mut puller = AuditPuller::new(*config().key.public(), AuditEpoch::default(), 0);
         phone.next_messages();
         for c in &chunks {
             let _ = phone.on_fragment(c);

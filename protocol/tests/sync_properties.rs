@@ -140,7 +140,7 @@ proptest! {
                 issued_floor: step.issued_floor.map(|f| NOW + f),
                 doorcodes: DoorcodeChanges::default(),
                 keypad: None,
-                audit_ack: 0,
+                audit_ack: None,
             };
             let before = state.clone();
             let applies = match step.kind {
@@ -294,7 +294,7 @@ proptest! {
                     removed: Vec::new(),
                 },
                 keypad: Some(rules.clone()),
-                audit_ack: 0,
+                audit_ack: None,
             },
             NOW,
         )
@@ -315,7 +315,7 @@ proptest! {
                     removed: Vec::new(),
                 },
                 keypad: None,
-                audit_ack: 0,
+                audit_ack: None,
             },
             NOW,
         )
@@ -339,7 +339,7 @@ proptest! {
                     removed: Vec::new(),
                 },
                 keypad: None,
-                audit_ack: 0,
+                audit_ack: None,
             },
             NOW,
         );

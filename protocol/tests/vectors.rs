@@ -211,7 +211,8 @@ fn render() -> String {
          person `a2…a2`'s documents below access iteration 4 void until 2027-01-01T05:00Z \
          (a floor), documents issued before 2025-12-31T12:00Z void (the issued floor); person \
          `a1…a1` gets doorcode 4821 under the lock's keypad schedule 0, person `a2…a2` loses \
-         theirs; the server holds audit records 0-2. The issuer seals the doorcodes with the \
+         theirs; the server holds audit records 0-2 of the lock's \
+         audit epoch `e0…e0`. The issuer seals the doorcodes with the \
          ephemeral scalar 0x81, 0x82, …, 0xa0.\n\n",
     );
     let v = sync_vector();

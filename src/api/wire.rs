@@ -175,9 +175,23 @@ pub struct AuditUpload {
     pub records: Vec<String>,
 }
 
+/// The server's answer to an audit upload: one result per record sent, in order.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct AuditReceipt {
+    pub results: Vec<AuditRecordResult>,
     pub stored: u32,
     pub duplicates: u32,
-    pub acknowledged_below: u64,
+    #[serde(default)]
+    pub refused: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct AuditRecordResult {
+    /// stored, duplicate or refused.
+    pub status: String,
+    /// For refused: signature, conflict or malformed.
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub detail: Option<String>,
 }

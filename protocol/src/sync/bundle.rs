@@ -9,12 +9,14 @@
 //!   4 => unix-time,                      ; issued_at: also a signed time
 //!   ? 5 => [+ floor],                    ; ascending person ids
 //!   ? 6 => [E: bstr .size 33, ciphertext: bstr],   ; doorcode changes sealed to the lock
-//!   7 => uint,                           ; audit_ack: the server holds every seq below it
+//!   7 => audit-ack / null,               ; null: the server holds no record of this lock
 //!   ? 8 => unix-time,                    ; issued_floor: documents issued before it are void
 //!   ? 9 => keypad-rules,                 ; full bundles only: what doorcodes' schedules mean
 //! }
 //! floor = [person_id: id, floor: uint, expires_at: unix-time]
 //! keypad-rules = { 0 => zone, 1 => [+ schedule] }   ; zone and schedule as in access documents
+//! audit-ack = [epoch: bstr .size 8, seq: uint]  ; the server holds every record of the
+//!                                               ; lock's audit epoch `epoch` below `seq`
 //! ```
 //!
 //! Revocation is by **floors**, bounded by people: a floor voids every access document of its
@@ -25,10 +27,10 @@
 //! lock holds (everyone's phone then fetches new documents). A lock never lowers it.
 //!
 //! A **full** bundle (`base_iteration` 0)
-//! states the lock's whole sync state: its revocations and doorcodes replace the lock's. A
+//! states the lock's whole sync state: its floors, doorcodes and keypad rules replace the lock's. A
 //! **delta** applies only on a lock whose sync iteration is exactly `base_iteration`: its
-//! revocations are added (or change expiry), its doorcodes are upserted and removed. An absent
-//! key 5 or 6 means none (full) or no change (delta), so a delta carrying one revocation is
+//! floors are raised (or added), its doorcodes are upserted and removed. An absent
+//! key 5 or 6 means none (full) or no change (delta), so a delta carrying one floor is
 //! under 200 bytes.
 //!
 //! Doorcodes are the one secret: their changes are deterministic CBOR sealed to the lock's
@@ -52,6 +54,7 @@ use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
 
 use crate::access::{decode_schedule, decode_zone, encode_schedule, encode_zone};
+use crate::audit::{AuditAck, AuditEpoch};
 use crate::cbor::{At, Keys, Malformed, Problem, Reader, Writer};
 use crate::cose;
 use crate::ids::Id;
@@ -169,8 +172,9 @@ pub struct SyncBundle {
     pub doorcodes: DoorcodeChanges,
     /// Full bundles with doorcodes: the zone and schedules the codes refer to. Never in a delta.
     pub keypad: Option<KeypadRules>,
-    /// The server holds every audit record of this lock with a seq below this.
-    pub audit_ack: u64,
+    /// The server holds every audit record of this lock's epoch `epoch` with a seq below
+    /// `below` (the latest epoch the server has seen); `None` before it holds any record.
+    pub audit_ack: Option<AuditAck>,
 }
 
 mod key {
@@ -362,7 +366,14 @@ impl SyncBundle {
             w.bytes(s.ciphertext);
         }
         w.uint(key::AUDIT_ACK);
-        w.uint(self.audit_ack);
+        match self.audit_ack {
+            Some(ack) => {
+                w.array(2);
+                w.bytes(&ack.epoch.0);
+                w.uint(ack.below);
+            }
+            None => w.null(),
+        }
         if let Some(t) = self.issued_floor {
             w.uint(key::ISSUED_FLOOR);
             w.int(t);
@@ -511,7 +522,7 @@ fn decode_payload(bytes: &[u8]) -> Result<(SyncBundle, Option<Sealed<'_>>), Malf
         issued_floor: None,
         doorcodes: DoorcodeChanges::default(),
         keypad: None,
-        audit_ack: 0,
+        audit_ack: None,
     };
     let mut sealed = None;
     for _ in 0..n {
@@ -569,7 +580,7 @@ fn decode_payload(bytes: &[u8]) -> Result<(SyncBundle, Option<Sealed<'_>>), Malf
                     ciphertext,
                 });
             }
-            key::AUDIT_ACK => b.audit_ack = r.uint().at("audit_ack")?,
+            key::AUDIT_ACK => b.audit_ack = decode_audit_ack(&mut r)?,
             key::ISSUED_FLOOR => b.issued_floor = Some(r.int().at("issued_floor")?),
             key::KEYPAD => b.keypad = Some(decode_keypad(&mut r)?),
             key => return Err(Malformed::new("payload", Problem::UnknownKey { key })),
@@ -614,6 +625,19 @@ fn decode_keypad(r: &mut Reader<'_>) -> Result<KeypadRules, Malformed> {
     Ok(rules)
 }
 
+fn decode_audit_ack(r: &mut Reader<'_>) -> Result<Option<AuditAck>, Malformed> {
+    if r.null().at("audit_ack")? {
+        return Ok(None);
+    }
+    if r.array(2).at("audit_ack")? != 2 {
+        return Err(Malformed::new("audit_ack", Problem::WrongType));
+    }
+    Ok(Some(AuditAck {
+        epoch: AuditEpoch(r.bytes_fixed().at("audit_ack.epoch")?),
+        below: r.uint().at("audit_ack.seq")?,
+    }))
+}
+
 /// What anyone holding the issuer's public key can learn from a bundle without the lock's key:
 /// enough for a phone to decide whether to carry it and to offer it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -622,7 +646,7 @@ pub struct BundleInfo {
     pub iteration: u64,
     pub base_iteration: u64,
     pub issued_at: UnixTime,
-    pub audit_ack: u64,
+    pub audit_ack: Option<AuditAck>,
     /// Floors it carries.
     pub floors: usize,
     /// Whether it carries sealed doorcode changes.
@@ -746,7 +770,10 @@ mod tests {
                 removed: alloc::vec![Id([6; 16])],
             },
             keypad: None,
-            audit_ack: 4,
+            audit_ack: Some(AuditAck {
+                epoch: AuditEpoch([0xe0; 8]),
+                below: 4,
+            }),
         }
     }
 

@@ -61,7 +61,13 @@ pub(crate) fn handle(
         SyncMessage::Data { offset, bytes } => {
             on_data(session, config, state, offset, &bytes, clock)
         }
-        SyncMessage::AuditPull { from_seq } => Some(if session.proven {
+        SyncMessage::AuditPull { epoch, from_seq } => Some(if session.proven {
+            // A phone that names another epoch holds nothing of this log: all of it is due.
+            let from_seq = if epoch == state.audit.epoch() {
+                from_seq
+            } else {
+                0
+            };
             let (records, more) = state.audit.batch(from_seq, AUDIT_BATCH_BYTES);
             let records = records.into_iter().map(<[u8]>::to_vec).collect();
             reply(

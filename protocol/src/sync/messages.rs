@@ -5,7 +5,7 @@
 //! phone to lock
 //!   0x02 sync offer   = iteration (8) || base_iteration (8) || total_len (4) || SHA-256 (32)
 //!   0x03 sync data    = offset (4) || 1..=8192 bytes of the bundle
-//!   0x04 audit pull   = from_seq (8)
+//!   0x04 audit pull   = epoch (8) || from_seq (8)
 //! lock to phone
 //!   0x82 sync accept  = resume_from (4)
 //!   0x83 sync decline = current_iteration (8)
@@ -18,6 +18,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::audit::AuditEpoch;
 use crate::cbor::{Malformed, Problem};
 use crate::cose::MAX_DOCUMENT_SIZE;
 use crate::sync::{SyncError, MAX_BUNDLE_SIZE};
@@ -130,7 +131,10 @@ pub enum SyncMessage {
         offset: u32,
         bytes: Vec<u8>,
     },
+    /// Records of `epoch` from `from_seq` on; a lock whose audit epoch is another (it was
+    /// wiped since the phone last pulled, or the phone never pulled) answers from its oldest.
     AuditPull {
+        epoch: AuditEpoch,
         from_seq: u64,
     },
     Accept {
@@ -220,7 +224,8 @@ impl SyncMessage {
                 b.extend_from_slice(bytes);
                 kind::SYNC_DATA
             }
-            SyncMessage::AuditPull { from_seq } => {
+            SyncMessage::AuditPull { epoch, from_seq } => {
+                b.extend_from_slice(&epoch.0);
                 b.extend_from_slice(&from_seq.to_be_bytes());
                 kind::AUDIT_PULL
             }
@@ -290,8 +295,9 @@ impl SyncMessage {
                 })
             }
             kind::AUDIT_PULL => {
+                let epoch = AuditEpoch(body.u64()?.to_be_bytes());
                 let from_seq = body.u64()?;
-                body.finish(SyncMessage::AuditPull { from_seq })
+                body.finish(SyncMessage::AuditPull { epoch, from_seq })
             }
             kind::SYNC_ACCEPT => {
                 let resume_from = body.u32()?;
@@ -364,7 +370,10 @@ mod tests {
                 offset: 4096,
                 bytes: alloc::vec![1; 100],
             },
-            SyncMessage::AuditPull { from_seq: 3 },
+            SyncMessage::AuditPull {
+                epoch: AuditEpoch([5; 8]),
+                from_seq: 3,
+            },
             SyncMessage::Accept { resume_from: 8192 },
             SyncMessage::Decline {
                 current_iteration: 12,

@@ -15,8 +15,8 @@
 //! Then, all at once: floors, doorcodes and keypad rules replaced (full) or updated (delta:
 //! floors only ever raised, doorcodes upserted and removed), the issued floor raised, expired
 //! entries dropped, sync iteration set, `issued_at` taken as a signed time, audit records below
-//! `audit_ack` freed, and a `SyncApplied` record (after a `ClockSet` record if the clock moved)
-//! appended. A caller that persists state persists all of it in one write.
+//! `audit_ack` freed if it names the lock's current audit epoch (else none), and a
+//! `SyncApplied` record (after a `ClockSet` record if the clock moved) appended. A caller that persists state persists all of it in one write.
 
 use alloc::vec::Vec;
 
@@ -355,7 +355,8 @@ impl LockState {
             keypad,
         };
         self.clock = time;
-        let freed = self.audit.acknowledge(b.audit_ack);
+        // An acknowledgement of another epoch (the log before a wipe) frees nothing.
+        let freed = b.audit_ack.map_or(0, |ack| self.audit.acknowledge(ack));
         if step != 0 {
             self.audit
                 .record(&config.key, now, AuditEvent::ClockSet { step });

@@ -21,7 +21,7 @@ use core::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::audit::{verify_audit, AuditError, AuditRecord};
+use crate::audit::{verify_audit, AuditEpoch, AuditError, AuditRecord};
 use crate::cbor::Malformed;
 use crate::keys::LockPublicKey;
 use crate::sync::messages::{acceptable_len, FailReason, Offer, SyncMessage, MAX_BLOCK};
@@ -356,18 +356,27 @@ pub struct AuditBatch {
 /// key (so a relay can drop records but not forge or alter them).
 pub struct AuditPuller {
     lock_key: LockPublicKey,
+    epoch: AuditEpoch,
     next_seq: u64,
     rx: Reassembler,
 }
 
 impl AuditPuller {
-    /// Pulls records from `from_seq` on (0: all the lock holds; else one past the last stored).
-    pub fn new(lock_key: LockPublicKey, from_seq: u64) -> AuditPuller {
+    /// Pulls records of the lock's audit epoch `epoch` from `from_seq` on (one past the last
+    /// stored). A lock whose epoch is another (wiped since, or never pulled: any epoch and 0)
+    /// answers with all it holds, and the puller follows its epoch from then on.
+    pub fn new(lock_key: LockPublicKey, epoch: AuditEpoch, from_seq: u64) -> AuditPuller {
         AuditPuller {
             lock_key,
+            epoch,
             next_seq: from_seq,
             rx: Reassembler::new(),
         }
+    }
+
+    /// The epoch the next request names: the lock's, once a record has come back.
+    pub fn epoch(&self) -> AuditEpoch {
+        self.epoch
     }
 
     /// The seq the next request starts from.
@@ -378,6 +387,7 @@ impl AuditPuller {
     /// The pull request for the next batch.
     pub fn request(&self) -> Message {
         SyncMessage::AuditPull {
+            epoch: self.epoch,
             from_seq: self.next_seq,
         }
         .to_message()
@@ -418,17 +428,25 @@ impl AuditPuller {
         if more && records.is_empty() {
             return Err(TransferError::Protocol);
         }
-        let mut next = self.next_seq;
+        let (mut epoch, mut next) = (self.epoch, self.next_seq);
         let mut out = Vec::with_capacity(records.len());
         for bytes in records {
             let record = verify_audit(&bytes, &self.lock_key).map_err(TransferError::BadRecord)?;
+            if record.epoch != epoch {
+                // The lock holds one log: its epoch may differ from what the phone knew (it
+                // answers from its oldest record then), but not within a batch.
+                if !out.is_empty() {
+                    return Err(TransferError::Protocol);
+                }
+                (epoch, next) = (record.epoch, 0);
+            }
             if record.seq < next {
                 return Err(TransferError::Protocol);
             }
             next = record.seq.saturating_add(1);
             out.push(PulledRecord { record, bytes });
         }
-        self.next_seq = next;
+        (self.epoch, self.next_seq) = (epoch, next);
         Ok(AuditBatch { records: out, more })
     }
 }

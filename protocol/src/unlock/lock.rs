@@ -40,7 +40,7 @@ use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
 
 use crate::access::{decode_access, AccessError, VerifiedAccess};
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditEpoch, AuditEvent, AuditLog};
 use crate::ids::Id;
 use crate::keys::{IssuerKeys, LockKey};
 use crate::revocation::RevocationList;
@@ -226,6 +226,18 @@ pub struct LockState {
     /// A bundle arriving over BLE, up to the last acknowledged byte. The reference lock keeps
     /// it in its own file: it changes with every block, the rest rarely.
     pub transfer: Option<PartialTransfer>,
+}
+
+impl LockState {
+    /// A lock's state when it starts afresh (first boot, wipe, factory reset): nothing held,
+    /// and an audit log of a new `epoch`, drawn at random by the caller
+    /// ([`AuditEpoch::random`]). `Default` uses the all-zero epoch, for tests only.
+    pub fn new(epoch: AuditEpoch) -> LockState {
+        LockState {
+            audit: AuditLog::new(epoch),
+            ..LockState::default()
+        }
+    }
 }
 
 /// A decided request: what the lock concluded and the event it recorded.

@@ -6,9 +6,9 @@
 use door_protocol::revocation::Floor;
 use door_protocol::sync::bundle::KeypadRules;
 use door_protocol::{
-    AccessDocument, DoorGrant, Doorcode, DoorcodeChanges, Id, IssuerKey, IssuerKeys, LockConfig,
-    LockKey, RevocationDocument, RevocationEntry, RevocationMode, Schedule, SyncBundle, Transition,
-    Weekdays, Window, ZoneRules,
+    AccessDocument, AuditAck, AuditEpoch, DoorGrant, Doorcode, DoorcodeChanges, Id, IssuerKey,
+    IssuerKeys, LockConfig, LockKey, RevocationDocument, RevocationEntry, RevocationMode, Schedule,
+    SyncBundle, Transition, Weekdays, Window, ZoneRules,
 };
 
 /// The issuer's private scalar: 0x01, 0x02, ... 0x20.
@@ -203,7 +203,7 @@ pub const SEALING_SCALAR: [u8; 32] = counting(0x81);
 /// vectors' time: person `a2…a2`'s documents below iteration 4 void until the sample document
 /// expires, documents issued before the sample's issue void, person `a1…a1` gets doorcode 4821
 /// under the lock's keypad schedule 0, person `a2…a2` loses theirs; the server holds audit
-/// records below 3.
+/// records below 3 of epoch `e0…e0`.
 pub fn sample_delta() -> SyncBundle {
     SyncBundle {
         lock_id: LOCK_ID,
@@ -226,7 +226,10 @@ pub fn sample_delta() -> SyncBundle {
             removed: vec![Id([0xa2; 16])],
         },
         keypad: None,
-        audit_ack: 3,
+        audit_ack: Some(AuditAck {
+            epoch: SAMPLE_EPOCH,
+            below: 3,
+        }),
     }
 }
 
@@ -238,6 +241,17 @@ pub fn sample_keypad() -> KeypadRules {
         zone: doc.zone,
         schedules: doc.grants.into_iter().map(|g| g.schedule).collect(),
     }
+}
+
+/// The audit epoch of the sync vector's acknowledgement.
+pub const SAMPLE_EPOCH: AuditEpoch = AuditEpoch([0xe0; 8]);
+
+/// An acknowledgement of records below `below` of the epoch `LockState::default()` holds.
+pub fn ack(below: u64) -> Option<AuditAck> {
+    Some(AuditAck {
+        epoch: AuditEpoch::default(),
+        below,
+    })
 }
 
 /// An id whose 16 bytes spell `tag` and `n`, so generated lists are distinct and sortable.
@@ -276,6 +290,6 @@ pub fn full_bundle(n: usize, iteration: u64) -> SyncBundle {
             removed: Vec::new(),
         },
         keypad: Some(sample_keypad()),
-        audit_ack: 0,
+        audit_ack: None,
     }
 }

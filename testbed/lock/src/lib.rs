@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use door_protocol::sync::{Applied, DoorcodeResult};
 use door_protocol::{
-    open_bundle, verify_revocation, Id, LockConfig, LockSession, LockState, Persist,
+    open_bundle, verify_revocation, AuditEpoch, Id, LockConfig, LockSession, LockState, Persist,
     RevocationError, SyncError, UnixTime,
 };
 use rand_core::OsRng;
@@ -48,7 +48,8 @@ impl Inner {
     fn commit(&mut self, lock_id: Id, what: Persist) -> Result<(), LockError> {
         let written = self.write(lock_id, what);
         if written.is_err() {
-            if let Ok(Some(state)) = self.store.load(lock_id) {
+            // A state on disk always has its epoch: the fallback epoch is never used.
+            if let Ok(Some((state, _))) = self.store.load(lock_id, new_epoch) {
                 self.state = state;
             }
         }
@@ -73,6 +74,11 @@ const STATE: Persist = Persist {
     transfer: false,
 };
 
+/// A fresh audit epoch: the lock's log starts (first start, wipe).
+fn new_epoch() -> AuditEpoch {
+    AuditEpoch::random(&mut OsRng)
+}
+
 /// A lock: fixed configuration, persistent state and a clock. Cheap to clone: clones are
 /// handles to the same lock, so a transport can hold one per connection.
 #[derive(Clone)]
@@ -84,13 +90,19 @@ pub struct Lock {
 
 impl Lock {
     /// Opens the lock whose state lives in `dir`: reloads it if present (and refuses a
-    /// directory that holds another lock's state), else starts empty and writes it.
+    /// directory that holds another lock's state), else starts empty, with a new audit epoch,
+    /// and writes it.
     pub fn open(dir: &Path, config: LockConfig, clock: LockClock) -> Result<Lock, LockError> {
         let store = Store::new(dir)?;
-        let state = match store.load(config.lock_id)? {
-            Some(state) => state,
+        let state = match store.load(config.lock_id, new_epoch)? {
+            Some((state, upgraded)) => {
+                if upgraded {
+                    store.save(config.lock_id, &state)?;
+                }
+                state
+            }
             None => {
-                let fresh = LockState::default();
+                let fresh = LockState::new(new_epoch());
                 store.save(config.lock_id, &fresh)?;
                 fresh
             }
@@ -203,6 +215,28 @@ impl Lock {
             .transfer
             .as_ref()
             .map(|t| (t.received().len(), t.total_len as usize))
+    }
+
+    /// A factory reset: the lock forgets everything it was given and recorded (revocations,
+    /// doorcodes, sync iteration, clock correction, keypad, replay cache, a transfer in
+    /// progress and its audit log, records not yet acknowledged included) and starts a new
+    /// audit log under a new epoch, from seq 0. Its key and configuration stay. Persisted
+    /// before it returns.
+    pub fn wipe(&self) -> Result<(), LockError> {
+        let mut inner = self.inner();
+        inner.state = LockState::new(new_epoch());
+        inner.commit(
+            self.config.lock_id,
+            Persist {
+                state: true,
+                transfer: true,
+            },
+        )
+    }
+
+    /// The epoch of the lock's audit log: drawn at its first start and at every wipe.
+    pub fn audit_epoch(&self) -> AuditEpoch {
+        self.inner().state.audit.epoch()
     }
 
     /// The sequence number the lock's next audit record gets: it has written all below.

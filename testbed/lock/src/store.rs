@@ -19,7 +19,8 @@ use door_protocol::revocation::RevocationEntry;
 use door_protocol::sync::{ClockState, Keypad, KeypadRules, PartialTransfer, SyncState};
 use door_protocol::unlock::{Fingerprint, ReplayCache};
 use door_protocol::{
-    AuditLog, Doorcode, Floor, Id, LockState, RevocationList, Schedule, UnixTime, ZoneRules,
+    AuditEpoch, AuditLog, Doorcode, Floor, Id, LockState, RevocationList, Schedule, UnixTime,
+    ZoneRules,
 };
 use serde::{Deserialize, Serialize};
 
@@ -30,8 +31,10 @@ const TEMP: &str = "state.json.tmp";
 const TRANSFER: &str = "transfer.bin";
 const TRANSFER_TEMP: &str = "transfer.bin.tmp";
 /// Format 2 added sync state, the clock correction, the keypad and the replay floor; a format 1
-/// file reads as having none of them. Format 3 (Door Sync v2): floors and an issued floor
-/// instead of per-credential revocations, doorcodes with schedules and the keypad rules.
+/// file reads as having none of them. Format 3 (Door Sync v2 and audit epochs): floors and an
+/// issued floor instead of per-credential revocations, doorcodes with schedules and the keypad
+/// rules, and the audit epoch (an older file without audit records gets a new epoch when it is
+/// opened; one with records cannot be read: its records are of audit version 1, with no epoch).
 const FORMAT: u32 = 3;
 const TRANSFER_MAGIC: &[u8; 4] = b"DST1";
 /// Magic, iteration, base iteration, total length, digest.
@@ -47,6 +50,9 @@ struct StateFile {
     replay: Vec<Seen>,
     #[serde(default)]
     replay_floor: Option<UnixTime>,
+    /// The audit log's epoch (16 hex digits); drawn anew at a wipe.
+    #[serde(default)]
+    audit_epoch: Option<String>,
     next_seq: u64,
     audit: Vec<String>,
     #[serde(default)]
@@ -187,8 +193,14 @@ impl Store {
         })
     }
 
-    /// The stored state, transfer included; `None` for a new lock.
-    pub(crate) fn load(&self, lock_id: Id) -> Result<Option<LockState>, LockError> {
+    /// The stored state, transfer included; `None` for a new lock. A file from before audit
+    /// epochs (format 2 or older, no records held) gets `fresh_epoch()`, and the flag says the
+    /// caller should write it at once.
+    pub(crate) fn load(
+        &self,
+        lock_id: Id,
+        fresh_epoch: impl FnOnce() -> AuditEpoch,
+    ) -> Result<Option<(LockState, bool)>, LockError> {
         let bytes = match fs::read(self.dir.join(FILE)) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -242,10 +254,22 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, LockError>>()?;
-        Ok(Some(LockState {
+        let (epoch, upgraded) = match &f.audit_epoch {
+            Some(e) => (
+                AuditEpoch::from_hex(e).ok_or_else(|| corrupt(format!("bad audit epoch {e:?}")))?,
+                false,
+            ),
+            None if audit.is_empty() => (fresh_epoch(), true),
+            None => {
+                return Err(corrupt(
+                    "audit records from before audit epochs (format < 3)",
+                ))
+            }
+        };
+        let state = LockState {
             revocations,
             replay: ReplayCache::restore(ReplayCache::DEFAULT_CAPACITY, seen, f.replay_floor),
-            audit: AuditLog::restore(f.next_seq, audit).map_err(corrupt)?,
+            audit: AuditLog::restore(epoch, f.next_seq, audit).map_err(corrupt)?,
             sync: restore_sync(&f.sync, legacy, doorcodes)?,
             clock: ClockState {
                 offset: f.clock.offset,
@@ -257,7 +281,8 @@ impl Store {
                 locked_until: f.keypad.locked_until,
             },
             transfer: self.load_transfer()?,
-        }))
+        };
+        Ok(Some((state, upgraded)))
     }
 
     fn load_transfer(&self) -> Result<Option<PartialTransfer>, LockError> {
@@ -295,6 +320,7 @@ impl Store {
                 })
                 .collect(),
             replay_floor: state.replay.floor(),
+            audit_epoch: Some(state.audit.epoch().to_string()),
             next_seq: state.audit.next_seq(),
             audit: state.audit.records().map(hex::encode).collect(),
             sync: SyncFile {

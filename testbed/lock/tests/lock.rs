@@ -88,6 +88,7 @@ fn granted_with_a_signed_audit_record() {
     assert_eq!(
         records(&lock),
         [0, 1].map(|seq| AuditRecord {
+            epoch: lock.audit_epoch(),
             seq,
             at: NOW,
             event: AuditEvent::UnlockGranted {
@@ -194,6 +195,70 @@ fn state_survives_a_restart() {
         Err(LockError::Revocation(_))
     ));
     assert_eq!(lock.revocation_iteration(), 7);
+}
+
+#[test]
+fn the_audit_epoch_survives_a_restart_and_a_wipe_starts_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = LockClock::fixed(NOW);
+    let lock = open(dir.path(), LOBBY, &clock);
+    let epoch = lock.audit_epoch();
+    unlock(&lock, NOW, 247);
+    unlock(&lock, NOW + 1, 247);
+    drop(lock);
+    let lock = open(dir.path(), LOBBY, &clock);
+    assert_eq!(lock.audit_epoch(), epoch, "the epoch is persisted");
+    assert_eq!(
+        records(&lock)
+            .iter()
+            .map(|r| (r.epoch, r.seq))
+            .collect::<Vec<_>>(),
+        [(epoch, 0), (epoch, 1)]
+    );
+    lock.wipe().unwrap();
+    let wiped = lock.audit_epoch();
+    assert_ne!(wiped, epoch, "a wipe draws a new epoch");
+    assert_eq!((lock.pending_audit(), lock.next_audit_seq()), (0, 0));
+    assert_eq!(lock.replay_entries(), 0);
+    unlock(&lock, NOW + 2, 247);
+    drop(lock);
+    let lock = open(dir.path(), LOBBY, &clock);
+    assert_eq!(
+        records(&lock)
+            .iter()
+            .map(|r| (r.epoch, r.seq))
+            .collect::<Vec<_>>(),
+        [(wiped, 0)],
+        "the wipe was persisted, and the new log numbers from 0"
+    );
+    // A fresh directory (a replaced lock) starts yet another epoch.
+    let other = tempfile::tempdir().unwrap();
+    assert_ne!(open(other.path(), LOBBY, &clock).audit_epoch(), wiped);
+}
+
+#[test]
+fn a_state_file_from_before_epochs_gets_one_if_it_holds_no_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = LockClock::fixed(NOW);
+    let lock = open(dir.path(), LOBBY, &clock);
+    drop(lock);
+    let path = dir.path().join("state.json");
+    let mut f: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    f["format"] = 2.into();
+    f.as_object_mut().unwrap().remove("audit_epoch");
+    std::fs::write(&path, serde_json::to_vec(&f).unwrap()).unwrap();
+    let lock = open(dir.path(), LOBBY, &clock);
+    let epoch = lock.audit_epoch();
+    drop(lock);
+    assert_eq!(open(dir.path(), LOBBY, &clock).audit_epoch(), epoch);
+    // One with records (of audit version 1) cannot be read.
+    f["audit"] = serde_json::json!(["d28443a10126a0f6"]);
+    f["next_seq"] = 1.into();
+    std::fs::write(&path, serde_json::to_vec(&f).unwrap()).unwrap();
+    assert!(matches!(
+        Lock::open(dir.path(), config(LOBBY), clock),
+        Err(LockError::Corrupt(_))
+    ));
 }
 
 #[test]

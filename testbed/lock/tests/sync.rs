@@ -10,9 +10,9 @@ use door_lock::{Connection, Lock, LockClock, LockError};
 use door_protocol::sync::{DoorcodeDenied, SyncEvent};
 use door_protocol::wire::kind;
 use door_protocol::{
-    verify_audit, AuditEvent, AuditPuller, DenyReason, Doorcode, DoorcodeChanges, DoorcodeResult,
-    Floor, Id, SignedTime, SyncBundle, SyncError, SyncOutcome, SyncTransfer, UnlockOutcome,
-    UnlockPreparation, UnlockResult, UnlockTarget,
+    verify_audit, AuditAck, AuditEpoch, AuditEvent, AuditPuller, DenyReason, Doorcode,
+    DoorcodeChanges, DoorcodeResult, Floor, Id, SignedTime, SyncBundle, SyncError, SyncOutcome,
+    SyncTransfer, UnlockOutcome, UnlockPreparation, UnlockResult, UnlockTarget,
 };
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
@@ -245,7 +245,7 @@ fn audit_records_go_home_over_ble_and_leave_only_with_the_servers_ack() {
     }
     let mut conn = lock.connect();
     unlock_on(&mut conn, NOW, None);
-    let mut puller = AuditPuller::new(*lock_config().key.public(), 0);
+    let mut puller = AuditPuller::new(*lock_config().key.public(), AuditEpoch::default(), 0);
     let mut carried = Vec::new();
     let mut batches = 0;
     loop {
@@ -268,7 +268,10 @@ fn audit_records_go_home_over_ble_and_leave_only_with_the_servers_ack() {
     // The server acknowledges the first 20; a later bundle brings that home.
     let applied = lock
         .apply_bundle(&sign(&SyncBundle {
-            audit_ack: 20,
+            audit_ack: Some(AuditAck {
+                epoch: lock.audit_epoch(),
+                below: 20,
+            }),
             ..full_bundle(0, 1)
         }))
         .unwrap();
@@ -281,6 +284,22 @@ fn audit_records_go_home_over_ble_and_leave_only_with_the_servers_ack() {
         .map(|r| verify_audit(r, lock_config().key.public()).unwrap().seq)
         .collect();
     assert_eq!(seqs, (20..32).collect::<Vec<_>>());
+
+    // Wiped: the old log's acknowledgement, however high, frees nothing of the new one.
+    let old = lock.audit_epoch();
+    lock.wipe().unwrap();
+    unlock_on(&mut lock.connect(), NOW, None);
+    let applied = lock
+        .apply_bundle(&sign(&SyncBundle {
+            audit_ack: Some(AuditAck {
+                epoch: old,
+                below: 32,
+            }),
+            ..full_bundle(0, 1)
+        }))
+        .unwrap();
+    assert_eq!(applied.freed, 0);
+    assert_eq!(lock.pending_audit(), 2, "the unlock and the sync record");
 }
 
 #[test]

@@ -1,9 +1,13 @@
-//! Audit records carried home by phones: lock-signed, stored once per (lock, sequence) however
-//! often they arrive, and acknowledged up to the first gap so the lock can free them.
+//! Audit records carried home by phones: lock-signed, stored once per (lock, epoch, sequence)
+//! however often they arrive, and acknowledged per epoch up to the first gap so the lock can
+//! free them. An upload is judged record by record: what verifies is stored, what does not is
+//! refused and named, and one bad record never keeps the others out.
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use door_protocol::{verify_audit, AuditEvent, Id, LockPublicKey};
+use door_protocol::{
+    verify_audit, AuditAck, AuditEpoch, AuditError, AuditEvent, Id, LockPublicKey,
+};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -23,21 +27,89 @@ pub struct AuditUpload {
     pub records: Vec<String>,
 }
 
+/// What became of one submitted record.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    /// New to the server, now held.
+    Stored,
+    /// The server already held these exact bytes (a retried upload).
+    Duplicate,
+    /// Not stored; `reason` says why. Sending it again gets the same answer.
+    Refused,
+}
+
+/// Why a record was refused.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// Not signed by this lock's key, or the signature does not verify.
+    Signature,
+    /// The server holds a different record under the same (lock, epoch, seq): the lock is
+    /// faulty or its key leaked. The first one stays; this one is kept out.
+    Conflict,
+    /// Not base64, not an audit record, or a version or field this server does not read.
+    Malformed,
+}
+
+/// The answer for one submitted record, in the order they were submitted.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct RecordResult {
+    pub status: RecordStatus,
+    /// Only for `refused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<RefusalReason>,
+    /// The record's audit epoch (16 hex digits), when its signature verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
+    /// The record's sequence number, when its signature verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// For people: what was wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The server holds every record of the lock's audit epoch `epoch` with a sequence number
+/// below `below`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct AuditAckJson {
+    /// 16 hex digits.
+    pub epoch: String,
+    pub below: u64,
+}
+
+impl From<AuditAck> for AuditAckJson {
+    fn from(a: AuditAck) -> AuditAckJson {
+        AuditAckJson {
+            epoch: a.epoch.to_string(),
+            below: a.below,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct AuditReceipt {
+    /// One per submitted record, in order.
+    pub results: Vec<RecordResult>,
     /// Records new to the server in this upload.
     pub stored: u32,
     /// Records the server already had (a retried upload).
     pub duplicates: u32,
-    /// The server holds every record of this lock with a lower sequence number: what the
-    /// lock's next sync bundle acknowledges.
-    pub acknowledged_below: u64,
+    /// Records refused (see `results`).
+    pub refused: u32,
+    /// What the lock's next sync bundle acknowledges: its latest audit epoch the server holds
+    /// records of (by the records' signed time) and how far it holds them without a gap. Null
+    /// while the server holds no record of this lock.
+    pub acknowledged: Option<AuditAckJson>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditEntry {
     pub lock_id: String,
     pub door_id: String,
+    /// The lock's audit epoch (16 hex digits): a new one after each wipe or replacement.
+    pub epoch: String,
     pub seq: u64,
     /// The lock's clock when it happened.
     pub at: i64,
@@ -69,12 +141,15 @@ pub(crate) fn lock_of(
     Ok((blob_id(door)?, key))
 }
 
-/// The first sequence number the server does not hold.
-pub fn acknowledged_below(tx: &Transaction<'_>, lock: Id) -> ApiResult<u64> {
-    let mut stmt =
-        tx.prepare_cached("SELECT seq FROM audit_records WHERE lock_id = ?1 ORDER BY seq")?;
+/// The first sequence number of `epoch` the server does not hold for `lock`.
+pub fn acknowledged_below(tx: &Transaction<'_>, lock: Id, epoch: AuditEpoch) -> ApiResult<u64> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT seq FROM audit_records WHERE lock_id = ?1 AND epoch = ?2 ORDER BY seq",
+    )?;
     let mut next = 0u64;
-    for seq in stmt.query_map([id_param(&lock)], |r| r.get::<_, i64>(0))? {
+    for seq in stmt.query_map(params![id_param(&lock), &epoch.0[..]], |r| {
+        r.get::<_, i64>(0)
+    })? {
         match u64::try_from(seq?) {
             Ok(s) if s == next => next += 1,
             Ok(s) if s < next => {}
@@ -84,11 +159,43 @@ pub fn acknowledged_below(tx: &Transaction<'_>, lock: Id) -> ApiResult<u64> {
     Ok(next)
 }
 
+/// What a sync bundle for `lock` acknowledges: its latest audit epoch the server holds
+/// records of, and how far. Latest by the records' own signed time (the epoch whose newest
+/// record is newest; ties to the epoch first received later), not by arrival: the old log's
+/// records may reach the server after the new one's (a phone that pulled them before a wipe
+/// uploads late), and an acknowledgement stuck on the old epoch would never let the wiped
+/// lock free a record. `None` while the server holds none.
+pub fn audit_ack(tx: &Transaction<'_>, lock: Id) -> ApiResult<Option<AuditAck>> {
+    let epoch: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT epoch FROM audit_records WHERE lock_id = ?1 GROUP BY epoch \
+             ORDER BY MAX(at) DESC, MIN(rowid) DESC LIMIT 1",
+            [id_param(&lock)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(epoch) = epoch else {
+        return Ok(None);
+    };
+    let epoch = <[u8; 8]>::try_from(epoch.as_slice())
+        .map(AuditEpoch)
+        .map_err(|_| ApiError::internal("stored audit epoch"))?;
+    Ok(Some(AuditAck {
+        epoch,
+        below: acknowledged_below(tx, lock, epoch)?,
+    }))
+}
+
 /// Any signed-in person of the property may carry a lock's records: the records prove
 /// themselves with the lock's signature, so the courier need not be trusted.
+///
+/// Each record is judged alone: the answer lists, in order, which were stored, which the
+/// server already had and which it refused (and why). A well-formed request gets 200 even if
+/// every record in it is refused; a refused record is never stored and never overwrites one.
 #[utoipa::path(post, path = "/v1/locks/{lock_id}/audit", tag = "resident", request_body = AuditUpload,
     params(("lock_id" = String, Path)), security(("person" = [])),
-    responses((status = 200, body = AuditReceipt), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = AuditReceipt), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn upload(
     State(state): State<AppState>,
     person: Person,
@@ -106,57 +213,125 @@ pub async fn upload(
     let (_, key) = state.db.read(|tx| lock_of(tx, lock, person.property_id))?;
     // The signatures are checked off the async workers and outside the database lock: they
     // are most of an upload's work, and every other request would queue behind them.
-    let records = tokio::task::spawn_blocking(move || verify_all(&req.records, &key))
+    let checked = tokio::task::spawn_blocking(move || check_all(&req.records, &key))
         .await
-        .map_err(|_| ApiError::internal("audit verification"))??;
+        .map_err(|_| ApiError::internal("audit verification"))?;
     Ok(Json(state.db.write(|tx| {
         // The lock's key was read above; a door that changed hands meanwhile is not ours.
         let (_, current) = lock_of(tx, lock, person.property_id)?;
         if current != key {
             return Err(ApiError::conflict("lock_id", "the lock's key changed during the upload"));
         }
-        let (mut stored, mut duplicates) = (0, 0);
-        for (field, seq, bytes) in records {
-            let existing: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT record FROM audit_records WHERE lock_id = ?1 AND seq = ?2",
-                    params![id_param(&lock), seq],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            match existing {
-                Some(b) if b == bytes => duplicates += 1,
-                // Two different signed records under one sequence: the lock is faulty or
-                // its key is compromised. Keep the first; refuse to guess.
-                Some(_) => return Err(ApiError::conflict(field, "the lock signed a different record with this sequence")),
-                None => {
-                    tx.execute(
-                        "INSERT INTO audit_records (lock_id, seq, record, received_at) VALUES (?1, ?2, ?3, ?4)",
-                        params![id_param(&lock), seq, bytes, now],
-                    )?;
-                    stored += 1;
+        let mut receipt = AuditReceipt {
+            results: Vec::with_capacity(checked.len()),
+            stored: 0,
+            duplicates: 0,
+            refused: 0,
+            acknowledged: None,
+        };
+        for check in checked {
+            let result = match check {
+                Err((reason, detail)) => refused(reason, None, detail),
+                Ok(r) => {
+                    let existing: Option<Vec<u8>> = tx
+                        .query_row(
+                            "SELECT record FROM audit_records WHERE lock_id = ?1 AND epoch = ?2 AND seq = ?3",
+                            params![id_param(&lock), &r.epoch.0[..], r.seq],
+                            |row| row.get(0),
+                        )
+                        .optional()?;
+                    let named = |status| RecordResult {
+                        status,
+                        reason: None,
+                        epoch: Some(r.epoch.to_string()),
+                        seq: Some(r.seq as u64),
+                        detail: None,
+                    };
+                    match existing {
+                        Some(b) if b == r.bytes => named(RecordStatus::Duplicate),
+                        // Two different signed records under one (epoch, seq): the lock is
+                        // faulty or its key is compromised. Keep the first; refuse to guess.
+                        Some(_) => refused(
+                            RefusalReason::Conflict,
+                            Some(&r),
+                            "the lock signed a different record with this epoch and sequence",
+                        ),
+                        None => {
+                            tx.execute(
+                                "INSERT INTO audit_records (lock_id, epoch, seq, at, record, received_at) \
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                params![id_param(&lock), &r.epoch.0[..], r.seq, r.at, r.bytes, now],
+                            )?;
+                            named(RecordStatus::Stored)
+                        }
+                    }
                 }
+            };
+            match result.status {
+                RecordStatus::Stored => receipt.stored += 1,
+                RecordStatus::Duplicate => receipt.duplicates += 1,
+                RecordStatus::Refused => receipt.refused += 1,
             }
+            receipt.results.push(result);
         }
-        Ok(AuditReceipt { stored, duplicates, acknowledged_below: acknowledged_below(tx, lock)? })
+        receipt.acknowledged = audit_ack(tx, lock)?.map(AuditAckJson::from);
+        Ok(receipt)
     })?))
 }
 
-/// Each record decoded and checked against the lock's key: (field name, seq, bytes), or the
-/// first record that is not this lock's, named.
-fn verify_all(records: &[String], key: &LockPublicKey) -> ApiResult<Vec<(String, i64, Vec<u8>)>> {
+/// A record whose signature verified.
+struct Checked {
+    epoch: AuditEpoch,
+    seq: i64,
+    at: i64,
+    bytes: Vec<u8>,
+}
+
+fn refused(
+    reason: RefusalReason,
+    record: Option<&Checked>,
+    detail: impl Into<String>,
+) -> RecordResult {
+    RecordResult {
+        status: RecordStatus::Refused,
+        reason: Some(reason),
+        epoch: record.map(|r| r.epoch.to_string()),
+        seq: record.map(|r| r.seq as u64),
+        detail: Some(detail.into()),
+    }
+}
+
+/// Each record decoded and checked against the lock's key, or why not.
+fn check_all(
+    records: &[String],
+    key: &LockPublicKey,
+) -> Vec<Result<Checked, (RefusalReason, String)>> {
     records
         .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let field = format!("records[{i}]");
-            let bytes = b64(&field, r)?;
+        .map(|r| {
+            let bytes = b64("record", r)
+                .map_err(|_| (RefusalReason::Malformed, "not standard base64".to_string()))?;
             let record = verify_audit(&bytes, key).map_err(|e| {
-                ApiError::invalid(&field, format!("not a record signed by this lock: {e}"))
+                let reason = match e {
+                    AuditError::BadSignature | AuditError::WrongKey { .. } => {
+                        RefusalReason::Signature
+                    }
+                    AuditError::Malformed(_) => RefusalReason::Malformed,
+                };
+                (reason, format!("not a record signed by this lock: {e}"))
             })?;
-            let seq = i64::try_from(record.seq)
-                .map_err(|_| ApiError::invalid(&field, "sequence out of range"))?;
-            Ok((field, seq, bytes))
+            let seq = i64::try_from(record.seq).map_err(|_| {
+                (
+                    RefusalReason::Malformed,
+                    "sequence out of range".to_string(),
+                )
+            })?;
+            Ok(Checked {
+                epoch: record.epoch,
+                seq,
+                at: record.at,
+                bytes,
+            })
         })
         .collect()
 }
@@ -194,6 +369,7 @@ fn entry(lock: Id, door: Id, record: door_protocol::AuditRecord) -> AuditEntry {
     AuditEntry {
         lock_id: lock.to_string(),
         door_id: door.to_string(),
+        epoch: record.epoch.to_string(),
         seq: record.seq,
         at: record.at,
         kind: kind.into(),
@@ -202,7 +378,8 @@ fn entry(lock: Id, door: Id, record: door_protocol::AuditRecord) -> AuditEntry {
     }
 }
 
-/// The property's audit trail, by lock and sequence.
+/// The property's audit trail: by lock, then by epoch in the order the server first received
+/// each (a lock's log before and after a wipe), then by sequence.
 #[utoipa::path(get, path = "/v1/properties/{property_id}/audit", tag = "manager",
     params(("property_id" = String, Path), AuditQuery), security(("manager" = [])),
     responses((status = 200, body = Vec<AuditEntry>), (status = 404, body = ErrorBody)))]
@@ -217,10 +394,17 @@ pub async fn list(
     Ok(Json(state.db.read(|tx| {
         let mut stmt = tx.prepare(
             "SELECT a.lock_id, d.id, d.lock_public_key, a.record FROM audit_records a \
-             JOIN doors d ON d.lock_id = a.lock_id WHERE d.property_id = ?1 ORDER BY a.lock_id, a.seq",
+             JOIN doors d ON d.lock_id = a.lock_id WHERE d.property_id = ?1 \
+             ORDER BY a.lock_id, (SELECT MIN(b.rowid) FROM audit_records b \
+               WHERE b.lock_id = a.lock_id AND b.epoch = a.epoch), a.seq",
         )?;
         let rows = stmt.query_map([id_param(&property)], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, Vec<u8>>(3)?))
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
@@ -229,8 +413,10 @@ pub async fn list(
             if only.is_some_and(|o| o != lock) {
                 continue;
             }
-            let key = LockPublicKey::from_sec1(&key).map_err(|_| ApiError::internal("stored lock key"))?;
-            let record = verify_audit(&bytes, &key).map_err(|e| ApiError::internal(format!("stored record: {e}")))?;
+            let key = LockPublicKey::from_sec1(&key)
+                .map_err(|_| ApiError::internal("stored lock key"))?;
+            let record = verify_audit(&bytes, &key)
+                .map_err(|e| ApiError::internal(format!("stored record: {e}")))?;
             out.push(entry(lock, blob_id(door)?, record));
         }
         Ok(out)

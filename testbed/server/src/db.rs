@@ -192,6 +192,23 @@ INSERT INTO person_floors (person_id, property_id, floor, expires_at, raised_at)
     SELECT c.person_id, r.property_id, MAX(c.access_iteration) + 1, MAX(r.expires_at), 0
     FROM revocations r JOIN credentials c ON c.id = r.credential_id GROUP BY c.person_id;
 "#,
+    r#"
+-- Audit records are named by (lock, epoch, seq): a lock draws a new epoch when its log starts
+-- (new, wiped, replaced) and numbers from 0 again. `at` (the lock's signed clock) picks the
+-- lock's latest epoch for the sync bundle's acknowledgement. The records held so far are audit
+-- version 1, without an epoch, which this server no longer reads: they stay untouched in
+-- audit_records_v1 rather than being dropped.
+ALTER TABLE audit_records RENAME TO audit_records_v1;
+CREATE TABLE audit_records (
+    lock_id         BLOB NOT NULL,
+    epoch           BLOB NOT NULL,
+    seq             INTEGER NOT NULL,
+    at              INTEGER NOT NULL,
+    record          BLOB NOT NULL,
+    received_at     INTEGER NOT NULL,
+    PRIMARY KEY (lock_id, epoch, seq)
+);
+"#,
 ];
 
 #[derive(Clone)]
@@ -249,4 +266,39 @@ fn migrate(conn: &mut Connection) -> Result<(), rusqlite::Error> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_records_from_before_epochs_are_kept_aside_not_dropped() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let epochs = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("RENAME TO audit_records_v1"))
+            .unwrap();
+        for (i, sql) in MIGRATIONS.iter().take(epochs).enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", i + 1).unwrap();
+        }
+        conn.execute(
+            "INSERT INTO audit_records (lock_id, seq, record, received_at) VALUES (X'10', 0, X'd2', 1)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let count = |table: &str| -> i64 {
+            conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!((count("audit_records_v1"), count("audit_records")), (1, 0));
+        conn.execute(
+            "INSERT INTO audit_records (lock_id, epoch, seq, at, record, received_at) \
+             VALUES (X'10', X'0102030405060708', 0, 5, X'd2', 1)",
+            [],
+        )
+        .unwrap();
+    }
 }

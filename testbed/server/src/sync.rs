@@ -13,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use door_protocol::sync::bundle::{MAX_CODE_SCHEDULES, MAX_KEYPAD_SCHEDULES};
 use door_protocol::sync::{Doorcode, DoorcodeChanges, KeypadRules, SignedTime, SyncBundle};
-use door_protocol::{Floor, FloorList, Id, Schedule, ZoneRules};
+use door_protocol::{AuditAck, AuditEpoch, Floor, FloorList, Id, Schedule, ZoneRules};
 use rand::rngs::OsRng;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
 
 use crate::access::{id_param, issuer, stored_schedule};
-use crate::audit::{acknowledged_below, lock_of};
+use crate::audit::{audit_ack, lock_of};
 use crate::auth::Person;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{id, to_b64};
@@ -71,7 +71,10 @@ struct SyncState {
     doorcodes: BTreeMap<String, StoredCode>,
     #[serde(default)]
     keypad: Option<StoredKeypad>,
-    audit_ack: u64,
+    /// The audit acknowledgement: the lock's latest epoch (hex) and how far the server holds
+    /// it. Snapshots from before epochs had an integer `audit_ack`, ignored when read.
+    #[serde(default)]
+    audit: Option<(String, u64)>,
 }
 
 /// The keypad's zone rules are signed for this long from the start of their span; a span
@@ -244,7 +247,7 @@ fn desired_state(
         issued_floor,
         doorcodes,
         keypad,
-        audit_ack: acknowledged_below(tx, lock)?,
+        audit: audit_ack(tx, lock)?.map(|a| (a.epoch.to_string(), a.below)),
     })
 }
 
@@ -267,6 +270,20 @@ fn doorcode(person: &str, c: &StoredCode) -> ApiResult<Doorcode> {
         expires_at: c.expires_at,
         schedules: c.schedules.clone(),
     })
+}
+
+fn stored_ack(state: &SyncState) -> ApiResult<Option<AuditAck>> {
+    state
+        .audit
+        .as_ref()
+        .map(|(epoch, below)| {
+            Ok(AuditAck {
+                epoch: AuditEpoch::from_hex(epoch)
+                    .ok_or_else(|| ApiError::internal("stored sync state epoch"))?,
+                below: *below,
+            })
+        })
+        .transpose()
 }
 
 fn keypad_rules(time_zone: &str, k: &StoredKeypad) -> ApiResult<KeypadRules> {
@@ -454,7 +471,7 @@ pub fn bundle_for(
         issued_floor: desired.issued_floor,
         doorcodes: contents.doorcodes,
         keypad,
-        audit_ack: desired.audit_ack,
+        audit_ack: stored_ack(&desired)?,
     }
     .seal_and_sign(&issuer.key, &lock_key, &mut OsRng)
     // Floors are compacted and doorcodes capped on the way in, so no state gets here.

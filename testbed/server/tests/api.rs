@@ -746,7 +746,10 @@ async fn openapi_document_is_served_and_committed() {
 
 #[tokio::test]
 async fn audit_records_are_stored_once_and_acknowledged_up_to_the_first_gap() {
-    use door_protocol::{AuditEvent, AuditRecord, Id, LockKey};
+    use door_protocol::{AuditEpoch, AuditEvent, AuditRecord, Id, LockKey};
+    use door_server::audit::{
+        AuditAckJson, AuditReceipt, RecordResult, RecordStatus, RefusalReason,
+    };
     let (p, _alice, phone) = property().await;
     let s = &p.s;
     let lock = LockKey::generate(&mut rand::rngs::OsRng);
@@ -759,29 +762,50 @@ async fn audit_records_are_stored_once_and_acknowledged_up_to_the_first_gap() {
             201,
         )
         .await;
-    let record = |seq: u64| {
+    let epoch = AuditEpoch([0x3c; 8]);
+    let record_of = |seq: u64, credential: u8| {
         AuditRecord {
+            epoch,
             seq,
             at: s.now() + seq as i64,
             event: AuditEvent::UnlockGranted {
-                credential_id: Id([1; 16]),
+                credential_id: Id([credential; 16]),
                 door_id: Id::from_hex(&door.id).unwrap(),
             },
         }
         .sign(&lock)
     };
+    let record = |seq: u64| record_of(seq, 1);
     let upload = |seqs: &[u64]| json!({"records": seqs.iter().map(|q| b64(&record(*q))).collect::<Vec<_>>()});
     let path = format!("/v1/locks/{}/audit", door.lock_id);
-    let first: door_server::audit::AuditReceipt = s
+    let ack = |below| {
+        Some(AuditAckJson {
+            epoch: epoch.to_string(),
+            below,
+        })
+    };
+    let first: AuditReceipt = s
         .ok("POST", &path, phone.token(), Some(&upload(&[0, 1, 3])), 200)
         .await;
     assert_eq!(
-        (first.stored, first.duplicates, first.acknowledged_below),
-        (3, 0, 2),
+        (first.stored, first.duplicates, first.acknowledged),
+        (3, 0, ack(2)),
         "record 2 is missing"
     );
+    assert_eq!(
+        first
+            .results
+            .iter()
+            .map(|r| (r.status, r.seq))
+            .collect::<Vec<_>>(),
+        [
+            (RecordStatus::Stored, Some(0)),
+            (RecordStatus::Stored, Some(1)),
+            (RecordStatus::Stored, Some(3))
+        ]
+    );
     // The phone retries after a lost answer, and brings the missing record: nothing twice.
-    let again: door_server::audit::AuditReceipt = s
+    let again: AuditReceipt = s
         .ok(
             "POST",
             &path,
@@ -791,49 +815,90 @@ async fn audit_records_are_stored_once_and_acknowledged_up_to_the_first_gap() {
         )
         .await;
     assert_eq!(
-        (again.stored, again.duplicates, again.acknowledged_below),
-        (1, 3, 4)
+        (again.stored, again.duplicates, again.acknowledged),
+        (1, 3, ack(4))
     );
-    let stored: u32 = s
-        .handle
-        .state
-        .db
-        .read(|tx| Ok(tx.query_row("SELECT COUNT(*) FROM audit_records", [], |r| r.get(0))?))
-        .unwrap();
-    assert_eq!(stored, 4);
+    let count = || -> u32 {
+        s.handle
+            .state
+            .db
+            .read(|tx| Ok(tx.query_row("SELECT COUNT(*) FROM audit_records", [], |r| r.get(0))?))
+            .unwrap()
+    };
+    assert_eq!(count(), 4);
 
-    // A record signed by another key, or garbage, is refused naming it; nothing is stored.
+    // One upload with a forged record, garbage, a conflicting record and good ones: each is
+    // judged alone. (This was one 422 or 409 for the whole upload, which kept the good records
+    // out with the bad one.)
     let forged = AuditRecord {
+        epoch,
         seq: 9,
         at: 0,
         event: AuditEvent::SyncApplied { iteration: 1 },
     }
     .sign(&LockKey::generate(&mut rand::rngs::OsRng));
-    let (status, err) = s
-        .call(
+    let mixed: AuditReceipt = s
+        .ok(
             "POST",
             &path,
             phone.token(),
-            Some(&json!({"records": [b64(&record(4)), b64(&forged)]})),
+            Some(&json!({"records": [
+                b64(&record(4)),
+                b64(&forged),
+                "!!",
+                b64(&record_of(0, 2)),
+                b64(b"not cbor"),
+                b64(&record(5)),
+            ]})),
+            200,
         )
         .await;
-    assert_eq!((status, err["field"].as_str()), (422, Some("records[1]")));
-    let (status, err) = s
-        .call(
-            "POST",
-            &path,
-            phone.token(),
-            Some(&json!({"records": ["!!"]})),
-        )
-        .await;
-    assert_eq!((status, err["field"].as_str()), (422, Some("records[0]")));
-    let stored: u32 = s
+    let outcome = |r: &RecordResult| (r.status, r.reason, r.seq);
+    assert_eq!(
+        mixed.results.iter().map(outcome).collect::<Vec<_>>(),
+        [
+            (RecordStatus::Stored, None, Some(4)),
+            (RecordStatus::Refused, Some(RefusalReason::Signature), None),
+            (RecordStatus::Refused, Some(RefusalReason::Malformed), None),
+            (
+                RecordStatus::Refused,
+                Some(RefusalReason::Conflict),
+                Some(0)
+            ),
+            (RecordStatus::Refused, Some(RefusalReason::Malformed), None),
+            (RecordStatus::Stored, None, Some(5)),
+        ]
+    );
+    assert_eq!(
+        (
+            mixed.stored,
+            mixed.duplicates,
+            mixed.refused,
+            mixed.acknowledged
+        ),
+        (2, 0, 4, ack(6))
+    );
+    assert!(mixed.results[3].detail.is_some());
+    assert_eq!(count(), 6, "the good records are in; the bad ones are not");
+    // The conflicting record did not overwrite the first one.
+    let held: Vec<u8> = s
         .handle
         .state
         .db
-        .read(|tx| Ok(tx.query_row("SELECT COUNT(*) FROM audit_records", [], |r| r.get(0))?))
+        .read(|tx| {
+            Ok(
+                tx.query_row("SELECT record FROM audit_records WHERE seq = 0", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
         .unwrap();
-    assert_eq!(stored, 4, "the refused upload stored nothing");
+    assert_eq!(held, record(0));
+    // A request that is itself malformed is still refused whole.
+    let (status, err) = s
+        .call("POST", &path, phone.token(), Some(&json!({"records": "x"})))
+        .await;
+    assert_eq!(status, 422, "{err}");
 
     // The manager sees the trail; a lock of another property is not found.
     let trail: Vec<door_server::audit::AuditEntry> = s
@@ -841,8 +906,9 @@ async fn audit_records_are_stored_once_and_acknowledged_up_to_the_first_gap() {
         .await;
     assert_eq!(
         trail.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        [0, 1, 2, 3]
+        [0, 1, 2, 3, 4, 5]
     );
+    assert!(trail.iter().all(|e| e.epoch == epoch.to_string()));
     assert!(trail
         .iter()
         .all(|e| e.kind == "unlock_granted" && e.door_id == door.id));

@@ -7,9 +7,10 @@ use common::*;
 use door_lock::{Lock, LockClock};
 use door_protocol::sync::DoorcodeDenied;
 use door_protocol::{
-    inspect_bundle, open_bundle, verify_signed_time, AuditEvent, AuditRecord, DoorcodeResult, Id,
-    IssuerKeys, IssuerPublicKey, LockConfig, LockKey, SyncError,
+    inspect_bundle, open_bundle, verify_signed_time, AuditAck, AuditEvent, AuditRecord,
+    DoorcodeResult, Id, IssuerKeys, IssuerPublicKey, LockConfig, LockKey, SyncError,
 };
+use door_server::audit::{AuditAckJson, AuditReceipt};
 use door_server::model::*;
 use door_server::sync::KEPT_SNAPSHOTS;
 use serde_json::json;
@@ -397,6 +398,109 @@ fn revoked_floor(site: &Site, person: &str) -> u64 {
         .unwrap()
 }
 
+async fn upload(site: &Site, records: &[Vec<u8>]) -> AuditReceipt {
+    site.s
+        .ok(
+            "POST",
+            &format!("/v1/locks/{}/audit", site.door.lock_id),
+            site.phone.token(),
+            Some(&json!({"records": records.iter().map(|r| b64(r)).collect::<Vec<_>>()})),
+            200,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_wiped_locks_new_records_reach_the_server_and_the_old_epochs_ack_frees_none() {
+    let site = site().await;
+    let s = &site.s;
+    let token = site.phone.token();
+    let lock_id = &site.door.lock_id;
+    // The lock's first log: a sync record and two wrong codes, seqs 0-2.
+    let full = fetch(s, token, lock_id, 0).await;
+    site.lock.apply_bundle(&bytes(&full)).unwrap();
+    site.lock.enter_doorcode("0000").unwrap();
+    site.lock.enter_doorcode("0001").unwrap();
+    let old = site.lock.audit_epoch();
+    let old_records = site.lock.audit_records();
+    assert_eq!(old_records.len(), 3);
+    // Records 0 and 1 reach the server; a phone keeps record 2 in its pocket.
+    let receipt = upload(&site, &old_records[..2]).await;
+    assert_eq!((receipt.stored, receipt.refused), (2, 0));
+
+    // A minute later the lock is wiped: a new epoch, numbered from 0 again.
+    site.lock.clock().advance(60);
+    site.lock.wipe().unwrap();
+    let new = site.lock.audit_epoch();
+    assert_ne!(new, old);
+    site.lock.enter_doorcode("0002").unwrap();
+    // The server has seen nothing of the new log: its bundle acknowledges the old one up to 2,
+    // which must not free the new record 0 the server never received.
+    let bundle = fetch(s, token, lock_id, 0).await;
+    let info = inspect_bundle(&bytes(&bundle), &site.issuer_keys).unwrap();
+    assert_eq!(
+        info.audit_ack,
+        Some(AuditAck {
+            epoch: old,
+            below: 2
+        })
+    );
+    let applied = site.lock.apply_bundle(&bytes(&bundle)).unwrap();
+    assert_eq!(applied.freed, 0);
+    assert_eq!(
+        site.lock.pending_audit(),
+        2,
+        "the wrong code and the sync record"
+    );
+
+    // The new records (seqs 0 and 1 again) are stored beside the old ones, not refused.
+    let receipt = upload(&site, &site.lock.audit_records()).await;
+    assert_eq!(
+        (receipt.stored, receipt.duplicates, receipt.refused),
+        (2, 0, 0),
+        "{receipt:?}"
+    );
+    let new_ack = Some(AuditAckJson {
+        epoch: new.to_string(),
+        below: 2,
+    });
+    assert_eq!(receipt.acknowledged, new_ack);
+    // The old log's last record arrives late: stored, and the acknowledgement stays on the
+    // new epoch (its records are newer by the lock's signed clock).
+    let late = upload(&site, &old_records[2..]).await;
+    assert_eq!((late.stored, late.acknowledged), (1, new_ack));
+
+    let delta = fetch(s, token, lock_id, bundle.iteration).await;
+    let info = inspect_bundle(&bytes(&delta), &site.issuer_keys).unwrap();
+    assert_eq!(
+        info.audit_ack,
+        Some(AuditAck {
+            epoch: new,
+            below: 2
+        })
+    );
+    let applied = site.lock.apply_bundle(&bytes(&delta)).unwrap();
+    assert_eq!(applied.freed, 2, "now the new records leave the lock");
+
+    // The manager's trail shows both logs, each under its epoch, the old one first.
+    let trail: Vec<door_server::audit::AuditEntry> = s
+        .ok("GET", &site.m.path("/audit"), &site.m.key, None::<&()>, 200)
+        .await;
+    assert_eq!(
+        trail
+            .iter()
+            .map(|e| (e.epoch.clone(), e.seq))
+            .collect::<Vec<_>>(),
+        [
+            (old.to_string(), 0),
+            (old.to_string(), 1),
+            (old.to_string(), 2),
+            (new.to_string(), 0),
+            (new.to_string(), 1),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn uploaded_audit_records_are_acknowledged_in_the_next_iteration() {
     let site = site().await;
@@ -415,12 +519,22 @@ async fn uploaded_audit_records_are_acknowledged_in_the_next_iteration() {
             200,
         )
         .await;
-    assert_eq!(receipt.acknowledged_below, 1);
+    let epoch = site.lock.audit_epoch();
+    assert_eq!(
+        receipt.acknowledged,
+        Some(AuditAckJson {
+            epoch: epoch.to_string(),
+            below: 1
+        })
+    );
 
     let delta = fetch(s, site.phone.token(), &site.door.lock_id, 1).await;
     assert_eq!((delta.iteration, delta.base_iteration), (2, 1));
     let info = inspect_bundle(&bytes(&delta), &site.issuer_keys).unwrap();
-    assert_eq!((info.audit_ack, info.floors, info.doorcodes), (1, 0, false));
+    assert_eq!(
+        (info.audit_ack, info.floors, info.doorcodes),
+        (Some(AuditAck { epoch, below: 1 }), 0, false)
+    );
     let applied = site.lock.apply_bundle(&bytes(&delta)).unwrap();
     assert_eq!(applied.freed, 1, "the acknowledged record leaves the lock");
 }
@@ -435,6 +549,7 @@ async fn a_lock_older_than_the_kept_snapshots_gets_a_full_bundle() {
     let key = site.lock.config().key.clone();
     for seq in 0..KEPT_SNAPSHOTS {
         let record = AuditRecord {
+            epoch: site.lock.audit_epoch(),
             seq,
             at: s.now(),
             event: AuditEvent::SyncApplied { iteration: 1 },

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use door_protocol::{AuditEvent, AuditRecord, Id, LockKey};
+use door_protocol::{AuditEpoch, AuditEvent, AuditRecord, Id, LockKey};
 use door_server::audit::{AuditReceipt, AuditUpload};
 use door_server::model::*;
 use p256::ecdsa::signature::Signer;
@@ -188,6 +188,8 @@ impl SimLock {
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         for _ in 0..unlocks {
             let record = AuditRecord {
+                // One epoch per lock: no lock of the load is wiped.
+                epoch: AuditEpoch::default(),
                 seq: log.signed.len() as u64,
                 at: unix_now(),
                 event: AuditEvent::UnlockGranted {
@@ -584,7 +586,7 @@ impl Resident {
                 self.tally.sent += body.records.len() as u64;
                 self.tally.stored += u64::from(receipt.stored);
                 self.tally.duplicates += u64::from(receipt.duplicates);
-                lock.acknowledge(receipt.acknowledged_below);
+                lock.acknowledge(receipt.acknowledged.map_or(0, |a| a.below));
             }
         }
     }
