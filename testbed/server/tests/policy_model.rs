@@ -655,6 +655,10 @@ impl World {
                     .s
                     .call("POST", "/v1/me/guests", &token, Some(&body))
                     .await;
+                if status == 401 {
+                    self.phones[i].dead = true;
+                    return Ok(());
+                }
                 // The server lets a host share exactly the doors some May Share key gives now.
                 let shareable = (0..DOORS).filter(|&d| doors[d]).all(|d| {
                     self.policy
@@ -714,6 +718,11 @@ impl World {
                 };
                 let path = format!("/v1/me/guests/{}", self.invite_ids[invite]);
                 let status = self.s.call("DELETE", &path, &token, None).await.0;
+                if status == 401 {
+                    // The host's session ended (revoked): the phone stays with the adversary.
+                    self.phones[i].dead = true;
+                    return Ok(());
+                }
                 prop_assert_eq!(status, 200);
                 self.policy.invites[invite].revoked = true;
                 self.changed();
