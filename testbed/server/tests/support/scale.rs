@@ -3,6 +3,8 @@
 //! and `floors` of them narrowed since their document was issued (a floor above it). Shared by
 //! tests/scale.rs (what must hold) and benches/bundle.rs (what it costs).
 
+#![allow(dead_code)] // each includer uses its own part of this
+
 use door_protocol::{Id, IssuerKey, LockKey};
 use door_server::access::{id_param, new_id};
 use door_server::Db;
