@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use door_core::ble::memory::{LinkModel, MemoryTransport, Peripheral};
 use door_core::ble::{LockTarget, Transport};
-use door_core::client::Signer;
 use door_core::doors::CachedDoor;
 use door_core::error::CoreResult;
+use door_core::signer::Signer;
 use door_core::store::Store;
 use door_core::unlock::Unlocker;
 use door_lock::{Lock, LockClock};

@@ -15,6 +15,7 @@ use crate::ble::{BleError, Transport};
 use crate::device;
 use crate::doors::{self, CachedDoor};
 use crate::error::{CoreError, CoreResult};
+use crate::signer::Signer;
 use crate::store::{DoorsMeta, Store};
 use crate::sync::{self, SyncReport};
 use crate::unlock::{self, Stage, Unlocked, Unlocker};
@@ -40,16 +41,6 @@ pub enum Event {
         door_id: String,
         report: SyncReport,
     },
-}
-
-/// How the core signs with the device key, whichever holds it.
-pub trait Signer: Send + Sync {
-    fn public_key(&self) -> CoreResult<Vec<u8>>;
-    fn sign(&self, message: &[u8]) -> CoreResult<Vec<u8>>;
-    /// Called on sign-out: a key the core made is forgotten with the person.
-    fn forget(&self) -> CoreResult<()> {
-        Ok(())
-    }
 }
 
 pub struct Config {

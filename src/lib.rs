@@ -13,6 +13,7 @@ pub mod error;
 mod ffi;
 pub mod keystore;
 mod live;
+pub mod signer;
 pub mod store;
 pub mod sync;
 pub mod unlock;

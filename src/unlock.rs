@@ -15,9 +15,9 @@ use door_protocol::{Decision, Id, LockPublicKey, UnixTime};
 use tokio::time::Instant;
 
 use crate::ble::{BleError, Connection, LockTarget, Transport};
-use crate::client::Signer;
 use crate::doors::CachedDoor;
 use crate::error::{CoreError, CoreResult};
+use crate::signer::Signer;
 
 /// Where an unlock is, for the app's progress display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

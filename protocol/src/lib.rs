@@ -19,6 +19,7 @@ pub mod ids;
 pub mod keys;
 pub mod revocation;
 pub mod schedule;
+pub mod session;
 pub mod sync;
 pub mod unlock;
 pub mod wire;
@@ -38,13 +39,14 @@ pub use revocation::{
     RevocationList, RevocationMode, VerifiedRevocation,
 };
 pub use schedule::{evaluate, evaluate_any, Decision, Schedule, ScheduleError, Weekdays, Window};
+pub use session::LockSession;
 pub use sync::{
     inspect_bundle, open_bundle, verify_signed_time, Applied, AuditPuller, Doorcode,
     DoorcodeChanges, DoorcodeResult, OpenedBundle, SignedTime, SyncBundle, SyncError, SyncOutcome,
     SyncTransfer,
 };
 pub use unlock::{
-    DenyReason, LockConfig, LockReply, LockSession, LockState, Persist, PhoneError, PreparedUnlock,
+    DenyReason, LockConfig, LockReply, LockState, Persist, PhoneError, PreparedUnlock,
     UnlockOutcome, UnlockPreparation, UnlockResult, UnlockTarget,
 };
 pub use wire::{ErrorCode, Message, Reassembler, WireError};

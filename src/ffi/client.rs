@@ -12,10 +12,11 @@ use super::time::{from_unix, now, to_unix};
 use super::DoorError;
 use crate::api::wire::GuestJson;
 use crate::ble::Transport;
-use crate::client::{Config, Core, DoorView, Event, Signer};
+use crate::client::{Config, Core, DoorView, Event};
 use crate::error::{CoreError, CoreResult};
 use crate::keystore::{ensure_default_store, KeyringKey};
 use crate::live::LiveToken;
+use crate::signer::Signer;
 use crate::unlock::{Stage, Unlocked};
 use door_protocol::unlock::DenyReason;
 

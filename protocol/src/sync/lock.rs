@@ -1,4 +1,4 @@
-//! The lock's side of Door Sync messages: `LockSession` hands them here.
+//! The lock's side of Door Sync messages: `LockSession` (`crate::session`) hands them here.
 //!
 //! - **Offer.** Refused at once when the lock does not need it (`Decline` for an iteration at
 //!   or below its own, `Failed(WrongBase)` for a delta from another iteration) or cannot take
@@ -21,8 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::sync::bundle::open_bundle;
 use crate::sync::messages::{acceptable_len, FailReason, Offer, SyncMessage, AUDIT_BATCH_BYTES};
 use crate::sync::state::PartialTransfer;
-use crate::unlock::lock::{refuse, LockReply, Persist};
-use crate::unlock::{LockConfig, LockState};
+use crate::unlock::lock::{refuse, LockConfig, LockReply, LockState, Persist};
 use crate::wire::{ErrorCode, Message};
 use crate::UnixTime;
 

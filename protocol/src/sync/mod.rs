@@ -8,7 +8,8 @@
 //!   applies a bundle: atomically or not at all.
 //! - [`messages`] and [`transfer`]: the BLE messages that move a bundle in flow-controlled,
 //!   resumable blocks and carry audit records home; the phone's state machines live in
-//!   [`transfer`], the lock's in `LockSession` (`crate::unlock::lock`).
+//!   [`transfer`], the lock's in `crate::sync::lock`,
+//!   which `LockSession` (`crate::session`) hands them to.
 //!
 //! Nothing here needs per-session encryption: a bundle is signed by the issuer and its secrets
 //! (doorcodes) are sealed to the lock, audit records are signed by the lock, and the control

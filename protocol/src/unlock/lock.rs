@@ -27,7 +27,7 @@
 //! credential, not just the lock's public key.
 //!
 //! `now` is the lock's hardware clock wherever it is an argument; the lock's time is that plus
-//! the correction issuer-signed time made ([`LockState::now`]). A [`LockSession`] also takes
+//! the correction issuer-signed time made ([`LockState::now`]). A `LockSession` (`crate::session`) also takes
 //! the Door Sync messages (bundle transfers, audit pulls) on the same connection, after an
 //! unlock or without one (`crate::sync`).
 
@@ -45,8 +45,6 @@ use crate::ids::Id;
 use crate::keys::{IssuerKeys, LockKey};
 use crate::revocation::RevocationList;
 use crate::schedule::Decision;
-use crate::sync::lock::SyncSession;
-use crate::sync::messages::SyncMessage;
 use crate::sync::state::{Keypad, PartialTransfer, SyncState};
 use crate::sync::time::{ClockState, TimeUpdate};
 use crate::unlock::codec::{
@@ -54,7 +52,7 @@ use crate::unlock::codec::{
 };
 use crate::unlock::keys::{SessionKeys, NONCE_LEN};
 use crate::unlock::{transcript, DenyReason, UnlockOutcome, UnlockResult, UNLOCK_VERSION};
-use crate::wire::{kind, ErrorCode, Message, Reassembler};
+use crate::wire::{kind, ErrorCode, Message};
 use crate::UnixTime;
 
 /// How far the phone's clock and the lock's may differ before the lock refuses to judge.
@@ -270,56 +268,6 @@ pub struct LockReply {
     /// if it is granted. `None` for every other message.
     pub decision: Option<LockDecision>,
     pub persist: Persist,
-}
-
-/// One BLE connection's receiving side: unlock requests and Door Sync messages, in any order.
-#[derive(Default)]
-pub struct LockSession {
-    rx: Reassembler,
-    sync: SyncSession,
-}
-
-impl LockSession {
-    pub fn new() -> LockSession {
-        LockSession::default()
-    }
-
-    /// One written chunk; `now` is the hardware clock. `None`: nothing to send (more chunks
-    /// are due, or a message needs no answer). A reassembly failure answers with an error frame
-    /// and drops the partial message.
-    pub fn on_fragment(
-        &mut self,
-        config: &LockConfig,
-        state: &mut LockState,
-        fragment: &[u8],
-        now: UnixTime,
-        rng: &mut impl CryptoRngCore,
-    ) -> Option<LockReply> {
-        match self.rx.push(fragment) {
-            Ok(None) => None,
-            Ok(Some(message)) => self.on_message(config, state, &message, now, rng),
-            Err(_) => Some(refuse(ErrorCode::Framing)),
-        }
-    }
-
-    /// One whole message, for a lock that reassembles chunks itself.
-    pub fn on_message(
-        &mut self,
-        config: &LockConfig,
-        state: &mut LockState,
-        message: &Message,
-        now: UnixTime,
-        rng: &mut impl CryptoRngCore,
-    ) -> Option<LockReply> {
-        if SyncMessage::is_sync_kind(message.kind) {
-            return crate::sync::lock::handle(&mut self.sync, config, state, message, now);
-        }
-        let reply = respond(config, state, message, now, rng);
-        if reply.decision.is_some_and(|d| d.holder_proven) {
-            self.sync.proven = true;
-        }
-        Some(reply)
-    }
 }
 
 pub(crate) fn refuse(code: ErrorCode) -> LockReply {

@@ -23,8 +23,8 @@ use crate::ids::Id;
 use crate::UnixTime;
 
 pub use lock::{
-    respond, Fingerprint, LockConfig, LockDecision, LockReply, LockSession, LockState, Persist,
-    ReplayCache, DEFAULT_CLOCK_TOLERANCE,
+    respond, Fingerprint, LockConfig, LockDecision, LockReply, LockState, Persist, ReplayCache,
+    DEFAULT_CLOCK_TOLERANCE,
 };
 pub use phone::{PhoneError, PreparedUnlock, UnlockPreparation, UnlockTarget};
 

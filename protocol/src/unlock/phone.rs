@@ -300,7 +300,8 @@ mod attacks {
     use crate::access::{DoorGrant, ACCESS_VERSION};
     use crate::keys::{IssuerKey, IssuerKeys, LockKey};
     use crate::schedule::Schedule;
-    use crate::unlock::lock::{LockConfig, LockSession, LockState};
+    use crate::session::LockSession;
+    use crate::unlock::lock::{LockConfig, LockState};
     use crate::unlock::{DenyReason, UnlockResult};
     use crate::zone::ZoneRules;
     use p256::ecdsa::signature::Signer;
