@@ -1013,7 +1013,7 @@ fn no_lock_grants_what_the_policy_denies() {
         ..ProptestConfig::default()
     };
     let max = env_or("POLICY_MODEL_OPS", 40) as usize;
-    let ops = proptest::collection::vec(op(), max / 2..=max);
+    let ops = proptest::collection::vec(op(), 1..=max);
     let result = proptest::test_runner::TestRunner::new(config).run(&ops, |ops| run_case(&ops));
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
     eprintln!(
