@@ -38,7 +38,7 @@ pub use bundle::{
 };
 pub use messages::{FailReason, Offer, SyncMessage};
 pub use state::{Applied, DoorcodeDenied, DoorcodeResult, Keypad, PartialTransfer, SyncState};
-pub use time::{verify_signed_time, ClockState, SignedTime, TimeUpdate};
+pub use time::{verify_signed_time, ClockState, HighWater, SignedTime, TimeUpdate};
 pub use transfer::{
     AuditBatch, AuditPuller, Progress, PulledRecord, SyncEvent, SyncOutcome, SyncTransfer,
     TransferError,

@@ -130,17 +130,47 @@ pub fn verify_signed_time(bytes: &[u8], keys: &IssuerKeys) -> Result<SignedTime,
     Ok(SignedTime::from_cbor(opened.payload)?)
 }
 
-/// What a lock keeps about its clock: the correction it adds to its hardware clock and the
-/// signed times it has taken. Persisted with the lock's state, so a correction survives a
-/// restart.
+/// The latest time a lock's clock ever showed, kept as that reading and the hardware clock at
+/// the moment the mark was set: at hardware clock `c` the mark reads `time + (c - clock)` (it
+/// advances with the hardware clock, and never goes back, even if the hardware clock does).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct HighWater {
+    /// The lock's (corrected) clock when the mark was set.
+    pub time: UnixTime,
+    /// The hardware clock then: drift is counted from here.
+    pub clock: UnixTime,
+}
+
+impl HighWater {
+    /// The mark at hardware clock `clock`.
+    pub fn at(&self, clock: UnixTime) -> UnixTime {
+        self.time
+            .saturating_add(clock.saturating_sub(self.clock).max(0))
+    }
+
+    /// The earliest the lock's clock may be stepped back to at hardware clock `clock`: the mark
+    /// less the tolerance and [`MAX_DRIFT_PPM`] of the hardware time since the mark was set.
+    pub fn floor(&self, clock: UnixTime, tolerance: u32) -> UnixTime {
+        let elapsed = clock.saturating_sub(self.clock).max(0);
+        let drift = elapsed.saturating_mul(MAX_DRIFT_PPM) / 1_000_000;
+        self.at(clock)
+            .saturating_sub(i64::from(tolerance))
+            .saturating_sub(drift)
+    }
+}
+
+/// What a lock keeps about its clock: the correction it adds to its hardware clock, the signed
+/// times it has taken and its high-water mark. Persisted with the lock's state, so a
+/// correction survives a restart.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
 pub struct ClockState {
     /// Seconds added to the hardware clock.
     pub offset: i64,
     /// The newest signed time taken; a signed time must be newer to count.
     pub last_signed_time: Option<UnixTime>,
-    /// The lock's (corrected) clock when it took that signed time: where drift is counted from.
-    pub anchor: Option<UnixTime>,
+    /// The latest time the clock ever showed since the lock first had trusted time; `None`
+    /// until then (no trusted time: the clock never steps back).
+    pub high_water: Option<HighWater>,
 }
 
 /// What a signed time did.
@@ -158,6 +188,12 @@ impl ClockState {
         clock.saturating_add(self.offset)
     }
 
+    /// The earliest the clock may be stepped back to at hardware clock `clock`
+    /// ([`HighWater::floor`]); `None` before the first trusted time, when it never steps back.
+    pub fn floor(&self, clock: UnixTime, tolerance: u32) -> Option<UnixTime> {
+        self.high_water.map(|h| h.floor(clock, tolerance))
+    }
+
     /// Applies the module's rules to a signed time `signed` (already verified and meant for
     /// this lock) read when the hardware clock shows `clock`. `phone_time` is the unlock
     /// request's device-signed `t` (`None` for a bundle's time); `tolerance` the lock's clock
@@ -172,29 +208,41 @@ impl ClockState {
         if let Some(last) = self.last_signed_time.filter(|&last| signed <= last) {
             return TimeUpdate::Stale { last };
         }
-        let tolerance = i64::from(tolerance);
         let now = self.now(clock);
-        let behind = |t: UnixTime| now.saturating_sub(t) > tolerance;
+        let behind = |t: UnixTime| now.saturating_sub(t) > i64::from(tolerance);
         let target = if signed > now {
             signed
-        } else if let Some(t) = phone_time.filter(|&t| behind(signed) && behind(t)) {
-            let allowance = match self.anchor {
-                Some(anchor) => tolerance.saturating_add(
-                    now.saturating_sub(anchor)
-                        .max(0)
-                        .saturating_mul(MAX_DRIFT_PPM)
-                        / 1_000_000,
-                ),
-                None => i64::MAX,
-            };
-            signed.max(t).max(now.saturating_sub(allowance))
         } else {
-            now
+            match (phone_time, self.floor(clock, tolerance)) {
+                (Some(t), Some(floor)) if behind(signed) && behind(t) => {
+                    signed.max(t).max(floor).min(now)
+                }
+                _ => now,
+            }
         };
         let step = target.saturating_sub(now);
         self.offset = self.offset.saturating_add(step);
         self.last_signed_time = Some(signed);
-        self.anchor = Some(target);
+        self.high_water = Some(match self.high_water {
+            // The first trusted time: the mark starts at the clock it set.
+            None => HighWater {
+                time: target,
+                clock,
+            },
+            Some(h) => {
+                let mark = h.at(clock);
+                // Raised by a step forward past it, or confirmed by a signed time within the
+                // tolerance of it: drift is counted afresh. A step back leaves it alone.
+                if signed.saturating_add(i64::from(tolerance)) >= mark {
+                    HighWater {
+                        time: mark.max(target),
+                        clock,
+                    }
+                } else {
+                    h
+                }
+            }
+        });
         TimeUpdate::Taken { step }
     }
 }
@@ -262,7 +310,7 @@ mod tests {
     }
 
     #[test]
-    fn stepping_back_is_bounded_by_drift_since_the_anchor() {
+    fn stepping_back_is_bounded_by_drift_since_the_high_water_mark() {
         let mut c = ClockState::default();
         c.accept(T, T, None, 120);
         // Forty days later the lock runs 600 s fast: 200 ppm of 40 days is 691 s, enough.
@@ -273,14 +321,77 @@ mod tests {
             TimeUpdate::Taken { step: -600 }
         );
         assert_eq!(c.now(clock), truth);
+        // The mark stays where the clock was: the step back does not lower it.
+        assert_eq!(c.high_water.unwrap().at(clock), clock);
         // One day later a replayed old time and a phone claiming an hour ago: at most the
-        // tolerance plus 17 s.
+        // tolerance plus 200 ppm of the 41 days since the mark was set (708 s) behind the mark,
+        // which still reads 600 s ahead of the clock.
         let clock = clock + DAY;
         let now = c.now(clock);
         assert_eq!(
             c.accept(truth + 1, clock, Some(now - 3600), 120),
-            TimeUpdate::Taken { step: -(120 + 17) }
+            TimeUpdate::Taken {
+                step: -(120 + 708 - 600)
+            }
         );
-        assert!(c.now(clock) > truth + 1);
+        assert_eq!(c.now(clock), c.high_water.unwrap().at(clock) - 120 - 708);
+    }
+
+    #[test]
+    fn steps_back_do_not_add_up() {
+        // Issue 16: a right clock, then many holder-proven steps back, each with a newer but
+        // old signed time and a phone clock 240 s behind the lock.
+        let mut c = ClockState::default();
+        c.accept(T, T, None, 120);
+        let mut clock = T;
+        for i in 1..=50 {
+            clock += 30;
+            let now = c.now(clock);
+            c.accept(T + i, clock, Some(now - 240), 120);
+            assert!(c.now(clock) >= clock - 120, "step {i}: {}", clock - c.now(clock));
+        }
+        assert_eq!(c.now(clock), clock - 120);
+    }
+
+    #[test]
+    fn without_trusted_time_the_clock_never_steps_back() {
+        // A new or wiped lock: an old signed time and a matching phone time change nothing.
+        let mut c = ClockState::default();
+        assert_eq!(
+            c.accept(T - 30 * DAY, T, Some(T - 30 * DAY), 120),
+            TimeUpdate::Taken { step: 0 }
+        );
+        assert_eq!(c.now(T), T);
+        // That first time sets the mark where the clock is, and from there the usual bound.
+        assert_eq!(c.high_water, Some(HighWater { time: T, clock: T }));
+        assert_eq!(
+            c.accept(T - 29 * DAY, T + 10, Some(T - 29 * DAY), 120),
+            TimeUpdate::Taken { step: -120 }
+        );
+        // Forward from no trusted time: the mark starts at the signed time.
+        let mut c = ClockState::default();
+        assert_eq!(
+            c.accept(T + 600, T, Some(T + 600), 120),
+            TimeUpdate::Taken { step: 600 }
+        );
+        assert_eq!(
+            c.high_water,
+            Some(HighWater {
+                time: T + 600,
+                clock: T
+            })
+        );
+    }
+
+    #[test]
+    fn a_fresh_signed_time_near_the_mark_counts_drift_afresh() {
+        let mut c = ClockState::default();
+        c.accept(T, T, None, 120);
+        let clock = T + 10 * DAY;
+        c.accept(clock - 60, clock, None, 120);
+        assert_eq!(c.high_water, Some(HighWater { time: clock, clock }));
+        // An old one far behind it leaves the mark alone.
+        c.accept(clock - 3600, clock + 5, None, 120);
+        assert_eq!(c.high_water, Some(HighWater { time: clock, clock }));
     }
 }

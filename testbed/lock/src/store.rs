@@ -16,7 +16,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use door_protocol::revocation::RevocationEntry;
-use door_protocol::sync::{ClockState, Keypad, KeypadRules, PartialTransfer, SyncState};
+use door_protocol::sync::{ClockState, HighWater, Keypad, KeypadRules, PartialTransfer, SyncState};
 use door_protocol::unlock::{Fingerprint, ReplayCache};
 use door_protocol::{
     AuditEpoch, AuditLog, Doorcode, Floor, Id, LockState, RevocationList, Schedule, UnixTime,
@@ -112,7 +112,48 @@ struct Code {
 struct ClockFile {
     offset: i64,
     last_signed_time: Option<UnixTime>,
+    /// Files written before the high-water mark: the clock when the last signed time was
+    /// taken. Read to derive the mark, never written.
+    #[serde(default, skip_serializing)]
     anchor: Option<UnixTime>,
+    /// The high-water mark: the lock's clock when it was set, and the hardware clock then.
+    #[serde(default)]
+    high_water: Option<HighWaterFile>,
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct HighWaterFile {
+    time: UnixTime,
+    clock: UnixTime,
+}
+
+impl ClockFile {
+    /// The clock state; a file from before the high-water mark gets one derived from what it
+    /// holds. The offset has not changed since the anchor was set (every step sets it), so the
+    /// hardware clock then was `anchor - offset`, and a mark set there reads the clock as it
+    /// is now: the lock may step back no further from here than the old rule let it, counting
+    /// drift from the same instant. No signed time taken: no trusted time, no mark.
+    fn state(&self) -> ClockState {
+        let high_water = match (self.high_water, self.last_signed_time) {
+            (Some(h), _) => Some(HighWater {
+                time: h.time,
+                clock: h.clock,
+            }),
+            (None, None) => None,
+            (None, Some(last)) => {
+                let time = self.anchor.unwrap_or(last).max(last);
+                Some(HighWater {
+                    time,
+                    clock: time.saturating_sub(self.offset),
+                })
+            }
+        };
+        ClockState {
+            offset: self.offset,
+            last_signed_time: self.last_signed_time,
+            high_water,
+        }
+    }
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -271,11 +312,7 @@ impl Store {
             replay: ReplayCache::restore(ReplayCache::DEFAULT_CAPACITY, seen, f.replay_floor),
             audit: AuditLog::restore(epoch, f.next_seq, audit).map_err(corrupt)?,
             sync: restore_sync(&f.sync, legacy, doorcodes)?,
-            clock: ClockState {
-                offset: f.clock.offset,
-                last_signed_time: f.clock.last_signed_time,
-                anchor: f.clock.anchor,
-            },
+            clock: f.clock.state(),
             keypad: Keypad {
                 failures: f.keypad.failures,
                 locked_until: f.keypad.locked_until,
@@ -354,7 +391,11 @@ impl Store {
             clock: ClockFile {
                 offset: state.clock.offset,
                 last_signed_time: state.clock.last_signed_time,
-                anchor: state.clock.anchor,
+                anchor: None,
+                high_water: state.clock.high_water.map(|h| HighWaterFile {
+                    time: h.time,
+                    clock: h.clock,
+                }),
             },
             keypad: KeypadFile {
                 failures: state.keypad.failures,
