@@ -922,6 +922,132 @@ fn an_old_foreign_or_forged_signed_time_changes_nothing() {
     assert_eq!(state.clock.last_signed_time, Some(NOW));
 }
 
+/// A lock at the pool door (Monday to Friday 09:00-17:00 for the sample credential).
+fn pool_config() -> LockConfig {
+    LockConfig {
+        door_id: POOL,
+        ..config()
+    }
+}
+
+/// One unlock at `config`'s lock with the sample credential: the lock's decision.
+fn decide_at(
+    config: &LockConfig,
+    state: &mut LockState,
+    phone_time: i64,
+    clock: i64,
+    signed_time: Option<Vec<u8>>,
+) -> UnlockResult {
+    let mut phone = prepare(phone_time, signed_time);
+    let mut session = LockSession::new();
+    let mut reply = None;
+    for c in phone.request_fragments(247) {
+        reply = session.on_fragment(config, state, &c, clock, &mut OsRng);
+    }
+    let reply = reply.expect("an answer");
+    let mut outcome = None;
+    for c in reply.message.fragments(247) {
+        outcome = phone.on_fragment(&c).unwrap();
+    }
+    assert_eq!(outcome.unwrap().result, reply.decision.unwrap().result);
+    reply.decision.unwrap().result
+}
+
+#[test]
+fn a_credential_holder_cannot_walk_the_clock_back_step_by_step() {
+    // Issue 16: a vendor whose key opens the pool Monday to Friday 09:00-17:00 collected a
+    // signed time every 30 s during the day. At 17:20 they send eleven requests, each with a
+    // fresh ephemeral key, the next collected signed time and a phone clock 240 s behind the
+    // lock's. Before the high-water mark each moved the clock back 120 s and the eleventh was
+    // judged at 16:58 and granted.
+    let config = pool_config();
+    let mut state = LockState::default();
+    // The lock's clock is right; it took a bundle's time at 08:00.
+    state
+        .accept_signed_time(&config, &signed_time(NOW, None), NOW, None)
+        .unwrap();
+    let start = NOW + 9 * 3600 + 20 * 60; // 17:20
+    let collected = |i: i64| signed_time(NOW + 8 * 3600 + 40 * 60 + 30 * i, None); // 16:40:30 on
+                                                                                   // The bound: the tolerance behind the high-water mark (the clock as it read, advanced with
+                                                                                   // the hardware clock), plus 200 ppm of the 9 h 20 min since the mark was set at 08:00 (6 s).
+    let drift = (start + 11 - NOW) * 200 / 1_000_000;
+    assert_eq!(drift, 6);
+    for i in 1..=11 {
+        let clock = start + i;
+        let phone = state.now(clock) - 240;
+        let result = decide_at(&config, &mut state, phone, clock, Some(collected(i)));
+        assert!(
+            matches!(
+                result,
+                UnlockResult::Denied(DenyReason::OutOfSchedule { .. })
+                    | UnlockResult::Denied(DenyReason::ClockUntrusted)
+            ),
+            "request {i}: {result:?}"
+        );
+        assert!(
+            state.now(clock) >= clock - 120 - drift,
+            "request {i}: {} s back",
+            clock - state.now(clock)
+        );
+    }
+    let clock = start + 11;
+    assert_eq!(state.now(clock), clock - 120 - drift);
+    assert!(!events(&state)
+        .iter()
+        .any(|e| matches!(e, AuditEvent::UnlockGranted { .. })));
+
+    // A lock that took a fresh signed time at 17:00 (a resident's unlock, a bundle) counts no
+    // drift to speak of: the tolerance is all the vendor gets.
+    let mut state = LockState::default();
+    let five = NOW + 9 * 3600;
+    state
+        .accept_signed_time(&config, &signed_time(five, None), five, None)
+        .unwrap();
+    for i in 1..=11 {
+        let clock = start + i;
+        let phone = state.now(clock) - 240;
+        let signed = signed_time(five + 30 * i, None);
+        let result = decide_at(&config, &mut state, phone, clock, Some(signed));
+        assert!(result != UnlockResult::Granted, "request {i}");
+    }
+    assert_eq!(state.now(start + 11), start + 11 - 120);
+}
+
+#[test]
+fn a_new_lock_cannot_be_rewound_at_first_contact() {
+    // Issue 16: a new or wiped lock has no trusted time. An old document, an old signed time
+    // and a matching old phone clock do not move it back to that era: the first trusted time
+    // only ever moves the clock forward.
+    let config = pool_config();
+    let mut state = LockState::default();
+    let sunday = NOW - DAY; // Sunday 08:00: the pool is closed all day.
+    let friday = NOW - 3 * DAY + 3 * 3600; // Friday 11:00: open
+    assert_eq!(
+        decide_at(
+            &config,
+            &mut state,
+            friday,
+            sunday,
+            Some(signed_time(friday, None))
+        ),
+        UnlockResult::Denied(DenyReason::ClockUntrusted)
+    );
+    assert_eq!(state.now(sunday), sunday);
+    assert_eq!(state.clock.offset, 0);
+    // A step forward stands and sets the mark.
+    assert!(matches!(
+        decide_at(
+            &config,
+            &mut state,
+            NOW,
+            sunday,
+            Some(signed_time(NOW, None))
+        ),
+        UnlockResult::Denied(DenyReason::OutOfSchedule { .. })
+    ));
+    assert_eq!(state.now(sunday), NOW);
+}
+
 #[test]
 fn a_request_pruned_before_the_clock_stepped_back_is_still_a_replay() {
     let config = config();

@@ -348,7 +348,11 @@ mod tests {
             clock += 30;
             let now = c.now(clock);
             c.accept(T + i, clock, Some(now - 240), 120);
-            assert!(c.now(clock) >= clock - 120, "step {i}: {}", clock - c.now(clock));
+            assert!(
+                c.now(clock) >= clock - 120,
+                "step {i}: {}",
+                clock - c.now(clock)
+            );
         }
         assert_eq!(c.now(clock), clock - 120);
     }
