@@ -208,6 +208,11 @@ impl Lock {
         self.inner().state.clock.last_signed_time
     }
 
+    /// The clock's high-water mark (`None`: no trusted time yet, so no step back).
+    pub fn clock_high_water(&self) -> Option<door_protocol::sync::HighWater> {
+        self.inner().state.clock.high_water
+    }
+
     /// A bundle arriving over BLE: `(bytes received and persisted, total)`.
     pub fn transfer_progress(&self) -> Option<(usize, usize)> {
         self.inner()

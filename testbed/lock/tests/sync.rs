@@ -336,6 +336,53 @@ fn a_signed_time_corrects_a_drifted_lock_and_the_correction_survives_a_restart()
 }
 
 #[test]
+fn the_clock_high_water_mark_is_persisted_and_derived_for_older_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = LockClock::fixed(NOW);
+    clock.set_drift(-600);
+    let lock = open(dir.path(), &clock);
+    assert_eq!(lock.clock_high_water(), None, "no trusted time yet");
+    let time = SignedTime {
+        time: NOW,
+        lock_id: Some(LOCK_ID),
+    }
+    .sign(&issuer());
+    unlock_on(&mut lock.connect(), NOW, Some(time));
+    let mark = lock
+        .clock_high_water()
+        .expect("a mark from the first signed time");
+    assert_eq!(mark.time, NOW);
+    drop(lock);
+    let lock = open(dir.path(), &clock);
+    assert_eq!(lock.clock_high_water(), Some(mark));
+    drop(lock);
+    // A format 3 file written before the mark: clock = {offset, last_signed_time, anchor}.
+    let path = dir.path().join("state.json");
+    let mut f: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert!(
+        f["clock"].get("anchor").is_none(),
+        "anchor is no longer written"
+    );
+    f["clock"] = serde_json::json!({
+        "offset": 600,
+        "last_signed_time": NOW - 60,
+        "anchor": NOW - 30,
+    });
+    std::fs::write(&path, serde_json::to_vec(&f).unwrap()).unwrap();
+    let lock = open(dir.path(), &clock);
+    // Set where the clock read at the anchor, on the hardware clock of that instant: it reads
+    // the clock as it is now, so the lock may step back no further than before.
+    let mark = lock.clock_high_water().unwrap();
+    assert_eq!((mark.time, mark.clock), (NOW - 30, NOW - 30 - 600));
+    assert_eq!(mark.at(clock.now()), lock.now());
+    drop(lock);
+    // Without a signed time taken there is no trusted time, and no mark.
+    f["clock"] = serde_json::json!({"offset": 0, "last_signed_time": null, "anchor": null});
+    std::fs::write(&path, serde_json::to_vec(&f).unwrap()).unwrap();
+    assert_eq!(open(dir.path(), &clock).clock_high_water(), None);
+}
+
+#[test]
 fn a_failed_write_leaves_the_lock_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let clock = LockClock::fixed(NOW);
