@@ -10,24 +10,70 @@
 //!
 //! The server signs one on demand; a phone carries it inside its unlock request, and every sync
 //! bundle's `issued_at` is one too. A signed time says only that true time is **at least**
-//! this: phones carry them offline for a while, so one may be old when it arrives. Hence the
-//! rules ([`ClockState::accept`]):
+//! this: phones carry them offline for a while, so one may be old when it arrives.
+//!
+//! # The invariant
+//!
+//! The lock keeps a **high-water mark** ([`HighWater`]): the latest time its clock ever showed
+//! since it first had trusted time, advancing with the hardware clock. Then:
+//!
+//! > No sequence of messages moves the lock's clock more than the tolerance plus
+//! > [`MAX_DRIFT_PPM`] of the hardware time since the mark was set behind the mark.
+//! > A lock with no trusted time yet never steps back at all.
+//!
+//! Steps back do not lower the mark, so they do not add up: a credential holder who sends
+//! step after step (issue 16: eleven requests, each with a fresh key, an older signed time
+//! and a phone clock 240 s behind) gets the clock to the floor once and no further. With an
+//! accurate hardware clock that reads at or ahead of true time, the mark never reads behind
+//! true time, so the clock never reads more than the tolerance (plus that drift allowance)
+//! behind true time: it cannot be turned back into an earlier schedule window. The replay
+//! cache prunes by the clock, so it too never sees more than that step back.
+//!
+//! # The rules ([`ClockState::accept`])
 //!
 //! 1. A signed time is taken only if it is newer than the last one the lock took
 //!    (`last_signed_time`); older ones change nothing, so a courier cannot replay them.
 //! 2. If it is ahead of the lock's clock, the lock is slow: the clock steps forward to it.
-//!    That is always safe (true time is at least that).
+//!    That is always safe (true time is at least that). Forward steps are as they always were.
 //! 3. Stepping **back** needs more than a lower bound: only in an unlock, only when the phone's
 //!    own clock (the request's `t`) is also more than the tolerance behind the lock, only if
 //!    that phone then proves it holds a credential for the door (its device signature over
-//!    `t` verifies; the step is undone otherwise), and only as far as a crystal can drift: the
-//!    tolerance plus [`MAX_DRIFT_PPM`] of the lock time since the last signed time it took (no
-//!    bound before the first). The clock then reads the latest of the signed time, the phone's
-//!    time and that bound. A resident replaying an old signed time with a wrong phone clock can
-//!    thus turn a lock back by at most the tolerance plus a few seconds a day, not into
-//!    yesterday's schedule; a stranger cannot turn it back at all.
+//!    `t` verifies; the step is undone otherwise), and only when the lock has trusted time (a
+//!    mark). The clock then reads the latest of the signed time, the phone's time and the
+//!    floor ([`HighWater::floor`]: the mark less the tolerance and the drift allowance), and
+//!    never later than it read before.
 //! 4. The clock never goes behind `last_signed_time` (each step lands at or after the signed
 //!    time just taken).
+//! 5. The mark: the first signed time taken sets it where the clock then reads (after any
+//!    forward step). Afterwards a signed time no more than the tolerance behind the mark
+//!    (or ahead of it) sets it again, at the later of the mark and the clock, on the current
+//!    hardware clock: the mark never goes back, and drift is counted afresh from there. A
+//!    step back leaves it alone.
+//!
+//! # Why drift correction stays, and why it is bounded so
+//!
+//! A crystal that runs fast carries the mark ahead of true time with it (the mark is the
+//! lock's own reading). Without a drift allowance such a lock could never be set back more
+//! than the tolerance from its mark: after a few weeks at 20 ppm it would answer every phone
+//! "clock untrusted" for good, the very complaint ("false Out of Schedule after the lock's
+//! clock drifts") the signed time exists to cure. The allowance is [`MAX_DRIFT_PPM`] (200 ppm,
+//! 17 s a day) of hardware time since the mark was set: that is how far a crystal within
+//! specification can have run ahead since then, so a drifted lock can always be set right,
+//! and an attacker gains no more than it. It is counted from the mark, not from the last step,
+//! so steps back cannot renew it; and a fresh signed time near the mark (rule 5) counts it
+//! afresh, so a lock that sees fresh signed times (every sync bundle's `issued_at`, every
+//! resident's unlock) keeps it to seconds. A lock that has seen none for a month allows about
+//! nine minutes on top of the tolerance.
+//!
+//! # Commissioning
+//!
+//! A new or wiped lock has no trusted time and no mark: it never steps back on a phone's
+//! say-so. Its first trusted time comes from a signed time or a bundle, forward only. So a
+//! lock installed with a **slow** clock is set right by the first signed time; one installed
+//! with a **fast** clock stays fast (the mark starts at its fast reading), bar the drift
+//! allowance of 17 s a day: phones then get "clock untrusted" until it is wiped and its
+//! hardware clock set right. Installers must set the clock at or just behind true time (a
+//! slow clock is harmless).
 //!
 //! A step happens before the unlock's freshness check, so the unlock that brings the time is
 //! judged by the corrected clock. The lock's replay cache stays safe when the clock steps back:
@@ -49,8 +95,9 @@ pub const TIME_CONTENT_TYPE: &str = "application/door-time+cbor";
 pub const TIME_VERSION: u64 = 1;
 /// The largest signed time a lock reads from an unlock request (one is about 140 bytes).
 pub const MAX_SIGNED_TIME_SIZE: usize = 256;
-/// How fast a lock's clock may drift, in parts per million, for the backward-step bound: 200
-/// ppm is 17 s a day, ten times an ordinary watch crystal's tolerance.
+/// How fast a lock's clock may drift, in parts per million, for the backward-step bound
+/// (counted over the hardware time since the high-water mark was set): 200 ppm is 17 s a day,
+/// ten times an ordinary watch crystal's tolerance.
 pub const MAX_DRIFT_PPM: i64 = 200;
 
 /// An issuer-signed statement of the time.
