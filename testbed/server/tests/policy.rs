@@ -8,18 +8,15 @@ mod common;
 use common::*;
 use door_lock::{Lock, LockClock};
 use door_protocol::sync::DoorcodeDenied;
-use door_protocol::unlock::{DenyReason, UnlockPreparation, UnlockResult, UnlockTarget};
+use door_protocol::unlock::{DenyReason, UnlockResult};
 use door_protocol::{
     inspect_bundle, DoorcodeResult, Id, IssuerKeys, IssuerPublicKey, LockConfig, LockKey,
-    LockPublicKey,
 };
 use door_server::model::*;
-use p256::ecdsa::signature::Signer;
-use p256::ecdsa::{Signature, SigningKey};
+use p256::ecdsa::SigningKey;
 use serde_json::json;
 use tempfile::TempDir;
 
-const MTU: u16 = 247;
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
 
@@ -100,26 +97,7 @@ impl Site {
 
     /// Presents `document` over the lock's BLE session, signed with `key`, at the lock's time.
     fn present(&self, key: &SigningKey, document: &[u8]) -> UnlockResult {
-        let config = self.lock.config();
-        let target = UnlockTarget {
-            lock_id: config.lock_id,
-            lock_key: LockPublicKey::from_sec1(&config.key.public().to_sec1_compressed()).unwrap(),
-            access_document: document.to_vec(),
-        };
-        let (prep, to_sign) =
-            UnlockPreparation::new(target, self.lock.now(), &mut rand::rngs::OsRng).unwrap();
-        let signature: Signature = key.sign(&to_sign);
-        let mut phone = prep.signed(&signature.to_bytes()).unwrap();
-        let mut conn = self.lock.connect();
-        let mut notified = Vec::new();
-        for c in phone.request_fragments(MTU) {
-            notified = conn.on_write(&c, MTU).unwrap();
-        }
-        let mut outcome = None;
-        for n in &notified {
-            outcome = phone.on_fragment(n).unwrap();
-        }
-        outcome.unwrap().result
+        present(&self.lock, key, document)
     }
 }
 
@@ -302,32 +280,15 @@ async fn a_guest_never_outlives_or_outgrows_the_host() {
     m.assign(s, &alice, &home, false).await;
     let host = Phone::sign_in(s, "erin@example.com").await;
     let courier = Phone::sign_in(s, "alice@example.com").await;
-    let invited: InvitedGuest = s
-        .ok(
-            "POST",
-            "/v1/me/guests",
-            host.token(),
-            Some(&NewGuest {
-                door_ids: vec![site.door.id.clone()],
-                contact: "+1 555 0100".into(),
-                starts_at: t0,
-                ends_at: t0 + 60 * DAY,
-            }),
-            201,
-        )
-        .await;
-    let tokens: Tokens = s
-        .ok(
-            "POST",
-            "/v1/auth/invite",
-            "",
-            Some(&RedeemInvite {
-                invite_token: invited.invite_token,
-            }),
-            200,
-        )
-        .await;
-    let guest = Phone::with_tokens(s, tokens).await;
+    let (_, guest) = invite_and_redeem(
+        s,
+        &host,
+        vec![site.door.id.clone()],
+        "+1 555 0100",
+        t0,
+        t0 + 60 * DAY,
+    )
+    .await;
     let wide = site.document(&guest).await.unwrap();
     site.sync(&courier).await;
     assert_eq!(site.present(&guest.key, &wide), UnlockResult::Granted);
@@ -433,32 +394,15 @@ async fn two_keys_for_one_door_give_what_each_gives_and_no_more() {
     let phone = refreshed(s, &phone).await;
 
     // The guest gets the shareable (Monday) key's schedule, never the week pass's.
-    let invited: InvitedGuest = s
-        .ok(
-            "POST",
-            "/v1/me/guests",
-            phone.token(),
-            Some(&NewGuest {
-                door_ids: vec![site.door.id.clone()],
-                contact: "+1 555 0101".into(),
-                starts_at: s.now() - DAY,
-                ends_at: s.now() + 30 * DAY,
-            }),
-            201,
-        )
-        .await;
-    let tokens: Tokens = s
-        .ok(
-            "POST",
-            "/v1/auth/invite",
-            "",
-            Some(&RedeemInvite {
-                invite_token: invited.invite_token,
-            }),
-            200,
-        )
-        .await;
-    let guest = Phone::with_tokens(s, tokens).await;
+    let (_, guest) = invite_and_redeem(
+        s,
+        &phone,
+        vec![site.door.id.clone()],
+        "+1 555 0101",
+        s.now() - DAY,
+        s.now() + 30 * DAY,
+    )
+    .await;
     let doors = guest.doors(s).await;
     let pool = &doors.doors[0];
     assert_eq!(pool.schedules.len(), 1);
@@ -521,32 +465,15 @@ async fn may_share_off_ends_the_guests_access_and_the_manager_sees_who_invited()
         .await;
     m.assign(s, &gail, &home, true).await;
     let host = Phone::sign_in(s, "gail@example.com").await;
-    let invited: InvitedGuest = s
-        .ok(
-            "POST",
-            "/v1/me/guests",
-            host.token(),
-            Some(&NewGuest {
-                door_ids: vec![site.door.id.clone()],
-                contact: "dog walker".into(),
-                starts_at: t0,
-                ends_at: t0 + 7 * DAY,
-            }),
-            201,
-        )
-        .await;
-    let tokens: Tokens = s
-        .ok(
-            "POST",
-            "/v1/auth/invite",
-            "",
-            Some(&RedeemInvite {
-                invite_token: invited.invite_token,
-            }),
-            200,
-        )
-        .await;
-    let guest = Phone::with_tokens(s, tokens).await;
+    let (invited, guest) = invite_and_redeem(
+        s,
+        &host,
+        vec![site.door.id.clone()],
+        "dog walker",
+        t0,
+        t0 + 7 * DAY,
+    )
+    .await;
     let doc = site.document(&guest).await.unwrap();
     site.sync(&host).await;
     assert_eq!(site.present(&guest.key, &doc), UnlockResult::Granted);
@@ -557,7 +484,7 @@ async fn may_share_off_ends_the_guests_access_and_the_manager_sees_who_invited()
     assert_eq!(listed.len(), 1);
     assert_eq!(
         (listed[0].inviter_id.as_str(), listed[0].guest.id.as_str()),
-        (gail.id.as_str(), invited.guest.id.as_str())
+        (gail.id.as_str(), invited.id.as_str())
     );
 
     let patched: AssignmentJson = s

@@ -29,7 +29,7 @@ use chrono::{Datelike, TimeZone, Timelike};
 use common::*;
 use door_lock::{Lock, LockClock};
 use door_protocol::access::decode_access;
-use door_protocol::unlock::{DenyReason, UnlockPreparation, UnlockResult, UnlockTarget};
+use door_protocol::unlock::{DenyReason, UnlockResult};
 use door_protocol::{DoorcodeResult, Id, IssuerKeys, IssuerPublicKey, LockConfig, LockKey};
 use door_server::model::*;
 use p256::ecdsa::signature::Signer;
@@ -53,7 +53,6 @@ fn count(c: &AtomicU64) {
 const DOORS: usize = 2;
 const KEYS: usize = 3;
 const PEOPLE: usize = 3;
-const MTU: u16 = 247;
 const DAY: i64 = 86_400;
 
 /// The schedules keys choose from: 24/7; weekdays 08:00-18:00; Mon and Wed 06:00-09:00;
@@ -501,27 +500,7 @@ impl World {
     }
 
     fn present(&self, lock: usize, key: &SigningKey, document: &[u8]) -> UnlockResult {
-        let lock = &self.locks[lock];
-        let config = lock.config();
-        let target = UnlockTarget {
-            lock_id: config.lock_id,
-            lock_key: *config.key.public(),
-            access_document: document.to_vec(),
-        };
-        let (prep, to_sign) =
-            UnlockPreparation::new(target, lock.now(), &mut rand::rngs::OsRng).unwrap();
-        let signature: Signature = key.sign(&to_sign);
-        let mut phone = prep.signed(&signature.to_bytes()).unwrap();
-        let mut conn = lock.connect();
-        let mut notified = Vec::new();
-        for c in phone.request_fragments(MTU) {
-            notified = conn.on_write(&c, MTU).unwrap();
-        }
-        let mut outcome = None;
-        for n in &notified {
-            outcome = phone.on_fragment(n).unwrap();
-        }
-        outcome.unwrap().result
+        present(&self.locks[lock], key, document)
     }
 
     fn set_time(&self, t: i64) {

@@ -2,19 +2,19 @@
 //! holds whatever the number of people, devices and credentials, and no bundle is ever too
 //! large to build: more floors than a lock holds become an issued floor.
 
+mod common;
 #[path = "support/scale.rs"]
 mod scale;
 
 use door_lock::{Lock, LockClock};
 use door_protocol::access::{AccessDocument, DoorGrant, ACCESS_VERSION};
 use door_protocol::sync::MAX_BUNDLE_SIZE;
-use door_protocol::unlock::{DenyReason, UnlockPreparation, UnlockResult, UnlockTarget};
+use door_protocol::unlock::{DenyReason, UnlockResult};
 use door_protocol::{
     inspect_bundle, open_bundle, FloorList, Id, IssuerKeys, LockConfig, Schedule, ZoneRules,
 };
 use door_server::sync::bundle_for;
-use p256::ecdsa::signature::Signer;
-use p256::ecdsa::{Signature, SigningKey};
+use p256::ecdsa::SigningKey;
 use scale::{Scale, NOW};
 use tempfile::TempDir;
 
@@ -66,26 +66,7 @@ fn present(s: &Scale, lock: &Lock, issued_at: i64) -> UnlockResult {
     }
     .sign(&s.issuer)
     .unwrap();
-    let config = lock.config();
-    let target = UnlockTarget {
-        lock_id: config.lock_id,
-        lock_key: *config.key.public(),
-        access_document: document,
-    };
-    let (prep, to_sign) =
-        UnlockPreparation::new(target, lock.now(), &mut rand::rngs::OsRng).unwrap();
-    let signature: Signature = device.sign(&to_sign);
-    let mut phone = prep.signed(&signature.to_bytes()).unwrap();
-    let mut conn = lock.connect();
-    let mut notified = Vec::new();
-    for c in phone.request_fragments(247) {
-        notified = conn.on_write(&c, 247).unwrap();
-    }
-    let mut outcome = None;
-    for n in &notified {
-        outcome = phone.on_fragment(n).unwrap();
-    }
-    outcome.unwrap().result
+    common::present(lock, &device, &document)
 }
 
 #[test]

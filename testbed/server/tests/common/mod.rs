@@ -347,3 +347,72 @@ impl Phone {
         verified.decision(Id::from_hex(&door_json.id).unwrap(), t)
     }
 }
+
+/// Presents `document`, signed with the device key `key`, to `lock` over a BLE session at the
+/// lock's time, as a phone does: the lock's answer.
+pub fn present(
+    lock: &door_lock::Lock,
+    key: &SigningKey,
+    document: &[u8],
+) -> door_protocol::unlock::UnlockResult {
+    use door_protocol::unlock::{UnlockPreparation, UnlockTarget};
+    const MTU: u16 = 247;
+    let config = lock.config();
+    let target = UnlockTarget {
+        lock_id: config.lock_id,
+        lock_key: *config.key.public(),
+        access_document: document.to_vec(),
+    };
+    let (prep, to_sign) =
+        UnlockPreparation::new(target, lock.now(), &mut rand::rngs::OsRng).unwrap();
+    let signature: Signature = key.sign(&to_sign);
+    let mut phone = prep.signed(&signature.to_bytes()).unwrap();
+    let mut conn = lock.connect();
+    let mut notified = Vec::new();
+    for c in phone.request_fragments(MTU) {
+        notified = conn.on_write(&c, MTU).unwrap();
+    }
+    let mut outcome = None;
+    for n in &notified {
+        outcome = phone.on_fragment(n).unwrap();
+    }
+    outcome.unwrap().result
+}
+
+/// `host` invites a guest to `door_ids` for `[starts_at, ends_at)`; the guest redeems the
+/// invite on a new phone. The invite as the host sees it, and the guest's phone.
+pub async fn invite_and_redeem(
+    s: &TestServer,
+    host: &Phone,
+    door_ids: Vec<String>,
+    contact: &str,
+    starts_at: i64,
+    ends_at: i64,
+) -> (GuestJson, Phone) {
+    let invited: InvitedGuest = s
+        .ok(
+            "POST",
+            "/v1/me/guests",
+            host.token(),
+            Some(&NewGuest {
+                door_ids,
+                contact: contact.into(),
+                starts_at,
+                ends_at,
+            }),
+            201,
+        )
+        .await;
+    let tokens: Tokens = s
+        .ok(
+            "POST",
+            "/v1/auth/invite",
+            "",
+            Some(&RedeemInvite {
+                invite_token: invited.invite_token,
+            }),
+            200,
+        )
+        .await;
+    (invited.guest, Phone::with_tokens(s, tokens).await)
+}
