@@ -662,10 +662,7 @@ fn doorcodes_are_enforced_at_the_keypad_with_a_lockout() {
         .into_iter()
         .filter(|e| matches!(e, AuditEvent::DoorcodeEntry { .. }))
         .collect();
-    assert_eq!(
-        doorcode_events.len(),
-        2 + KEYPAD_MAX_FAILURES as usize - 1 + 1
-    );
+    assert_eq!(doorcode_events.len(), 2 + KEYPAD_MAX_FAILURES - 1 + 1);
     assert_eq!(
         doorcode_events[0],
         AuditEvent::DoorcodeEntry {

@@ -33,11 +33,22 @@ use crate::sync::{SyncError, MAX_DOORCODES};
 use crate::unlock::{LockConfig, LockState};
 use crate::UnixTime;
 
-/// Consecutive wrong codes after which the keypad locks.
-pub const KEYPAD_MAX_FAILURES: u32 = 5;
-/// How long the keypad stays locked, in seconds: with 5 tries per 5 minutes, guessing one of a
-/// thousand 6-digit codes takes about a week on average, and every try is in the audit log.
-pub const KEYPAD_LOCKOUT: i64 = 300;
+/// Wrong codes within [`KEYPAD_WINDOW`] at which the keypad locks: a busy shared keypad sees a
+/// few typos a day, and they should not lock it.
+pub const KEYPAD_MAX_FAILURES: usize = 10;
+/// The sliding window wrong codes are counted over, in seconds. A day, so that guessing just
+/// below the threshold buys no more than [`KEYPAD_MAX_FAILURES`] a day, and a success clears
+/// nothing: the codes a holder types are not evidence that their other tries were typos.
+pub const KEYPAD_WINDOW: i64 = 86_400;
+/// The first lockout, in seconds; each further wrong code in the window doubles it, up to
+/// [`KEYPAD_LOCKOUT_MAX`].
+pub const KEYPAD_LOCKOUT: i64 = 60;
+/// The longest lockout, in seconds. It sets the sustained guessing rate (one guess per
+/// lockout, about 24 a day) and how long a prankster can keep the keypad shut per wrong code.
+pub const KEYPAD_LOCKOUT_MAX: i64 = 3_600;
+/// Wrong codes the keypad remembers: enough to reach the longest lockout (60 s doubled six
+/// times is more than an hour), so forgetting older ones never shortens a lockout.
+pub const KEYPAD_MEMORY: usize = KEYPAD_MAX_FAILURES + 7;
 
 /// The sync data a lock holds: the iteration of the last bundle applied, the revocation floors,
 /// the doorcodes and the keypad rules bundles gave it.
@@ -152,12 +163,70 @@ fn checked_doorcodes(
     Ok(doorcodes)
 }
 
-/// The keypad's guard against guessing: consecutive failures and a lockout.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+/// The keypad's guard against guessing: when the last wrong codes came, and a lockout.
+///
+/// The rule: a wrong code (an unknown or expired one) read at `now` is remembered; once
+/// [`KEYPAD_MAX_FAILURES`] or more are remembered within the [`KEYPAD_WINDOW`] before `now`,
+/// the keypad locks for [`KEYPAD_LOCKOUT`] doubled once for each wrong code beyond the
+/// threshold, at most [`KEYPAD_LOCKOUT_MAX`]. While locked, codes are refused unread. Nothing
+/// else changes the count: not a granted code, not a right code at the wrong hour, not a sync.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
 pub struct Keypad {
-    pub failures: u32,
+    /// The lock's times of the last wrong codes, oldest first, at most [`KEYPAD_MEMORY`].
+    recent_failures: Vec<UnixTime>,
     /// While the lock's clock is before this, every code is refused unread.
-    pub locked_until: Option<UnixTime>,
+    locked_until: Option<UnixTime>,
+}
+
+impl Keypad {
+    /// Rebuilds the keypad from what the accessors returned; keeps the newest
+    /// [`KEYPAD_MEMORY`] failures, in order.
+    pub fn restore(mut recent_failures: Vec<UnixTime>, locked_until: Option<UnixTime>) -> Keypad {
+        recent_failures.sort_unstable();
+        let excess = recent_failures.len().saturating_sub(KEYPAD_MEMORY);
+        recent_failures.drain(..excess);
+        Keypad {
+            recent_failures,
+            locked_until,
+        }
+    }
+
+    pub fn recent_failures(&self) -> &[UnixTime] {
+        &self.recent_failures
+    }
+
+    pub fn locked_until(&self) -> Option<UnixTime> {
+        self.locked_until
+    }
+
+    /// The lockout in force at `now`, if any.
+    pub fn lockout(&self, now: UnixTime) -> Option<UnixTime> {
+        self.locked_until.filter(|&until| now < until)
+    }
+
+    /// A wrong code read at `now`.
+    fn failed(&mut self, now: UnixTime) {
+        let since = now.saturating_sub(KEYPAD_WINDOW);
+        // A clock set back leaves failures "after" now: they still count, which only errs
+        // towards locking.
+        self.recent_failures.retain(|&t| t > since);
+        // Kept in time order, so that forgetting drops the oldest even after the clock was set
+        // back: whatever is forgotten, the newest KEYPAD_MEMORY alone reach the longest lockout.
+        let at = self.recent_failures.partition_point(|&t| t <= now);
+        self.recent_failures.insert(at, now);
+        if self.recent_failures.len() > KEYPAD_MEMORY {
+            self.recent_failures.remove(0);
+        }
+        // At most KEYPAD_MEMORY, a small number.
+        let remembered = self.recent_failures.len() as u32;
+        if let Some(beyond) = remembered.checked_sub(KEYPAD_MAX_FAILURES as u32) {
+            let lockout = KEYPAD_LOCKOUT
+                .checked_shl(beyond)
+                .filter(|&l| l <= KEYPAD_LOCKOUT_MAX)
+                .unwrap_or(KEYPAD_LOCKOUT_MAX);
+            self.locked_until = Some(now.saturating_add(lockout));
+        }
+    }
 }
 
 /// A bundle as it arrives over BLE, up to the last byte the lock acknowledged. The caller
@@ -418,9 +487,8 @@ impl LockState {
     }
 
     /// A code typed on the keypad at hardware clock `clock`: opens if it is a live doorcode of
-    /// this lock. Every try outside a lockout is recorded; after
-    /// [`KEYPAD_MAX_FAILURES`] wrong codes in a row the keypad locks for [`KEYPAD_LOCKOUT`]
-    /// seconds.
+    /// this lock. Every try outside a lockout is recorded; wrong ones lock the keypad by
+    /// [`Keypad`]'s rule.
     pub fn enter_doorcode(
         &mut self,
         config: &LockConfig,
@@ -428,7 +496,7 @@ impl LockState {
         clock: UnixTime,
     ) -> DoorcodeResult {
         let now = self.clock.now(clock);
-        if let Some(until) = self.keypad.locked_until.filter(|&until| now < until) {
+        if let Some(until) = self.keypad.lockout(now) {
             return DoorcodeResult::Denied(DoorcodeDenied::LockedOut { until });
         }
         // Compares every entry, matched or not, so the time taken does not depend on which
@@ -458,13 +526,12 @@ impl LockState {
             None => DoorcodeResult::Denied(DoorcodeDenied::Unknown),
         };
         let event = match result {
-            DoorcodeResult::Granted { person_id } => {
-                self.keypad = Keypad::default();
-                AuditEvent::DoorcodeEntry {
-                    person_id: Some(person_id),
-                    granted: true,
-                }
-            }
+            // A right code clears nothing: typing one's own code between guesses must not buy
+            // more guesses.
+            DoorcodeResult::Granted { person_id } => AuditEvent::DoorcodeEntry {
+                person_id: Some(person_id),
+                granted: true,
+            },
             // The holder's own code at the wrong hour is no guess: it neither counts towards
             // the lockout nor clears it.
             DoorcodeResult::Denied(DoorcodeDenied::OutOfSchedule { person_id, .. }) => {
@@ -474,13 +541,7 @@ impl LockState {
                 }
             }
             DoorcodeResult::Denied(denied) => {
-                self.keypad.failures += 1;
-                if self.keypad.failures >= KEYPAD_MAX_FAILURES {
-                    self.keypad = Keypad {
-                        failures: 0,
-                        locked_until: Some(now.saturating_add(KEYPAD_LOCKOUT)),
-                    };
-                }
+                self.keypad.failed(now);
                 AuditEvent::DoorcodeEntry {
                     person_id: match denied {
                         DoorcodeDenied::Expired { person_id } => Some(person_id),

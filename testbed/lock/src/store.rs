@@ -158,7 +158,10 @@ impl ClockFile {
 
 #[derive(Default, Serialize, Deserialize)]
 struct KeypadFile {
-    failures: u32,
+    /// The lock's times of the last wrong codes. Older files kept a count of consecutive
+    /// failures instead, with no times: it is dropped, as a success would have dropped it.
+    #[serde(default)]
+    recent_failures: Vec<UnixTime>,
     locked_until: Option<UnixTime>,
 }
 
@@ -313,10 +316,7 @@ impl Store {
             audit: AuditLog::restore(epoch, f.next_seq, audit).map_err(corrupt)?,
             sync: restore_sync(&f.sync, legacy, doorcodes)?,
             clock: f.clock.state(),
-            keypad: Keypad {
-                failures: f.keypad.failures,
-                locked_until: f.keypad.locked_until,
-            },
+            keypad: Keypad::restore(f.keypad.recent_failures.clone(), f.keypad.locked_until),
             transfer: self.load_transfer()?,
         };
         Ok(Some((state, upgraded)))
@@ -398,8 +398,8 @@ impl Store {
                 }),
             },
             keypad: KeypadFile {
-                failures: state.keypad.failures,
-                locked_until: state.keypad.locked_until,
+                recent_failures: state.keypad.recent_failures().to_vec(),
+                locked_until: state.keypad.locked_until(),
             },
         };
         // Serialising plain strings and integers cannot fail.
