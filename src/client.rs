@@ -569,8 +569,9 @@ impl Core {
     }
 
     /// "Sync this door": carries the phone's bundle to the lock without opening it, then
-    /// uploads what the outbox holds. It brings no audit records home: a lock hands those
-    /// only to a phone that proved a credential on the same connection, i.e. after an unlock.
+    /// uploads what the outbox holds. A lock trusts such a connection less than one where the
+    /// phone proved a credential (an unlock): it brings no audit records home, and a transfer
+    /// cut short here starts over next time instead of resuming.
     pub async fn sync_door(&self, door_id: &str, timeout: Duration) -> CoreResult<SyncReport> {
         let door = self.door(door_id)?.door;
         self.stop_ride(&door.lock_id).await;

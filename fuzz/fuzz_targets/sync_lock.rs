@@ -41,6 +41,7 @@ struct Lock {
 
 impl Lock {
     fn message(&mut self, message: &Message) {
+        let kept = self.state.transfer.clone();
         let (state, clock) = (&mut self.state, self.clock);
         if let Some(reply) = self
             .session
@@ -48,12 +49,26 @@ impl Lock {
         {
             self.check(&reply);
         }
+        // What a connection with no proven holder sends never touches the transfer a proven
+        // holder left (a bundle it completes may only make that one stale and drop it).
+        if !self.proven {
+            assert!(
+                self.state.transfer.is_none() || self.state.transfer == kept,
+                "a stranger changed the kept transfer"
+            );
+        }
+        if let Some(t) = &self.state.transfer {
+            assert!(
+                t.writer.is_some(),
+                "a kept transfer without a proven writer"
+            );
+        }
     }
 
     fn chunks(&mut self, chunks: &[Vec<u8>]) {
         let (state, clock) = (&mut self.state, self.clock);
         for reply in deliver(&mut self.session, state, chunks, clock, &mut self.rng) {
-            self.proven |= reply.decision.is_some_and(|d| d.holder_proven);
+            self.proven |= reply.decision.is_some_and(|d| d.holder.is_some());
             self.check(&reply);
         }
     }

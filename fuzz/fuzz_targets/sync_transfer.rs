@@ -12,7 +12,11 @@ use std::collections::VecDeque;
 use arbitrary::{Result, Unstructured};
 use door_protocol::sync::SyncEvent;
 use door_protocol::{LockSession, LockState, Message, SyncOutcome, SyncTransfer};
-use door_protocol_fuzz::{blob, FuzzRng, AFTER_FULL, BUNDLES, CONFIG, NOW};
+use door_protocol_fuzz::{
+    blob, deliver, prepare_unlock, FuzzRng, ACCESS, AFTER_FULL, BUNDLES, CONFIG, NOW,
+};
+
+const MTU: u16 = 247;
 use libfuzzer_sys::fuzz_target;
 
 const MAX_OPS: usize = 32;
@@ -86,14 +90,30 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 message.fragments(u.arbitrary()?)
             }
             _ => {
-                // A lock holding no partial transfer (it never got the offer, or gave a verdict
-                // the phone missed) rightly has the next offer start over.
-                if state.transfer.is_none() {
-                    done = 0;
-                }
+                // A new connection, on which the phone may prove its credential first (an
+                // unlock). A proven phone resumes where the lock's kept transfer stands (which
+                // may be behind what an unproven connection since got to); any other offer,
+                // or a lock keeping none (it never got the offer, or gave a verdict the phone
+                // missed), rightly starts over.
                 transfer.reconnect();
                 session = LockSession::new();
                 inbox.clear();
+                let proven = u.arbitrary::<bool>()?
+                    && prepare_unlock(ACCESS.clone(), NOW, None, &mut rng).is_some_and(|phone| {
+                        deliver(
+                            &mut session,
+                            &mut state,
+                            &phone.request_fragments(MTU),
+                            NOW,
+                            &mut rng,
+                        )
+                        .iter()
+                        .any(|r| r.decision.is_some_and(|d| d.holder.is_some()))
+                    });
+                done = match (&state.transfer, proven) {
+                    (Some(kept), true) => kept.received().len() as u64,
+                    _ => 0,
+                };
                 continue;
             }
         };

@@ -53,8 +53,10 @@ impl LockSession {
             return sync_lock::handle(&mut self.sync, config, state, message, now);
         }
         let reply = respond(config, state, message, now, rng);
-        if reply.decision.is_some_and(|d| d.holder_proven) {
-            self.sync.proven = true;
+        // The first holder proven on a connection is its holder: a second credential on the
+        // same link does not take over the first one's transfer.
+        if let Some(holder) = reply.decision.and_then(|d| d.holder) {
+            self.sync.holder.get_or_insert(holder);
         }
         Some(reply)
     }

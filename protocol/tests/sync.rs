@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use door_protocol::revocation::{Floor, FloorList};
-use door_protocol::sync::messages::{SyncMessage, MAX_BLOCK};
+use door_protocol::sync::messages::{Offer, SyncMessage, MAX_BLOCK};
 use door_protocol::sync::state::{KEYPAD_LOCKOUT, KEYPAD_MAX_FAILURES};
 use door_protocol::sync::SyncState;
 use door_protocol::sync::{
@@ -1114,6 +1114,9 @@ struct Link {
     mtu: u16,
     clock: i64,
     progress: Vec<Progress>,
+    /// Whether the phone proves its credential (an unlock) on each connection first, as a
+    /// phone carrying a bundle after an unlock does: only then does a transfer resume.
+    proven: bool,
 }
 
 enum Ended {
@@ -1131,11 +1134,36 @@ impl Link {
             mtu,
             clock: NOW,
             progress: Vec::new(),
+            proven: false,
         }
+    }
+
+    /// A link on which the phone unlocks before each transfer.
+    fn proven(state: LockState, mtu: u16) -> Link {
+        let mut link = Link {
+            proven: true,
+            ..Link::new(state, mtu)
+        };
+        link.prove();
+        link
+    }
+
+    fn prove(&mut self) {
+        let outcome = unlock_on(
+            &mut self.session,
+            &mut self.state,
+            self.clock,
+            self.clock,
+            None,
+        );
+        assert_eq!(outcome.result, UnlockResult::Granted);
     }
 
     fn reconnect(&mut self, phone: &mut SyncTransfer) {
         self.session = LockSession::new();
+        if self.proven {
+            self.prove();
+        }
         phone.reconnect();
     }
 
@@ -1242,7 +1270,7 @@ fn a_disconnect_at_every_block_resumes_from_the_last_ack() {
     let blocks = bytes.len().div_ceil(block);
     assert!(blocks > 10);
     for cut in 0..blocks {
-        let mut link = Link::new(LockState::default(), 247);
+        let mut link = Link::proven(LockState::default(), 247);
         let mut phone = SyncTransfer::new(bytes.clone(), 3, 0)
             .unwrap()
             .with_flow(block, 4);
@@ -1271,7 +1299,7 @@ fn a_disconnect_at_every_chunk_resumes_from_the_last_ack() {
     let mtu = 64;
     let mut cuts = 0;
     for cut in 0.. {
-        let mut link = Link::new(LockState::default(), mtu);
+        let mut link = Link::proven(LockState::default(), mtu);
         let mut phone = SyncTransfer::new(bytes.clone(), 3, 0)
             .unwrap()
             .with_flow(512, 2);
@@ -1322,6 +1350,100 @@ fn a_disconnect_at_every_chunk_resumes_from_the_last_ack() {
         );
     }
     assert!(cuts > 40, "{cuts} cuts");
+}
+
+/// An attacker who saw the honest phone's offer in the clear offers the same bundle on their
+/// own connection and writes junk from wherever the lock says to resume; returns that offset.
+fn poison(session: &mut LockSession, state: &mut LockState, offer: Offer) -> u32 {
+    let mut send = |m: SyncMessage| {
+        session
+            .on_message(&config(), state, &m.to_message(), NOW, &mut OsRng)
+            .map(|r| SyncMessage::from_message(&r.message).unwrap())
+    };
+    let Some(SyncMessage::Accept { resume_from }) = send(SyncMessage::Offer(offer)) else {
+        panic!("the offer is accepted");
+    };
+    for i in 0..3 {
+        send(SyncMessage::Data {
+            offset: resume_from + i * 512,
+            bytes: vec![0xee; 512],
+        });
+    }
+    resume_from
+}
+
+#[test]
+fn a_transfer_poisoned_by_a_third_party_resumes_correctly() {
+    let (_, bytes) = medium_bundle(3);
+    let mut neighbour = sample_access();
+    neighbour.person_id = Id([0xa9; 16]);
+    neighbour.credential_id = Id([0xc9; 16]);
+    let neighbour = neighbour.sign(&issuer()).unwrap();
+    // A stranger on BLE, and a neighbour who holds a credential for the door.
+    for attacker_proves in [false, true] {
+        let mut link = Link::proven(LockState::default(), 247);
+        let mut phone = SyncTransfer::new(bytes.clone(), 3, 0)
+            .unwrap()
+            .with_flow(512, 4);
+        assert!(matches!(link.run(&mut phone, |m| m, Some(4)), Ended::Cut));
+        let kept = link.state.transfer.clone().unwrap();
+        assert_eq!(kept.received().len(), 4 * 512);
+
+        let mut attacker = LockSession::new();
+        if attacker_proves {
+            let mut unlock = prepare_with(neighbour.clone(), NOW, None);
+            let mut reply = None;
+            for c in unlock.request_fragments(247) {
+                reply = attacker.on_fragment(&config(), &mut link.state, &c, NOW, &mut OsRng);
+            }
+            for c in reply.unwrap().message.fragments(247) {
+                unlock.on_fragment(&c).unwrap();
+            }
+        }
+        let resumed_at = poison(&mut attacker, &mut link.state, phone.offer());
+        assert_eq!(resumed_at, 0, "no one resumes another's transfer");
+        if !attacker_proves {
+            assert_eq!(
+                link.state.transfer.as_ref(),
+                Some(&kept),
+                "a stranger's junk changes nothing"
+            );
+        }
+        // Data with no offer on a fresh connection goes nowhere either.
+        let before = link.state.transfer.clone();
+        let reply = LockSession::new().on_message(
+            &config(),
+            &mut link.state,
+            &SyncMessage::Data {
+                offset: 4 * 512,
+                bytes: vec![0xee; 512],
+            }
+            .to_message(),
+            NOW,
+            &mut OsRng,
+        );
+        assert!(matches!(
+            SyncMessage::from_message(&reply.unwrap().message),
+            Ok(SyncMessage::Failed {
+                reason: FailReason::NoTransfer,
+                ..
+            })
+        ));
+        assert_eq!(link.state.transfer, before);
+
+        link.reconnect(&mut phone);
+        let before = link.progress.len();
+        assert_eq!(
+            finished(link.run(&mut phone, |m| m, None)),
+            SyncOutcome::Applied { iteration: 3 },
+            "attacker proves: {attacker_proves}"
+        );
+        // After a stranger the phone resumed where it stopped; after a neighbour, whose
+        // transfer replaced its own, from the start (never onto the neighbour's bytes).
+        let expected = if attacker_proves { 0 } else { 4 * 512 };
+        assert_eq!(link.progress[before].done, expected);
+        assert_eq!(link.state.sync_iteration(), 3);
+    }
 }
 
 #[test]

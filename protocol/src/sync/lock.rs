@@ -2,22 +2,33 @@
 //!
 //! - **Offer.** Refused at once when the lock does not need it (`Decline` for an iteration at
 //!   or below its own, `Failed(WrongBase)` for a delta from another iteration) or cannot take
-//!   it (`Failed(TooLarge)`). Otherwise `Accept { resume_from }`: where the persisted partial
-//!   transfer with the same digest stopped, else 0 (a different partial is dropped: one
-//!   transfer at a time).
-//! - **Data.** The block at the next offset is appended and acknowledged (`Ack`), and the
-//!   caller persists the transfer before the ack leaves, so a disconnect resumes from the last
-//!   ack. A duplicate (everything before the next offset) is ignored silently; a block beyond
-//!   the next offset (a gap: reordered or lost) is dropped and answered once, per gap, with an
-//!   `Ack` of the next offset, so the phone rewinds. The last block completes the transfer:
-//!   [`open_bundle`], [`LockState::apply_bundle`], then `Done` or `Failed` (the digest is
-//!   checked only on a refusal, to report a transfer that went wrong as such).
+//!   it (`Failed(TooLarge)`). Otherwise `Accept { resume_from }`. Where the bytes go depends on
+//!   who is offering:
+//!   - on a connection where a phone proved a credential (its unlock request's device signature
+//!     verified), into the lock's one kept transfer: resumed from where it stopped if the same
+//!     person wrote it and the digest and length match, else replaced by a new one from 0;
+//!   - on any other connection, into a transfer of this connection alone, from 0: never
+//!     persisted, never resumed, and the kept transfer is left alone.
+//!
+//!   So bytes someone else wrote are never resumed onto: an eavesdropper who re-offers a
+//!   digest seen in the clear and writes junk changes nothing, and a credential holder who
+//!   does the same only makes the next holder start afresh (from their own proven session,
+//!   which names them in the lock's audit log).
+//! - **Data.** The block at the next offset is appended and acknowledged (`Ack`); for the
+//!   kept transfer the caller persists it before the ack leaves, so a disconnect resumes from
+//!   the last ack. A duplicate (everything before the next offset) is ignored silently; a block
+//!   beyond the next offset (a gap: reordered or lost) is dropped and answered once, per gap,
+//!   with an `Ack` of the next offset, so the phone rewinds. The last block completes the
+//!   transfer: [`open_bundle`], [`LockState::apply_bundle`], then `Done` or `Failed` (the
+//!   digest is checked only on a refusal, to report a transfer that went wrong as such). A
+//!   bundle applied drops a kept transfer it makes stale.
 //! - **Audit pull.** A batch of records from the asked seq on, only on a connection where a
 //!   phone has proven a credential (its unlock request's device signature verified): the
 //!   records are signed, not secret, and name who came and went.
 
 use sha2::{Digest, Sha256};
 
+use crate::ids::Id;
 use crate::sync::bundle::open_bundle;
 use crate::sync::messages::{acceptable_len, FailReason, Offer, SyncMessage, AUDIT_BATCH_BYTES};
 use crate::sync::state::PartialTransfer;
@@ -32,8 +43,28 @@ pub(crate) struct SyncSession {
     accepted: Option<[u8; 32]>,
     /// The next offset last sent as a rewind, so a burst of out-of-order blocks gets one.
     rewound_at: Option<usize>,
-    /// Whether a phone proved a credential on this connection (audit pulls need it).
-    pub(crate) proven: bool,
+    /// The person whose credential a phone proved on this connection: audit pulls need one,
+    /// and only they resume the transfer they wrote.
+    pub(crate) holder: Option<Id>,
+    /// A transfer offered before any credential was proven on this connection.
+    unproven: Option<PartialTransfer>,
+}
+
+/// The transfer a connection's data goes to: its own (`unproven`), or the lock's `kept` one if
+/// the connection's holder wrote it; only for the offer the connection accepted.
+fn transfer_for<'a>(
+    accepted: Option<[u8; 32]>,
+    holder: Option<Id>,
+    unproven: &'a mut Option<PartialTransfer>,
+    kept: &'a mut Option<PartialTransfer>,
+) -> Option<&'a mut PartialTransfer> {
+    let transfer = match unproven {
+        Some(own) => own,
+        None => kept
+            .as_mut()
+            .filter(|t| t.writer.is_some() && t.writer == holder)?,
+    };
+    (Some(transfer.digest) == accepted).then_some(transfer)
 }
 
 fn reply(message: SyncMessage, persist: Persist) -> LockReply {
@@ -60,7 +91,7 @@ pub(crate) fn handle(
         SyncMessage::Data { offset, bytes } => {
             on_data(session, config, state, offset, &bytes, clock)
         }
-        SyncMessage::AuditPull { epoch, from_seq } => Some(if session.proven {
+        SyncMessage::AuditPull { epoch, from_seq } => Some(if session.holder.is_some() {
             // A phone that names another epoch holds nothing of this log: all of it is due.
             let from_seq = if epoch == state.audit.epoch() {
                 from_seq
@@ -104,18 +135,37 @@ fn on_offer(session: &mut SyncSession, state: &mut LockState, offer: Offer) -> L
     if offer.base_iteration != 0 && offer.base_iteration != current_iteration {
         return failed(FailReason::WrongBase);
     }
-    let resume_from = match &state.transfer {
-        Some(t) if t.digest == offer.digest && t.total_len == offer.total_len => t.received().len(),
-        // A partial transfer of other bytes is dropped in memory only: until the first ack
-        // persists this one, a restart finds the old one, which is as harmless.
-        _ => {
-            state.transfer = Some(PartialTransfer::new(
-                offer.iteration,
-                offer.base_iteration,
-                offer.total_len,
-                offer.digest,
-            ));
+    let fresh = |writer| {
+        PartialTransfer::new(
+            offer.iteration,
+            offer.base_iteration,
+            offer.total_len,
+            offer.digest,
+            writer,
+        )
+    };
+    let resume_from = match session.holder {
+        None => {
+            session.unproven = Some(fresh(None));
             0
+        }
+        Some(holder) => {
+            session.unproven = None;
+            match &state.transfer {
+                Some(t)
+                    if t.writer == Some(holder)
+                        && t.digest == offer.digest
+                        && t.total_len == offer.total_len =>
+                {
+                    t.received().len()
+                }
+                // Another transfer is dropped in memory only: until the first ack persists this
+                // one, a restart finds the old one, which is as harmless.
+                _ => {
+                    state.transfer = Some(fresh(Some(holder)));
+                    0
+                }
+            }
         }
     };
     session.accepted = Some(offer.digest);
@@ -138,11 +188,13 @@ fn on_data(
     clock: UnixTime,
 ) -> Option<LockReply> {
     let current_iteration = state.sync_iteration();
-    let Some(transfer) = state
-        .transfer
-        .as_mut()
-        .filter(|t| session.accepted == Some(t.digest))
-    else {
+    let kept = session.unproven.is_none();
+    let Some(transfer) = transfer_for(
+        session.accepted,
+        session.holder,
+        &mut session.unproven,
+        &mut state.transfer,
+    ) else {
         return Some(reply(
             SyncMessage::Failed {
                 reason: FailReason::NoTransfer,
@@ -184,19 +236,24 @@ fn on_data(
             },
             Persist {
                 state: false,
-                transfer: true,
+                transfer: kept,
             },
         ));
     }
 
     // The last byte: the transfer ends here whatever the verdict.
     let digest = transfer.digest;
-    let bundle = state.transfer.take().map(PartialTransfer::into_received);
-    let bundle = bundle.unwrap_or_default();
+    let finished = match kept {
+        true => state.transfer.take(),
+        false => session.unproven.take(),
+    };
+    let bundle = finished
+        .map(PartialTransfer::into_received)
+        .unwrap_or_default();
     session.accepted = None;
     let mut persist = Persist {
         state: false,
-        transfer: true,
+        transfer: kept,
     };
     // The issuer's signature covers every byte, so a bundle that opens needs no digest check
     // (one SHA-256 pass over up to 64 KiB saved on every sync); only a refusal pays for it, to
@@ -205,6 +262,15 @@ fn on_data(
         match open_bundle(&bundle, config).and_then(|b| state.apply_bundle(config, &b, clock)) {
             Ok(applied) => {
                 persist.state = true;
+                // A kept transfer of this iteration or an older one can never apply now.
+                if state
+                    .transfer
+                    .as_ref()
+                    .is_some_and(|t| t.iteration <= applied.iteration)
+                {
+                    state.transfer = None;
+                    persist.transfer = true;
+                }
                 SyncMessage::Done {
                     iteration: applied.iteration,
                 }

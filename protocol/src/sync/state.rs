@@ -229,15 +229,19 @@ impl Keypad {
     }
 }
 
-/// A bundle as it arrives over BLE, up to the last byte the lock acknowledged. The caller
-/// persists it (with its received bytes) whenever the lock acknowledges, so a transfer resumes
-/// after a disconnect or a restart.
+/// A bundle as it arrives over BLE, up to the last byte the lock acknowledged. The lock keeps
+/// one that a proven credential holder is bringing, `writer`, and the caller persists it (with
+/// its received bytes) whenever the lock acknowledges, so that the same holder resumes it after
+/// a disconnect or a restart; no one else does (`crate::sync::lock`).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct PartialTransfer {
     pub iteration: u64,
     pub base_iteration: u64,
     pub total_len: u32,
     pub digest: [u8; 32],
+    /// The person whose proven session wrote the bytes; `None` on a connection where no
+    /// credential was proven (such a transfer is never persisted or resumed).
+    pub writer: Option<Id>,
     received: Vec<u8>,
 }
 
@@ -247,31 +251,36 @@ impl PartialTransfer {
         base_iteration: u64,
         total_len: u32,
         digest: [u8; 32],
+        writer: Option<Id>,
     ) -> PartialTransfer {
         PartialTransfer {
             iteration,
             base_iteration,
             total_len,
             digest,
+            writer,
             received: Vec::new(),
         }
     }
 
-    /// Rebuilds a persisted transfer; `None` if the sizes cannot be a transfer in progress.
+    /// Rebuilds a persisted transfer; `None` if the sizes cannot be a transfer in progress or
+    /// no proven holder wrote it (nothing could resume it).
     pub fn restore(
         iteration: u64,
         base_iteration: u64,
         total_len: u32,
         digest: [u8; 32],
+        writer: Option<Id>,
         received: Vec<u8>,
     ) -> Option<PartialTransfer> {
         let in_progress = acceptable_len(total_len)
             && usize::try_from(total_len).is_ok_and(|total| received.len() < total);
-        in_progress.then_some(PartialTransfer {
+        (in_progress && writer.is_some()).then_some(PartialTransfer {
             iteration,
             base_iteration,
             total_len,
             digest,
+            writer,
             received,
         })
     }

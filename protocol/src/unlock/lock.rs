@@ -243,9 +243,9 @@ impl LockState {
 pub struct LockDecision {
     pub result: UnlockResult,
     pub event: AuditEvent,
-    /// The phone proved it holds a credential for this door: the issuer's and the device's
-    /// signatures verified (whatever the schedule said).
-    pub holder_proven: bool,
+    /// The person whose credential for this door the phone proved: the issuer's and the
+    /// device's signatures verified (whatever the schedule said).
+    pub holder: Option<Id>,
 }
 
 /// What the caller must persist before sending a reply: nothing sent may outrun what a restart
@@ -333,7 +333,7 @@ pub fn respond(
         Err(_) => Verdict {
             result: UnlockResult::Denied(DenyReason::BadCredential),
             credential: None,
-            holder_proven: false,
+            holder: None,
             now: state.now(now),
         },
     };
@@ -371,7 +371,7 @@ pub fn respond(
         decision: Some(LockDecision {
             result,
             event,
-            holder_proven: verdict.holder_proven,
+            holder: verdict.holder,
         }),
         persist: Persist {
             state: true,
@@ -385,7 +385,7 @@ struct Verdict {
     result: UnlockResult,
     /// The credential, once its document verified.
     credential: Option<Id>,
-    holder_proven: bool,
+    holder: Option<Id>,
     /// The lock's time the decision was made at (after any correction).
     now: UnixTime,
 }
@@ -414,7 +414,7 @@ fn decide_with_time(
         _ => 0,
     };
     let mut verdict = decide(config, state, request, header, lock_pub, clock);
-    if step < 0 && !verdict.holder_proven {
+    if step < 0 && verdict.holder.is_none() {
         state.clock = before;
         verdict.now = state.now(clock);
     } else if step != 0 {
@@ -435,26 +435,26 @@ fn decide(
     clock: UnixTime,
 ) -> Verdict {
     let now = state.now(clock);
-    let verdict = |result, credential, holder_proven| Verdict {
+    let verdict = |result, credential, holder| Verdict {
         result,
         credential,
-        holder_proven,
+        holder,
         now,
     };
     let deny = |reason| UnlockResult::Denied(reason);
     state.replay.prune(now);
     let tolerance = config.clock_tolerance;
     if request.time.abs_diff(now) > u64::from(tolerance) {
-        return verdict(deny(DenyReason::ClockUntrusted), None, false);
+        return verdict(deny(DenyReason::ClockUntrusted), None, None);
     }
     let fingerprint = fingerprint(&header.ephemeral);
     let expires_at = request.time.saturating_add(i64::from(tolerance));
     if state.replay.may_have_seen(&fingerprint, expires_at) {
-        return verdict(deny(DenyReason::Replayed), None, false);
+        return verdict(deny(DenyReason::Replayed), None, None);
     }
     let access = match decode_access(request.document, &config.issuer_keys) {
         Ok(access) => access,
-        Err(_) => return verdict(deny(DenyReason::BadCredential), None, false),
+        Err(_) => return verdict(deny(DenyReason::BadCredential), None, None),
     };
     let credential = Some(access.document().credential_id);
     let checked = access
@@ -475,13 +475,14 @@ fn decide(
             // check() reports only the four above; anything else is no credential here.
             _ => DenyReason::BadCredential,
         };
-        return verdict(deny(reason), credential, false);
+        return verdict(deny(reason), credential, None);
     }
     if !device_signed(&access, header, lock_pub, request) {
-        return verdict(deny(DenyReason::BadCredential), credential, false);
+        return verdict(deny(DenyReason::BadCredential), credential, None);
     }
+    let holder = Some(access.document().person_id);
     if !state.replay.insert(fingerprint, expires_at) {
-        return verdict(deny(DenyReason::Busy), credential, true);
+        return verdict(deny(DenyReason::Busy), credential, holder);
     }
     let result = match access.decision(config.door_id, now) {
         Some(Decision::Allowed { .. }) => UnlockResult::Granted,
@@ -493,7 +494,7 @@ fn decide(
         // check() found the grant, so this cannot happen; refusing is the safe reading.
         None => UnlockResult::Denied(DenyReason::WrongDoor),
     };
-    verdict(result, credential, true)
+    verdict(result, credential, holder)
 }
 
 fn device_signed(

@@ -36,9 +36,12 @@ const TRANSFER_TEMP: &str = "transfer.bin.tmp";
 /// rules, and the audit epoch (an older file without audit records gets a new epoch when it is
 /// opened; one with records cannot be read: its records are of audit version 1, with no epoch).
 const FORMAT: u32 = 3;
-const TRANSFER_MAGIC: &[u8; 4] = b"DST1";
-/// Magic, iteration, base iteration, total length, digest.
-const TRANSFER_HEAD: usize = 4 + 8 + 8 + 4 + 32;
+/// `DST2` added the writer; a `DST1` file, which has none, no one could resume, so it reads as
+/// no transfer.
+const TRANSFER_MAGIC: &[u8; 4] = b"DST2";
+const TRANSFER_MAGIC_1: &[u8; 4] = b"DST1";
+/// Magic, iteration, base iteration, total length, digest, writer.
+const TRANSFER_HEAD: usize = 4 + 8 + 8 + 4 + 32 + 16;
 
 #[derive(Serialize, Deserialize)]
 struct StateFile {
@@ -328,16 +331,27 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        if bytes.starts_with(TRANSFER_MAGIC_1) {
+            return Ok(None);
+        }
         let (head, received) = bytes
             .split_first_chunk::<TRANSFER_HEAD>()
             .filter(|(head, _)| head.starts_with(TRANSFER_MAGIC))
             .ok_or_else(|| corrupt("bad transfer file"))?;
         let u64_at = |at: usize| u64::from_be_bytes(head[at..at + 8].try_into().expect("8 bytes"));
         let total = u32::from_be_bytes(head[20..24].try_into().expect("4 bytes"));
-        let digest: [u8; 32] = head[24..].try_into().expect("32 bytes");
-        PartialTransfer::restore(u64_at(4), u64_at(12), total, digest, received.to_vec())
-            .map(Some)
-            .ok_or_else(|| corrupt("transfer file sizes"))
+        let digest: [u8; 32] = head[24..56].try_into().expect("32 bytes");
+        let writer = Id::from_slice(&head[56..]);
+        PartialTransfer::restore(
+            u64_at(4),
+            u64_at(12),
+            total,
+            digest,
+            writer,
+            received.to_vec(),
+        )
+        .map(Some)
+        .ok_or_else(|| corrupt("transfer file sizes"))
     }
 
     /// Writes everything but the transfer.
@@ -407,12 +421,13 @@ impl Store {
         self.replace(TEMP, FILE, &json)
     }
 
-    /// Writes the transfer in progress, or removes the file when there is none.
+    /// Writes the transfer in progress, or removes the file when there is none (or none that
+    /// anyone could resume: a transfer without a proven writer).
     pub(crate) fn save_transfer(
         &self,
         transfer: Option<&PartialTransfer>,
     ) -> Result<(), LockError> {
-        let Some(t) = transfer else {
+        let Some((t, writer)) = transfer.and_then(|t| Some((t, t.writer?))) else {
             match fs::remove_file(self.dir.join(TRANSFER)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -427,6 +442,7 @@ impl Store {
         bytes.extend_from_slice(&t.base_iteration.to_be_bytes());
         bytes.extend_from_slice(&t.total_len.to_be_bytes());
         bytes.extend_from_slice(&t.digest);
+        bytes.extend_from_slice(&writer.0);
         bytes.extend_from_slice(t.received());
         self.replace(TRANSFER_TEMP, TRANSFER, &bytes)
     }

@@ -153,7 +153,8 @@ fn a_transfer_resumes_after_a_disconnect_and_a_restart_at_every_block() {
     assert!(blocks > 8, "{blocks} blocks");
     let mut phone = SyncTransfer::new(bytes, 1, 0).unwrap().with_flow(block, 3);
     // Each connection gets one block further before it drops, and the lock restarts between
-    // connections: only what it persisted carries the transfer on.
+    // connections: only what it persisted carries the transfer on. The phone proves its
+    // credential on each (an unlock), without which nothing resumes.
     for cut in 1..blocks {
         let lock = open(dir.path(), &clock);
         assert_eq!(
@@ -161,14 +162,18 @@ fn a_transfer_resumes_after_a_disconnect_and_a_restart_at_every_block() {
             (cut - 1) * block
         );
         phone.reconnect();
-        assert_eq!(drive(&mut lock.connect(), &mut phone, Some(1)), None);
+        let mut conn = lock.connect();
+        unlock_on(&mut conn, NOW, None);
+        assert_eq!(drive(&mut conn, &mut phone, Some(1)), None);
         assert_eq!(phone.progress().done as usize, cut * block);
         assert!(files(dir.path()).contains(&"transfer.bin".to_string()));
     }
     let lock = open(dir.path(), &clock);
     phone.reconnect();
+    let mut conn = lock.connect();
+    unlock_on(&mut conn, NOW, None);
     assert_eq!(
-        drive(&mut lock.connect(), &mut phone, None),
+        drive(&mut conn, &mut phone, None),
         Some(SyncOutcome::Applied { iteration: 1 })
     );
     assert_eq!(lock.transfer_progress(), None);
@@ -449,6 +454,7 @@ fn a_failed_transfer_write_withholds_the_ack() {
         .unwrap()
         .with_flow(512, 1);
     let mut conn = lock.connect();
+    unlock_on(&mut conn, NOW, None);
     let mut failed = false;
     'send: for _ in 0..3 {
         for m in phone.next_messages() {
