@@ -104,6 +104,7 @@ fn main() {
     let time_payload = SignedTime {
         time: NOW + 60,
         lock_id: Some(LOCK_ID),
+        epoch: None,
     }
     .to_cbor();
     let audit_payloads: Vec<Vec<u8>> = AUDIT_RECORDS

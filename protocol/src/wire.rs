@@ -49,6 +49,8 @@ pub mod kind {
     pub const SYNC_DATA: u8 = 0x03;
     /// Phone to lock: send audit records from a sequence number on.
     pub const AUDIT_PULL: u8 = 0x04;
+    /// Phone to lock: a signed time for the lock's clock, or nothing (a question).
+    pub const CLOCK_SET: u8 = 0x05;
     /// Lock to phone: the sealed answer to an unlock request.
     pub const UNLOCK_RESPONSE: u8 = 0x81;
     /// Lock to phone: send the offered bundle from this offset.
@@ -63,6 +65,8 @@ pub mod kind {
     pub const SYNC_FAILED: u8 = 0x86;
     /// Lock to phone: signed audit records.
     pub const AUDIT_BATCH: u8 = 0x87;
+    /// Lock to phone: its audit epoch, whether it has trusted time, and its clock.
+    pub const CLOCK_STATE: u8 = 0x88;
     /// Lock to phone: a request could not be read or opened; unauthenticated, one code byte.
     pub const ERROR: u8 = 0xff;
 }

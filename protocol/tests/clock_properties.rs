@@ -139,7 +139,7 @@ proptest! {
                         Phone::NearTruth(d) => truth + d,
                     };
                     let signed = signed.map(|s| {
-                        SignedTime { time: truth + s, lock_id: None }.sign(&issuer())
+                        SignedTime { time: truth + s, lock_id: None, epoch: None }.sign(&issuer())
                     });
                     let mut phone = prepare(t, signed);
                     let mut session = LockSession::new();

@@ -52,6 +52,7 @@ static TIME: LazyLock<Vec<u8>> = LazyLock::new(|| {
     SignedTime {
         time: MONDAY_0800_NY,
         lock_id: Some(LOCK_ID),
+        epoch: None,
     }
     .sign(&issuer())
 });

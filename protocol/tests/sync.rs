@@ -8,7 +8,7 @@ use common::*;
 use door_protocol::revocation::{Floor, FloorList};
 use door_protocol::sync::messages::{Offer, SyncMessage, MAX_BLOCK};
 use door_protocol::sync::state::{KEYPAD_LOCKOUT, KEYPAD_MAX_FAILURES};
-use door_protocol::sync::SyncState;
+use door_protocol::sync::{ClockState, SyncState};
 use door_protocol::sync::{
     DoorcodeDenied, FailReason, Progress, SyncEvent, TimeUpdate, TransferError,
 };
@@ -150,7 +150,23 @@ fn unlock(state: &mut LockState, phone_time: i64, clock: i64, t: Option<Vec<u8>>
 }
 
 fn signed_time(time: i64, lock_id: Option<Id>) -> Vec<u8> {
-    SignedTime { time, lock_id }.sign(&issuer())
+    SignedTime {
+        time,
+        lock_id,
+        epoch: None,
+    }
+    .sign(&issuer())
+}
+
+/// A signed time bound to the test lock's installation (`LockState::default()`'s epoch): what
+/// commissions a new lock.
+fn bound_time(time: i64) -> Vec<u8> {
+    SignedTime {
+        time,
+        lock_id: Some(LOCK_ID),
+        epoch: Some(AuditEpoch::default()),
+    }
+    .sign(&issuer())
 }
 
 // --- Bundles ---
@@ -771,14 +787,31 @@ fn a_signed_time_corrects_a_slow_lock_and_the_same_unlock_is_granted() {
         unlock(&mut state, NOW, slow, None).result,
         UnlockResult::Denied(DenyReason::ClockUntrusted)
     );
+    // A new lock's first trusted time must be bound to its installation: a time for the lock
+    // but not its epoch changes nothing.
     let outcome = unlock(&mut state, NOW, slow, Some(signed_time(NOW, Some(LOCK_ID))));
+    assert_eq!(
+        outcome.result,
+        UnlockResult::Denied(DenyReason::ClockUntrusted)
+    );
+    assert_eq!(state.clock, ClockState::default());
+    let outcome = unlock(&mut state, NOW, slow, Some(bound_time(NOW)));
     assert_eq!(outcome.result, UnlockResult::Granted);
     assert_eq!(outcome.lock_time, NOW);
     assert_eq!(state.clock.offset, 600);
     assert_eq!(state.now(slow + 10), NOW + 10);
     let events = events(&state);
-    assert_eq!(events[1], AuditEvent::ClockSet { step: 600 });
-    assert!(matches!(events[2], AuditEvent::UnlockGranted { .. }));
+    assert_eq!(events[2], AuditEvent::ClockSet { step: 600 });
+    assert!(matches!(events[3], AuditEvent::UnlockGranted { .. }));
+    // Commissioned, the lock takes any newer signed time for it or for every lock.
+    let outcome = unlock(
+        &mut state,
+        NOW + 900,
+        slow + 600,
+        Some(signed_time(NOW + 900, None)),
+    );
+    assert_eq!(outcome.result, UnlockResult::Granted);
+    assert_eq!(state.clock.offset, 900);
 }
 
 #[test]
@@ -788,7 +821,7 @@ fn a_fast_lock_steps_back_within_the_drift_bound() {
     // Anchored forty days ago; since then its crystal ran 600 s fast.
     let anchored = NOW - 40 * DAY;
     state
-        .accept_signed_time(&config, &signed_time(anchored, None), anchored, None)
+        .accept_signed_time(&config, &bound_time(anchored), anchored, None)
         .unwrap();
     let fast = NOW + 600;
     assert_eq!(
@@ -804,7 +837,7 @@ fn a_fast_lock_steps_back_within_the_drift_bound() {
     // no proven holder vouches for the step and it is undone.
     let mut state = LockState::default();
     state
-        .accept_signed_time(&config, &signed_time(NOW - DAY, None), NOW - DAY, None)
+        .accept_signed_time(&config, &bound_time(NOW - DAY), NOW - DAY, None)
         .unwrap();
     let before = state.clock;
     let outcome = unlock(&mut state, NOW, fast, Some(signed_time(NOW, None)));
@@ -822,7 +855,7 @@ fn a_stranger_cannot_turn_the_clock_back() {
     let mut state = LockState::default();
     let anchored = NOW - 40 * DAY;
     state
-        .accept_signed_time(&config, &signed_time(anchored, None), anchored, None)
+        .accept_signed_time(&config, &bound_time(anchored), anchored, None)
         .unwrap();
     let before = state.clone();
     let fast = NOW + 600;
@@ -868,7 +901,7 @@ fn an_old_foreign_or_forged_signed_time_changes_nothing() {
     let config = config();
     let mut state = LockState::default();
     state
-        .accept_signed_time(&config, &signed_time(NOW, None), NOW - 300, None)
+        .accept_signed_time(&config, &bound_time(NOW), NOW - 300, None)
         .unwrap();
     assert_eq!(state.clock.offset, 300);
     let before = state.clone();
@@ -891,6 +924,7 @@ fn an_old_foreign_or_forged_signed_time_changes_nothing() {
     let forged = SignedTime {
         time: NOW + 900,
         lock_id: None,
+        epoch: None,
     }
     .sign(&stranger);
     assert!(state
@@ -961,7 +995,7 @@ fn a_credential_holder_cannot_walk_the_clock_back_step_by_step() {
     let mut state = LockState::default();
     // The lock's clock is right; it took a bundle's time at 08:00.
     state
-        .accept_signed_time(&config, &signed_time(NOW, None), NOW, None)
+        .accept_signed_time(&config, &bound_time(NOW), NOW, None)
         .unwrap();
     let start = NOW + 9 * 3600 + 20 * 60; // 17:20
     let collected = |i: i64| signed_time(NOW + 8 * 3600 + 40 * 60 + 30 * i, None); // 16:40:30 on
@@ -998,7 +1032,7 @@ fn a_credential_holder_cannot_walk_the_clock_back_step_by_step() {
     let mut state = LockState::default();
     let five = NOW + 9 * 3600;
     state
-        .accept_signed_time(&config, &signed_time(five, None), five, None)
+        .accept_signed_time(&config, &bound_time(five), five, None)
         .unwrap();
     for i in 1..=11 {
         let clock = start + i;
@@ -1013,8 +1047,9 @@ fn a_credential_holder_cannot_walk_the_clock_back_step_by_step() {
 #[test]
 fn a_new_lock_cannot_be_rewound_at_first_contact() {
     // Issue 16: a new or wiped lock has no trusted time. An old document, an old signed time
-    // and a matching old phone clock do not move it back to that era: the first trusted time
-    // only ever moves the clock forward.
+    // and a matching old phone clock do not move it back to that era, nor forward to one: its
+    // first trusted time must be bound to its installation (its audit epoch), and only ever
+    // moves the clock forward.
     let config = pool_config();
     let mut state = LockState::default();
     let sunday = NOW - DAY; // Sunday 08:00: the pool is closed all day.
@@ -1031,18 +1066,40 @@ fn a_new_lock_cannot_be_rewound_at_first_contact() {
     );
     assert_eq!(state.now(sunday), sunday);
     assert_eq!(state.clock.offset, 0);
-    // A step forward stands and sets the mark.
-    assert!(matches!(
+    // A lock whose hardware clock went back further (a battery change to Thursday) is not
+    // carried forward into Friday's opening hours by an old, unbound time either.
+    let thursday = NOW - 4 * DAY;
+    assert_eq!(
         decide_at(
             &config,
             &mut state,
-            NOW,
-            sunday,
-            Some(signed_time(NOW, None))
+            friday,
+            thursday,
+            Some(signed_time(friday, Some(LOCK_ID)))
         ),
+        UnlockResult::Denied(DenyReason::ClockUntrusted)
+    );
+    assert_eq!(state.clock, ClockState::default());
+    // A time bound to this installation sets it, forward, and sets the mark.
+    assert!(matches!(
+        decide_at(&config, &mut state, NOW, sunday, Some(bound_time(NOW))),
         UnlockResult::Denied(DenyReason::OutOfSchedule { .. })
     ));
     assert_eq!(state.now(sunday), NOW);
+    assert!(state.clock.high_water.is_some());
+    // A time bound to the lock's installation before a wipe does not commission it again.
+    let mut wiped = LockState::new(AuditEpoch([0x77; 8]));
+    assert_eq!(
+        decide_at(
+            &config,
+            &mut wiped,
+            friday,
+            thursday,
+            Some(bound_time(friday))
+        ),
+        UnlockResult::Denied(DenyReason::ClockUntrusted)
+    );
+    assert_eq!(wiped.clock, ClockState::default());
 }
 
 #[test]
@@ -1050,12 +1107,7 @@ fn a_request_pruned_before_the_clock_stepped_back_is_still_a_replay() {
     let config = config();
     let mut state = LockState::default();
     state
-        .accept_signed_time(
-            &config,
-            &signed_time(NOW - 40 * DAY, None),
-            NOW - 40 * DAY,
-            None,
-        )
+        .accept_signed_time(&config, &bound_time(NOW - 40 * DAY), NOW - 40 * DAY, None)
         .unwrap();
     // The lock runs 600 s fast, and so does a phone: the lock grants its request, once.
     let chunks = prepare(NOW + 600, None).request_fragments(247);

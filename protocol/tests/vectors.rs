@@ -247,6 +247,7 @@ fn sample_time() -> SignedTime {
     SignedTime {
         time: MONDAY_0800_NY,
         lock_id: Some(LOCK_ID),
+        epoch: None,
     }
 }
 

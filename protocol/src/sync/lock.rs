@@ -22,6 +22,9 @@
 //!   transfer: [`open_bundle`], [`LockState::apply_bundle`], then `Done` or `Failed` (the
 //!   digest is checked only on a refusal, to report a transfer that went wrong as such). A
 //!   bundle applied drops a kept transfer it makes stale.
+//! - **Clock set.** A signed time, taken forward only (`crate::sync::time`; this is how a new
+//!   lock gets its first trusted time from a time bound to its epoch), or a question; the
+//!   answer is the lock's epoch, whether it has trusted time, and its clock.
 //! - **Audit pull.** A batch of records from the asked seq on, only on a connection where a
 //!   phone has proven a credential (its unlock request's device signature verified): the
 //!   records are signed, not secret, and name who came and went.
@@ -32,6 +35,7 @@ use crate::ids::Id;
 use crate::sync::bundle::open_bundle;
 use crate::sync::messages::{acceptable_len, FailReason, Offer, SyncMessage, AUDIT_BATCH_BYTES};
 use crate::sync::state::PartialTransfer;
+use crate::sync::time::TimeUpdate;
 use crate::unlock::lock::{refuse, LockConfig, LockReply, LockState, Persist};
 use crate::wire::{ErrorCode, Message};
 use crate::UnixTime;
@@ -107,9 +111,39 @@ pub(crate) fn handle(
         } else {
             refuse(ErrorCode::Forbidden)
         }),
+        SyncMessage::ClockSet { signed_time } => {
+            Some(on_clock_set(config, state, &signed_time, clock))
+        }
         // The lock's own messages, sent back to it.
         _ => Some(refuse(ErrorCode::UnknownMessage)),
     }
+}
+
+/// Takes the signed time, if any, forward only (no phone vouches for a step back here), and
+/// says where the clock stands. A time that does not verify or is not for this lock is ignored
+/// like a stale one: the answer shows whether anything changed.
+fn on_clock_set(
+    config: &LockConfig,
+    state: &mut LockState,
+    signed_time: &[u8],
+    clock: UnixTime,
+) -> LockReply {
+    let moved = !signed_time.is_empty()
+        && matches!(
+            state.accept_signed_time(config, signed_time, clock, None),
+            Ok(TimeUpdate::Taken { .. })
+        );
+    reply(
+        SyncMessage::ClockState {
+            epoch: state.audit.epoch(),
+            trusted: state.clock.high_water.is_some(),
+            lock_time: state.now(clock),
+        },
+        Persist {
+            state: moved,
+            transfer: false,
+        },
+    )
 }
 
 fn on_offer(session: &mut SyncSession, state: &mut LockState, offer: Offer) -> LockReply {

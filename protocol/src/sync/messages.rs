@@ -6,6 +6,7 @@
 //!   0x02 sync offer   = iteration (8) || base_iteration (8) || total_len (4) || SHA-256 (32)
 //!   0x03 sync data    = offset (4) || 1..=8192 bytes of the bundle
 //!   0x04 audit pull   = epoch (8) || from_seq (8)
+//!   0x05 clock set    = 0..=256 bytes: a signed time (COSE), or none (a question)
 //! lock to phone
 //!   0x82 sync accept  = resume_from (4)
 //!   0x83 sync decline = current_iteration (8)
@@ -13,6 +14,7 @@
 //!   0x85 sync done    = iteration (8)
 //!   0x86 sync failed  = reason (1) || current_iteration (8)
 //!   0x87 audit batch  = more (1: 0 or 1) || *(length (2) || signed audit record)
+//!   0x88 clock state  = epoch (8) || trusted (1: 0 or 1) || lock_time (8, two's complement)
 //! ```
 
 use alloc::vec::Vec;
@@ -21,8 +23,10 @@ use core::fmt;
 use crate::audit::AuditEpoch;
 use crate::cbor::{Malformed, Problem};
 use crate::cose::MAX_DOCUMENT_SIZE;
+use crate::sync::time::MAX_SIGNED_TIME_SIZE;
 use crate::sync::{SyncError, MAX_BUNDLE_SIZE};
 use crate::wire::{kind, Message};
+use crate::UnixTime;
 
 /// The largest block of a bundle one data message carries.
 pub const MAX_BLOCK: usize = 8192;
@@ -157,6 +161,20 @@ pub enum SyncMessage {
         records: Vec<Vec<u8>>,
         more: bool,
     },
+    /// A signed time for the lock's clock (the rules of [`crate::sync::time`]: forward only
+    /// here), or, empty, a question; either way the lock answers [`SyncMessage::ClockState`].
+    /// How a lock is commissioned: a time bound to its epoch.
+    ClockSet {
+        signed_time: Vec<u8>,
+    },
+    /// The lock's audit epoch (what a commissioning time must name), whether it has trusted
+    /// time, and its clock. Unauthenticated, like every sync answer: a lie costs only the
+    /// round trip, since the lock takes only a time signed for its real epoch.
+    ClockState {
+        epoch: AuditEpoch,
+        trusted: bool,
+        lock_time: UnixTime,
+    },
 }
 
 /// Reads a body of fixed layout.
@@ -203,6 +221,8 @@ impl SyncMessage {
                 | kind::SYNC_DONE
                 | kind::SYNC_FAILED
                 | kind::AUDIT_BATCH
+                | kind::CLOCK_SET
+                | kind::CLOCK_STATE
         )
     }
 
@@ -262,6 +282,20 @@ impl SyncMessage {
                 }
                 kind::AUDIT_BATCH
             }
+            SyncMessage::ClockSet { signed_time } => {
+                b.extend_from_slice(signed_time);
+                kind::CLOCK_SET
+            }
+            SyncMessage::ClockState {
+                epoch,
+                trusted,
+                lock_time,
+            } => {
+                b.extend_from_slice(&epoch.0);
+                b.push(u8::from(*trusted));
+                b.extend_from_slice(&lock_time.to_be_bytes());
+                kind::CLOCK_STATE
+            }
         };
         Message { kind, body: b }
     }
@@ -298,6 +332,28 @@ impl SyncMessage {
                 let epoch = AuditEpoch(body.u64()?.to_be_bytes());
                 let from_seq = body.u64()?;
                 body.finish(SyncMessage::AuditPull { epoch, from_seq })
+            }
+            kind::CLOCK_SET => {
+                if body.0.len() > MAX_SIGNED_TIME_SIZE {
+                    return Err(Malformed::new("clock_set", Problem::TooLarge));
+                }
+                Ok(SyncMessage::ClockSet {
+                    signed_time: body.0.to_vec(),
+                })
+            }
+            kind::CLOCK_STATE => {
+                let epoch = AuditEpoch(body.take::<8>()?);
+                let trusted = match body.take::<1>()? {
+                    [0] => false,
+                    [1] => true,
+                    _ => return Err(Malformed::new("clock_state.trusted", Problem::OutOfRange)),
+                };
+                let lock_time = UnixTime::from_be_bytes(body.take::<8>()?);
+                body.finish(SyncMessage::ClockState {
+                    epoch,
+                    trusted,
+                    lock_time,
+                })
             }
             kind::SYNC_ACCEPT => {
                 let resume_from = body.u32()?;

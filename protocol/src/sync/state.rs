@@ -418,9 +418,12 @@ impl LockState {
 
         // Every check passed: from here on nothing fails.
         let mut time = self.clock;
-        let step = match time.accept(b.issued_at, clock, None, config.clock_tolerance) {
+        // An acknowledgement of this log's epoch: the server had this installation's records,
+        // so the bundle was issued after the lock was installed (commissioning).
+        let bound = b.audit_ack.is_some_and(|a| a.epoch == self.audit.epoch());
+        let step = match time.accept(b.issued_at, clock, None, bound, config.clock_tolerance) {
             TimeUpdate::Taken { step } => step,
-            TimeUpdate::Stale { .. } => 0,
+            TimeUpdate::Stale { .. } | TimeUpdate::Unbound => 0,
         };
         let now = time.now(clock);
         floors.prune(now);
@@ -490,9 +493,15 @@ impl LockState {
         if let Some(lock_id) = signed.lock_id.filter(|&id| id != config.lock_id) {
             return Err(SyncError::Foreign { lock_id });
         }
-        Ok(self
-            .clock
-            .accept(signed.time, clock, phone_time, config.clock_tolerance))
+        let bound =
+            signed.lock_id == Some(config.lock_id) && signed.epoch == Some(self.audit.epoch());
+        Ok(self.clock.accept(
+            signed.time,
+            clock,
+            phone_time,
+            bound,
+            config.clock_tolerance,
+        ))
     }
 
     /// A code typed on the keypad at hardware clock `clock`: opens if it is a live doorcode of

@@ -5,6 +5,8 @@
 //!   0 => 1,                              ; version
 //!   1 => unix-time,                      ; the server's clock when it signed
 //!   ? 2 => id,                           ; the one lock it is for; absent: any lock
+//!   ? 3 => bstr .size 8,                 ; that lock's audit epoch: signed after it was
+//!                                        ; installed (only with 2)
 //! }
 //! ```
 //!
@@ -68,12 +70,21 @@
 //! # Commissioning
 //!
 //! A new or wiped lock has no trusted time and no mark: it never steps back on a phone's
-//! say-so. Its first trusted time comes from a signed time or a bundle, forward only. So a
-//! lock installed with a **slow** clock is set right by the first signed time; one installed
-//! with a **fast** clock stays fast (the mark starts at its fast reading), bar the drift
-//! allowance of 17 s a day: phones then get "clock untrusted" until it is wiped and its
-//! hardware clock set right. Installers must set the clock at or just behind true time (a
-//! slow clock is harmless).
+//! say-so, and its first trusted time must be **bound to its installation**: a signed time
+//! naming the lock and its current audit epoch (drawn at random when the lock was installed
+//! or wiped, so nothing signed before then can name it), or a bundle whose audit
+//! acknowledgement names that epoch (the server had records of this installation when it
+//! issued it). Any other signed time changes nothing until then, so an old signed time cannot
+//! carry a new lock into an era of the attacker's choosing. A lock learns of such a time from
+//! the first bundle after its records reached the server, or at once from an installer's
+//! (or any resident's) phone: `ClockSet` with an empty body asks the lock for its epoch and
+//! whether it has trusted time (`ClockState`), the phone asks the server for a signed time
+//! bound to that epoch (`GET /v1/time?lock_id=&epoch=`) and sends it in `ClockSet`. The first
+//! bound time is taken forward only, like any other: a lock installed with a **slow** clock is
+//! set right by it; one installed with a **fast** clock stays fast (the mark starts at its fast
+//! reading), bar the drift allowance of 17 s a day: phones then get "clock untrusted" until it
+//! is wiped and its hardware clock set right. Installers must set the clock at or just behind
+//! true time (a slow clock is harmless).
 //!
 //! A step happens before the unlock's freshness check, so the unlock that brings the time is
 //! judged by the corrected clock. The lock's replay cache stays safe when the clock steps back:
@@ -82,6 +93,7 @@
 
 use alloc::vec::Vec;
 
+use crate::audit::AuditEpoch;
 use crate::cbor::{At, Keys, Malformed, Problem, Reader, Writer};
 use crate::cose;
 use crate::ids::Id;
@@ -106,19 +118,25 @@ pub struct SignedTime {
     pub time: UnixTime,
     /// The one lock it is for; `None`: any lock of the property.
     pub lock_id: Option<Id>,
+    /// That lock's audit epoch: the time was signed after the lock was installed or last wiped
+    /// (commissioning). Only with `lock_id`.
+    pub epoch: Option<AuditEpoch>,
 }
 
 mod key {
     pub const VERSION: u64 = 0;
     pub const TIME: u64 = 1;
     pub const LOCK_ID: u64 = 2;
+    pub const EPOCH: u64 = 3;
 }
 
 impl SignedTime {
     /// The deterministic CBOR payload.
     pub fn to_cbor(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.map(2 + usize::from(self.lock_id.is_some()));
+        // An epoch means nothing without the lock it belongs to.
+        let epoch = self.epoch.filter(|_| self.lock_id.is_some());
+        w.map(2 + usize::from(self.lock_id.is_some()) + usize::from(epoch.is_some()));
         w.uint(key::VERSION);
         w.uint(TIME_VERSION);
         w.uint(key::TIME);
@@ -126,6 +144,10 @@ impl SignedTime {
         if let Some(id) = self.lock_id {
             w.uint(key::LOCK_ID);
             w.bytes(&id.0);
+        }
+        if let Some(epoch) = epoch {
+            w.uint(key::EPOCH);
+            w.bytes(&epoch.0);
         }
         w.into_vec()
     }
@@ -138,6 +160,7 @@ impl SignedTime {
         let mut t = SignedTime {
             time: 0,
             lock_id: None,
+            epoch: None,
         };
         for _ in 0..n {
             match keys.next(&mut r).at("payload")? {
@@ -148,11 +171,15 @@ impl SignedTime {
                 }
                 key::TIME => t.time = r.int().at("time")?,
                 key::LOCK_ID => t.lock_id = Some(Id(r.bytes_fixed().at("lock_id")?)),
+                key::EPOCH => t.epoch = Some(AuditEpoch(r.bytes_fixed().at("epoch")?)),
                 key => return Err(Malformed::new("payload", Problem::UnknownKey { key })),
             }
         }
         keys.require(&[key::VERSION, key::TIME]).at("payload")?;
         r.finish().at("payload")?;
+        if t.epoch.is_some() && t.lock_id.is_none() {
+            return Err(Malformed::new("epoch", Problem::OutOfRange));
+        }
         Ok(t)
     }
 
@@ -227,6 +254,9 @@ pub enum TimeUpdate {
     Stale { last: UnixTime },
     /// Taken; the clock moved by `step` seconds (0: it was right, or could not be proven wrong).
     Taken { step: i64 },
+    /// The lock has no trusted time yet and this time is not bound to its installation
+    /// (commissioning): nothing changed.
+    Unbound,
 }
 
 impl ClockState {
@@ -243,15 +273,20 @@ impl ClockState {
 
     /// Applies the module's rules to a signed time `signed` (already verified and meant for
     /// this lock) read when the hardware clock shows `clock`. `phone_time` is the unlock
-    /// request's device-signed `t` (`None` for a bundle's time); `tolerance` the lock's clock
-    /// tolerance in seconds.
+    /// request's device-signed `t` (`None` for a bundle's time); `bound`, whether it is bound to
+    /// the lock's installation (commissioning); `tolerance` the lock's clock tolerance in
+    /// seconds.
     pub fn accept(
         &mut self,
         signed: UnixTime,
         clock: UnixTime,
         phone_time: Option<UnixTime>,
+        bound: bool,
         tolerance: u32,
     ) -> TimeUpdate {
+        if self.high_water.is_none() && !bound {
+            return TimeUpdate::Unbound;
+        }
         if let Some(last) = self.last_signed_time.filter(|&last| signed <= last) {
             return TimeUpdate::Stale { last };
         }
@@ -307,10 +342,12 @@ mod tests {
             SignedTime {
                 time: T,
                 lock_id: None,
+                epoch: None,
             },
             SignedTime {
                 time: -1,
                 lock_id: Some(Id([3; 16])),
+                epoch: None,
             },
         ] {
             assert_eq!(SignedTime::from_cbor(&t.to_cbor()), Ok(t));
@@ -318,6 +355,7 @@ mod tests {
         let mut trailing = SignedTime {
             time: T,
             lock_id: None,
+            epoch: None,
         }
         .to_cbor();
         trailing.push(0);
@@ -328,14 +366,17 @@ mod tests {
     fn a_slow_clock_steps_forward_to_any_newer_signed_time() {
         let mut c = ClockState::default();
         assert_eq!(
-            c.accept(T, T - 600, None, 120),
+            c.accept(T, T - 600, None, true, 120),
             TimeUpdate::Taken { step: 600 }
         );
         assert_eq!(c.now(T - 600), T);
-        assert_eq!(c.accept(T, T, None, 120), TimeUpdate::Stale { last: T });
+        assert_eq!(
+            c.accept(T, T, None, true, 120),
+            TimeUpdate::Stale { last: T }
+        );
         // A few seconds slow is still slow: true time is at least the signed time.
         assert_eq!(
-            c.accept(T + 10, T - 600 + 5, None, 120),
+            c.accept(T + 10, T - 600 + 5, None, true, 120),
             TimeUpdate::Taken { step: 5 }
         );
     }
@@ -345,12 +386,12 @@ mod tests {
         let mut c = ClockState::default();
         // An hour-old signed time, the phone's clock agreeing with the lock's.
         assert_eq!(
-            c.accept(T - 3600, T, Some(T), 120),
+            c.accept(T - 3600, T, Some(T), true, 120),
             TimeUpdate::Taken { step: 0 }
         );
         // Without a phone clock (a bundle's time), never back.
         assert_eq!(
-            c.accept(T - 1800, T, None, 120),
+            c.accept(T - 1800, T, None, true, 120),
             TimeUpdate::Taken { step: 0 }
         );
         assert_eq!(c.now(T), T);
@@ -359,12 +400,12 @@ mod tests {
     #[test]
     fn stepping_back_is_bounded_by_drift_since_the_high_water_mark() {
         let mut c = ClockState::default();
-        c.accept(T, T, None, 120);
+        c.accept(T, T, None, true, 120);
         // Forty days later the lock runs 600 s fast: 200 ppm of 40 days is 691 s, enough.
         let clock = T + 40 * DAY + 600;
         let truth = T + 40 * DAY;
         assert_eq!(
-            c.accept(truth, clock, Some(truth), 120),
+            c.accept(truth, clock, Some(truth), true, 120),
             TimeUpdate::Taken { step: -600 }
         );
         assert_eq!(c.now(clock), truth);
@@ -376,7 +417,7 @@ mod tests {
         let clock = clock + DAY;
         let now = c.now(clock);
         assert_eq!(
-            c.accept(truth + 1, clock, Some(now - 3600), 120),
+            c.accept(truth + 1, clock, Some(now - 3600), true, 120),
             TimeUpdate::Taken {
                 step: -(120 + 708 - 600)
             }
@@ -389,12 +430,12 @@ mod tests {
         // Issue 16: a right clock, then many holder-proven steps back, each with a newer but
         // old signed time and a phone clock 240 s behind the lock.
         let mut c = ClockState::default();
-        c.accept(T, T, None, 120);
+        c.accept(T, T, None, true, 120);
         let mut clock = T;
         for i in 1..=50 {
             clock += 30;
             let now = c.now(clock);
-            c.accept(T + i, clock, Some(now - 240), 120);
+            c.accept(T + i, clock, Some(now - 240), true, 120);
             assert!(
                 c.now(clock) >= clock - 120,
                 "step {i}: {}",
@@ -409,20 +450,20 @@ mod tests {
         // A new or wiped lock: an old signed time and a matching phone time change nothing.
         let mut c = ClockState::default();
         assert_eq!(
-            c.accept(T - 30 * DAY, T, Some(T - 30 * DAY), 120),
+            c.accept(T - 30 * DAY, T, Some(T - 30 * DAY), true, 120),
             TimeUpdate::Taken { step: 0 }
         );
         assert_eq!(c.now(T), T);
         // That first time sets the mark where the clock is, and from there the usual bound.
         assert_eq!(c.high_water, Some(HighWater { time: T, clock: T }));
         assert_eq!(
-            c.accept(T - 29 * DAY, T + 10, Some(T - 29 * DAY), 120),
+            c.accept(T - 29 * DAY, T + 10, Some(T - 29 * DAY), true, 120),
             TimeUpdate::Taken { step: -120 }
         );
         // Forward from no trusted time: the mark starts at the signed time.
         let mut c = ClockState::default();
         assert_eq!(
-            c.accept(T + 600, T, Some(T + 600), 120),
+            c.accept(T + 600, T, Some(T + 600), true, 120),
             TimeUpdate::Taken { step: 600 }
         );
         assert_eq!(
@@ -437,12 +478,12 @@ mod tests {
     #[test]
     fn a_fresh_signed_time_near_the_mark_counts_drift_afresh() {
         let mut c = ClockState::default();
-        c.accept(T, T, None, 120);
+        c.accept(T, T, None, true, 120);
         let clock = T + 10 * DAY;
-        c.accept(clock - 60, clock, None, 120);
+        c.accept(clock - 60, clock, None, true, 120);
         assert_eq!(c.high_water, Some(HighWater { time: clock, clock }));
         // An old one far behind it leaves the mark alone.
-        c.accept(clock - 3600, clock + 5, None, 120);
+        c.accept(clock - 3600, clock + 5, None, true, 120);
         assert_eq!(c.high_water, Some(HighWater { time: clock, clock }));
     }
 }

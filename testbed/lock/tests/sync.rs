@@ -322,6 +322,7 @@ fn a_signed_time_corrects_a_drifted_lock_and_the_correction_survives_a_restart()
     let time = SignedTime {
         time: NOW,
         lock_id: Some(LOCK_ID),
+        epoch: None,
     }
     .sign(&issuer());
     let outcome = unlock_on(&mut lock.connect(), NOW, Some(time.clone()));
@@ -352,6 +353,7 @@ fn the_clock_high_water_mark_is_persisted_and_derived_for_older_files() {
     let time = SignedTime {
         time: NOW,
         lock_id: Some(LOCK_ID),
+        epoch: None,
     }
     .sign(&issuer());
     unlock_on(&mut lock.connect(), NOW, Some(time));

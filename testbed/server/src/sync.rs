@@ -544,6 +544,7 @@ pub async fn signed_time(
     let signed = SignedTime {
         time: now,
         lock_id: lock,
+        epoch: None,
     }
     .sign(&key);
     Ok(Json(SignedTimeJson {
