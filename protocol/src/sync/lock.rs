@@ -184,6 +184,7 @@ fn on_data(
             },
             Persist {
                 state: false,
+                decision_only: false,
                 transfer: true,
             },
         ));
@@ -196,6 +197,7 @@ fn on_data(
     session.accepted = None;
     let mut persist = Persist {
         state: false,
+        decision_only: false,
         transfer: true,
     };
     // The issuer's signature covers every byte, so a bundle that opens needs no digest check
