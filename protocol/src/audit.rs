@@ -52,8 +52,8 @@ const EVENT_SYNC_APPLIED: u64 = 3;
 const EVENT_CLOCK_SET: u64 = 4;
 const EVENT_RECORDS_DROPPED: u64 = 5;
 
-/// How many records a lock's audit log holds at most. A signed record is about 150 bytes, so
-/// this is about 600 KiB of storage: a week and more of a busy entrance (300 to 500 decisions
+/// How many records a lock's audit log holds at most. A signed record is 140 to 180 bytes, so
+/// this is about 700 KiB of storage: a week and more of a busy entrance (300 to 500 decisions
 /// a day) with no acknowledgement coming back, while every phone that syncs the door brings one
 /// within a bundle or two. A lock with less storage sets its own ([`AuditLog::with_capacity`]).
 pub const AUDIT_CAPACITY: usize = 4096;
