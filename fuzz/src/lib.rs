@@ -99,7 +99,7 @@ pub fn signed_time(time: UnixTime, lock_id: Option<Id>, key: &IssuerKey) -> Vec<
     SignedTime { time, lock_id, epoch: None }.sign(key)
 }
 
-/// Records as the lock signs them, seq 0 to 3.
+/// Records as the lock signs them, seq 0 to 4.
 /// The audit epoch of the sample lock's records.
 pub const AUDIT_EPOCH: AuditEpoch = AuditEpoch([0xe0; 8]);
 
@@ -120,6 +120,10 @@ pub static AUDIT_RECORDS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
             granted: false,
         },
         AuditEvent::ClockSet { step: -90 },
+        AuditEvent::RecordsDropped {
+            count: 2,
+            through_seq: 1,
+        },
     ];
     let key = lock_key();
     (0u64..)

@@ -17,10 +17,12 @@
 //!       / [2, person_id: id / null, granted: bool]             ; doorcode entered
 //!       / [3, iteration: uint]                                 ; sync bundle applied
 //!       / [4, step: int]                                       ; clock set by signed time
+//!       / [5, count: uint, through_seq: uint]                  ; records dropped unacknowledged
 //! ```
 //!
 //! [`AuditLog`] is the lock's side: it numbers, signs and keeps records until the server's
-//! acknowledgement comes back in a sync bundle.
+//! acknowledgement comes back in a sync bundle, or until it is full ([`AUDIT_CAPACITY`]) and
+//! must drop the oldest, which a signed `RecordsDropped` record then accounts for.
 //!
 //! A record is named by (lock, epoch, seq). The **epoch** is 8 random bytes a lock draws when
 //! its audit log starts (a new lock, a wipe, a factory reset): its counter restarts at 0 then,
@@ -48,6 +50,16 @@ const EVENT_UNLOCK_DENIED: u64 = 1;
 const EVENT_DOORCODE: u64 = 2;
 const EVENT_SYNC_APPLIED: u64 = 3;
 const EVENT_CLOCK_SET: u64 = 4;
+const EVENT_RECORDS_DROPPED: u64 = 5;
+
+/// How many records a lock's audit log holds at most. A signed record is 140 to 180 bytes, so
+/// this is about 700 KiB of storage: a week and more of a busy entrance (300 to 500 decisions
+/// a day) with no acknowledgement coming back, while every phone that syncs the door brings one
+/// within a bundle or two. A lock with less storage sets its own ([`AuditLog::with_capacity`]).
+pub const AUDIT_CAPACITY: usize = 4096;
+/// The smallest capacity a log takes: room for a `RecordsDropped` record and the record that
+/// made the log drop.
+pub const MIN_AUDIT_CAPACITY: usize = 2;
 
 /// A lock's audit epoch: 8 random bytes drawn when its audit log starts (a new lock, a wipe).
 /// The caller draws them (this crate has no RNG of its own). Shown as 16 lowercase hex digits.
@@ -133,6 +145,28 @@ pub enum AuditEvent {
     ClockSet {
         step: i64,
     },
+    /// The log was full: the `count` records with seqs `through_seq + 1 - count` to
+    /// `through_seq` left it before the server acknowledged them. A phone may have carried some
+    /// home; whatever the server lacks of them is lost, and this record is the lock's word for
+    /// it. Always recorded just before the record that made room necessary, so its seq is
+    /// above `through_seq`; `count` is at least 1.
+    RecordsDropped {
+        count: u64,
+        through_seq: u64,
+    },
+}
+
+impl AuditEvent {
+    /// For a `RecordsDropped` event, the seqs it accounts for.
+    pub fn dropped_seqs(&self) -> Option<core::ops::RangeInclusive<u64>> {
+        match *self {
+            // Saturating only for events built by hand with a count the decoder refuses.
+            AuditEvent::RecordsDropped { count, through_seq } => {
+                Some(through_seq.saturating_sub(count.saturating_sub(1))..=through_seq)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One record of a lock's audit log.
@@ -247,6 +281,12 @@ impl AuditRecord {
                 w.uint(EVENT_CLOCK_SET);
                 w.int(step);
             }
+            AuditEvent::RecordsDropped { count, through_seq } => {
+                w.array(3);
+                w.uint(EVENT_RECORDS_DROPPED);
+                w.uint(count);
+                w.uint(through_seq);
+            }
         }
         w.uint(key::EPOCH);
         w.bytes(&self.epoch.0);
@@ -284,6 +324,12 @@ impl AuditRecord {
         keys.require(&[key::VERSION, key::SEQ, key::AT, key::EVENT, key::EPOCH])
             .at("payload")?;
         r.finish().at("payload")?;
+        // A drop record accounts for records before it, never for itself or later ones.
+        if let AuditEvent::RecordsDropped { through_seq, .. } = record.event {
+            if through_seq >= record.seq {
+                return Err(Malformed::new("event.through_seq", Problem::OutOfRange));
+            }
+        }
         Ok(record)
     }
 
@@ -354,9 +400,22 @@ fn decode_event(r: &mut Reader<'_>) -> Result<AuditEvent, Malformed> {
         (EVENT_CLOCK_SET, 2) => Ok(AuditEvent::ClockSet {
             step: r.int().at("event.step")?,
         }),
+        (EVENT_RECORDS_DROPPED, 3) => {
+            let count = r.uint().at("event.count")?;
+            let through_seq = r.uint().at("event.through_seq")?;
+            // At least one record, and none before seq 0.
+            if count == 0 || count - 1 > through_seq {
+                return Err(Malformed::new("event.count", Problem::OutOfRange));
+            }
+            Ok(AuditEvent::RecordsDropped { count, through_seq })
+        }
         (
-            EVENT_UNLOCK_GRANTED | EVENT_UNLOCK_DENIED | EVENT_DOORCODE | EVENT_SYNC_APPLIED
-            | EVENT_CLOCK_SET,
+            EVENT_UNLOCK_GRANTED
+            | EVENT_UNLOCK_DENIED
+            | EVENT_DOORCODE
+            | EVENT_SYNC_APPLIED
+            | EVENT_CLOCK_SET
+            | EVENT_RECORDS_DROPPED,
             _,
         ) => Err(Malformed::new("event", Problem::WrongType)),
         _ => Err(Malformed::new("event.kind", Problem::Unsupported)),
@@ -373,46 +432,85 @@ pub fn verify_audit(bytes: &[u8], lock_key: &LockPublicKey) -> Result<AuditRecor
 }
 
 /// The lock's audit log: signed records, oldest first, kept until the server acknowledges
-/// them. Sequence numbers grow by one per record and are never reused within the log's epoch,
-/// so the server can deduplicate by (lock, epoch, seq) and see gaps.
+/// them, and never more than its capacity ([`AUDIT_CAPACITY`] unless
+/// [`AuditLog::with_capacity`] says otherwise). Sequence numbers grow by one per record and are
+/// never reused within the log's epoch, so the server can deduplicate by (lock, epoch, seq) and
+/// see gaps.
 ///
-/// Records leave the log only through [`AuditLog::acknowledge`], which a lock calls with the
+/// Records leave the log through [`AuditLog::acknowledge`], which a lock calls with the
 /// `audit_ack` of an applied sync bundle (the server's word that it holds every record of this
 /// epoch below it), never because a phone pulled them: a phone may lose what it carries.
+///
+/// The one other way out is a full log. A record that finds no room first drops the oldest
+/// records, at least an eighth of the capacity at once, and records
+/// [`AuditEvent::RecordsDropped`] naming them, then itself; a log that stays full thus spends
+/// one record in hundreds on the account, not every other one, and still holds seven eighths of
+/// its capacity. When a drop record is itself among the dropped, the new one's range reaches
+/// back over the range it gave: every seq that left unacknowledged stays accounted for by a
+/// signed record the lock still holds or has sent out, and seqs keep growing, so the server sees
+/// exactly the gap that record explains. Whatever the capacity, a log takes at least
+/// [`MIN_AUDIT_CAPACITY`].
 ///
 /// A lock starts a log with [`AuditLog::new`] and a fresh random epoch whenever it starts
 /// afresh (first boot, wipe, factory reset). `Default` is the all-zero epoch, for tests only:
 /// a lock that reused one epoch across wipes would have its new records taken for old ones.
-#[derive(Clone, Default, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct AuditLog {
     epoch: AuditEpoch,
-    /// `(seq, signed record)`, ascending by seq.
-    records: Vec<(u64, Vec<u8>)>,
+    /// Ascending by seq.
+    records: Vec<Held>,
     next_seq: u64,
+    capacity: usize,
+}
+
+/// One record the log holds.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct Held {
+    seq: u64,
+    /// The lowest seq this record accounts for: its own, or for a drop record the first it
+    /// names, so that a later drop covering it can reach back over its range.
+    covers_from: u64,
+    signed: Vec<u8>,
+}
+
+impl Default for AuditLog {
+    fn default() -> AuditLog {
+        AuditLog::new(AuditEpoch::default())
+    }
 }
 
 impl AuditLog {
-    /// An empty log of a new epoch (draw it at random: [`AuditEpoch::random`]).
+    /// An empty log of a new epoch (draw it at random: [`AuditEpoch::random`]) holding up to
+    /// [`AUDIT_CAPACITY`] records.
     pub fn new(epoch: AuditEpoch) -> AuditLog {
         AuditLog {
             epoch,
             records: Vec::new(),
             next_seq: 0,
+            capacity: AUDIT_CAPACITY,
         }
     }
 
+    /// The same log holding up to `capacity` records (at least [`MIN_AUDIT_CAPACITY`]). A log
+    /// that already holds more keeps them until its next record, which drops down to fit.
+    pub fn with_capacity(mut self, capacity: usize) -> AuditLog {
+        self.capacity = capacity.max(MIN_AUDIT_CAPACITY);
+        self
+    }
+
     /// Rebuilds a log from persisted state (what [`AuditLog::epoch`], [`AuditLog::next_seq`]
-    /// and [`AuditLog::records`] returned). Each record's epoch and seq are read back from its
-    /// payload; the epochs must be `epoch`, the seqs must ascend and stay below `next_seq`.
+    /// and [`AuditLog::records`] returned), with the default capacity. Each record's epoch and
+    /// seq are read back from its payload; the epochs must be `epoch`, the seqs must ascend and
+    /// stay below `next_seq`. More records than the capacity are kept, not forgotten: the next
+    /// record drops down to fit, and says so.
     pub fn restore(
         epoch: AuditEpoch,
         next_seq: u64,
         records: impl IntoIterator<Item = Vec<u8>>,
     ) -> Result<AuditLog, Malformed> {
         let mut log = AuditLog {
-            epoch,
-            records: Vec::new(),
             next_seq,
+            ..AuditLog::new(epoch)
         };
         for signed in records {
             let record = AuditRecord::read_own(&signed)?;
@@ -420,11 +518,16 @@ impl AuditLog {
                 return Err(Malformed::new("audit.epoch", Problem::OutOfRange));
             }
             let seq = record.seq;
-            let ascending = log.records.last().is_none_or(|&(prev, _)| prev < seq);
+            let ascending = log.records.last().is_none_or(|prev| prev.seq < seq);
             if !ascending || seq >= next_seq {
                 return Err(Malformed::new("audit.seq", Problem::Unordered));
             }
-            log.records.push((seq, signed));
+            let covers_from = record.event.dropped_seqs().map_or(seq, |r| *r.start());
+            log.records.push(Held {
+                seq,
+                covers_from,
+                signed,
+            });
         }
         Ok(log)
     }
@@ -437,6 +540,11 @@ impl AuditLog {
     /// The seq the next record gets.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// The most records the log holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Records held, as the unlock answer reports them.
@@ -454,18 +562,53 @@ impl AuditLog {
 
     /// The signed records, oldest first.
     pub fn records(&self) -> impl Iterator<Item = &[u8]> {
-        self.records.iter().map(|(_, r)| r.as_slice())
+        self.records.iter().map(|h| h.signed.as_slice())
     }
 
-    /// Numbers, signs and appends a record of `event` at `at` (the lock's clock).
+    /// The lowest seq the log holds, or the next seq when it holds none: every seq below it has
+    /// been acknowledged or dropped.
+    pub fn first_seq(&self) -> u64 {
+        self.records.first().map_or(self.next_seq, |h| h.seq)
+    }
+
+    /// Numbers, signs and appends a record of `event` at `at` (the lock's clock). A full log
+    /// first drops its oldest records and records which (the type's documentation); the record
+    /// returned is `event`'s.
     pub fn record(&mut self, key: &LockKey, at: UnixTime, event: AuditEvent) -> AuditRecord {
+        if self.records.len() >= self.capacity {
+            self.drop_oldest(key, at);
+        }
+        self.push(key, at, event)
+    }
+
+    fn drop_oldest(&mut self, key: &LockKey, at: UnixTime) {
+        let held = self.records.len();
+        let n = (held + 2 - self.capacity).max(self.capacity / 8).min(held);
+        let covers_from = self.records[0].covers_from;
+        let through_seq = self.records[n - 1].seq;
+        self.records.drain(..n);
+        self.push(
+            key,
+            at,
+            AuditEvent::RecordsDropped {
+                count: through_seq - covers_from + 1,
+                through_seq,
+            },
+        );
+    }
+
+    fn push(&mut self, key: &LockKey, at: UnixTime, event: AuditEvent) -> AuditRecord {
         let record = AuditRecord {
             epoch: self.epoch,
             seq: self.next_seq,
             at,
             event,
         };
-        self.records.push((record.seq, record.sign(key)));
+        self.records.push(Held {
+            seq: record.seq,
+            covers_from: event.dropped_seqs().map_or(record.seq, |r| *r.start()),
+            signed: record.sign(key),
+        });
         self.next_seq = self.next_seq.saturating_add(1);
         record
     }
@@ -481,7 +624,7 @@ impl AuditLog {
         if ack.epoch != self.epoch {
             return 0;
         }
-        let freed = self.records.partition_point(|&(seq, _)| seq < ack.below);
+        let freed = self.records.partition_point(|h| h.seq < ack.below);
         self.records.drain(..freed);
         self.next_seq = self.next_seq.max(ack.below);
         freed
@@ -490,15 +633,16 @@ impl AuditLog {
     /// Records with seq at least `from_seq`, oldest first, as many as fit in `max_bytes`
     /// (at least one if any is due), and whether more remain after them.
     pub fn batch(&self, from_seq: u64, max_bytes: usize) -> (Vec<&[u8]>, bool) {
-        let start = self.records.partition_point(|&(seq, _)| seq < from_seq);
+        let start = self.records.partition_point(|h| h.seq < from_seq);
         let mut out = Vec::new();
         let mut used = 0;
-        for (_, record) in &self.records[start..] {
+        for held in &self.records[start..] {
+            let record = held.signed.as_slice();
             if !out.is_empty() && used + record.len() > max_bytes {
                 return (out, true);
             }
             used += record.len();
-            out.push(record.as_slice());
+            out.push(record);
         }
         (out, false)
     }
@@ -574,6 +718,15 @@ mod tests {
                 seq: 6,
                 at: 9,
                 event: AuditEvent::ClockSet { step: -3600 },
+            },
+            AuditRecord {
+                epoch: EPOCH,
+                seq: 7,
+                at: 10,
+                event: AuditEvent::RecordsDropped {
+                    count: 6,
+                    through_seq: 5,
+                },
             },
         ]
     }
@@ -768,5 +921,145 @@ mod tests {
             "the old log's acknowledgement does not free the new log's records"
         );
         assert_eq!(new.pending(), 1);
+    }
+
+    fn drop_record(seq: u64, count: u64, through_seq: u64) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.map(5);
+        for (k, v) in [(0u64, AUDIT_VERSION), (1, seq), (2, 0)] {
+            w.uint(k);
+            w.uint(v);
+        }
+        w.uint(3);
+        w.array(3);
+        w.uint(EVENT_RECORDS_DROPPED);
+        w.uint(count);
+        w.uint(through_seq);
+        w.uint(4);
+        w.bytes(&EPOCH.0);
+        w.into_vec()
+    }
+
+    #[test]
+    fn a_drop_record_names_at_least_one_seq_before_its_own() {
+        assert!(AuditRecord::from_cbor(&drop_record(9, 3, 4)).is_ok());
+        assert!(AuditRecord::from_cbor(&drop_record(1, 1, 0)).is_ok());
+        assert_eq!(
+            AuditRecord::from_cbor(&drop_record(9, 0, 4)),
+            Err(Malformed::new("event.count", Problem::OutOfRange))
+        );
+        assert_eq!(
+            AuditRecord::from_cbor(&drop_record(9, 6, 4)),
+            Err(Malformed::new("event.count", Problem::OutOfRange)),
+            "no seq below 0"
+        );
+        assert_eq!(
+            AuditRecord::from_cbor(&drop_record(4, 1, 4)),
+            Err(Malformed::new("event.through_seq", Problem::OutOfRange)),
+            "a drop record does not account for itself"
+        );
+    }
+
+    fn events(log: &AuditLog) -> Vec<(u64, AuditEvent)> {
+        log.records()
+            .map(|r| verify_audit(r, key().public()).unwrap())
+            .map(|r| (r.seq, r.event))
+            .collect()
+    }
+
+    #[test]
+    fn a_full_log_drops_the_oldest_and_says_which() {
+        let k = key();
+        let mut log = AuditLog::new(EPOCH).with_capacity(8);
+        let sync = AuditEvent::SyncApplied { iteration: 1 };
+        for i in 0..8 {
+            log.record(&k, i, sync);
+        }
+        assert_eq!(log.len(), 8);
+        let clock = AuditEvent::ClockSet { step: 1 };
+        let r = log.record(&k, 100, clock);
+        assert_eq!(
+            (r.seq, r.event),
+            (9, clock),
+            "the caller gets its own record"
+        );
+        let held = events(&log);
+        assert_eq!(log.len(), 8);
+        assert_eq!(held.first().map(|&(seq, _)| seq), Some(2));
+        assert_eq!(
+            held[6..],
+            [
+                (
+                    8,
+                    AuditEvent::RecordsDropped {
+                        count: 2,
+                        through_seq: 1
+                    }
+                ),
+                (9, clock)
+            ]
+        );
+        assert_eq!(log.first_seq(), 2);
+        // Acknowledged records leave as before, and the room they free is used first.
+        assert_eq!(
+            log.acknowledge(AuditAck {
+                epoch: EPOCH,
+                below: 5
+            }),
+            3
+        );
+        log.record(&k, 101, sync);
+        assert_eq!((log.len(), log.next_seq()), (6, 11));
+    }
+
+    #[test]
+    fn a_drop_that_takes_a_drop_record_reaches_back_over_its_range() {
+        let k = key();
+        let mut log = AuditLog::new(EPOCH).with_capacity(0);
+        assert_eq!(log.capacity(), MIN_AUDIT_CAPACITY);
+        let sync = AuditEvent::SyncApplied { iteration: 1 };
+        for i in 0..4 {
+            log.record(&k, i, sync);
+        }
+        // [0, 1] full; 2 drops 0-1; 4 drops the drop record 2 and 3, so it names 0-3.
+        assert_eq!(
+            events(&log),
+            [
+                (
+                    4,
+                    AuditEvent::RecordsDropped {
+                        count: 4,
+                        through_seq: 3
+                    }
+                ),
+                (5, sync)
+            ]
+        );
+        let again = AuditLog::restore(EPOCH, log.next_seq(), log.records().map(<[u8]>::to_vec))
+            .unwrap()
+            .with_capacity(2);
+        assert_eq!(again, log, "the drop's reach is read back from the record");
+    }
+
+    #[test]
+    fn a_restored_log_over_its_capacity_drops_down_at_its_next_record() {
+        let k = key();
+        let mut big = AuditLog::new(EPOCH);
+        for i in 0..10 {
+            big.record(&k, i, AuditEvent::SyncApplied { iteration: 1 });
+        }
+        let mut log = AuditLog::restore(EPOCH, 10, big.records().map(<[u8]>::to_vec))
+            .unwrap()
+            .with_capacity(4);
+        assert_eq!(log.len(), 10);
+        log.record(&k, 10, AuditEvent::ClockSet { step: 1 });
+        assert_eq!(log.len(), 4);
+        assert_eq!(
+            events(&log)[2].1,
+            AuditEvent::RecordsDropped {
+                count: 8,
+                through_seq: 7
+            }
+        );
     }
 }

@@ -30,6 +30,7 @@ pub use access::{
 };
 pub use audit::{
     verify_audit, AuditAck, AuditEpoch, AuditError, AuditEvent, AuditLog, AuditRecord,
+    AUDIT_CAPACITY, MIN_AUDIT_CAPACITY,
 };
 pub use cbor::{Malformed, Problem};
 pub use ids::Id;

@@ -139,9 +139,11 @@ fn on_clock_set(
             trusted: state.clock.high_water.is_some(),
             lock_time: state.now(clock),
         },
-        Persist {
-            state: moved,
-            transfer: false,
+        // A step moves the clock and adds a ClockSet record: what a decision changes.
+        if moved {
+            Persist::DECISION
+        } else {
+            Persist::default()
         },
     )
 }
@@ -270,6 +272,7 @@ fn on_data(
             },
             Persist {
                 state: false,
+                decision_only: false,
                 transfer: kept,
             },
         ));
@@ -287,6 +290,7 @@ fn on_data(
     session.accepted = None;
     let mut persist = Persist {
         state: false,
+        decision_only: false,
         transfer: kept,
     };
     // The issuer's signature covers every byte, so a bundle that opens needs no digest check

@@ -254,8 +254,22 @@ pub struct LockDecision {
 pub struct Persist {
     /// Everything in [`LockState`] but the transfer.
     pub state: bool,
+    /// With `state`: only what a decision changes (an unlock or a keypad entry) changed: the
+    /// audit log, the replay cache, the clock correction and the keypad. The revocations and
+    /// what bundles gave (the larger part) are as they were, so a store may append the
+    /// decision rather than rewrite the state.
+    pub decision_only: bool,
     /// [`LockState::transfer`] (now `None` if the transfer ended).
     pub transfer: bool,
+}
+
+impl Persist {
+    /// What an unlock decision or a keypad entry asks for.
+    pub const DECISION: Persist = Persist {
+        state: true,
+        decision_only: true,
+        transfer: false,
+    };
 }
 
 /// What to send back, and the decision if there was one.
@@ -373,10 +387,7 @@ pub fn respond(
             event,
             holder: verdict.holder,
         }),
-        persist: Persist {
-            state: true,
-            transfer: false,
-        },
+        persist: Persist::DECISION,
     }
 }
 

@@ -13,13 +13,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use door_protocol::sync::{Applied, DoorcodeResult};
 use door_protocol::{
-    open_bundle, verify_revocation, AuditEpoch, Id, LockConfig, LockSession, LockState, Persist,
-    RevocationError, SyncError, UnixTime,
+    open_bundle, verify_revocation, AuditEpoch, AuditLog, Id, LockConfig, LockSession, LockState,
+    Persist, RevocationError, SyncError, UnixTime, AUDIT_CAPACITY,
 };
 use rand_core::OsRng;
 
 pub use clock::LockClock;
-use store::Store;
+use store::{Change, Store};
 
 /// Why the lock could not start, persist or take a document.
 #[derive(Debug, thiserror::Error)]
@@ -56,11 +56,15 @@ impl Inner {
         written
     }
 
-    fn write(&self, lock_id: Id, what: Persist) -> Result<(), LockError> {
+    fn write(&mut self, lock_id: Id, what: Persist) -> Result<(), LockError> {
         // State first: when a transfer completes, the applied bundle must be on disk before
         // the partial transfer is removed (see store).
         if what.state {
-            self.store.save(lock_id, &self.state)?;
+            let change = match what.decision_only {
+                true => Change::Decision,
+                false => Change::All,
+            };
+            self.store.save(lock_id, &self.state, change)?;
         }
         if what.transfer {
             self.store.save_transfer(self.state.transfer.as_ref())?;
@@ -71,6 +75,7 @@ impl Inner {
 
 const STATE: Persist = Persist {
     state: true,
+    decision_only: false,
     transfer: false,
 };
 
@@ -79,12 +84,21 @@ fn new_epoch() -> AuditEpoch {
     AuditEpoch::random(&mut OsRng)
 }
 
+/// A lock's state when it starts afresh, with a log of a new epoch.
+fn fresh_state(audit_capacity: usize) -> LockState {
+    LockState {
+        audit: AuditLog::new(new_epoch()).with_capacity(audit_capacity),
+        ..LockState::default()
+    }
+}
+
 /// A lock: fixed configuration, persistent state and a clock. Cheap to clone: clones are
 /// handles to the same lock, so a transport can hold one per connection.
 #[derive(Clone)]
 pub struct Lock {
     config: Arc<LockConfig>,
     clock: LockClock,
+    audit_capacity: usize,
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -93,23 +107,35 @@ impl Lock {
     /// directory that holds another lock's state), else starts empty, with a new audit epoch,
     /// and writes it.
     pub fn open(dir: &Path, config: LockConfig, clock: LockClock) -> Result<Lock, LockError> {
-        let store = Store::new(dir)?;
+        Lock::open_with_audit_capacity(dir, config, clock, AUDIT_CAPACITY)
+    }
+
+    /// [`Lock::open`] for a lock whose audit log holds at most `capacity` records (a lock
+    /// with less storage; tests that fill the log).
+    pub fn open_with_audit_capacity(
+        dir: &Path,
+        config: LockConfig,
+        clock: LockClock,
+        capacity: usize,
+    ) -> Result<Lock, LockError> {
+        let mut store = Store::new(dir, capacity)?;
         let state = match store.load(config.lock_id, new_epoch)? {
-            Some((state, upgraded)) => {
-                if upgraded {
-                    store.save(config.lock_id, &state)?;
+            Some((state, older_format)) => {
+                if older_format {
+                    store.create(config.lock_id, &state)?;
                 }
                 state
             }
             None => {
-                let fresh = LockState::new(new_epoch());
-                store.save(config.lock_id, &fresh)?;
+                let fresh = fresh_state(capacity);
+                store.create(config.lock_id, &fresh)?;
                 fresh
             }
         };
         Ok(Lock {
             config: Arc::new(config),
             clock,
+            audit_capacity: capacity,
             inner: Arc::new(Mutex::new(Inner { store, state })),
         })
     }
@@ -178,7 +204,7 @@ impl Lock {
             .enter_doorcode(&self.config, code, self.clock.now());
         // A locked-out keypad records nothing and changes nothing.
         if inner.state.audit.next_seq() != before {
-            inner.commit(self.config.lock_id, STATE)?;
+            inner.commit(self.config.lock_id, Persist::DECISION)?;
         }
         Ok(result)
     }
@@ -229,11 +255,12 @@ impl Lock {
     /// before it returns.
     pub fn wipe(&self) -> Result<(), LockError> {
         let mut inner = self.inner();
-        inner.state = LockState::new(new_epoch());
+        inner.state = fresh_state(self.audit_capacity);
         inner.commit(
             self.config.lock_id,
             Persist {
                 state: true,
+                decision_only: false,
                 transfer: true,
             },
         )

@@ -282,16 +282,17 @@ fn a_directory_keeps_to_its_lock() {
 }
 
 #[test]
-fn writes_are_atomic_and_leave_one_file() {
+fn writes_leave_no_temporary_file() {
     let dir = tempfile::tempdir().unwrap();
     let clock = LockClock::fixed(NOW);
     let lock = open(dir.path(), LOBBY, &clock);
     unlock(&lock, NOW, 247);
-    let names: Vec<_> = std::fs::read_dir(dir.path())
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(names, ["state.json"]);
+    names.sort();
+    assert_eq!(names, ["audit.journal", "state.json"]);
 }
 
 #[test]
@@ -315,4 +316,49 @@ fn generated_locks_differ_and_system_clock_works() {
     // The sample document is valid through 2026; judge by whatever the lock's clock says.
     let outcome = unlock(&lock, lock.now(), 247);
     assert!((outcome.lock_time - lock.now()).abs() <= 1);
+}
+
+#[test]
+fn a_format_3_file_with_records_moves_them_to_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = LockClock::fixed(NOW);
+    let epoch = door_protocol::AuditEpoch([0x33; 8]);
+    let records: Vec<Vec<u8>> = (0..3)
+        .map(|seq| {
+            AuditRecord {
+                epoch,
+                seq,
+                at: NOW,
+                event: AuditEvent::SyncApplied { iteration: 1 },
+            }
+            .sign(&config(LOBBY).key)
+        })
+        .collect();
+    let old = serde_json::json!({
+        "format": 3,
+        "lock_id": Id([0x10; 16]).to_string(),
+        "revocation_iteration": 0,
+        "revocations": [],
+        "replay": [],
+        "audit_epoch": epoch.to_string(),
+        "next_seq": 3,
+        "audit": records.iter().map(hex::encode).collect::<Vec<_>>(),
+        "sync": {"iteration": 0, "doorcodes": []},
+        "keypad": {"failures": 2, "locked_until": null},
+    });
+    let path = dir.path().join("state.json");
+    std::fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+    for _ in 0..2 {
+        let lock = open(dir.path(), LOBBY, &clock);
+        assert_eq!(
+            (
+                lock.audit_epoch(),
+                lock.next_audit_seq(),
+                lock.audit_records()
+            ),
+            (epoch, 3, records.clone())
+        );
+        let f: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!((f["format"].as_u64(), f.get("audit")), (Some(4), None));
+    }
 }

@@ -132,7 +132,7 @@ fn a_bundle_rides_after_an_unlock_and_the_next_unlock_is_revoked() {
     let outcome = unlock_on(&mut conn, NOW, None);
     assert_eq!(outcome.result, UnlockResult::Denied(DenyReason::Revoked));
     assert_eq!(outcome.sync_iteration, 1);
-    assert_eq!(files(dir.path()), ["state.json"]);
+    assert_eq!(files(dir.path()), ["audit.journal", "state.json"]);
     // All of it survives a restart.
     drop((conn, lock));
     let lock = open(dir.path(), &clock);
@@ -177,7 +177,7 @@ fn a_transfer_resumes_after_a_disconnect_and_a_restart_at_every_block() {
         Some(SyncOutcome::Applied { iteration: 1 })
     );
     assert_eq!(lock.transfer_progress(), None);
-    assert_eq!(files(dir.path()), ["state.json"]);
+    assert_eq!(files(dir.path()), ["audit.journal", "state.json"]);
     assert_eq!(lock.doorcodes(), 80);
 }
 
@@ -322,7 +322,8 @@ fn a_signed_time_corrects_a_drifted_lock_and_the_correction_survives_a_restart()
     let time = SignedTime {
         time: NOW,
         lock_id: Some(LOCK_ID),
-        epoch: None,
+        // Bound to this installation: a new lock's first trusted time must be.
+        epoch: Some(lock.audit_epoch()),
     }
     .sign(&issuer());
     let outcome = unlock_on(&mut lock.connect(), NOW, Some(time.clone()));
@@ -353,7 +354,8 @@ fn the_clock_high_water_mark_is_persisted_and_derived_for_older_files() {
     let time = SignedTime {
         time: NOW,
         lock_id: Some(LOCK_ID),
-        epoch: None,
+        // Bound to this installation: a new lock's first trusted time must be.
+        epoch: Some(lock.audit_epoch()),
     }
     .sign(&issuer());
     unlock_on(&mut lock.connect(), NOW, Some(time));
@@ -365,13 +367,12 @@ fn the_clock_high_water_mark_is_persisted_and_derived_for_older_files() {
     let lock = open(dir.path(), &clock);
     assert_eq!(lock.clock_high_water(), Some(mark));
     drop(lock);
-    // A format 3 file written before the mark: clock = {offset, last_signed_time, anchor}.
+    // A format 3 file (everything in state.json) written before the mark: clock = {offset,
+    // last_signed_time, anchor}.
     let path = dir.path().join("state.json");
     let mut f: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    assert!(
-        f["clock"].get("anchor").is_none(),
-        "anchor is no longer written"
-    );
+    assert!(f.get("clock").is_none(), "the clock is in the journal now");
+    f["format"] = 3.into();
     f["clock"] = serde_json::json!({
         "offset": 600,
         "last_signed_time": NOW - 60,
@@ -414,7 +415,7 @@ fn a_failed_write_leaves_the_lock_as_it_was() {
         Err(LockError::Io(_))
     ));
     assert_eq!(lock.sync_iteration(), 1);
-    // Over BLE: the unlock's answer is withheld, and the lock forgets the decision too.
+    // Over BLE: an unlock while state.json cannot be written.
     let pending = lock.pending_audit();
     let mut conn = lock.connect();
     let config = lock_config();
@@ -432,14 +433,19 @@ fn a_failed_write_leaves_the_lock_as_it_was() {
         .iter()
         .map(|c| conn.on_write(c, MTU))
         .collect();
-    assert!(matches!(results.last(), Some(Err(LockError::Io(_)))));
-    assert_eq!((lock.pending_audit(), lock.replay_entries()), (pending, 0));
+    // A decision does not rewrite state.json, so it goes through and is persisted.
+    assert!(matches!(results.last(), Some(Ok(notified)) if !notified.is_empty()));
+    assert_eq!(
+        (lock.pending_audit(), lock.replay_entries()),
+        (pending + 1, 1)
+    );
     // Once the disk works again, so does the lock, and the delta applies.
     std::fs::remove_dir(dir.path().join("state.json.tmp")).unwrap();
     lock.apply_bundle(&sign(&delta)).unwrap();
     drop(lock);
     let lock = open(dir.path(), &clock);
     assert_eq!(lock.sync_iteration(), 2);
+    assert_eq!(lock.replay_entries(), 1);
     assert!(matches!(
         lock.apply_bundle(&sign(&delta)),
         Err(LockError::Sync(SyncError::Stale { have: 2, got: 2 }))

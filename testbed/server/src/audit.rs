@@ -1,6 +1,6 @@
 //! Audit records carried home by phones: lock-signed, stored once per (lock, epoch, sequence)
-//! however often they arrive, and acknowledged per epoch up to the first gap so the lock can
-//! free them. An upload is judged record by record: what verifies is stored, what does not is
+//! however often they arrive, and acknowledged per epoch up to the first gap that no
+//! records-dropped record of the lock explains, so the lock can free them. An upload is judged record by record: what verifies is stored, what does not is
 //! refused and named, and one bad record never keeps the others out.
 
 use axum::extract::{Path, Query, State};
@@ -99,7 +99,8 @@ pub struct AuditReceipt {
     /// Records refused (see `results`).
     pub refused: u32,
     /// What the lock's next sync bundle acknowledges: its latest audit epoch the server holds
-    /// records of (by the records' signed time) and how far it holds them without a gap. Null
+    /// records of (by the records' signed time) and how far it holds them without a gap (a gap
+    /// the lock's records-dropped record names does not count). Null
     /// while the server holds no record of this lock.
     pub acknowledged: Option<AuditAckJson>,
 }
@@ -113,12 +114,13 @@ pub struct AuditEntry {
     pub seq: u64,
     /// The lock's clock when it happened.
     pub at: i64,
-    /// unlock_granted, unlock_denied, doorcode_entry, sync_applied, clock_set.
+    /// unlock_granted, unlock_denied, doorcode_entry, sync_applied, clock_set, records_dropped.
     pub kind: String,
     /// The credential, or for doorcodes the person, the record names (if any).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
-    /// The reason of a refusal, the iteration of a sync, the step of a clock change.
+    /// The reason of a refusal, the iteration of a sync, the step of a clock change, the seqs
+    /// a full log dropped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
@@ -141,19 +143,44 @@ pub(crate) fn lock_of(
     Ok((blob_id(door)?, key))
 }
 
-/// The first sequence number of `epoch` the server does not hold for `lock`.
+/// The first sequence number of `epoch` the server neither holds for `lock` nor knows the lock
+/// dropped (a records-dropped record it holds names it): what the lock may free below.
 pub fn acknowledged_below(tx: &Transaction<'_>, lock: Id, epoch: AuditEpoch) -> ApiResult<u64> {
+    let key = params![id_param(&lock), &epoch.0[..]];
+    let mut drops = tx.prepare_cached(
+        "SELECT dropped_from, dropped_through FROM audit_records \
+         WHERE lock_id = ?1 AND epoch = ?2 AND dropped_from IS NOT NULL",
+    )?;
+    let drops = drops
+        .query_map(key, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    // Past the end of a dropped range that holds `next`, if one does.
+    let past_drop = |next: u64| {
+        drops
+            .iter()
+            .filter_map(|&(from, through)| {
+                Some((u64::try_from(from).ok()?, u64::try_from(through).ok()?))
+            })
+            .filter(|&(from, through)| from <= next && next <= through)
+            .map(|(_, through)| through + 1)
+            .max()
+    };
     let mut stmt = tx.prepare_cached(
         "SELECT seq FROM audit_records WHERE lock_id = ?1 AND epoch = ?2 ORDER BY seq",
     )?;
     let mut next = 0u64;
-    for seq in stmt.query_map(params![id_param(&lock), &epoch.0[..]], |r| {
-        r.get::<_, i64>(0)
-    })? {
-        match u64::try_from(seq?) {
-            Ok(s) if s == next => next += 1,
-            Ok(s) if s < next => {}
-            _ => break,
+    for seq in stmt.query_map(key, |r| r.get::<_, i64>(0))? {
+        let Ok(seq) = u64::try_from(seq?) else { break };
+        // A drop record comes after the seqs it names, so every gap it explains is passed
+        // before the walk reaches it.
+        while seq > next {
+            match past_drop(next) {
+                Some(past) => next = past,
+                None => return Ok(next),
+            }
+        }
+        if seq == next {
+            next += 1;
         }
     }
     Ok(next)
@@ -258,9 +285,13 @@ pub async fn upload(
                         ),
                         None => {
                             tx.execute(
-                                "INSERT INTO audit_records (lock_id, epoch, seq, at, record, received_at) \
-                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                                params![id_param(&lock), &r.epoch.0[..], r.seq, r.at, r.bytes, now],
+                                "INSERT INTO audit_records \
+                                 (lock_id, epoch, seq, at, record, received_at, dropped_from, dropped_through) \
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                params![
+                                    id_param(&lock), &r.epoch.0[..], r.seq, r.at, r.bytes, now,
+                                    r.dropped.map(|d| d.0), r.dropped.map(|d| d.1)
+                                ],
                             )?;
                             named(RecordStatus::Stored)
                         }
@@ -284,6 +315,8 @@ struct Checked {
     epoch: AuditEpoch,
     seq: i64,
     at: i64,
+    /// For a records-dropped record, the first and last seq it names.
+    dropped: Option<(i64, i64)>,
     bytes: Vec<u8>,
 }
 
@@ -326,10 +359,16 @@ fn check_all(
                     "sequence out of range".to_string(),
                 )
             })?;
+            // Below the record's own seq, which fits.
+            let dropped = record
+                .event
+                .dropped_seqs()
+                .map(|r| (*r.start() as i64, *r.end() as i64));
             Ok(Checked {
                 epoch: record.epoch,
                 seq,
                 at: record.at,
+                dropped,
                 bytes,
             })
         })
@@ -365,6 +404,13 @@ fn entry(lock: Id, door: Id, record: door_protocol::AuditRecord) -> AuditEntry {
             ("sync_applied", None, Some(format!("iteration {iteration}")))
         }
         AuditEvent::ClockSet { step } => ("clock_set", None, Some(format!("{step:+} s"))),
+        AuditEvent::RecordsDropped { count, through_seq } => {
+            // A verified record names at least one seq, none below 0.
+            let from = through_seq + 1 - count;
+            let detail =
+                format!("{count} unacknowledged records dropped: seq {from} to {through_seq}");
+            ("records_dropped", None, Some(detail))
+        }
     };
     AuditEntry {
         lock_id: lock.to_string(),

@@ -209,6 +209,13 @@ CREATE TABLE audit_records (
     PRIMARY KEY (lock_id, epoch, seq)
 );
 "#,
+    r#"
+-- A lock whose audit log filled dropped its oldest records unacknowledged and signed a
+-- records-dropped record naming them (seqs dropped_from to dropped_through): the gap it explains
+-- does not stop the acknowledgement. NULL for every other record.
+ALTER TABLE audit_records ADD COLUMN dropped_from INTEGER;
+ALTER TABLE audit_records ADD COLUMN dropped_through INTEGER;
+"#,
 ];
 
 #[derive(Clone)]

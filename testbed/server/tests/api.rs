@@ -922,3 +922,80 @@ async fn audit_records_are_stored_once_and_acknowledged_up_to_the_first_gap() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_gap_the_lock_signed_a_drop_record_for_does_not_hold_the_acknowledgement_back() {
+    use door_protocol::{AuditEpoch, AuditEvent, AuditRecord, LockKey};
+    use door_server::audit::{AuditAckJson, AuditEntry, AuditReceipt};
+    let (p, _alice, phone) = property().await;
+    let s = &p.s;
+    let lock = LockKey::generate(&mut rand::rngs::OsRng);
+    let door: DoorJson = s
+        .ok(
+            "POST",
+            &p.m.path("/doors"),
+            &p.m.key,
+            Some(&json!({"name": "Gym", "online": false, "lock_public_key": b64(&lock.public().to_sec1_compressed())})),
+            201,
+        )
+        .await;
+    let epoch = AuditEpoch([0x4d; 8]);
+    let record = |seq: u64, event| {
+        b64(&AuditRecord {
+            epoch,
+            seq,
+            at: s.now() + seq as i64,
+            event,
+        }
+        .sign(&lock))
+    };
+    let sync = AuditEvent::SyncApplied { iteration: 1 };
+    let path = format!("/v1/locks/{}/audit", door.lock_id);
+    let ack = |below| {
+        Some(AuditAckJson {
+            epoch: epoch.to_string(),
+            below,
+        })
+    };
+    // The server got 0 and 1; the lock filled up and dropped 0 to 3 (2 and 3 never pulled),
+    // then recorded 4 (the drop record) and 5.
+    let first: AuditReceipt = s
+        .ok(
+            "POST",
+            &path,
+            phone.token(),
+            Some(&json!({"records": [record(0, sync), record(1, sync), record(5, sync)]})),
+            200,
+        )
+        .await;
+    assert_eq!(first.acknowledged, ack(2), "an unexplained gap stops it");
+    let dropped = AuditEvent::RecordsDropped {
+        count: 4,
+        through_seq: 3,
+    };
+    let second: AuditReceipt = s
+        .ok(
+            "POST",
+            &path,
+            phone.token(),
+            Some(&json!({"records": [record(4, dropped)]})),
+            200,
+        )
+        .await;
+    assert_eq!(
+        second.acknowledged,
+        ack(6),
+        "the drop record explains 2 and 3"
+    );
+    let trail: Vec<AuditEntry> = s
+        .ok("GET", &p.m.path("/audit"), &p.m.key, None::<&()>, 200)
+        .await;
+    let drop = trail.iter().find(|e| e.seq == 4).unwrap();
+    assert_eq!(
+        (drop.kind.as_str(), drop.detail.as_deref()),
+        (
+            "records_dropped",
+            Some("4 unacknowledged records dropped: seq 0 to 3")
+        )
+    );
+}
