@@ -137,11 +137,14 @@ fn main() {
         let link = lock_on(model, dir.path());
         let elapsed = paused().block_on(async {
             let progress = |_| {};
+            // The lock's clock is right: nothing to commission.
+            let bound_time = |_, _| Box::pin(async { None }) as _;
             let unlocker = Unlocker {
                 transport: &link,
                 signer: signer.clone(),
                 now: NOW,
                 signed_time: None,
+                bound_time: &bound_time,
                 progress: &progress,
             };
             let start = tokio::time::Instant::now();

@@ -484,11 +484,22 @@ impl Core {
                 stage,
             })
         };
+        let bound_time = |lock_id: String, epoch: door_protocol::AuditEpoch| {
+            Box::pin(async move {
+                let path = format!("/v1/time?lock_id={lock_id}&epoch={epoch}");
+                let time: wire::SignedTimeJson = self
+                    .api(self.api.call::<(), _>(Method::GET, &path, None))
+                    .await
+                    .ok()?;
+                sync::signed_time_bytes(&time)
+            }) as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>
+        };
         Unlocker {
             transport,
             signer: self.signer.clone(),
             now: self.now(),
             signed_time: sync::signed_time(&self.store)?,
+            bound_time: &bound_time,
             progress: &progress,
         }
         .unlock(&view.door, timeout)

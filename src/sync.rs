@@ -68,6 +68,11 @@ pub fn keep_signed_time(store: &Store, answer: &SignedTimeJson) -> CoreResult<()
     Ok(store.set_meta("signed_time", Some(&answer.signed_time))?)
 }
 
+/// The COSE bytes of a signed time the server sent.
+pub fn signed_time_bytes(answer: &SignedTimeJson) -> Option<Vec<u8>> {
+    b64d(&answer.signed_time)
+}
+
 pub fn signed_time(store: &Store) -> CoreResult<Option<Vec<u8>>> {
     Ok(store.meta("signed_time")?.and_then(|s| b64d(&s)))
 }

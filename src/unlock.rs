@@ -5,13 +5,16 @@
 //! before the answer is retried once with a fresh request, which is safe: a replayed request
 //! is refused by the lock, and a second, new request at worst opens the door a second time.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use door_protocol::sync::messages::SyncMessage;
 use door_protocol::unlock::{
     DenyReason, PhoneError, PreparedUnlock, UnlockPreparation, UnlockResult, UnlockTarget,
 };
-use door_protocol::{Decision, Id, LockPublicKey, UnixTime};
+use door_protocol::{AuditEpoch, Decision, Id, LockPublicKey, Reassembler, UnixTime};
 use tokio::time::Instant;
 
 use crate::ble::{BleError, Connection, LockTarget, Transport};
@@ -50,6 +53,13 @@ pub fn precheck(decision: Decision) -> CoreResult<()> {
     }
 }
 
+/// Fetches a signed time bound to a lock's installation (its id in hex and its audit epoch),
+/// for a lock with no trusted time yet; `None` when the phone cannot (offline).
+pub type BoundTime<'a> = dyn Fn(String, AuditEpoch) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send + 'a>>
+    + Send
+    + Sync
+    + 'a;
+
 pub struct Unlocker<'a> {
     pub transport: &'a dyn Transport,
     pub signer: Arc<dyn Signer>,
@@ -57,6 +67,9 @@ pub struct Unlocker<'a> {
     /// An issuer-signed time to hand the lock, so a lock whose clock fell behind is corrected
     /// in this very unlock.
     pub signed_time: Option<Vec<u8>>,
+    /// How to commission a lock that answers "clock untrusted" because it has no trusted time
+    /// at all (new or wiped): a time bound to its installation, sent before one more request.
+    pub bound_time: &'a BoundTime<'a>,
     pub progress: &'a (dyn Fn(Stage) + Send + Sync),
 }
 
@@ -107,7 +120,16 @@ impl Unlocker<'_> {
         let outcome = async {
             let mut prepared = prepared?;
             (self.progress)(Stage::Authorizing);
-            exchange(connection.as_mut(), &mut prepared, deadline).await
+            let outcome = exchange(connection.as_mut(), &mut prepared, deadline).await?;
+            if outcome.result == UnlockResult::Denied(DenyReason::ClockUntrusted)
+                && self
+                    .commission(connection.as_mut(), &door.lock_id, deadline)
+                    .await
+            {
+                let mut again = self.prepare(target.clone()).await?;
+                return exchange(connection.as_mut(), &mut again, deadline).await;
+            }
+            Ok(outcome)
         }
         .await;
         let outcome = match outcome {
@@ -132,6 +154,28 @@ impl Unlocker<'_> {
             }
             UnlockResult::Denied(reason) => Err(CoreError::Denied(reason)),
         }
+    }
+
+    /// Whether the lock, which had no trusted time, now has: it says whether it has and its
+    /// epoch (`ClockSet` with no time), the server signs a time bound to that epoch, and the
+    /// lock takes it. Any failure (an older lock that does not know the message, offline, a
+    /// lock that had trusted time already and is simply fast) leaves the denial as it was.
+    async fn commission(
+        &self,
+        connection: &mut dyn Connection,
+        lock_id: &str,
+        deadline: Instant,
+    ) -> bool {
+        let Ok((epoch, false)) = clock_exchange(connection, Vec::new(), deadline).await else {
+            return false;
+        };
+        let Some(time) = (self.bound_time)(lock_id.to_owned(), epoch).await else {
+            return false;
+        };
+        matches!(
+            clock_exchange(connection, time, deadline).await,
+            Ok((_, true))
+        )
     }
 
     /// Everything that needs no lock input, including the device signature (a hardware
@@ -164,6 +208,37 @@ async fn exchange(
         if let Some(outcome) = prepared.on_fragment(&fragment).map_err(phone_error)? {
             return Ok(outcome);
         }
+    }
+}
+
+/// Sends `ClockSet` (a signed time, or nothing) and reads the lock's `ClockState`: its epoch and
+/// whether it has trusted time.
+async fn clock_exchange(
+    connection: &mut dyn Connection,
+    signed_time: Vec<u8>,
+    deadline: Instant,
+) -> CoreResult<(AuditEpoch, bool)> {
+    let mtu = u16::try_from(connection.mtu()).unwrap_or(u16::MAX);
+    let question = SyncMessage::ClockSet { signed_time }.to_message();
+    for fragment in question.fragments(mtu) {
+        within(deadline, connection.write(&fragment)).await?;
+    }
+    let mut rx = Reassembler::new();
+    let message = loop {
+        let fragment = within(deadline, connection.notification()).await?;
+        if let Some(message) = rx
+            .push(&fragment)
+            .map_err(|e| CoreError::Protocol(format!("clock: {e}")))?
+        {
+            break message;
+        }
+    };
+    match SyncMessage::from_message(&message) {
+        Ok(SyncMessage::ClockState { epoch, trusted, .. }) => Ok((epoch, trusted)),
+        _ => Err(CoreError::Protocol(format!(
+            "clock: unexpected message type {}",
+            message.kind
+        ))),
     }
 }
 

@@ -98,10 +98,13 @@ async fn the_lock_decides_the_schedule_on_its_own_clock() {
 async fn a_slow_lock_is_set_right_by_signed_time_and_a_fast_one_is_untrusted() {
     let mut w = World::start().await;
     let (alice, _) = alice(&mut w).await;
-    // Ten minutes slow: the issuer-signed time the phone carries moves the lock's clock
-    // forward before the freshness check, and the same unlock goes through.
+    // Ten minutes slow, and new: the lock takes no signed time until one bound to its
+    // installation commissions it. The phone asks the lock for its epoch on the same
+    // connection, the server signs a time for it, the lock takes it and the next request on
+    // that connection goes through.
     w.lock_clock.set_drift(-10 * 60);
     let receipt = alice.unlock(w.door_id("Lobby"), 5000, None).await.unwrap();
+    assert_eq!(w.link.connection_count(), 1);
     assert_eq!(
         receipt.lock_time,
         at(TUESDAY_10AM),

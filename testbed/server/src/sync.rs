@@ -519,6 +519,10 @@ pub async fn bundle(
 pub struct TimeQuery {
     /// Bind the signed time to this lock (32 hex digits); absent: any lock of the property.
     pub lock_id: Option<String>,
+    /// Bind it to that lock's installation too: the lock's audit epoch (16 hex digits), which
+    /// the lock tells in its ClockState answer. A new or wiped lock takes its first trusted
+    /// time only from such a time (commissioning). Only with `lock_id`.
+    pub epoch: Option<String>,
 }
 
 /// The server's clock signed by the property's issuer key, for a phone to hand to a lock whose
@@ -533,6 +537,17 @@ pub async fn signed_time(
 ) -> ApiResult<Json<SignedTimeJson>> {
     let Query(q) = query.map_err(|e| ApiError::invalid("lock_id", e.body_text()))?;
     let lock = q.lock_id.as_deref().map(|l| id("lock_id", l)).transpose()?;
+    let epoch = q
+        .epoch
+        .as_deref()
+        .map(|e| {
+            AuditEpoch::from_hex(e)
+                .ok_or_else(|| ApiError::invalid("epoch", "must be 16 hex digits"))
+        })
+        .transpose()?;
+    if epoch.is_some() && lock.is_none() {
+        return Err(ApiError::invalid("epoch", "needs lock_id"));
+    }
     let now = state.now();
     let key = state.db.read(|tx| {
         if let Some(lock) = lock {
@@ -544,7 +559,7 @@ pub async fn signed_time(
     let signed = SignedTime {
         time: now,
         lock_id: lock,
-        epoch: None,
+        epoch,
     }
     .sign(&key);
     Ok(Json(SignedTimeJson {

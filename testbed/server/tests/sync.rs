@@ -602,6 +602,22 @@ async fn signed_time_verifies_under_the_issuer_key_and_names_the_lock() {
         .await;
     let verified = verify_signed_time(&unb64(&any.signed_time), &site.issuer_keys).unwrap();
     assert_eq!(verified.lock_id, None);
+    // Bound to the lock's installation: what commissions a new lock.
+    let epoch = site.lock.audit_epoch();
+    let bound: SignedTimeJson = s
+        .ok(
+            "GET",
+            &format!("/v1/time?lock_id={}&epoch={epoch}", site.door.lock_id),
+            site.phone.token(),
+            None::<&()>,
+            200,
+        )
+        .await;
+    let verified = verify_signed_time(&unb64(&bound.signed_time), &site.issuer_keys).unwrap();
+    assert_eq!(
+        (verified.lock_id, verified.epoch),
+        (Some(lock_id(&site.door)), Some(epoch))
+    );
 }
 
 #[tokio::test]
@@ -651,6 +667,18 @@ async fn strangers_other_properties_and_bad_input_are_refused() {
             token,
             422,
             Some("lock_id"),
+        ),
+        (
+            "/v1/time?epoch=0011223344556677".to_owned(),
+            token,
+            422,
+            Some("epoch"),
+        ),
+        (
+            format!("/v1/time?lock_id={lock}&epoch=nothex"),
+            token,
+            422,
+            Some("epoch"),
         ),
     ];
     for (path, token, status, field) in cases {
