@@ -5,7 +5,9 @@
 mod common;
 
 use common::*;
-use door_protocol::unlock::{respond, ReplayCache, DEFAULT_CLOCK_TOLERANCE, UNLOCK_VERSION};
+use door_protocol::unlock::{
+    respond, ReplayCache, DEFAULT_CLOCK_TOLERANCE, RESPONSE_BODY_SIZE, UNLOCK_VERSION,
+};
 use door_protocol::wire::{kind, MAX_BODY};
 use door_protocol::{
     verify_revocation, AccessDocument, AuditEvent, DenyReason, ErrorCode, Id, IssuerKey,
@@ -70,6 +72,10 @@ fn deliver(
         if i + 1 < chunks.len() {
             assert!(reply.is_none(), "the lock answered before the last chunk");
         }
+    }
+    // Whatever it decided, the answer has one length (tests/lengths.rs).
+    if let Some(r) = reply.as_ref().filter(|r| r.decision.is_some()) {
+        assert_eq!(r.message.body.len(), RESPONSE_BODY_SIZE);
     }
     reply
 }
