@@ -39,7 +39,8 @@ pub const UNLOCK_VERSION: u8 = 2;
 /// smallest that holds it, so an observer learns which size a person's document falls in, not
 /// its length, which would single the person out for as long as the document lives. The first
 /// holds a one-door document with a few grants and windows and a signed time, which is what
-/// nearly every resident carries; each next doubles, and the last is the largest message.
+/// nearly every resident carries; each next doubles, and the last is the largest message
+/// (docs/PROTOCOL.md, "Padding", has the figures).
 pub const REQUEST_BODY_SIZES: [usize; 6] = [768, 1536, 3072, 6144, 12288, MAX_BODY];
 
 /// The size of every sealed response body, whatever the lock decided: a granted answer and a
