@@ -213,6 +213,16 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Succeeds only if every byte left is zero: the padding a sealed payload may carry after
+    /// its item, which must not become a channel for anything else.
+    pub(crate) fn finish_padded(&self) -> Result<(), Problem> {
+        if self.data[self.pos..].iter().all(|&b| b == 0) {
+            Ok(())
+        } else {
+            Err(Problem::TrailingBytes)
+        }
+    }
+
     fn remaining(&self) -> usize {
         self.data.len() - self.pos
     }

@@ -5,7 +5,9 @@
 mod common;
 
 use common::*;
-use door_protocol::unlock::{respond, ReplayCache, DEFAULT_CLOCK_TOLERANCE};
+use door_protocol::unlock::{
+    respond, ReplayCache, DEFAULT_CLOCK_TOLERANCE, RESPONSE_BODY_SIZE, UNLOCK_VERSION,
+};
 use door_protocol::wire::{kind, MAX_BODY};
 use door_protocol::{
     verify_revocation, AccessDocument, AuditEvent, DenyReason, ErrorCode, Id, IssuerKey,
@@ -70,6 +72,10 @@ fn deliver(
         if i + 1 < chunks.len() {
             assert!(reply.is_none(), "the lock answered before the last chunk");
         }
+    }
+    // Whatever it decided, the answer has one length (tests/lengths.rs).
+    if let Some(r) = reply.as_ref().filter(|r| r.decision.is_some()) {
+        assert_eq!(r.message.body.len(), RESPONSE_BODY_SIZE);
     }
     reply
 }
@@ -660,7 +666,7 @@ proptest! {
         let mut body = body;
         // Half the time, with this lock's header, so the ECDH and AEAD paths run too.
         if body.len() > 60 && body[0] & 1 == 0 {
-            body[0] = 1;
+            body[0] = UNLOCK_VERSION;
             body[1..17].copy_from_slice(&LOCK_ID.0);
             body[17] = 2 + (body[18] & 1);
         }

@@ -189,6 +189,13 @@ fn render() -> String {
         &elide_document(&x.request_payload),
     );
     hex_block(&mut out, "Request payload", &x.request_payload);
+    writeln!(
+        out,
+        "The plaintext is the request payload and {} zero bytes, so that the body is {} bytes.\n",
+        x.request_padding,
+        x.request_message.len() - 3
+    )
+    .unwrap();
     hex_block(
         &mut out,
         "Request message (type, length, body)",
@@ -200,6 +207,13 @@ fn render() -> String {
         &x.response_payload,
     );
     hex_block(&mut out, "Response payload", &x.response_payload);
+    writeln!(
+        out,
+        "The plaintext is the response payload and {} zero bytes, so that the body is {} bytes.\n",
+        x.response_padding,
+        x.response_message.len() - 3
+    )
+    .unwrap();
     hex_block(
         &mut out,
         "Response message (type, length, body)",
@@ -407,10 +421,24 @@ struct Exchange {
     response_key: [u8; 32],
     transcript: Vec<u8>,
     signature: Vec<u8>,
+    /// The CBOR map, without the zeros that follow it in the plaintext.
     request_payload: Vec<u8>,
+    request_padding: usize,
     request_message: Vec<u8>,
     response_payload: Vec<u8>,
+    response_padding: usize,
     response_message: Vec<u8>,
+}
+
+/// Splits a plaintext into its CBOR item and the count of zeros after it.
+fn unpad(plaintext: &[u8]) -> (Vec<u8>, usize) {
+    let mut rest = plaintext;
+    let _: Value = ciborium::de::from_reader(&mut rest).unwrap();
+    assert!(rest.iter().all(|&b| b == 0), "padding is zeros");
+    (
+        plaintext[..plaintext.len() - rest.len()].to_vec(),
+        rest.len(),
+    )
 }
 
 fn unlock_exchange() -> Exchange {
@@ -437,18 +465,15 @@ fn unlock_exchange() -> Exchange {
         .to_bytes()
         .to_vec();
     let mut phone = prep.signed(&signature).unwrap();
-    // At the largest MTU the whole request is one chunk: the message follows its header byte.
+    // Each chunk's first byte is its header; the message is the rest, in order.
     let chunks = phone.request_fragments(MAX_ATT_MTU);
-    assert_eq!(chunks.len(), 1);
-    let request_message = chunks[0][1..].to_vec();
-    let reply = LockSession::new()
-        .on_fragment(
-            &config,
-            &mut LockState::default(),
-            &chunks[0],
-            MONDAY_0800_NY,
-            &mut FixedRng(RESPONSE_NONCE.to_vec()),
-        )
+    let request_message: Vec<u8> = chunks.iter().flat_map(|c| c[1..].to_vec()).collect();
+    let (mut session, mut state) = (LockSession::new(), LockState::default());
+    let mut nonce_rng = FixedRng(RESPONSE_NONCE.to_vec());
+    let reply = chunks
+        .iter()
+        .filter_map(|c| session.on_fragment(&config, &mut state, c, MONDAY_0800_NY, &mut nonce_rng))
+        .last()
         .unwrap();
     let response_chunks = reply.message.fragments(MAX_ATT_MTU);
     let response_message = response_chunks[0][1..].to_vec();
@@ -503,10 +528,15 @@ fn unlock_exchange() -> Exchange {
         usize::from(u16::from_be_bytes([request_message[1], request_message[2]])),
         body.len()
     );
-    assert_eq!(body[0], 1);
+    assert_eq!(
+        body.len(),
+        768,
+        "the smallest body size holds the sample document"
+    );
+    assert_eq!(body[0], 2);
     assert_eq!(&body[1..17], &LOCK_ID.0);
     assert_eq!(&body[17..50], &ephemeral[..]);
-    let request_payload = Aes256Gcm::new(&request_key.into())
+    let request_plaintext = Aes256Gcm::new(&request_key.into())
         .decrypt(
             &[0u8; 12].into(),
             Payload {
@@ -518,17 +548,20 @@ fn unlock_exchange() -> Exchange {
     // Response: type 0x81, length, then version || nonce || ciphertext.
     assert_eq!(response_message[0], 0x81);
     let body = &response_message[3..];
-    assert_eq!(body[0], 1);
+    assert_eq!(body.len(), 68, "every response body has one size");
+    assert_eq!(body[0], 2);
     assert_eq!(&body[1..13], &RESPONSE_NONCE);
-    let response_payload = Aes256Gcm::new(&response_key.into())
+    let response_plaintext = Aes256Gcm::new(&response_key.into())
         .decrypt(
             body[1..13].into(),
             Payload {
                 msg: &body[13..],
-                aad: &[0x81, 0x01],
+                aad: &[0x81, 0x02],
             },
         )
         .unwrap();
+    let (request_payload, request_padding) = unpad(&request_plaintext);
+    let (response_payload, response_padding) = unpad(&response_plaintext);
     Exchange {
         lock_public,
         ephemeral,
@@ -538,8 +571,10 @@ fn unlock_exchange() -> Exchange {
         transcript,
         signature,
         request_payload,
+        request_padding,
         request_message,
         response_payload,
+        response_padding,
         response_message,
     }
 }

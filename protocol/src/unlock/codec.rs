@@ -6,6 +6,10 @@
 //! response body = version (1) || nonce (12) || AES-GCM(response key, nonce, payload)
 //!                 AAD = message type || version
 //! ```
+//!
+//! Each payload is one CBOR map followed by zeros: a request's up to one of
+//! [`REQUEST_BODY_SIZES`], a response's up to [`OUTCOME_LEN`]. The map ends itself, so the
+//! padding needs no length of its own.
 
 use alloc::vec::Vec;
 
@@ -14,7 +18,7 @@ use crate::cose::MAX_DOCUMENT_SIZE;
 use crate::ids::Id;
 use crate::sync::time::MAX_SIGNED_TIME_SIZE;
 use crate::unlock::keys::{NONCE_LEN, TAG_LEN};
-use crate::unlock::{DenyReason, UnlockOutcome, UnlockResult, UNLOCK_VERSION};
+use crate::unlock::{DenyReason, UnlockOutcome, UnlockResult, REQUEST_BODY_SIZES, UNLOCK_VERSION};
 use crate::wire::kind;
 use crate::UnixTime;
 
@@ -51,6 +55,10 @@ pub(crate) const RESPONSE_AAD: [u8; 2] = [kind::UNLOCK_RESPONSE, UNLOCK_VERSION]
 pub(crate) const RESPONSE_HEADER_LEN: usize = 1 + NONCE_LEN;
 /// The smallest sealed request body: the header and an AEAD tag.
 pub(crate) const MIN_REQUEST_BODY: usize = REQUEST_HEADER_LEN + TAG_LEN;
+/// A response payload's padded length: the longest outcome's encoding (a map of five entries
+/// with `next_allowed`, the lock's time and the sync iteration each a 9-byte integer, and
+/// the pending count a 5-byte one), so every outcome fits and none is told by its length.
+pub(crate) const OUTCOME_LEN: usize = 1 + 2 + 3 * 10 + 6;
 
 /// What the request's ciphertext holds.
 pub(crate) struct RequestPayload<'a> {
@@ -75,7 +83,9 @@ mod key {
 }
 
 impl RequestPayload<'_> {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The payload padded with zeros so that the sealed body is the smallest of
+    /// [`REQUEST_BODY_SIZES`] that holds it; `None` if none does.
+    pub(crate) fn encode(&self) -> Option<Vec<u8>> {
         let mut w = Writer::new();
         w.map(3 + usize::from(self.signed_time.is_some()));
         w.uint(key::DOCUMENT);
@@ -88,10 +98,22 @@ impl RequestPayload<'_> {
             w.uint(key::SIGNED_TIME);
             w.bytes(t);
         }
-        w.into_vec()
+        let mut payload = w.into_vec();
+        let padded = REQUEST_BODY_SIZES
+            .iter()
+            .map(|size| size - MIN_REQUEST_BODY)
+            .find(|&len| len >= payload.len())?;
+        payload.resize(padded, 0);
+        Some(payload)
     }
 
+    /// Reads a padded payload (the plaintext of a request body). Only zeros may follow the
+    /// map, and the body must be one of the sizes, so padding carries nothing and no phone
+    /// sends a length of its own choosing.
     pub(crate) fn decode(bytes: &[u8]) -> Result<RequestPayload<'_>, Malformed> {
+        if !REQUEST_BODY_SIZES.contains(&(bytes.len() + MIN_REQUEST_BODY)) {
+            return Err(Malformed::new("request.padding", Problem::OutOfRange));
+        }
         let mut r = Reader::new(bytes);
         let n = r.map().at("request")?;
         let mut keys = Keys::new();
@@ -123,7 +145,7 @@ impl RequestPayload<'_> {
         }
         keys.require(&[key::DOCUMENT, key::TIME, key::SIGNATURE])
             .at("request")?;
-        r.finish().at("request")?;
+        r.finish_padded().at("request.padding")?;
         Ok(p)
     }
 }
@@ -174,6 +196,7 @@ pub(crate) fn result_from_code(
     Ok(UnlockResult::Denied(reason))
 }
 
+/// The outcome padded with zeros to [`OUTCOME_LEN`].
 pub(crate) fn encode_outcome(o: &UnlockOutcome) -> Vec<u8> {
     let (code, next_allowed) = result_code(&o.result);
     let mut w = Writer::new();
@@ -190,10 +213,16 @@ pub(crate) fn encode_outcome(o: &UnlockOutcome) -> Vec<u8> {
     w.uint(o.sync_iteration);
     w.uint(key::PENDING_AUDIT);
     w.uint(u64::from(o.pending_audit));
-    w.into_vec()
+    let mut payload = w.into_vec();
+    debug_assert!(payload.len() <= OUTCOME_LEN);
+    payload.resize(OUTCOME_LEN, 0);
+    payload
 }
 
 pub(crate) fn decode_outcome(bytes: &[u8]) -> Result<UnlockOutcome, Malformed> {
+    if bytes.len() != OUTCOME_LEN {
+        return Err(Malformed::new("response.padding", Problem::OutOfRange));
+    }
     let mut r = Reader::new(bytes);
     let n = r.map().at("response")?;
     let mut keys = Keys::new();
@@ -224,7 +253,7 @@ pub(crate) fn decode_outcome(bytes: &[u8]) -> Result<UnlockOutcome, Malformed> {
         key::PENDING_AUDIT,
     ])
     .at("response")?;
-    r.finish().at("response")?;
+    r.finish_padded().at("response.padding")?;
     o.result = result_from_code(code, next_allowed).at("response.result")?;
     Ok(o)
 }
@@ -263,7 +292,70 @@ mod tests {
                 sync_iteration: 7,
                 pending_audit: u32::MAX,
             };
-            assert_eq!(decode_outcome(&encode_outcome(&o)), Ok(o));
+            let bytes = encode_outcome(&o);
+            assert_eq!(bytes.len(), OUTCOME_LEN);
+            assert_eq!(decode_outcome(&bytes), Ok(o));
+        }
+    }
+
+    #[test]
+    fn the_longest_outcome_needs_no_padding() {
+        let longest = UnlockOutcome {
+            result: UnlockResult::Denied(DenyReason::OutOfSchedule {
+                next_allowed: Some(i64::MIN),
+            }),
+            lock_time: i64::MIN,
+            sync_iteration: u64::MAX,
+            pending_audit: u32::MAX,
+        };
+        let bytes = encode_outcome(&longest);
+        // Its last byte is the pending count's, not padding: OUTCOME_LEN is no longer than
+        // needed.
+        assert_eq!(bytes[OUTCOME_LEN - 1], 0xff);
+        assert_eq!(decode_outcome(&bytes), Ok(longest));
+    }
+
+    #[test]
+    fn outcome_padding_is_zeros_to_the_exact_length() {
+        let o = UnlockOutcome {
+            result: UnlockResult::Granted,
+            lock_time: 0,
+            sync_iteration: 0,
+            pending_audit: 0,
+        };
+        let bytes = encode_outcome(&o);
+        let mut dirty = bytes.clone();
+        *dirty.last_mut().unwrap() = 1;
+        let padding = |m: Result<UnlockOutcome, Malformed>| m.unwrap_err().field;
+        assert_eq!(padding(decode_outcome(&dirty)), "response.padding");
+        assert_eq!(
+            padding(decode_outcome(&bytes[..OUTCOME_LEN - 1])),
+            "response.padding"
+        );
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(padding(decode_outcome(&long)), "response.padding");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_outcome_has_the_same_length(
+            result in proptest::sample::select(all_results()),
+            next_allowed in proptest::option::of(proptest::num::i64::ANY),
+            lock_time: i64,
+            sync_iteration: u64,
+            pending_audit: u32,
+        ) {
+            let result = match result {
+                UnlockResult::Denied(DenyReason::OutOfSchedule { .. }) => {
+                    UnlockResult::Denied(DenyReason::OutOfSchedule { next_allowed })
+                }
+                r => r,
+            };
+            let o = UnlockOutcome { result, lock_time, sync_iteration, pending_audit };
+            let bytes = encode_outcome(&o);
+            proptest::prop_assert_eq!(bytes.len(), OUTCOME_LEN);
+            proptest::prop_assert_eq!(decode_outcome(&bytes), Ok(o));
         }
     }
 
@@ -274,15 +366,20 @@ mod tests {
         assert_eq!(result_from_code(10, None), Err(Problem::OutOfRange));
     }
 
-    #[test]
-    fn request_payload_round_trips_and_is_strict() {
-        let p = RequestPayload {
+    fn sample_request() -> RequestPayload<'static> {
+        RequestPayload {
             document: &[1, 2, 3],
             time: -1,
             signature: [9; 64],
             signed_time: None,
-        };
-        let bytes = p.encode();
+        }
+    }
+
+    #[test]
+    fn request_payload_round_trips_and_is_strict() {
+        let p = sample_request();
+        let bytes = p.encode().unwrap();
+        assert_eq!(bytes.len() + MIN_REQUEST_BODY, REQUEST_BODY_SIZES[0]);
         let back = RequestPayload::decode(&bytes).unwrap();
         assert_eq!(
             (back.document, back.time, back.signature, back.signed_time),
@@ -292,17 +389,60 @@ mod tests {
             signed_time: Some(&[7; 5]),
             ..p
         };
-        let bytes = with_time.encode();
+        let bytes = with_time.encode().unwrap();
         let back = RequestPayload::decode(&bytes).unwrap();
         assert_eq!(back.signed_time, Some(&[7u8; 5][..]));
         let too_long = RequestPayload {
             signed_time: Some(&[7; MAX_SIGNED_TIME_SIZE + 1]),
             ..with_time
         };
-        assert!(RequestPayload::decode(&too_long.encode()).is_err());
-        let mut trailing = bytes.clone();
-        trailing.push(0);
-        assert!(RequestPayload::decode(&trailing).is_err());
-        assert!(RequestPayload::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(RequestPayload::decode(&too_long.encode().unwrap()).is_err());
+    }
+
+    #[test]
+    fn request_padding_is_zeros_to_one_of_the_sizes() {
+        let bytes = sample_request().encode().unwrap();
+        let field = |bytes: &[u8]| RequestPayload::decode(bytes).err().map(|m| m.field);
+        for at in [100, bytes.len() - 1] {
+            let mut dirty = bytes.clone();
+            dirty[at] = 0x80;
+            assert_eq!(field(&dirty), Some("request.padding"), "byte {at}");
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(field(&long), Some("request.padding"));
+        assert_eq!(field(&bytes[..bytes.len() - 1]), Some("request.padding"));
+        // A phone may pad to a larger size than it needs: the lock reads it all the same.
+        let mut larger = bytes.clone();
+        larger.resize(REQUEST_BODY_SIZES[1] - MIN_REQUEST_BODY, 0);
+        assert_eq!(field(&larger), None);
+    }
+
+    #[test]
+    fn the_largest_request_fits_the_largest_size() {
+        let document = alloc::vec![0xd2; MAX_DOCUMENT_SIZE];
+        let signed_time = [7; MAX_SIGNED_TIME_SIZE];
+        let largest = RequestPayload {
+            document: &document,
+            time: i64::MIN,
+            signature: [9; 64],
+            signed_time: Some(&signed_time),
+        };
+        let bytes = largest.encode().unwrap();
+        assert_eq!(
+            bytes.len() + MIN_REQUEST_BODY,
+            *REQUEST_BODY_SIZES.last().unwrap()
+        );
+        assert_eq!(
+            RequestPayload::decode(&bytes).unwrap().document.len(),
+            MAX_DOCUMENT_SIZE
+        );
+        let beyond = alloc::vec![0; *REQUEST_BODY_SIZES.last().unwrap()];
+        assert!(RequestPayload {
+            document: &beyond,
+            ..largest
+        }
+        .encode()
+        .is_none());
     }
 }

@@ -8,10 +8,10 @@
 //! |---|---|---|
 //! | 1 | Chunks reassemble | error frame `Framing` |
 //! | 2 | Message type is an unlock request | error frame `UnknownMessage` |
-//! | 3 | Body holds a header and a tag; version is 1 | error frame `Undecryptable`; `UnsupportedVersion` |
+//! | 3 | Body holds a header and a tag; version is 2 ([`UNLOCK_VERSION`]) | error frame `Undecryptable`; `UnsupportedVersion` |
 //! | 4 | Lock id is this lock's | error frame `WrongLock` |
 //! | 5 | `E` is a point; the ciphertext opens under the session key | error frame `Undecryptable` |
-//! | 6 | The payload is well formed | `BadCredential` |
+//! | 6 | The payload is well formed, then only zeros up to one of [`crate::unlock::REQUEST_BODY_SIZES`] | `BadCredential` |
 //! | - | A signed time in the request corrects the clock ([`crate::sync::time`]) | - |
 //! | 7 | `|t - now| <= tolerance` | `ClockUntrusted` |
 //! | 8 | `E` not in the replay cache, nor expiring by its floor | `Replayed` |

@@ -20,6 +20,8 @@ use core::fmt;
 use sha2::{Digest, Sha256};
 
 use crate::ids::Id;
+use crate::unlock::keys::TAG_LEN;
+use crate::wire::MAX_BODY;
 use crate::UnixTime;
 
 pub use lock::{
@@ -28,8 +30,22 @@ pub use lock::{
 };
 pub use phone::{PhoneError, PreparedUnlock, UnlockPreparation, UnlockTarget};
 
-/// The protocol version byte at the start of every unlock request and response body.
-pub const UNLOCK_VERSION: u8 = 1;
+/// The protocol version byte at the start of every unlock request and response body. Version 1
+/// sent payloads unpadded; a lock of either version refuses the other's requests in the clear
+/// (unsupported version) instead of reading them as bad credentials.
+pub const UNLOCK_VERSION: u8 = 2;
+
+/// The sizes a sealed request body comes in. The phone pads its payload with zeros to the
+/// smallest that holds it, so an observer learns which size a person's document falls in, not
+/// its length, which would single the person out for as long as the document lives. The first
+/// holds a one-door document with a few grants and windows and a signed time, which is what
+/// nearly every resident carries; each next doubles, and the last is the largest message
+/// (docs/PROTOCOL.md, "Padding", has the figures).
+pub const REQUEST_BODY_SIZES: [usize; 6] = [768, 1536, 3072, 6144, 12288, MAX_BODY];
+
+/// The size of every sealed response body, whatever the lock decided: a granted answer and a
+/// denial (with or without the next opening) look alike on the air.
+pub const RESPONSE_BODY_SIZE: usize = codec::RESPONSE_HEADER_LEN + codec::OUTCOME_LEN + TAG_LEN;
 
 /// Prefix of the transcript the device key signs; the NUL ends the label, so no other use of
 /// the device key can produce a message that starts the same way by accident.

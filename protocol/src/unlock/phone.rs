@@ -201,18 +201,22 @@ impl UnlockPreparation {
     /// Seals the request around any signature: `signed` checks it first; the attack tests
     /// below do not, as a tampered phone would not.
     fn seal(self, signature: Signature) -> Result<PreparedUnlock, PhoneError> {
-        let payload = Zeroizing::new(
-            RequestPayload {
-                document: &self.document,
-                time: self.time,
-                signature: signature.to_bytes().into(),
-                signed_time: self.signed_time.as_deref(),
-            }
-            .encode(),
-        );
+        let payload = RequestPayload {
+            document: &self.document,
+            time: self.time,
+            signature: signature.to_bytes().into(),
+            signed_time: self.signed_time.as_deref(),
+        }
+        .encode()
+        .ok_or(PhoneError::TooLarge)?;
+        self.seal_payload(&Zeroizing::new(payload))
+    }
+
+    /// Seals a padded payload; the attack tests below hand it badly padded ones.
+    fn seal_payload(self, payload: &[u8]) -> Result<PreparedUnlock, PhoneError> {
         let ciphertext = self
             .keys
-            .seal_request(&RequestHeader::aad(&self.header), &payload);
+            .seal_request(&RequestHeader::aad(&self.header), payload);
         let mut body = Vec::with_capacity(self.header.len() + ciphertext.len());
         body.extend_from_slice(&self.header);
         body.extend_from_slice(&ciphertext);
@@ -335,9 +339,9 @@ mod attacks {
         .unwrap()
     }
 
-    /// The lock's decision on a request carrying a genuine document that names `holder`'s
-    /// key, signed by `signer`, sealed without the phone's own signature check.
-    fn lock_decides(holder: &SigningKey, signer: &SigningKey) -> UnlockResult {
+    /// A lock, and an unlock for it prepared up to the device signature with a genuine
+    /// document that names `holder`'s key.
+    fn lock_and_preparation(holder: &SigningKey) -> (LockConfig, UnlockPreparation, Vec<u8>) {
         let issuer = IssuerKey::generate(&mut OsRng);
         let config = LockConfig::new(
             Id([9; 16]),
@@ -351,17 +355,30 @@ mod attacks {
             access_document: document_for(&issuer, holder),
         };
         let (prep, to_sign) = UnlockPreparation::new(target, NOW, &mut OsRng).unwrap();
-        let signature: Signature = signer.sign(&to_sign);
-        let request = prep
-            .seal(signature.normalize_s().unwrap_or(signature))
-            .unwrap();
+        (config, prep, to_sign)
+    }
+
+    fn low_s(signer: &SigningKey, message: &[u8]) -> Signature {
+        let signature: Signature = signer.sign(message);
+        signature.normalize_s().unwrap_or(signature)
+    }
+
+    fn decision(config: &LockConfig, request: PreparedUnlock) -> UnlockResult {
         let mut session = LockSession::new();
         let mut state = LockState::default();
         let mut reply = None;
         for chunk in request.request_fragments(247) {
-            reply = session.on_fragment(&config, &mut state, &chunk, NOW, &mut OsRng);
+            reply = session.on_fragment(config, &mut state, &chunk, NOW, &mut OsRng);
         }
         reply.unwrap().decision.unwrap().result
+    }
+
+    /// The lock's decision on a request carrying a genuine document that names `holder`'s
+    /// key, signed by `signer`, sealed without the phone's own signature check.
+    fn lock_decides(holder: &SigningKey, signer: &SigningKey) -> UnlockResult {
+        let (config, prep, to_sign) = lock_and_preparation(holder);
+        let request = prep.seal(low_s(signer, &to_sign)).unwrap();
+        decision(&config, request)
     }
 
     #[test]
@@ -375,5 +392,35 @@ mod attacks {
             lock_decides(&resident, &thief),
             UnlockResult::Denied(DenyReason::BadCredential)
         );
+    }
+
+    #[test]
+    fn padding_other_than_zeros_up_to_a_listed_size_is_a_bad_credential() {
+        let device = SigningKey::random(&mut OsRng);
+        let decide_padded = |pad: &dyn Fn(&mut Vec<u8>)| {
+            let (config, prep, to_sign) = lock_and_preparation(&device);
+            let mut payload = RequestPayload {
+                document: &prep.document,
+                time: prep.time,
+                signature: low_s(&device, &to_sign).to_bytes().into(),
+                signed_time: None,
+            }
+            .encode()
+            .unwrap();
+            pad(&mut payload);
+            decision(&config, prep.seal_payload(&payload).unwrap())
+        };
+        let bad = UnlockResult::Denied(DenyReason::BadCredential);
+        assert_eq!(decide_padded(&|_| {}), UnlockResult::Granted);
+        assert_eq!(decide_padded(&|p| *p.last_mut().unwrap() = 1), bad);
+        assert_eq!(decide_padded(&|p| p.push(0)), bad);
+        assert_eq!(decide_padded(&|p| p.truncate(p.len() - 1)), bad);
+        // Unpadded, as version 1 sent it.
+        let unpadded = |p: &mut Vec<u8>| {
+            while p.last() == Some(&0) {
+                p.pop();
+            }
+        };
+        assert_eq!(decide_padded(&unpadded), bad);
     }
 }
