@@ -101,6 +101,7 @@ fn build(shape: &Shape, lock_time: i64) -> (Vec<u8>, Option<Vec<u8>>) {
         SignedTime {
             time: lock_time,
             lock_id: Some(LOCK_ID),
+            epoch: None,
         }
         .sign(&issuer())
     });
