@@ -331,8 +331,7 @@ async fn a_revoked_person_is_refused() {
         )
         .await;
     assert_eq!(status, 204);
-    let (status, _) = s.call("GET", "/v1/me", phone.token(), None).await;
-    assert_eq!(status, 401, "sessions are gone");
+    assert_refused_everywhere(s, phone.token(), "after the person was revoked").await;
     let (status, body) = s
         .call(
             "POST",

@@ -15,7 +15,7 @@ use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 pub const ADMIN: &str = "admin-token-for-tests";
 
@@ -415,4 +415,43 @@ pub async fn invite_and_redeem(
         )
         .await;
     (invited.guest, Phone::with_tokens(s, tokens).await)
+}
+
+/// Every operation the OpenAPI document says a person's token opens, as (method, path) with
+/// each path parameter filled with some id: the whole resident surface, including endpoints
+/// added after this was written.
+pub async fn person_operations(s: &TestServer) -> Vec<(String, String)> {
+    let (status, doc) = s.call("GET", "/openapi.json", "", None).await;
+    assert_eq!(status, 200);
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let for_person = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|req| req.get("person").is_some()));
+            if for_person {
+                let filled = path
+                    .split('/')
+                    .map(|seg| match seg.starts_with('{') {
+                        true => "00112233445566778899aabbccddeeff",
+                        false => seg,
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                ops.push((method.to_uppercase(), filled));
+            }
+        }
+    }
+    assert!(ops.len() > 10, "the person's operations: {ops:?}");
+    ops
+}
+
+/// `token` is refused with 401 on every operation a person's token opens.
+pub async fn assert_refused_everywhere(s: &TestServer, token: &str, why: &str) {
+    for (method, path) in person_operations(s).await {
+        let body = matches!(method.as_str(), "POST" | "PUT" | "PATCH").then(|| json!({}));
+        let (status, answer) = s.call(&method, &path, token, body.as_ref()).await;
+        assert_eq!(status, 401, "{method} {path} {why}: {answer}");
+        assert_eq!(answer["code"], "unauthorized", "{method} {path} {why}");
+    }
 }
