@@ -9,16 +9,19 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::access::{blob_id, documents_for, id_param, new_id};
-use crate::auth::{new_session, password_matches, session_ended, token_hash, Person};
+use crate::auth::{session_ended, sign_in_matches, token_hash, Person};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{b64, id, to_b64, Body};
 use crate::manager::property_json;
 use crate::model::*;
 use crate::policy;
+use crate::sessions::{self, Refreshed};
 use crate::{schedule_json, AppState};
 
 const CHALLENGE_TTL: i64 = 300;
 
+/// Signs a person in with their email and password, starting a refresh-token family. An
+/// unknown email and a wrong password get the same answer, after the same work.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "resident", request_body = Login,
     responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn login(
@@ -35,51 +38,47 @@ pub async fn login(
             )
             .optional()?)
     })?;
-    // One answer for "no such person" and "wrong password": the API does not confirm emails.
-    let wrong = || ApiError::unauthorized("wrong email or password");
-    let (person, hash, revoked) = row.ok_or_else(wrong)?;
-    if !password_matches(&req.password, hash.as_deref().ok_or_else(wrong)?) {
-        return Err(wrong());
-    }
+    let stored = row.as_ref().and_then(|(_, hash, _)| hash.as_deref());
+    let matches = sign_in_matches(&req.password, stored);
+    let (person, _, revoked) = match row {
+        Some(row) if matches => row,
+        _ => return Err(ApiError::unauthorized("wrong email or password")),
+    };
     if revoked {
         return Err(ApiError::revoked("this person's access has been revoked"));
     }
     let person = blob_id(person)?;
-    Ok(Json(
-        state.db.write(|tx| new_session(tx, person, None, now))?,
-    ))
+    Ok(Json(state.db.write(|tx| sessions::start(tx, person, now))?))
 }
 
-/// A new access and refresh token for the refresh token (which is spent). Refused with 401
-/// once the session's grant is gone: the person revoked, or a guest whose invite ended or was
-/// revoked, or whose host was revoked.
+/// A new access and refresh token for the refresh token, which is spent. Presenting a spent
+/// one ends its whole family: every session that descends from the same sign-in. Refused with
+/// 401 once the session's grant is gone: the person revoked, or a guest whose invite ended or
+/// was revoked, or whose host was revoked.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "resident", request_body = Refresh,
-    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Tokens),
+        (status = 401, description = "unknown, expired or already used (which ends the token's family), or the grant has ended", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn refresh(
     State(state): State<AppState>,
     Body(req): Body<Refresh>,
 ) -> ApiResult<Json<Tokens>> {
     let now = state.now();
-    Ok(Json(state.db.write(|tx| {
-        let hash = token_hash(&req.refresh_token);
-        let row: Option<(Vec<u8>, Option<Vec<u8>>)> = tx
-            .query_row(
-                "SELECT person_id, device_id FROM sessions \
-                 WHERE token_hash = ?1 AND kind = 'refresh' AND expires_at > ?2",
-                params![hash, now],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let (person, device) =
-            row.ok_or_else(|| ApiError::unauthorized("the refresh token is unknown or expired"))?;
-        let person = blob_id(person)?;
-        if let Some(why) = session_ended(tx, person, now)? {
-            return Err(ApiError::unauthorized(why));
-        }
-        // Refresh tokens rotate: the one just used is spent.
-        tx.execute("DELETE FROM sessions WHERE token_hash = ?1", [&hash])?;
-        new_session(tx, person, device.map(blob_id).transpose()?, now)
-    })?))
+    let refreshed = state.db.write(|tx| {
+        let token = sessions::find_refresh(tx, &req.refresh_token, now)?;
+        sessions::refresh(tx, token, now, |token| {
+            match session_ended(tx, token.person, now)? {
+                Some(why) => Err(ApiError::unauthorized(why)),
+                None => Ok(()),
+            }
+        })
+    })?;
+    match refreshed {
+        Refreshed::Rotated(tokens) => Ok(Json(tokens)),
+        Refreshed::FamilyEnded => Err(ApiError::unauthorized(
+            "this refresh token was already used: every session from the same sign-in has ended",
+        )),
+    }
 }
 
 struct Invite {
@@ -134,7 +133,7 @@ pub async fn redeem_invite(
             return Err(ApiError::unauthorized("this invite has expired"));
         }
         tx.execute("UPDATE invites SET redeemed_at = ?1 WHERE id = ?2", params![now, invite])?;
-        new_session(tx, blob_id(guest)?, None, now)
+        sessions::start(tx, blob_id(guest)?, now)
     })?))
 }
 
