@@ -12,8 +12,10 @@ use crate::access::{blob_id, documents_for, id_param, new_id};
 use crate::auth::{session_ended, sign_in_matches, token_hash, Person};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{b64, id, to_b64, Body};
+use crate::limits::ClientAddr;
 use crate::manager::property_json;
 use crate::model::*;
+use crate::openapi::RateLimited;
 use crate::policy;
 use crate::sessions::{self, Refreshed};
 use crate::{schedule_json, AppState};
@@ -23,11 +25,15 @@ const CHALLENGE_TTL: i64 = 300;
 /// Signs a person in with their email and password, starting a refresh-token family. An
 /// unknown email and a wrong password get the same answer, after the same work.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "resident", request_body = Login,
-    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 429, response = RateLimited)))]
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientAddr,
     Body(req): Body<Login>,
 ) -> ApiResult<Json<Tokens>> {
+    state.limiters.sign_in.address(client)?;
+    state.limiters.sign_in.account(req.email.as_bytes())?;
     let now = state.now();
     let row: Option<(Vec<u8>, Option<String>, bool)> = state.db.read(|tx| {
         Ok(tx
@@ -58,15 +64,18 @@ pub async fn login(
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "resident", request_body = Refresh,
     responses((status = 200, body = Tokens),
         (status = 401, description = "unknown, expired or already used (which ends the token's family), or the grant has ended", body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, body = ErrorBody), (status = 429, response = RateLimited)))]
 pub async fn refresh(
     State(state): State<AppState>,
+    client: ClientAddr,
     Body(req): Body<Refresh>,
 ) -> ApiResult<Json<Tokens>> {
+    state.limiters.refresh.address(client)?;
     let now = state.now();
     let refreshed = state.db.write(|tx| {
         let token = sessions::find_refresh(tx, &req.refresh_token, now)?;
         sessions::refresh(tx, token, now, |token| {
+            state.limiters.refresh.account(&token.person.0)?;
             match session_ended(tx, token.person, now)? {
                 Some(why) => Err(ApiError::unauthorized(why)),
                 None => Ok(()),
@@ -94,11 +103,14 @@ struct Invite {
 /// or its host has been revoked.
 #[utoipa::path(post, path = "/v1/auth/invite", tag = "resident", request_body = RedeemInvite,
     responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, body = ErrorBody), (status = 429, response = RateLimited)))]
 pub async fn redeem_invite(
     State(state): State<AppState>,
+    client: ClientAddr,
     Body(req): Body<RedeemInvite>,
 ) -> ApiResult<Json<Tokens>> {
+    state.limiters.invite.address(client)?;
+    state.limiters.invite.account(req.invite_token.as_bytes())?;
     let now = state.now();
     Ok(Json(state.db.write(|tx| {
         let invite = tx
@@ -168,11 +180,14 @@ pub async fn me(State(state): State<AppState>, person: Person) -> ApiResult<Json
 }
 
 #[utoipa::path(post, path = "/v1/me/devices/challenge", tag = "resident", security(("person" = [])),
-    responses((status = 200, body = Challenge)))]
+    responses((status = 200, body = Challenge), (status = 429, response = RateLimited)))]
 pub async fn device_challenge(
     State(state): State<AppState>,
+    client: ClientAddr,
     person: Person,
 ) -> ApiResult<Json<Challenge>> {
+    state.limiters.challenge.address(client)?;
+    state.limiters.challenge.account(&person.id.0)?;
     let now = state.now();
     let mut challenge = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut challenge);
@@ -201,13 +216,16 @@ pub async fn device_challenge(
 #[utoipa::path(post, path = "/v1/me/devices", tag = "resident", request_body = NewDevice, security(("person" = [])),
     responses((status = 201, body = DeviceJson), (status = 401, body = ErrorBody),
         (status = 409, description = "`device_limit`: the person has as many devices as allowed (`limit`); `conflict`: the key is another person's", body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, body = ErrorBody), (status = 429, response = RateLimited)))]
 pub async fn register_device(
     State(state): State<AppState>,
+    client: ClientAddr,
     person: Person,
     Body(req): Body<NewDevice>,
 ) -> ApiResult<(StatusCode, Json<DeviceJson>)> {
     use p256::ecdsa::signature::Verifier;
+    state.limiters.device.address(client)?;
+    state.limiters.device.account(&person.id.0)?;
     let now = state.now();
     let key_bytes = b64("public_key", &req.public_key)?;
     let challenge = b64("challenge", &req.challenge)?;
