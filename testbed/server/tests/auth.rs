@@ -254,6 +254,16 @@ async fn the_default_limits_leave_a_phones_sign_in_alone_and_stop_a_guesser() {
 }
 
 #[tokio::test]
+async fn an_anonymous_client_gets_401_from_every_operation_that_takes_a_token() {
+    let (s, _) = server(unthrottled()).await;
+    for scheme in ["person", "manager", "admin"] {
+        for token in ["", "not-a-token"] {
+            assert_refused_on(&s, scheme, token, "without a valid token").await;
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_reused_refresh_token_ends_its_whole_family_and_is_recorded() {
     let (server, _) = server(unthrottled()).await;
     let s = &server;
