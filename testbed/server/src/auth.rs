@@ -1,6 +1,8 @@
 //! Who is calling: the server admin (creates properties), a property's manager (DOOR OS), or a
 //! person (the resident app). Bearer tokens are random; only their SHA-256 is stored.
 
+use std::sync::LazyLock;
+
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::extract::FromRequestParts;
@@ -35,7 +37,7 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
         .map_err(|e| ApiError::internal(format!("password hashing: {e}")))
 }
 
-pub fn password_matches(password: &str, stored: &str) -> bool {
+fn password_matches(password: &str, stored: &str) -> bool {
     PasswordHash::new(stored)
         .map(|h| {
             Argon2::default()
@@ -45,43 +47,28 @@ pub fn password_matches(password: &str, stored: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Issues an access and a refresh token for `person`: one session, bound to `device` once the
-/// phone has registered one (refreshing keeps the binding; removing the device ends it).
-pub fn new_session(
-    tx: &Transaction<'_>,
-    person: Id,
-    device: Option<Id>,
-    now: i64,
-) -> Result<crate::model::Tokens, ApiError> {
-    let access = random_token();
-    let refresh = random_token();
-    let session = crate::access::new_id();
-    let device = device.map(|d| d.0.to_vec());
-    let insert =
-        "INSERT INTO sessions (token_hash, person_id, kind, expires_at, session_id, device_id) \
-                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-    for (token, kind, ttl) in [
-        (&access, "access", ACCESS_TTL),
-        (&refresh, "refresh", REFRESH_TTL),
-    ] {
-        tx.execute(
-            insert,
-            rusqlite::params![
-                token_hash(token),
-                person.0.as_slice(),
-                kind,
-                now + ttl,
-                session.0.as_slice(),
-                device
-            ],
-        )?;
+/// The hash of a password no one has, made like every stored one (same algorithm and
+/// parameters, so verifying against it costs the same).
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    hash_password(&random_token()).expect("Argon2 with its default parameters hashes")
+});
+
+/// Makes the dummy hash now, so that no sign-in pays for it.
+pub fn prepare_dummy_hash() {
+    LazyLock::force(&DUMMY_HASH);
+}
+
+/// Whether `password` is the one `stored` was made from. Without a stored hash (no such
+/// email, or a person without a password) the password is checked against the dummy hash
+/// all the same: an answer as fast as a lookup would tell which emails have accounts.
+pub fn sign_in_matches(password: &str, stored: Option<&str>) -> bool {
+    match stored {
+        Some(stored) => password_matches(password, stored),
+        None => {
+            password_matches(password, &DUMMY_HASH);
+            false
+        }
     }
-    Ok(crate::model::Tokens {
-        access_token: access,
-        refresh_token: refresh,
-        expires_at: now + ACCESS_TTL,
-        person_id: person.to_string(),
-    })
 }
 
 /// Why `person`'s tokens may no longer be used, if they may not: the person is revoked, or is

@@ -216,6 +216,23 @@ CREATE TABLE audit_records (
 ALTER TABLE audit_records ADD COLUMN dropped_from INTEGER;
 ALTER TABLE audit_records ADD COLUMN dropped_through INTEGER;
 "#,
+    r#"
+-- Refresh-token families (sessions.rs): sign-in or an invite starts a family, each refresh
+-- continues it. A spent refresh token stays, with spent_at, until it would have expired, so
+-- that its reuse is recognized: the family then ends and the reuse is recorded. Sessions from
+-- before families are each their own family.
+ALTER TABLE sessions ADD COLUMN family_id BLOB;
+ALTER TABLE sessions ADD COLUMN spent_at INTEGER;
+UPDATE sessions SET family_id = COALESCE(session_id, randomblob(16));
+CREATE INDEX sessions_family ON sessions(family_id);
+CREATE TABLE refresh_reuses (
+    family_id       BLOB NOT NULL,
+    person_id       BLOB NOT NULL REFERENCES people(id),
+    device_id       BLOB,
+    detected_at     INTEGER NOT NULL
+);
+CREATE INDEX refresh_reuses_person ON refresh_reuses(person_id);
+"#,
 ];
 
 #[derive(Clone)]

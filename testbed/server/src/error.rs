@@ -1,6 +1,6 @@
 //! Every failure answers with an HTTP status and a JSON body `{code, message, field?}`.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ErrorBody {
     /// Stable, machine-readable: `invalid_input`, `unauthorized`, `forbidden`, `not_found`,
-    /// `not_shareable`, `conflict`, `device_limit`, `revoked`, `internal`.
+    /// `not_shareable`, `conflict`, `device_limit`, `revoked`, `rate_limited`, `internal`.
     pub code: String,
     /// For people.
     pub message: String,
@@ -23,6 +23,10 @@ pub struct ErrorBody {
     /// How many devices a person may have (`device_limit` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// Seconds to wait before trying again, as in the `Retry-After` header (`rate_limited`
+    /// only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +45,7 @@ impl ApiError {
                 field: None,
                 door_ids: None,
                 limit: None,
+                retry_after: None,
             },
         }
     }
@@ -103,6 +108,21 @@ impl ApiError {
         e
     }
 
+    /// Too many requests of one kind from one client or for one account; `wait` until the
+    /// next is allowed.
+    pub fn rate_limited(wait: std::time::Duration) -> ApiError {
+        // Whole seconds, rounded up: a client that waits exactly this long is let in.
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let seconds = u32::try_from(seconds).unwrap_or(u32::MAX).max(1);
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests: try again in {seconds} s"),
+        );
+        e.body.retry_after = Some(seconds);
+        e
+    }
+
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
@@ -116,7 +136,14 @@ impl From<rusqlite::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let retry_after = self.body.retry_after;
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

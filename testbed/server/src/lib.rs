@@ -9,6 +9,7 @@ pub mod devices;
 pub mod error;
 pub mod extract;
 pub mod guests;
+pub mod limits;
 pub mod manager;
 pub mod model;
 pub mod openapi;
@@ -16,6 +17,7 @@ pub mod policy;
 pub mod resident;
 pub mod schedule_json;
 pub mod seed;
+pub mod sessions;
 pub mod sync;
 
 use std::net::SocketAddr;
@@ -50,12 +52,15 @@ pub struct Options {
     /// Devices one person may have at once (removed ones do not count); one more is refused
     /// with `device_limit`.
     pub device_limit: u32,
+    /// Rate limits on sign-in, refresh, invites and device registration.
+    pub limits: limits::Limits,
 }
 
 impl Default for Options {
     fn default() -> Options {
         Options {
             device_limit: DEFAULT_DEVICE_LIMIT,
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -66,6 +71,7 @@ pub struct AppState {
     pub clock: Clock,
     pub admin_token_hash: Vec<u8>,
     pub options: Options,
+    pub limiters: Arc<limits::Limiters>,
 }
 
 impl AppState {
@@ -74,10 +80,14 @@ impl AppState {
     }
 
     pub fn with_options(db: Db, admin_token: &str, clock: Clock, options: Options) -> AppState {
+        // Now rather than at the first sign-in for an unknown email, which would be slower
+        // than the rest by one hash.
+        auth::prepare_dummy_hash();
         AppState {
             db,
             clock,
             admin_token_hash: auth::token_hash(admin_token),
+            limiters: Arc::new(limits::Limiters::new(&options.limits)),
             options,
         }
     }
@@ -87,6 +97,9 @@ impl AppState {
     }
 }
 
+/// The API. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`, as `start`
+/// does, for the per-address rate limits: without the client's address only the per-account
+/// ones apply.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/openapi.json", get(openapi::serve))
@@ -218,11 +231,14 @@ pub async fn start_with(
     let (stop, stopped) = oneshot::channel::<()>();
     let app = router(state.clone());
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stopped.await;
+        })
+        .await
     });
     Ok(ServerHandle {
         addr,

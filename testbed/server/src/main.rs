@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use door_server::limits::{Budget, Limits, Rate};
 
 #[derive(Parser)]
 #[command(version, about = "Reference DOOR OS backend for door-core")]
@@ -21,6 +22,57 @@ struct Args {
     #[arg(long, default_value_t = door_server::DEFAULT_DEVICE_LIMIT,
           value_parser = clap::value_parser!(u32).range(1..))]
     device_limit: u32,
+    #[command(flatten)]
+    rates: Rates,
+}
+
+/// Rate limits, each `COUNT/UNIT[:BURST]` (UNIT: s, min or h; BURST: how many may come at
+/// once, COUNT unless given). A request over a limit is refused with 429 and `Retry-After`.
+#[derive(clap::Args)]
+struct Rates {
+    /// Sign-ins per email.
+    #[arg(long, default_value_t = Limits::default().sign_in.account)]
+    rate_sign_in_account: Rate,
+    /// Sign-ins per client address (an IPv6 client's /64).
+    #[arg(long, default_value_t = Limits::default().sign_in.address)]
+    rate_sign_in_address: Rate,
+    /// Refreshes per person.
+    #[arg(long, default_value_t = Limits::default().refresh.account)]
+    rate_refresh_account: Rate,
+    /// Refreshes per client address.
+    #[arg(long, default_value_t = Limits::default().refresh.address)]
+    rate_refresh_address: Rate,
+    /// Invite redemptions per invite code.
+    #[arg(long, default_value_t = Limits::default().invite.account)]
+    rate_invite_account: Rate,
+    /// Invite redemptions per client address.
+    #[arg(long, default_value_t = Limits::default().invite.address)]
+    rate_invite_address: Rate,
+    /// Device registrations per person.
+    #[arg(long, default_value_t = Limits::default().device.account)]
+    rate_device_account: Rate,
+    /// Device registrations per client address.
+    #[arg(long, default_value_t = Limits::default().device.address)]
+    rate_device_address: Rate,
+    /// Device challenges per person.
+    #[arg(long, default_value_t = Limits::default().challenge.account)]
+    rate_challenge_account: Rate,
+    /// Device challenges per client address.
+    #[arg(long, default_value_t = Limits::default().challenge.address)]
+    rate_challenge_address: Rate,
+}
+
+impl Rates {
+    fn limits(&self) -> Limits {
+        let budget = |account, address| Budget { account, address };
+        Limits {
+            sign_in: budget(self.rate_sign_in_account, self.rate_sign_in_address),
+            refresh: budget(self.rate_refresh_account, self.rate_refresh_address),
+            invite: budget(self.rate_invite_account, self.rate_invite_address),
+            device: budget(self.rate_device_account, self.rate_device_address),
+            challenge: budget(self.rate_challenge_account, self.rate_challenge_address),
+        }
+    }
 }
 
 #[tokio::main]
@@ -33,6 +85,7 @@ async fn main() {
         door_server::system_clock(),
         door_server::Options {
             device_limit: args.device_limit,
+            limits: args.rates.limits(),
         },
     )
     .await

@@ -3,8 +3,9 @@
 
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::{Modify, OpenApi, ToResponse};
 
+use crate::error::ErrorBody;
 use crate::{audit, devices, guests, manager, model, resident, sync};
 
 #[derive(OpenApi)]
@@ -25,12 +26,19 @@ use crate::{audit, devices, guests, manager, model, resident, sync};
         sync::bundle, sync::signed_time,
     ),
     components(schemas(crate::error::ErrorBody, model::ScheduleJson, model::WindowJson,
-        model::SyncBundleJson, model::SignedTimeJson)),
+        model::SyncBundleJson, model::SignedTimeJson), responses(RateLimited)),
     modifiers(&Security),
     tags((name = "manager", description = "DOOR OS: the property's managers"),
          (name = "resident", description = "What the resident app (door-core) calls")),
 )]
 pub struct ApiDoc;
+
+/// `rate_limited`: too many requests of this kind from this client address or for this
+/// account (email, person or invite code); the next one is allowed after `Retry-After`
+/// seconds, also given as `retry_after` in the body.
+#[derive(ToResponse)]
+#[response(headers(("Retry-After" = u32, description = "Seconds to wait before trying again")))]
+pub struct RateLimited(pub ErrorBody);
 
 struct Security;
 

@@ -9,22 +9,31 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::access::{blob_id, documents_for, id_param, new_id};
-use crate::auth::{new_session, password_matches, session_ended, token_hash, Person};
+use crate::auth::{session_ended, sign_in_matches, token_hash, Person};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{b64, id, to_b64, Body};
+use crate::limits::ClientAddr;
 use crate::manager::property_json;
 use crate::model::*;
+use crate::openapi::RateLimited;
 use crate::policy;
+use crate::sessions::{self, Refreshed};
 use crate::{schedule_json, AppState};
 
 const CHALLENGE_TTL: i64 = 300;
 
+/// Signs a person in with their email and password, starting a refresh-token family. An
+/// unknown email and a wrong password get the same answer, after the same work.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "resident", request_body = Login,
-    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 429, response = RateLimited)))]
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientAddr,
     Body(req): Body<Login>,
 ) -> ApiResult<Json<Tokens>> {
+    state.limiters.sign_in.address(client)?;
+    state.limiters.sign_in.account(req.email.as_bytes())?;
     let now = state.now();
     let row: Option<(Vec<u8>, Option<String>, bool)> = state.db.read(|tx| {
         Ok(tx
@@ -35,51 +44,50 @@ pub async fn login(
             )
             .optional()?)
     })?;
-    // One answer for "no such person" and "wrong password": the API does not confirm emails.
-    let wrong = || ApiError::unauthorized("wrong email or password");
-    let (person, hash, revoked) = row.ok_or_else(wrong)?;
-    if !password_matches(&req.password, hash.as_deref().ok_or_else(wrong)?) {
-        return Err(wrong());
-    }
+    let stored = row.as_ref().and_then(|(_, hash, _)| hash.as_deref());
+    let matches = sign_in_matches(&req.password, stored);
+    let (person, _, revoked) = match row {
+        Some(row) if matches => row,
+        _ => return Err(ApiError::unauthorized("wrong email or password")),
+    };
     if revoked {
         return Err(ApiError::revoked("this person's access has been revoked"));
     }
     let person = blob_id(person)?;
-    Ok(Json(
-        state.db.write(|tx| new_session(tx, person, None, now))?,
-    ))
+    Ok(Json(state.db.write(|tx| sessions::start(tx, person, now))?))
 }
 
-/// A new access and refresh token for the refresh token (which is spent). Refused with 401
-/// once the session's grant is gone: the person revoked, or a guest whose invite ended or was
-/// revoked, or whose host was revoked.
+/// A new access and refresh token for the refresh token, which is spent. Presenting a spent
+/// one ends its whole family: every session that descends from the same sign-in. Refused with
+/// 401 once the session's grant is gone: the person revoked, or a guest whose invite ended or
+/// was revoked, or whose host was revoked.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "resident", request_body = Refresh,
-    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Tokens),
+        (status = 401, description = "unknown, expired or already used (which ends the token's family), or the grant has ended", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, response = RateLimited)))]
 pub async fn refresh(
     State(state): State<AppState>,
+    client: ClientAddr,
     Body(req): Body<Refresh>,
 ) -> ApiResult<Json<Tokens>> {
+    state.limiters.refresh.address(client)?;
     let now = state.now();
-    Ok(Json(state.db.write(|tx| {
-        let hash = token_hash(&req.refresh_token);
-        let row: Option<(Vec<u8>, Option<Vec<u8>>)> = tx
-            .query_row(
-                "SELECT person_id, device_id FROM sessions \
-                 WHERE token_hash = ?1 AND kind = 'refresh' AND expires_at > ?2",
-                params![hash, now],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let (person, device) =
-            row.ok_or_else(|| ApiError::unauthorized("the refresh token is unknown or expired"))?;
-        let person = blob_id(person)?;
-        if let Some(why) = session_ended(tx, person, now)? {
-            return Err(ApiError::unauthorized(why));
-        }
-        // Refresh tokens rotate: the one just used is spent.
-        tx.execute("DELETE FROM sessions WHERE token_hash = ?1", [&hash])?;
-        new_session(tx, person, device.map(blob_id).transpose()?, now)
-    })?))
+    let refreshed = state.db.write(|tx| {
+        let token = sessions::find_refresh(tx, &req.refresh_token, now)?;
+        sessions::refresh(tx, token, now, |token| {
+            state.limiters.refresh.account(&token.person.0)?;
+            match session_ended(tx, token.person, now)? {
+                Some(why) => Err(ApiError::unauthorized(why)),
+                None => Ok(()),
+            }
+        })
+    })?;
+    match refreshed {
+        Refreshed::Rotated(tokens) => Ok(Json(tokens)),
+        Refreshed::FamilyEnded => Err(ApiError::unauthorized(
+            "this refresh token was already used: every session from the same sign-in has ended",
+        )),
+    }
 }
 
 struct Invite {
@@ -95,11 +103,14 @@ struct Invite {
 /// or its host has been revoked.
 #[utoipa::path(post, path = "/v1/auth/invite", tag = "resident", request_body = RedeemInvite,
     responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, body = ErrorBody), (status = 429, response = RateLimited)))]
 pub async fn redeem_invite(
     State(state): State<AppState>,
+    client: ClientAddr,
     Body(req): Body<RedeemInvite>,
 ) -> ApiResult<Json<Tokens>> {
+    state.limiters.invite.address(client)?;
+    state.limiters.invite.account(req.invite_token.as_bytes())?;
     let now = state.now();
     Ok(Json(state.db.write(|tx| {
         let invite = tx
@@ -134,7 +145,7 @@ pub async fn redeem_invite(
             return Err(ApiError::unauthorized("this invite has expired"));
         }
         tx.execute("UPDATE invites SET redeemed_at = ?1 WHERE id = ?2", params![now, invite])?;
-        new_session(tx, blob_id(guest)?, None, now)
+        sessions::start(tx, blob_id(guest)?, now)
     })?))
 }
 
@@ -169,11 +180,14 @@ pub async fn me(State(state): State<AppState>, person: Person) -> ApiResult<Json
 }
 
 #[utoipa::path(post, path = "/v1/me/devices/challenge", tag = "resident", security(("person" = [])),
-    responses((status = 200, body = Challenge)))]
+    responses((status = 200, body = Challenge), (status = 429, response = RateLimited)))]
 pub async fn device_challenge(
     State(state): State<AppState>,
+    client: ClientAddr,
     person: Person,
 ) -> ApiResult<Json<Challenge>> {
+    state.limiters.challenge.address(client)?;
+    state.limiters.challenge.account(&person.id.0)?;
     let now = state.now();
     let mut challenge = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut challenge);
@@ -202,13 +216,16 @@ pub async fn device_challenge(
 #[utoipa::path(post, path = "/v1/me/devices", tag = "resident", request_body = NewDevice, security(("person" = [])),
     responses((status = 201, body = DeviceJson), (status = 401, body = ErrorBody),
         (status = 409, description = "`device_limit`: the person has as many devices as allowed (`limit`); `conflict`: the key is another person's", body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, body = ErrorBody), (status = 429, response = RateLimited)))]
 pub async fn register_device(
     State(state): State<AppState>,
+    client: ClientAddr,
     person: Person,
     Body(req): Body<NewDevice>,
 ) -> ApiResult<(StatusCode, Json<DeviceJson>)> {
     use p256::ecdsa::signature::Verifier;
+    state.limiters.device.address(client)?;
+    state.limiters.device.account(&person.id.0)?;
     let now = state.now();
     let key_bytes = b64("public_key", &req.public_key)?;
     let challenge = b64("challenge", &req.challenge)?;

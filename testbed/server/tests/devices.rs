@@ -100,7 +100,13 @@ async fn refresh(s: &TestServer, refresh_token: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn sixty_devices_in_a_row_are_refused_after_the_limit() {
-    let site = site().await;
+    // Sixty in a minute would also meet the registration rate limit first (auth.rs): this is
+    // about the count.
+    let site = site_with(door_server::Options {
+        limits: unthrottled(),
+        ..Default::default()
+    })
+    .await;
     let s = &site.s;
     let token = site.phone.token().to_owned();
     let limit = door_server::DEFAULT_DEVICE_LIMIT as usize;
@@ -163,7 +169,11 @@ async fn sixty_devices_in_a_row_are_refused_after_the_limit() {
 
 #[tokio::test]
 async fn the_device_limit_is_configurable() {
-    let site = site_with(door_server::Options { device_limit: 2 }).await;
+    let site = site_with(door_server::Options {
+        device_limit: 2,
+        ..Default::default()
+    })
+    .await;
     let s = &site.s;
     let (status, _) = register_device(s, site.phone.token(), &new_key()).await;
     assert_eq!(status, 201);
@@ -439,7 +449,8 @@ async fn guest(site: &Site, ends_at: i64) -> (InvitedGuest, Phone) {
     (invited, phone)
 }
 
-/// The ex-guest's old tokens: refused on refresh and on signed time, as 401.
+/// The ex-guest's old tokens, both unexpired: the refresh token is refused, and so is the
+/// access token on every operation a person may call, as 401.
 async fn assert_session_over(s: &TestServer, guest: &Phone, why: &str) {
     let (status, body) = refresh(s, &guest.tokens.refresh_token).await;
     assert_eq!(
@@ -447,12 +458,11 @@ async fn assert_session_over(s: &TestServer, guest: &Phone, why: &str) {
         (401, "unauthorized"),
         "refresh {why}: {body}"
     );
-    let (status, body) = s.call("GET", "/v1/time", guest.token(), None).await;
-    assert_eq!(
-        (status, code(&body)),
-        (401, "unauthorized"),
-        "time {why}: {body}"
+    assert!(
+        s.now() < guest.tokens.expires_at,
+        "the access token is live"
     );
+    assert_refused_everywhere(s, guest.token(), why).await;
 }
 
 #[tokio::test]
@@ -464,15 +474,6 @@ async fn a_guests_session_ends_when_the_invite_ends() {
     assert_eq!(status, 200);
     s.set_now(s.now() + 600);
     assert_session_over(s, &guest, "after the invite ended").await;
-    let (status, _) = s
-        .call(
-            "GET",
-            &format!("/v1/locks/{}/bundle?since=0", site.lobby.lock_id),
-            guest.token(),
-            None,
-        )
-        .await;
-    assert_eq!(status, 401);
 }
 
 #[tokio::test]

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use door_protocol::{AuditEpoch, AuditEvent, AuditRecord, Id, LockKey};
 use door_server::audit::{AuditReceipt, AuditUpload};
+use door_server::limits::{Per, Rate};
 use door_server::model::*;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
@@ -79,11 +80,12 @@ pub fn run(config: &Config) -> Report {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let server_rt = runtime(config.server_threads, "server");
     let handle = server_rt
-        .block_on(door_server::start(
+        .block_on(door_server::start_with(
             "127.0.0.1:0".parse().expect("an address"),
             Some(&dir.path().join("load.sqlite")),
             ADMIN,
             door_server::system_clock(),
+            options(),
         ))
         .expect("the server starts");
     let client_rt = runtime(config.client_threads, "client");
@@ -98,6 +100,25 @@ pub fn run(config: &Config) -> Report {
     let audit = check_audit(&handle.state.db, &load);
     server_rt.block_on(handle.stop());
     Report::new(config.clone(), setup, load, audit)
+}
+
+/// The deployed options, except that every simulated phone comes from 127.0.0.1: budgets per
+/// client address, meant for one client, would count them all as one. The budgets per
+/// account stay as deployed, and no well-behaved phone reaches them.
+fn options() -> door_server::Options {
+    let mut options = door_server::Options::default();
+    let one_address_for_all = Rate::new(1_000_000, Per::Second);
+    let limits = &mut options.limits;
+    for budget in [
+        &mut limits.sign_in,
+        &mut limits.refresh,
+        &mut limits.invite,
+        &mut limits.device,
+        &mut limits.challenge,
+    ] {
+        budget.address = one_address_for_all;
+    }
+    options
 }
 
 fn runtime(threads: usize, name: &str) -> tokio::runtime::Runtime {

@@ -15,7 +15,7 @@ use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 pub const ADMIN: &str = "admin-token-for-tests";
 
@@ -114,6 +114,25 @@ impl TestServer {
         assert_eq!(got, status, "{method} {path}: {json}");
         serde_json::from_value(json).unwrap()
     }
+}
+
+/// Rate limits no test reaches, for the budgets a test does not look at (tests/auth.rs shows
+/// the limits themselves).
+pub fn unthrottled() -> door_server::limits::Limits {
+    use door_server::limits::{Per, Rate};
+    let mut limits = door_server::limits::Limits::default();
+    let roomy = Rate::new(10_000, Per::Second);
+    for budget in [
+        &mut limits.sign_in,
+        &mut limits.refresh,
+        &mut limits.invite,
+        &mut limits.device,
+        &mut limits.challenge,
+    ] {
+        budget.account = roomy;
+        budget.address = roomy;
+    }
+    limits
 }
 
 /// A manager's handle on one property.
@@ -415,4 +434,48 @@ pub async fn invite_and_redeem(
         )
         .await;
     (invited.guest, Phone::with_tokens(s, tokens).await)
+}
+
+/// Every operation the OpenAPI document says the security `scheme` (`person`, `manager`,
+/// `admin`) opens, as (method, path) with each path parameter filled with some id: the whole
+/// surface, including endpoints added after this was written.
+pub async fn operations_for(s: &TestServer, scheme: &str) -> Vec<(String, String)> {
+    let (status, doc) = s.call("GET", "/openapi.json", "", None).await;
+    assert_eq!(status, 200);
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let opened = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|req| req.get(scheme).is_some()));
+            if opened {
+                let filled = path
+                    .split('/')
+                    .map(|seg| match seg.starts_with('{') {
+                        true => "00112233445566778899aabbccddeeff",
+                        false => seg,
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                ops.push((method.to_uppercase(), filled));
+            }
+        }
+    }
+    assert!(!ops.is_empty(), "no operation for {scheme}");
+    ops
+}
+
+/// `token` is refused with 401 on every operation a person's token opens.
+pub async fn assert_refused_everywhere(s: &TestServer, token: &str, why: &str) {
+    assert_refused_on(s, "person", token, why).await;
+}
+
+/// `token` is refused with 401 on every operation `scheme` opens.
+pub async fn assert_refused_on(s: &TestServer, scheme: &str, token: &str, why: &str) {
+    for (method, path) in operations_for(s, scheme).await {
+        let body = matches!(method.as_str(), "POST" | "PUT" | "PATCH").then(|| json!({}));
+        let (status, answer) = s.call(&method, &path, token, body.as_ref()).await;
+        assert_eq!(status, 401, "{method} {path} {why}: {answer}");
+        assert_eq!(answer["code"], "unauthorized", "{method} {path} {why}");
+    }
 }
