@@ -89,7 +89,17 @@ async fn a_removed_phone_is_refused_at_an_offline_lock_after_a_door_sync() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_in_past_the_device_limit_says_so_and_a_removal_makes_room() {
-    let mut w = World::start().await;
+    // Six sign-ins (each a challenge and a device registration) of one person within seconds
+    // would meet the per-person rate limits before the device limit.
+    let mut options = door_server::Options::default();
+    for budget in [
+        &mut options.limits.sign_in,
+        &mut options.limits.challenge,
+        &mut options.limits.device,
+    ] {
+        budget.account = "60/min".parse().unwrap();
+    }
+    let mut w = World::start_with(options).await;
     let url = w.server.url();
     let limit = door_server::DEFAULT_DEVICE_LIMIT;
     let mut phones = Vec::new();

@@ -44,7 +44,12 @@ fn opened(bundle: &SyncBundle) -> OpenedBundle {
 }
 
 fn apply(state: &mut LockState, bundle: &SyncBundle) -> Result<Applied, SyncError> {
-    state.apply_bundle(&config(), &opened(bundle), NOW)
+    apply_at(state, bundle, NOW)
+}
+
+/// [`apply`] with the lock's hardware clock at `clock`.
+fn apply_at(state: &mut LockState, bundle: &SyncBundle, clock: i64) -> Result<Applied, SyncError> {
+    state.apply_bundle(&config(), &opened(bundle), clock)
 }
 
 fn delta(iteration: u64, base_iteration: u64) -> SyncBundle {
@@ -1100,6 +1105,42 @@ fn a_new_lock_cannot_be_rewound_at_first_contact() {
         UnlockResult::Denied(DenyReason::ClockUntrusted)
     );
     assert_eq!(wiped.clock, ClockState::default());
+}
+
+#[test]
+fn a_lock_whose_hardware_clock_jumped_back_recovers_through_a_bundle() {
+    let config = config();
+    let mut state = LockState::default();
+    state
+        .accept_signed_time(&config, &bound_time(NOW), NOW, None)
+        .unwrap();
+    // A battery change: the hardware clock restarts thirty days behind.
+    let behind = 30 * DAY;
+    let clock = |t: i64| t - behind;
+    assert_eq!(state.now(clock(NOW + 60)), NOW + 60 - behind);
+    assert_eq!(
+        unlock(&mut state, NOW + 60, clock(NOW + 60), None).result,
+        UnlockResult::Denied(DenyReason::ClockUntrusted)
+    );
+    // The next bundle any phone carries sets it right: a commissioned lock takes any newer
+    // signed time forward, a bundle's too.
+    apply_at(
+        &mut state,
+        &SyncBundle {
+            issued_at: NOW + 120,
+            ..full_bundle(0, 1)
+        },
+        clock(NOW + 120),
+    )
+    .unwrap();
+    assert_eq!(state.now(clock(NOW + 180)), NOW + 180);
+    assert_eq!(
+        unlock(&mut state, NOW + 180, clock(NOW + 180), None).result,
+        UnlockResult::Granted
+    );
+    // Its high-water mark moved on with it, so no step back reaches before the bundle's time.
+    let mark = state.clock.high_water.unwrap();
+    assert_eq!(mark.at(clock(NOW + 120)), NOW + 120);
 }
 
 #[test]

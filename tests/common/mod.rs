@@ -77,13 +77,19 @@ impl Recorder {
 
 impl World {
     pub async fn start() -> World {
+        World::start_with(door_server::Options::default()).await
+    }
+
+    /// A world whose server runs with `options` (device limit, rate limits).
+    pub async fn start_with(options: door_server::Options) -> World {
         let clock = SimClock::new(TUESDAY_10AM);
         let c = clock.0.clone();
-        let server = door_server::start(
+        let server = door_server::start_with(
             "127.0.0.1:0".parse().unwrap(),
             None,
             ADMIN,
             Arc::new(move || c.load(Ordering::SeqCst)),
+            options,
         )
         .await
         .unwrap();
