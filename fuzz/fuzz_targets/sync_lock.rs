@@ -11,6 +11,7 @@
 
 use arbitrary::{Result, Unstructured};
 use door_protocol::sync::messages::MAX_BLOCK;
+use door_protocol::sync::time::{verify_signed_time, SignedTime};
 use door_protocol::sync::{Offer, SyncMessage};
 use door_protocol::unlock::LockReply;
 use door_protocol::{AuditEpoch, DoorcodeResult, LockSession, LockState, Message, UnixTime};
@@ -98,7 +99,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         if u.is_empty() {
             break;
         }
-        match u.arbitrary::<u8>()? % 10 {
+        match u.arbitrary::<u8>()? % 11 {
             0 => lock.chunks(&[blob(u)?.to_vec()]),
             1 => {
                 offered = match usize::from(u.arbitrary::<u8>()? % 5) {
@@ -176,6 +177,47 @@ fn run(u: &mut Unstructured) -> Result<()> {
                     .accept_signed_time(&CONFIG, &bytes, lock.clock, phone_time);
             }
             8 => lock.clock = lock.clock.saturating_add(i64::from(u.arbitrary::<i32>()?)),
+            9 => {
+                // ClockSet: a question, or a time for this lock or another, bound to this
+                // installation or to another, signed by the issuer or a rogue key.
+                let signed_time = match u.arbitrary::<u8>()? % 3 {
+                    0 => Vec::new(),
+                    1 => blob(u)?.to_vec(),
+                    _ => {
+                        let epoch = match u.arbitrary::<u8>()? % 3 {
+                            0 => None,
+                            1 => Some(lock.state.audit.epoch()),
+                            _ => Some(AuditEpoch([0x0e; 8])),
+                        };
+                        let lock_id = [None, Some(LOCK_ID), Some(OTHER_LOCK)]
+                            [usize::from(u.arbitrary::<u8>()? % 3)];
+                        let key = if u.arbitrary()? { &ISSUER } else { &ROGUE };
+                        SignedTime {
+                            time: lock.clock.saturating_add(i64::from(u.arbitrary::<i32>()?)),
+                            lock_id,
+                            epoch,
+                        }
+                        .sign(key)
+                    }
+                };
+                let bound = verify_signed_time(&signed_time, &CONFIG.issuer_keys).is_ok_and(|t| {
+                    t.lock_id == Some(LOCK_ID) && t.epoch == Some(lock.state.audit.epoch())
+                });
+                let before = lock.state.clock;
+                lock.message(&SyncMessage::ClockSet { signed_time }.to_message());
+                // Commissioning: until it has trusted time, only a time bound to this
+                // installation moves the clock; and a ClockSet never moves it back.
+                if before.high_water.is_none() && !bound {
+                    assert_eq!(
+                        lock.state.clock, before,
+                        "an unbound time commissioned the lock"
+                    );
+                }
+                assert!(
+                    lock.state.clock.offset >= before.offset,
+                    "ClockSet set the clock back"
+                );
+            }
             _ => {
                 lock.session = LockSession::new();
                 lock.proven = false;

@@ -96,7 +96,12 @@ pub fn sample_revocation() -> RevocationDocument {
 }
 
 pub fn signed_time(time: UnixTime, lock_id: Option<Id>, key: &IssuerKey) -> Vec<u8> {
-    SignedTime { time, lock_id, epoch: None }.sign(key)
+    SignedTime {
+        time,
+        lock_id,
+        epoch: None,
+    }
+    .sign(key)
 }
 
 /// Records as the lock signs them, seq 0 to 4.
