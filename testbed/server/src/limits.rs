@@ -134,6 +134,19 @@ pub struct Limits {
     pub challenge: Budget,
 }
 
+impl Limits {
+    /// Every endpoint's budget, for setting them alike (a test's or a harness's roomy limits).
+    pub fn budgets_mut(&mut self) -> [&mut Budget; 5] {
+        [
+            &mut self.sign_in,
+            &mut self.refresh,
+            &mut self.invite,
+            &mut self.device,
+            &mut self.challenge,
+        ]
+    }
+}
+
 impl Default for Limits {
     fn default() -> Limits {
         let budget = |account, address| Budget {

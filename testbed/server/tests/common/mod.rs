@@ -122,13 +122,7 @@ pub fn unthrottled() -> door_server::limits::Limits {
     use door_server::limits::{Per, Rate};
     let mut limits = door_server::limits::Limits::default();
     let roomy = Rate::new(10_000, Per::Second);
-    for budget in [
-        &mut limits.sign_in,
-        &mut limits.refresh,
-        &mut limits.invite,
-        &mut limits.device,
-        &mut limits.challenge,
-    ] {
+    for budget in limits.budgets_mut() {
         budget.account = roomy;
         budget.address = roomy;
     }
