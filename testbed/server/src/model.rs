@@ -20,9 +20,17 @@ pub struct WindowJson {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ScheduleJson {
     pub windows: Vec<WindowJson>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::extract::integer_opt"
+    )]
     pub not_before: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::extract::integer_opt"
+    )]
     pub not_after: Option<i64>,
 }
 
@@ -274,8 +282,11 @@ pub struct MyDoors {
 pub struct NewGuest {
     pub door_ids: Vec<String>,
     /// How the resident reaches the guest (phone or email); shown in the guest list.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub contact: String,
+    #[serde(deserialize_with = "crate::extract::integer")]
     pub starts_at: i64,
+    #[serde(deserialize_with = "crate::extract::integer")]
     pub ends_at: i64,
 }
 
