@@ -184,3 +184,44 @@ pub fn to_b64(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{NewGuest, ScheduleJson};
+
+    #[test]
+    fn integer_fields_take_integral_floats_and_nothing_else() {
+        let s: ScheduleJson =
+            serde_json::from_str(r#"{"windows": [], "not_before": -84145.0, "not_after": null}"#)
+                .unwrap();
+        assert_eq!((s.not_before, s.not_after), (Some(-84145), None));
+        let g: NewGuest = serde_json::from_str(
+            r#"{"door_ids": [], "contact": "x", "starts_at": 1e3, "ends_at": 9007199254740992}"#,
+        )
+        .unwrap();
+        assert_eq!((g.starts_at, g.ends_at), (1000, 9_007_199_254_740_992));
+        for bad in [r#"1.5"#, r#""5""#, "1e19", "true"] {
+            let json = format!(r#"{{"windows": [], "not_before": {bad}}}"#);
+            assert!(
+                serde_json::from_str::<ScheduleJson>(&json).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn query_integers_take_integral_floats_in_range() {
+        #[derive(serde::Deserialize)]
+        struct Q {
+            #[serde(default, deserialize_with = "super::query_integer_opt")]
+            since: Option<u64>,
+        }
+        let since = |q: &str| serde_urlencoded::from_str::<Q>(q).map(|q| q.since).ok();
+        assert_eq!(since("since=7"), Some(Some(7)));
+        assert_eq!(since("since=7.0"), Some(Some(7)));
+        assert_eq!(since(""), Some(None));
+        assert_eq!(since("since=-1"), None);
+        assert_eq!(since("since=7.5"), None);
+        assert_eq!(since("since=x"), None);
+    }
+}
