@@ -3,7 +3,7 @@
 //! records-dropped record of the lock explains, so the lock can free them. An upload is judged record by record: what verifies is stored, what does not is
 //! refused and named, and one bad record never keeps the others out.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use door_protocol::{
     verify_audit, AuditAck, AuditEpoch, AuditError, AuditEvent, Id, LockPublicKey,
@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::access::{blob_id, id_param};
 use crate::auth::{Manager, Person};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{b64, id, Body};
+use crate::extract::{b64, id, Body, Path, Query};
 use crate::AppState;
 
 /// Most records one upload may carry.

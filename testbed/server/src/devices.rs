@@ -2,7 +2,7 @@
 //! manager. A removed device keeps its row (audit, history), gets no more documents, ends the
 //! sessions bound to it, and has its credentials voided at offline locks (`device_removed`).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use door_protocol::Id;
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -10,7 +10,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use crate::access::id_param;
 use crate::auth::{Manager, Person};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::id;
+use crate::extract::{id, Path};
 use crate::manager::person_of;
 use crate::model::RegisteredDevice;
 use crate::AppState;

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use door_protocol::{Id, Schedule};
@@ -15,7 +15,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use crate::access::{blob_id, id_param, new_id};
 use crate::auth::{random_token, token_hash, Person};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{id, Body};
+use crate::extract::{id, Body, Path};
 use crate::manager::{insert_key, insert_person};
 use crate::model::*;
 use crate::policy::{self, rights_changed, Grant};
@@ -59,7 +59,10 @@ fn invite_range(starts_at: i64, ends_at: i64) -> Schedule {
 }
 
 #[utoipa::path(post, path = "/v1/me/guests", tag = "resident", request_body = NewGuest, security(("person" = [])),
-    responses((status = 201, body = InvitedGuest), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = InvitedGuest),
+        (status = 403, description = "`forbidden`: guests cannot invite guests; `not_shareable`: some doors may not be shared (`door_ids`)", body = ErrorBody),
+        (status = 409, description = "`conflict`: a door's keypad already holds as many doorcodes as it can (`field`: `doorcodes`)", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn invite_guest(
     State(state): State<AppState>,
     person: Person,
@@ -69,8 +72,11 @@ pub async fn invite_guest(
         return Err(ApiError::forbidden("guests cannot invite guests"));
     }
     let now = state.now();
-    if req.contact.trim().is_empty() || req.contact.len() > 200 {
-        return Err(ApiError::invalid("contact", "must be 1 to 200 bytes"));
+    if req.contact.trim().is_empty() || req.contact.chars().count() > 200 {
+        return Err(ApiError::invalid(
+            "contact",
+            "must be 1 to 200 characters, not all blank",
+        ));
     }
     if req.door_ids.is_empty() {
         return Err(ApiError::invalid("door_ids", "name at least one door"));

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use door_server::limits::{Budget, Limits, Rate};
+use door_server::seed::{Scale, Seeded};
 
 #[derive(Parser)]
 #[command(version, about = "Reference DOOR OS backend for door-core")]
@@ -22,6 +23,12 @@ struct Args {
     #[arg(long, default_value_t = door_server::DEFAULT_DEVICE_LIMIT,
           value_parser = clap::value_parser!(u32).range(1..))]
     device_limit: u32,
+    /// Create the seeds' "1800 Main St" (small: 4 apartments, 3 amenities) through the API
+    /// once listening, and print it as one JSON line after the "listening" line: the property,
+    /// its manager key, the people (password: the seeds') and the doors. For demos and the
+    /// schemathesis stage of scripts/test.
+    #[arg(long)]
+    seed: bool,
     #[command(flatten)]
     rates: Rates,
 }
@@ -97,6 +104,29 @@ async fn main() {
         }
     };
     println!("door-server listening on {}", server.url());
+    if args.seed {
+        match door_server::seed::main_st(&server.url(), &args.admin_token, Scale::SMALL).await {
+            Ok(seeded) => println!("{}", seeded_json(&seeded)),
+            Err(e) => {
+                eprintln!("door-server: cannot seed the property: {e}");
+                server.stop().await;
+                std::process::exit(1);
+            }
+        }
+    }
     let _ = tokio::signal::ctrl_c().await;
     server.stop().await;
+}
+
+/// What `--seed` prints.
+fn seeded_json(s: &Seeded) -> serde_json::Value {
+    serde_json::json!({
+        "property": s.property,
+        "manager_key": s.manager_key,
+        "password": door_server::seed::PASSWORD,
+        "people": s.people.iter().map(|p| serde_json::json!({
+            "id": p.person.id, "name": p.person.name, "role": p.person.role, "email": p.email,
+        })).collect::<Vec<_>>(),
+        "doors": s.doors.iter().map(|d| &d.door).collect::<Vec<_>>(),
+    })
 }

@@ -1,7 +1,7 @@
 //! DOOR OS, the manager side: properties, doors, keys, people, key assignments, doorcodes.
 //! Managers assign keys, never single doors.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use door_protocol::keys::IssuerKey;
@@ -11,7 +11,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use crate::access::{blob_id, id_param, new_id};
 use crate::auth::{hash_password, random_token, token_hash, Admin, Manager};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{b64, id, to_b64, Body};
+use crate::extract::{b64, id, to_b64, Body, Path};
 use crate::model::*;
 use crate::policy::rights_changed;
 use crate::{schedule_json, AppState};
@@ -337,7 +337,9 @@ fn key_holders(tx: &Transaction<'_>, key: Id) -> ApiResult<Vec<Id>> {
 #[utoipa::path(put, path = "/v1/properties/{property_id}/keys/{key_id}", tag = "manager",
     params(("property_id" = String, Path), ("key_id" = String, Path)), request_body = NewKey,
     security(("manager" = [])),
-    responses((status = 200, body = KeyJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = KeyJson), (status = 404, body = ErrorBody),
+        (status = 409, description = "`conflict`: a door's keypad already holds as many doorcodes as it can (`field`: `doorcodes`)", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn update_key(
     State(state): State<AppState>,
     manager: Manager,
@@ -523,7 +525,11 @@ pub async fn revoke_person(
 #[utoipa::path(post, path = "/v1/properties/{property_id}/people/{person_id}/keys", tag = "manager",
     params(("property_id" = String, Path), ("person_id" = String, Path)), request_body = NewAssignment,
     security(("manager" = [])),
-    responses((status = 201, body = AssignmentJson), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = AssignmentJson),
+        (status = 403, description = "`revoked`: the person's access has been revoked", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`conflict`: the person already holds the key (`field`: `key_id`), or a door's keypad holds as many doorcodes as it can (`doorcodes`)", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: malformed, or `key_id` is not a key of this property", body = ErrorBody)))]
 pub async fn assign_key(
     State(state): State<AppState>,
     manager: Manager,
@@ -590,7 +596,8 @@ pub async fn unassign_key(
     params(("property_id" = String, Path), ("person_id" = String, Path), ("key_id" = String, Path)),
     request_body = AssignmentPatch, security(("manager" = [])),
     responses((status = 200, body = AssignmentJson), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 409, description = "`conflict`: a door's keypad already holds as many doorcodes as it can (`field`: `doorcodes`)", body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
 pub async fn update_assignment(
     State(state): State<AppState>,
     manager: Manager,

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct WindowJson {
     /// Three-letter lowercase weekdays: mon tue wed thu fri sat sun.
+    #[schema(value_type = Vec<Day>, min_items = 1)]
     pub days: Vec<String>,
     /// "HH:MM", 00:00 to 23:59.
     pub start: String,
@@ -20,9 +21,17 @@ pub struct WindowJson {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ScheduleJson {
     pub windows: Vec<WindowJson>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::extract::integer_opt"
+    )]
     pub not_before: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::extract::integer_opt"
+    )]
     pub not_after: Option<i64>,
 }
 
@@ -103,12 +112,38 @@ pub struct KeyJson {
     pub holders: u32,
 }
 
+/// A person's role (the schema of `NewPerson.role`; the server checks the string).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum Role {
+    Resident,
+    Staff,
+    Vendor,
+    Guest,
+}
+
+/// A weekday as schedules name it (the schema of `WindowJson.days`).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum Day {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NewPerson {
     pub name: String,
     #[serde(default)]
     pub email: Option<String>,
     /// resident, staff, vendor or guest.
+    #[schema(value_type = Role)]
     pub role: String,
     /// Lets the person sign in to the resident app with email and password.
     #[serde(default)]
@@ -274,8 +309,11 @@ pub struct MyDoors {
 pub struct NewGuest {
     pub door_ids: Vec<String>,
     /// How the resident reaches the guest (phone or email); shown in the guest list.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub contact: String,
+    #[serde(deserialize_with = "crate::extract::integer")]
     pub starts_at: i64,
+    #[serde(deserialize_with = "crate::extract::integer")]
     pub ends_at: i64,
 }
 

@@ -1,6 +1,6 @@
 //! The resident side, what door-core calls: sign in, devices, my doors with their documents.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use rand::RngCore;
@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use crate::access::{blob_id, documents_for, id_param, new_id};
 use crate::auth::{session_ended, sign_in_matches, token_hash, Person};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{b64, id, to_b64, Body};
+use crate::extract::{b64, id, to_b64, Body, Query};
 use crate::limits::ClientAddr;
 use crate::manager::property_json;
 use crate::model::*;

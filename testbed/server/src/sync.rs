@@ -8,8 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use door_protocol::sync::bundle::{MAX_CODE_SCHEDULES, MAX_KEYPAD_SCHEDULES};
 use door_protocol::sync::{Doorcode, DoorcodeChanges, KeypadRules, SignedTime, SyncBundle};
@@ -24,7 +23,7 @@ use crate::access::{id_param, issuer, stored_schedule};
 use crate::audit::{audit_ack, lock_of};
 use crate::auth::Person;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{id, to_b64};
+use crate::extract::{id, to_b64, Path, Query};
 use crate::model::{ScheduleJson, SignedTimeJson, SyncBundleJson};
 use crate::AppState;
 use crate::{policy, schedule_json};
@@ -491,6 +490,7 @@ pub fn bundle_for(
 pub struct BundleQuery {
     /// The sync iteration the lock is at, as the phone last learned it from the lock's unlock
     /// answers. 0 or absent: unknown, or never synced; the answer is a full bundle.
+    #[serde(default, deserialize_with = "crate::extract::query_integer_opt")]
     pub since: Option<u64>,
 }
 
@@ -499,15 +499,15 @@ pub struct BundleQuery {
 #[utoipa::path(get, path = "/v1/locks/{lock_id}/bundle", tag = "resident",
     params(("lock_id" = String, Path), BundleQuery), security(("person" = [])),
     responses((status = 200, body = SyncBundleJson), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 404, body = ErrorBody),
+              (status = 422, description = "`invalid_input`: malformed, or `since` is beyond the lock's latest iteration", body = ErrorBody)))]
 pub async fn bundle(
     State(state): State<AppState>,
     person: Person,
     Path(lock_id): Path<String>,
-    query: Result<Query<BundleQuery>, QueryRejection>,
+    Query(q): Query<BundleQuery>,
 ) -> ApiResult<Json<SyncBundleJson>> {
     let lock = id("lock_id", &lock_id)?;
-    let Query(q) = query.map_err(|e| ApiError::invalid("since", e.body_text()))?;
     let now = state.now();
     Ok(Json(state.db.write(|tx| {
         bundle_for(tx, person.property_id, lock, q.since.unwrap_or(0), now)
@@ -533,9 +533,8 @@ pub struct TimeQuery {
 pub async fn signed_time(
     State(state): State<AppState>,
     person: Person,
-    query: Result<Query<TimeQuery>, QueryRejection>,
+    Query(q): Query<TimeQuery>,
 ) -> ApiResult<Json<SignedTimeJson>> {
-    let Query(q) = query.map_err(|e| ApiError::invalid("lock_id", e.body_text()))?;
     let lock = q.lock_id.as_deref().map(|l| id("lock_id", l)).transpose()?;
     let epoch = q
         .epoch
