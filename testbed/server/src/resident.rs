@@ -10,6 +10,7 @@ use utoipa::IntoParams;
 
 use crate::access::{blob_id, documents_for, id_param, new_id};
 use crate::auth::{session_ended, sign_in_matches, token_hash, Person};
+use crate::db::blocking;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{b64, id, to_b64, Body};
 use crate::limits::ClientAddr;
@@ -44,8 +45,8 @@ pub async fn login(
             )
             .optional()?)
     })?;
-    let stored = row.as_ref().and_then(|(_, hash, _)| hash.as_deref());
-    let matches = sign_in_matches(&req.password, stored);
+    let stored = row.as_ref().and_then(|(_, hash, _)| hash.clone());
+    let matches = blocking(move || Ok(sign_in_matches(&req.password, stored.as_deref()))).await?;
     let (person, _, revoked) = match row {
         Some(row) if matches => row,
         _ => return Err(ApiError::unauthorized("wrong email or password")),
