@@ -434,22 +434,20 @@ pub fn bundle_for(
 /// commit, without holding the writer.
 pub enum Prepared {
     UpToDate(SyncBundleJson),
-    ToSeal {
-        bundle: SyncBundle,
-        issuer: IssuerKey,
-        lock_key: LockPublicKey,
-    },
+    ToSeal(Box<Unsealed>),
+}
+
+pub struct Unsealed {
+    bundle: SyncBundle,
+    issuer: IssuerKey,
+    lock_key: LockPublicKey,
 }
 
 impl Prepared {
     pub fn seal(self) -> ApiResult<SyncBundleJson> {
         let (bundle, issuer, lock_key) = match self {
             Prepared::UpToDate(json) => return Ok(json),
-            Prepared::ToSeal {
-                bundle,
-                issuer,
-                lock_key,
-            } => (bundle, issuer, lock_key),
+            Prepared::ToSeal(u) => (u.bundle, u.issuer, u.lock_key),
         };
         let bytes = bundle
             .seal_and_sign(&issuer, &lock_key, &mut OsRng)
@@ -513,7 +511,7 @@ pub fn prepare_bundle(
     // Signed afresh on every request, so `issued_at` is a fresh signed time for the lock: the
     // same iteration may go out several times with later `issued_at`s, which is fine (a lock
     // applies an iteration once; the others are stale to it).
-    Ok(Prepared::ToSeal {
+    Ok(Prepared::ToSeal(Box::new(Unsealed {
         bundle: SyncBundle {
             lock_id: lock,
             iteration,
@@ -527,7 +525,7 @@ pub fn prepare_bundle(
         },
         issuer: issuer.key,
         lock_key,
-    })
+    })))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
