@@ -84,7 +84,7 @@ fn bench(c: &mut Criterion) {
                 tx.execute("UPDATE credentials SET superseded = 1", [])?;
                 for (person, device) in &people {
                     let (_, docs) =
-                        documents_for(tx, *person, property, *device, NOW)?.expect("doors");
+                        documents_for(tx, *person, property, *device, NOW, None)?.expect("doors");
                     assert_eq!(docs.len(), DOORS_PER_KEY);
                 }
                 Ok(())

@@ -10,6 +10,7 @@ use door_protocol::{Id, Schedule, ZoneRules};
 use rand::Rng;
 use rusqlite::{params, OptionalExtension, Transaction};
 
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::policy::{self, Grant};
 use crate::schedule_json;
@@ -124,12 +125,97 @@ pub struct DoorDocument {
     pub document: Vec<u8>,
 }
 
+/// What a new credential's documents are made of. Documents signed from a read snapshot are
+/// the right ones to store only if all of it is unchanged in the write transaction.
+#[derive(PartialEq)]
+struct Inputs {
+    grants: Vec<Grant>,
+    device_key: [u8; 33],
+    iteration: i64,
+    time_zone: String,
+}
+
+/// A new credential's documents, signed before the write transaction that may store them.
+pub struct Presigned {
+    inputs: Inputs,
+    credential_id: Id,
+    documents: Vec<DoorDocument>,
+}
+
+/// Signs, from a read snapshot and without holding the writer, the documents `documents_for`
+/// would issue; `None` when it would issue none (a fresh credential is cached, or no door).
+pub fn presign(
+    db: &Db,
+    person: Id,
+    property: Id,
+    device: Id,
+    now: i64,
+) -> Result<Option<Presigned>, ApiError> {
+    let read = db.read(|tx| {
+        if cached(tx, person, device, now)?.is_some() {
+            return Ok(None);
+        }
+        inputs(tx, person, property, device, now)
+    })?;
+    let Some((inputs, key)) = read else {
+        return Ok(None);
+    };
+    let (credential_id, documents) = sign(&inputs, &key, person, now)?;
+    Ok(Some(Presigned {
+        inputs,
+        credential_id,
+        documents,
+    }))
+}
+
 /// The current credential of `person` for `device`, with one signed document per door: the
-/// cached one while it is fresh, else a newly issued one. `None` when the person has no door.
+/// cached one while it is fresh, else a newly issued one, `presigned` if it was signed from
+/// what the database still holds. `None` when the person has no door.
 pub fn documents_for(
     tx: &Transaction<'_>,
     person: Id,
     property: Id,
+    device: Id,
+    now: i64,
+    presigned: Option<Presigned>,
+) -> Result<Option<(Id, Vec<DoorDocument>)>, ApiError> {
+    if let Some(found) = cached(tx, person, device, now)? {
+        return Ok(Some(found));
+    }
+    let Some((inputs, key)) = inputs(tx, person, property, device, now)? else {
+        return Ok(None);
+    };
+    let (credential_id, documents) = match presigned {
+        Some(p) if p.inputs == inputs => (p.credential_id, p.documents),
+        // Rights, device or iteration changed since the snapshot (or nothing was signed
+        // before): signing here, under the writer, is rare and never stores stale documents.
+        _ => sign(&inputs, &key, person, now)?,
+    };
+    tx.execute(
+        "INSERT INTO credentials (id, person_id, device_id, access_iteration, issued_at, not_after, grants) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            id_param(&credential_id),
+            id_param(&person),
+            id_param(&device),
+            inputs.iteration,
+            now,
+            now + DOCUMENT_TTL,
+            policy::grants_text(&inputs.grants)
+        ],
+    )?;
+    for doc in &documents {
+        tx.execute(
+            "INSERT INTO credential_documents (credential_id, door_id, document) VALUES (?1, ?2, ?3)",
+            params![id_param(&credential_id), id_param(&doc.door_id), doc.document],
+        )?;
+    }
+    Ok(Some((credential_id, documents)))
+}
+
+fn cached(
+    tx: &Transaction<'_>,
+    person: Id,
     device: Id,
     now: i64,
 ) -> Result<Option<(Id, Vec<DoorDocument>)>, ApiError> {
@@ -141,24 +227,34 @@ pub fn documents_for(
             |r| r.get(0),
         )
         .optional()?;
-    if let Some(id) = cached {
-        let mut stmt = tx.prepare_cached(
-            "SELECT door_id, document FROM credential_documents WHERE credential_id = ?1",
-        )?;
-        let docs = stmt
-            .query_map([&id], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })?
-            .map(|row| {
-                let (door, document) = row?;
-                Ok(DoorDocument {
-                    door_id: blob_id(door)?,
-                    document,
-                })
+    let Some(id) = cached else {
+        return Ok(None);
+    };
+    let mut stmt = tx.prepare_cached(
+        "SELECT door_id, document FROM credential_documents WHERE credential_id = ?1",
+    )?;
+    let docs = stmt
+        .query_map([&id], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?
+        .map(|row| {
+            let (door, document) = row?;
+            Ok(DoorDocument {
+                door_id: blob_id(door)?,
+                document,
             })
-            .collect::<Result<Vec<_>, ApiError>>()?;
-        return Ok(Some((blob_id(id)?, docs)));
-    }
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Some((blob_id(id)?, docs)))
+}
+
+fn inputs(
+    tx: &Transaction<'_>,
+    person: Id,
+    property: Id,
+    device: Id,
+    now: i64,
+) -> Result<Option<(Inputs, IssuerKey)>, ApiError> {
     let grants = policy::grants(tx, person, now)?;
     if grants.is_empty() {
         return Ok(None);
@@ -177,32 +273,35 @@ pub fn documents_for(
         |r| r.get(0),
     )?;
     let issuer = issuer(tx, property)?;
+    let inputs = Inputs {
+        grants,
+        device_key,
+        iteration,
+        time_zone: issuer.time_zone,
+    };
+    Ok(Some((inputs, issuer.key)))
+}
+
+/// One P-256 signature per door: the costly part of issuing, and it needs no database.
+fn sign(
+    inputs: &Inputs,
+    key: &IssuerKey,
+    person: Id,
+    now: i64,
+) -> Result<(Id, Vec<DoorDocument>), ApiError> {
     let (not_before, not_after) = (now - CLOCK_SKEW, now + DOCUMENT_TTL);
-    let zone = ZoneRules::from_iana(&issuer.time_zone, not_before, not_after)
+    let zone = ZoneRules::from_iana(&inputs.time_zone, not_before, not_after)
         .map_err(|e| ApiError::internal(format!("zone rules: {e:?}")))?;
     let credential_id = new_id();
-    tx.execute(
-        "INSERT INTO credentials (id, person_id, device_id, access_iteration, issued_at, not_after, grants) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            id_param(&credential_id),
-            id_param(&person),
-            id_param(&device),
-            iteration,
-            now,
-            not_after,
-            policy::grants_text(&grants)
-        ],
-    )?;
     let mut out = Vec::new();
-    for (door_id, door_grants) in policy::by_door(grants) {
+    for (door_id, door_grants) in policy::by_door(inputs.grants.clone()) {
         // One grant per key that gives the door (a person rarely holds more than a few).
         let door_grants = &door_grants[..door_grants.len().min(MAX_GRANTS)];
         let document = AccessDocument {
             version: ACCESS_VERSION,
             credential_id,
             person_id: person,
-            device_key,
+            device_key: inputs.device_key,
             grants: door_grants
                 .iter()
                 .map(|g| DoorGrant {
@@ -214,17 +313,13 @@ pub fn documents_for(
             not_before,
             not_after,
             issued_at: now,
-            access_iteration: iteration as u64,
+            access_iteration: inputs.iteration as u64,
             may_share: door_grants.iter().any(|g| g.may_share),
             zone: zone.clone(),
         }
-        .sign(&issuer.key)
+        .sign(key)
         .map_err(|e| ApiError::internal(format!("signing the access document: {e:?}")))?;
-        tx.execute(
-            "INSERT INTO credential_documents (credential_id, door_id, document) VALUES (?1, ?2, ?3)",
-            params![id_param(&credential_id), id_param(&door_id), document],
-        )?;
         out.push(DoorDocument { door_id, document });
     }
-    Ok(Some((credential_id, out)))
+    Ok((credential_id, out))
 }

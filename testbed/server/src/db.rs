@@ -1,10 +1,12 @@
-//! The database: SQLite through rusqlite, one connection behind a mutex (SQLite serializes
-//! writers anyway), versioned migrations, and one transaction per request that writes.
+//! The database: SQLite through rusqlite in WAL mode, one writing connection behind a mutex
+//! (SQLite serializes writers anyway) and a few reading ones, so that reads never queue
+//! behind a write; versioned migrations, and one transaction per request.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
-use rusqlite::{Connection, Transaction};
+use rusqlite::{Connection, OpenFlags, Transaction};
 
 use crate::error::ApiError;
 
@@ -235,9 +237,59 @@ CREATE INDEX refresh_reuses_person ON refresh_reuses(person_id);
 "#,
 ];
 
+/// Reading connections of a database file: enough for the requests that read at once on a
+/// small server, each holding its connection for one short transaction.
+const READERS: usize = 4;
+/// A reader can meet a lock only while a checkpoint resets the WAL: wait rather than fail.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Db {
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<Mutex<Connection>>,
+    /// `None` in memory: a private in-memory database has one connection, and a shared-cache
+    /// one locks per table and fails readers with SQLITE_LOCKED instead of giving them a
+    /// snapshot, so there the writer serves reads too.
+    readers: Option<Arc<Readers>>,
+}
+
+struct Readers {
+    idle: Mutex<Vec<Connection>>,
+    returned: Condvar,
+}
+
+impl Readers {
+    fn take(&self) -> Lease<'_> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(conn) = idle.pop() {
+                return Lease {
+                    readers: self,
+                    conn: Some(conn),
+                };
+            }
+            idle = self.returned.wait(idle).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// A reader on loan, given back when dropped, also when the read panics: a lost connection
+/// would shrink the pool for good.
+struct Lease<'a> {
+    readers: &'a Readers,
+    conn: Option<Connection>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.readers
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
+            self.readers.returned.notify_one();
+        }
+    }
 }
 
 impl Db {
@@ -253,9 +305,18 @@ impl Db {
         // WAL mode except against power loss, which a reference server can accept.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         migrate(&mut conn)?;
+        let readers = match path {
+            Some(p) => Some(Arc::new(Readers {
+                idle: Mutex::new((0..READERS).map(|_| reader(p)).collect::<Result<_, _>>()?),
+                returned: Condvar::new(),
+            })),
+            None => None,
+        };
         Ok(Db {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(Mutex::new(conn)),
+            readers,
         })
     }
 
@@ -265,20 +326,49 @@ impl Db {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction()?;
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
     }
 
-    /// Reads inside a transaction too, so a multi-query read sees one snapshot.
+    /// Reads inside a transaction too, so a multi-query read sees one snapshot: the latest
+    /// commit when it starts, whatever the writer does meanwhile.
     pub fn read<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        self.write(f)
+        let Some(readers) = &self.readers else {
+            return self.write(f);
+        };
+        let mut lease = readers.take();
+        let conn = lease.conn.as_mut().expect("a lease holds its connection");
+        // Dropping the transaction ends it: a read has nothing to commit.
+        let tx = conn.transaction()?;
+        f(&tx)
     }
+}
+
+/// Runs `f` on a blocking thread. A database call may wait for the writer and signing or
+/// hashing takes milliseconds; on an async worker either would stall the other requests that
+/// worker serves.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("blocking task: {e}")))?
+}
+
+/// A connection that only reads: a `read` closure that writes is a bug, and fails as one.
+fn reader(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), rusqlite::Error> {

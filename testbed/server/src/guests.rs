@@ -16,7 +16,7 @@ use crate::access::{blob_id, id_param, new_id};
 use crate::auth::{random_token, token_hash, Person};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{id, Body, Path};
-use crate::manager::{insert_key, insert_person};
+use crate::manager::{check_person, insert_key, insert_person};
 use crate::model::*;
 use crate::policy::{self, rights_changed, Grant};
 use crate::AppState;
@@ -119,11 +119,9 @@ pub async fn invite_guest(
         if !refused.is_empty() {
             return Err(ApiError::not_shareable(refused));
         }
-        let guest = insert_person(
-            tx,
-            person.property_id,
-            &NewPerson { name: req.contact.clone(), email: None, role: "guest".into(), password: None },
-        )?;
+        let guest = NewPerson { name: req.contact.clone(), email: None, role: "guest".into(), password: None };
+        let password = check_person(&guest)?;
+        let guest = insert_person(tx, person.property_id, &guest, password)?;
         let guest = id("guest", &guest.id)?;
         let invite = new_id();
         tx.execute(

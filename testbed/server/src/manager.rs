@@ -10,6 +10,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::access::{blob_id, id_param, new_id};
 use crate::auth::{hash_password, random_token, token_hash, Admin, Manager};
+use crate::db::blocking;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{b64, id, to_b64, Body, Path};
 use crate::model::*;
@@ -401,7 +402,9 @@ fn person_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PersonJson> {
     })
 }
 
-pub fn insert_person(tx: &Transaction<'_>, property: Id, req: &NewPerson) -> ApiResult<PersonJson> {
+/// Checks a new person and hashes their password, before any transaction: Argon2 is slow on
+/// purpose, and the writer would wait for it.
+pub fn check_person(req: &NewPerson) -> ApiResult<Option<String>> {
     nonempty("name", &req.name)?;
     if !ROLES.contains(&req.role.as_str()) {
         return Err(ApiError::invalid(
@@ -427,6 +430,16 @@ pub fn insert_person(tx: &Transaction<'_>, property: Id, req: &NewPerson) -> Api
         Some(p) => Some(hash_password(p)?),
         None => None,
     };
+    Ok(password)
+}
+
+/// Inserts a person that `check_person` accepted, with the hash it made.
+pub fn insert_person(
+    tx: &Transaction<'_>,
+    property: Id,
+    req: &NewPerson,
+    password: Option<String>,
+) -> ApiResult<PersonJson> {
     let person = new_id();
     let inserted = tx.execute(
         "INSERT INTO people (id, property_id, name, email, role, password_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -457,8 +470,12 @@ pub async fn create_person(
     Body(req): Body<NewPerson>,
 ) -> ApiResult<(StatusCode, Json<PersonJson>)> {
     let property = manager.check(&pid)?;
-    // Hashing the password is deliberately slow: do it outside the database lock.
-    let json = state.db.write(|tx| insert_person(tx, property, &req))?;
+    let db = state.db.clone();
+    let json = blocking(move || {
+        let password = check_person(&req)?;
+        db.write(|tx| insert_person(tx, property, &req, password))
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(json)))
 }
 

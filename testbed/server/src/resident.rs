@@ -3,13 +3,15 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use door_protocol::Id;
 use rand::RngCore;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::access::{blob_id, documents_for, id_param, new_id};
+use crate::access::{blob_id, documents_for, id_param, new_id, presign, Presigned};
 use crate::auth::{session_ended, sign_in_matches, token_hash, Person};
+use crate::db::blocking;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{b64, id, to_b64, Body, Query};
 use crate::limits::ClientAddr;
@@ -44,8 +46,8 @@ pub async fn login(
             )
             .optional()?)
     })?;
-    let stored = row.as_ref().and_then(|(_, hash, _)| hash.as_deref());
-    let matches = sign_in_matches(&req.password, stored);
+    let stored = row.as_ref().and_then(|(_, hash, _)| hash.clone());
+    let matches = blocking(move || Ok(sign_in_matches(&req.password, stored.as_deref()))).await?;
     let (person, _, revoked) = match row {
         Some(row) if matches => row,
         _ => return Err(ApiError::unauthorized("wrong email or password")),
@@ -309,7 +311,26 @@ pub async fn my_doors(
 ) -> ApiResult<Json<MyDoors>> {
     let device = id("device_id", &q.device_id)?;
     let now = state.now();
-    Ok(Json(state.db.write(|tx| {
+    let db = state.db.clone();
+    Ok(Json(
+        blocking(move || {
+            let presigned = presign(&db, person.id, person.property_id, device, now)?;
+            db.write(|tx| my_doors_in(tx, &person, device, now, presigned))
+        })
+        .await?,
+    ))
+}
+
+/// `my_doors`' transaction: the device's checks, the credential (issued with `presigned` when
+/// still right) and the doors it opens, in one snapshot.
+fn my_doors_in(
+    tx: &Transaction<'_>,
+    person: &Person,
+    device: Id,
+    now: i64,
+    presigned: Option<Presigned>,
+) -> ApiResult<MyDoors> {
+    {
         let owner: Option<(Vec<u8>, bool)> = tx
             .query_row(
                 "SELECT person_id, removed_at IS NOT NULL FROM devices WHERE id = ?1",
@@ -319,16 +340,27 @@ pub async fn my_doors(
             .optional()?;
         match owner {
             Some((owner, _)) if owner != person.id.0 => {
-                return Err(ApiError::invalid("device_id", "is not a device registered to this person"))
+                return Err(ApiError::invalid(
+                    "device_id",
+                    "is not a device registered to this person",
+                ))
             }
-            None => return Err(ApiError::invalid("device_id", "is not a device registered to this person")),
+            None => {
+                return Err(ApiError::invalid(
+                    "device_id",
+                    "is not a device registered to this person",
+                ))
+            }
             // A removed device gets no documents; its credentials are revoked.
             Some((_, true)) => return Err(ApiError::invalid("device_id", "has been removed")),
             Some((_, false)) => {}
         }
-        tx.execute("UPDATE devices SET last_seen_at = ?1 WHERE id = ?2", params![now, id_param(&device)])?;
+        tx.execute(
+            "UPDATE devices SET last_seen_at = ?1 WHERE id = ?2",
+            params![now, id_param(&device)],
+        )?;
         let property = property_json(tx, person.property_id)?;
-        let credential = documents_for(tx, person.id, person.property_id, device, now)?;
+        let credential = documents_for(tx, person.id, person.property_id, device, now, presigned)?;
         let mut doors = Vec::new();
         for (door_id, grants) in policy::by_door(policy::grants(tx, person.id, now)?) {
             let (name, online, keypad, lock_id, lock_key): (String, bool, bool, Vec<u8>, Vec<u8>) = tx.query_row(
@@ -354,7 +386,10 @@ pub async fn my_doors(
                 keypad,
                 lock_id: hex::encode(lock_id),
                 lock_public_key: to_b64(&lock_key),
-                schedules: grants.iter().map(|g| schedule_json::to_json(&g.schedule)).collect(),
+                schedules: grants
+                    .iter()
+                    .map(|g| schedule_json::to_json(&g.schedule))
+                    .collect(),
                 doorcode,
                 may_share: grants.iter().any(|g| g.may_share),
                 access_document: to_b64(&document.document),
@@ -370,5 +405,5 @@ pub async fn my_doors(
             doors,
             issued_at: now,
         })
-    })?))
+    }
 }

@@ -12,7 +12,9 @@ use axum::extract::State;
 use axum::Json;
 use door_protocol::sync::bundle::{MAX_CODE_SCHEDULES, MAX_KEYPAD_SCHEDULES};
 use door_protocol::sync::{Doorcode, DoorcodeChanges, KeypadRules, SignedTime, SyncBundle};
-use door_protocol::{AuditAck, AuditEpoch, Floor, FloorList, Id, Schedule, ZoneRules};
+use door_protocol::{
+    AuditAck, AuditEpoch, Floor, FloorList, Id, IssuerKey, LockPublicKey, Schedule, ZoneRules,
+};
 use rand::rngs::OsRng;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
@@ -22,6 +24,7 @@ use utoipa::IntoParams;
 use crate::access::{id_param, issuer, stored_schedule};
 use crate::audit::{audit_ack, lock_of};
 use crate::auth::Person;
+use crate::db::blocking;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{id, to_b64, Path, Query};
 use crate::model::{ScheduleJson, SignedTimeJson, SyncBundleJson};
@@ -422,18 +425,64 @@ pub fn bundle_for(
     since: u64,
     now: i64,
 ) -> ApiResult<SyncBundleJson> {
+    prepare_bundle(tx, property, lock, since, now)?.seal()
+}
+
+/// A bundle's contents, decided in the transaction that recorded its iteration, still to be
+/// sealed and signed: that needs nothing more from the database, so it happens after the
+/// commit, without holding the writer.
+pub enum Prepared {
+    UpToDate(SyncBundleJson),
+    ToSeal(Box<Unsealed>),
+}
+
+pub struct Unsealed {
+    bundle: SyncBundle,
+    issuer: IssuerKey,
+    lock_key: LockPublicKey,
+}
+
+impl Prepared {
+    pub fn seal(self) -> ApiResult<SyncBundleJson> {
+        let (bundle, issuer, lock_key) = match self {
+            Prepared::UpToDate(json) => return Ok(json),
+            Prepared::ToSeal(u) => (u.bundle, u.issuer, u.lock_key),
+        };
+        let bytes = bundle
+            .seal_and_sign(&issuer, &lock_key, &mut OsRng)
+            // Floors are compacted and doorcodes capped on the way in, so no state gets here.
+            .map_err(|e| ApiError::internal(format!("building the sync bundle: {e}")))?;
+        Ok(SyncBundleJson {
+            lock_id: bundle.lock_id.to_string(),
+            iteration: bundle.iteration,
+            base_iteration: bundle.base_iteration,
+            up_to_date: false,
+            size: u32::try_from(bytes.len()).map_err(|_| ApiError::internal("bundle size"))?,
+            bundle: Some(to_b64(&bytes)),
+        })
+    }
+}
+
+/// The first half of `bundle_for`: everything that reads or writes the database.
+pub fn prepare_bundle(
+    tx: &Transaction<'_>,
+    property: Id,
+    lock: Id,
+    since: u64,
+    now: i64,
+) -> ApiResult<Prepared> {
     let (door, lock_key) = lock_of(tx, lock, property)?;
     let desired = desired_state(tx, property, door, lock, now)?;
     let iteration = record_state(tx, lock, &desired, now)?;
     if since == iteration {
-        return Ok(SyncBundleJson {
+        return Ok(Prepared::UpToDate(SyncBundleJson {
             lock_id: lock.to_string(),
             iteration,
             base_iteration: iteration,
             up_to_date: true,
             bundle: None,
             size: 0,
-        });
+        }));
     }
     if since > iteration {
         return Err(ApiError::invalid(
@@ -461,28 +510,21 @@ pub fn bundle_for(
     // Signed afresh on every request, so `issued_at` is a fresh signed time for the lock: the
     // same iteration may go out several times with later `issued_at`s, which is fine (a lock
     // applies an iteration once; the others are stale to it).
-    let bytes = SyncBundle {
-        lock_id: lock,
-        iteration,
-        base_iteration,
-        issued_at: now,
-        floors: contents.floors,
-        issued_floor: desired.issued_floor,
-        doorcodes: contents.doorcodes,
-        keypad,
-        audit_ack: stored_ack(&desired)?,
-    }
-    .seal_and_sign(&issuer.key, &lock_key, &mut OsRng)
-    // Floors are compacted and doorcodes capped on the way in, so no state gets here.
-    .map_err(|e| ApiError::internal(format!("building the sync bundle: {e}")))?;
-    Ok(SyncBundleJson {
-        lock_id: lock.to_string(),
-        iteration,
-        base_iteration,
-        up_to_date: false,
-        size: u32::try_from(bytes.len()).map_err(|_| ApiError::internal("bundle size"))?,
-        bundle: Some(to_b64(&bytes)),
-    })
+    Ok(Prepared::ToSeal(Box::new(Unsealed {
+        bundle: SyncBundle {
+            lock_id: lock,
+            iteration,
+            base_iteration,
+            issued_at: now,
+            floors: contents.floors,
+            issued_floor: desired.issued_floor,
+            doorcodes: contents.doorcodes,
+            keypad,
+            audit_ack: stored_ack(&desired)?,
+        },
+        issuer: issuer.key,
+        lock_key,
+    })))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -509,9 +551,15 @@ pub async fn bundle(
 ) -> ApiResult<Json<SyncBundleJson>> {
     let lock = id("lock_id", &lock_id)?;
     let now = state.now();
-    Ok(Json(state.db.write(|tx| {
-        bundle_for(tx, person.property_id, lock, q.since.unwrap_or(0), now)
-    })?))
+    let db = state.db.clone();
+    Ok(Json(
+        blocking(move || {
+            let since = q.since.unwrap_or(0);
+            db.write(|tx| prepare_bundle(tx, person.property_id, lock, since, now))?
+                .seal()
+        })
+        .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -36,8 +36,8 @@ use reqwest::{Client, Method};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-const ADMIN: &str = "load-admin-token";
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const ADMIN: &str = "load-admin-token";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 /// Each key covers its lock and the next ones, so every lock is shared by several residents.
 const DOORS_PER_KEY: usize = 3;
 /// Sign-ins hash passwords (Argon2): a few at a time keeps seeding quick without thrashing.
@@ -105,7 +105,7 @@ pub fn run(config: &Config) -> Report {
 /// The deployed options, except that every simulated phone comes from 127.0.0.1: budgets per
 /// client address, meant for one client, would count them all as one. The budgets per
 /// account stay as deployed, and no well-behaved phone reaches them.
-fn options() -> door_server::Options {
+pub(crate) fn options() -> door_server::Options {
     let mut options = door_server::Options::default();
     let one_address_for_all = Rate::new(1_000_000, Per::Second);
     let limits = &mut options.limits;
@@ -121,7 +121,7 @@ fn options() -> door_server::Options {
     options
 }
 
-fn runtime(threads: usize, name: &str) -> tokio::runtime::Runtime {
+pub(crate) fn runtime(threads: usize, name: &str) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
         .thread_name(format!("load-{name}"))
@@ -130,7 +130,7 @@ fn runtime(threads: usize, name: &str) -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
-fn client() -> Client {
+pub(crate) fn client() -> Client {
     // reqwest's TLS wants a process-wide crypto provider even for plain HTTP; a second
     // install is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -190,8 +190,8 @@ async fn must<T: DeserializeOwned>(
 
 /// An offline lock as the phones meet it: it signs a record per unlock and hands every record
 /// the server has not acknowledged to each phone that connects.
-struct SimLock {
-    lock_id: String,
+pub(crate) struct SimLock {
+    pub(crate) lock_id: String,
     door_id: Id,
     key: LockKey,
     log: Mutex<LockLog>,
@@ -236,23 +236,23 @@ impl SimLock {
 }
 
 /// A signed-in resident with a registered device, as the app holds them.
-struct Phone {
-    token: String,
+pub(crate) struct Phone {
+    pub(crate) token: String,
     device_id: String,
     /// Indices into the site's locks.
-    doors: Vec<usize>,
+    pub(crate) doors: Vec<usize>,
     credential: Id,
     /// The bundle iteration last fetched, per entry of `doors`.
     since: Vec<u64>,
 }
 
-struct Site {
+pub(crate) struct Site {
     base: String,
-    locks: Arc<Vec<SimLock>>,
-    phones: Vec<Phone>,
+    pub(crate) locks: Arc<Vec<SimLock>>,
+    pub(crate) phones: Vec<Phone>,
 }
 
-async fn seed(base: &str, config: &Config) -> Site {
+pub(crate) async fn seed(base: &str, config: &Config) -> Site {
     let http = client();
     let created: CreatedProperty = must(
         &http,
@@ -700,7 +700,7 @@ pub struct EndpointStats {
 }
 
 /// Nearest rank: the smallest sample with at least `pct` percent of them at or below it.
-fn percentile(sorted: &[Duration], pct: usize) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], pct: usize) -> Duration {
     let rank = (sorted.len() * pct).div_ceil(100).max(1);
     sorted.get(rank - 1).copied().unwrap_or_default()
 }
@@ -780,7 +780,7 @@ impl Report {
     }
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1e3)
 }
 
