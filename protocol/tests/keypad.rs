@@ -183,10 +183,12 @@ impl Model {
 
     fn failed(&mut self, t: i64) {
         self.failures.push(t);
+        // The window ends at the latest wrong code (now, unless the clock was set back).
+        let horizon = *self.failures.iter().max().unwrap();
         let in_window = self
             .failures
             .iter()
-            .filter(|&&f| f > t - KEYPAD_WINDOW)
+            .filter(|&&f| f > horizon - KEYPAD_WINDOW)
             .count();
         if in_window >= KEYPAD_MAX_FAILURES {
             let doublings = (in_window - KEYPAD_MAX_FAILURES).min(32) as u32;

@@ -166,7 +166,8 @@ fn checked_doorcodes(
 /// The keypad's guard against guessing: when the last wrong codes came, and a lockout.
 ///
 /// The rule: a wrong code (an unknown or expired one) read at `now` is remembered; once
-/// [`KEYPAD_MAX_FAILURES`] or more are remembered within the [`KEYPAD_WINDOW`] before `now`,
+/// [`KEYPAD_MAX_FAILURES`] or more are remembered within the [`KEYPAD_WINDOW`] before `now`
+/// (or before the last wrong code, if the clock was since set back before it),
 /// the keypad locks for [`KEYPAD_LOCKOUT`] doubled once for each wrong code beyond the
 /// threshold, at most [`KEYPAD_LOCKOUT_MAX`]. While locked, codes are refused unread. Nothing
 /// else changes the count: not a granted code, not a right code at the wrong hour, not a sync.
@@ -206,9 +207,11 @@ impl Keypad {
 
     /// A wrong code read at `now`.
     fn failed(&mut self, now: UnixTime) {
-        let since = now.saturating_sub(KEYPAD_WINDOW);
-        // A clock set back leaves failures "after" now: they still count, which only errs
-        // towards locking.
+        // The window ends at the latest of now and the last wrong code, so that it only ever
+        // moves forward: a clock set back neither brings forgotten failures back into it nor
+        // drops failures "after" now.
+        let horizon = self.recent_failures.last().map_or(now, |&last| last.max(now));
+        let since = horizon.saturating_sub(KEYPAD_WINDOW);
         self.recent_failures.retain(|&t| t > since);
         // Kept in time order, so that forgetting drops the oldest even after the clock was set
         // back: whatever is forgotten, the newest KEYPAD_MEMORY alone reach the longest lockout.
