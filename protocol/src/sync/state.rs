@@ -210,7 +210,10 @@ impl Keypad {
         // The window ends at the latest of now and the last wrong code, so that it only ever
         // moves forward: a clock set back neither brings forgotten failures back into it nor
         // drops failures "after" now.
-        let horizon = self.recent_failures.last().map_or(now, |&last| last.max(now));
+        let horizon = self
+            .recent_failures
+            .last()
+            .map_or(now, |&last| last.max(now));
         let since = horizon.saturating_sub(KEYPAD_WINDOW);
         self.recent_failures.retain(|&t| t > since);
         // Kept in time order, so that forgetting drops the oldest even after the clock was set
