@@ -39,6 +39,12 @@ fuzz_target!(|data: &[u8]| {
         Some(id) if id != CONFIG.lock_id => {
             assert!(matches!(taken, Err(SyncError::Foreign { .. })));
         }
+        // A new lock takes only a time bound to its installation (commissioning), and nothing
+        // else changes it.
+        _ if time.lock_id.is_none() || time.epoch != Some(state.audit.epoch()) => {
+            assert_eq!(taken, Ok(TimeUpdate::Unbound));
+            assert_eq!(state.clock, LockState::default().clock);
+        }
         _ => {
             assert!(matches!(taken, Ok(TimeUpdate::Taken { .. })));
             // The same statement twice moves nothing: it is not newer than itself.
