@@ -129,17 +129,6 @@ impl Modify for CommonErrors {
                         p.schema = Some(hex_string(pattern));
                     }
                 }
-            }
-            for op in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-            {
                 add(op);
             }
         }
