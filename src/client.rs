@@ -15,20 +15,28 @@ use crate::ble::{BleError, Transport};
 use crate::device;
 use crate::doors::{self, CachedDoor};
 use crate::error::{CoreError, CoreResult};
+use crate::hands_free::HandsFree;
 use crate::signer::Signer;
 use crate::store::{DoorsMeta, Store};
 use crate::sync::{self, SyncReport};
 use crate::unlock::{self, Stage, Unlocked, Unlocker};
+use crate::unlock_slot::{Trigger, UnlockSlot};
 use door_protocol::{Decision, UnixTime};
 
 /// Something the app may want to show; delivered to the listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Event {
     DoorsChanged,
     SessionExpired,
-    UnlockProgress {
+    /// An unlock, explicit or hands-free, moved on.
+    Unlock {
         door_id: String,
-        stage: Stage,
+        trigger: Trigger,
+        phase: UnlockPhase,
+    },
+    /// Proximity unlock stopped by itself (Bluetooth was switched off, say).
+    ProximityStopped {
+        error: CoreError,
     },
     /// Bytes of a bundle the lock has acknowledged, of the total.
     SyncProgress {
@@ -41,6 +49,18 @@ pub enum Event {
         door_id: String,
         report: SyncReport,
     },
+}
+
+/// Where an unlock is. Every unlock reports `Started` and ends with exactly one of
+/// `Succeeded`, `Failed` or `Cancelled`.
+#[derive(Debug, Clone)]
+pub enum UnlockPhase {
+    Started,
+    Connecting { attempt: u32 },
+    Authorizing,
+    Succeeded(Unlocked),
+    Failed(CoreError),
+    Cancelled,
 }
 
 pub struct Config {
@@ -58,6 +78,9 @@ pub struct Core {
     /// Door Syncs riding along after unlocks, by lock id, so a new unlock there can stop one.
     rides: Mutex<std::collections::HashMap<String, Ride>>,
     clock: Box<dyn Fn() -> UnixTime + Send + Sync>,
+    unlocking: UnlockSlot,
+    /// Proximity unlock while it is on.
+    pub(crate) hands_free: Mutex<Option<HandsFree>>,
 }
 
 type Ride = (
@@ -129,6 +152,8 @@ impl Core {
             events,
             rides: Mutex::new(Default::default()),
             clock,
+            unlocking: UnlockSlot::default(),
+            hands_free: Mutex::new(None),
         })
     }
 
@@ -136,7 +161,11 @@ impl Core {
         (self.clock)()
     }
 
-    fn emit(&self, e: Event) {
+    pub(crate) fn transport(&self) -> Option<Arc<dyn Transport>> {
+        self.transport.clone()
+    }
+
+    pub(crate) fn emit(&self, e: Event) {
         (self.events)(e);
     }
 
@@ -435,14 +464,68 @@ impl Core {
     /// Opens a door: the schedule check from the cache first (an Out of Schedule answer
     /// costs no radio work), then one exchange with the lock over BLE, within `timeout`. After
     /// the answer, a Door Sync rides along on the same connection in the background.
+    ///
+    /// One unlock at a time: while one runs, another fails at once with `UnlockInProgress`,
+    /// except that this explicit one cancels a hands-free unlock and goes first.
     pub async fn unlock(
         self: &Arc<Self>,
         door_id: &str,
         timeout: Duration,
     ) -> CoreResult<Unlocked> {
+        self.unlock_as(door_id, timeout, Trigger::Explicit).await
+    }
+
+    /// An unlock reported through `Event::Unlock` from start to end, whatever ends it
+    /// (dropping the future reports `Cancelled`).
+    pub(crate) async fn unlock_as(
+        self: &Arc<Self>,
+        door_id: &str,
+        timeout: Duration,
+        trigger: Trigger,
+    ) -> CoreResult<Unlocked> {
         let view = self.door(door_id)?;
-        self.stop_ride(&view.door.lock_id).await;
-        let result = self.unlock_door(&view, timeout).await;
+        let mut run = UnlockRun {
+            core: self,
+            door_id: &view.door.id,
+            trigger,
+            ended: false,
+        };
+        run.report(UnlockPhase::Started);
+        let result = self.unlock_claimed(&view, timeout, trigger, &run).await;
+        run.ended = true;
+        run.report(match &result {
+            Ok(unlocked) => UnlockPhase::Succeeded(unlocked.clone()),
+            Err(CoreError::Cancelled) => UnlockPhase::Cancelled,
+            Err(e) => UnlockPhase::Failed(e.clone()),
+        });
+        result
+    }
+
+    async fn unlock_claimed(
+        self: &Arc<Self>,
+        view: &DoorView,
+        timeout: Duration,
+        trigger: Trigger,
+        run: &UnlockRun<'_>,
+    ) -> CoreResult<Unlocked> {
+        // The cache's answer first: an Out of Schedule door costs no radio work, and an app
+        // gets it even while another unlock runs.
+        let result = match unlock::precheck(view.decision) {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let held = self
+                    .unlocking
+                    .claim(trigger, &view.door.id)
+                    .await
+                    .map_err(|door_id| CoreError::UnlockInProgress { door_id })?;
+                self.stop_ride(&view.door.lock_id).await;
+                let progress = |stage| run.stage(stage);
+                tokio::select! {
+                    result = self.unlock_door(view, timeout, &progress) => result,
+                    _ = held.preempted() => Err(CoreError::Cancelled),
+                }
+            }
+        };
         let outcome = match &result {
             Ok(_) => "granted".to_owned(),
             Err(CoreError::OutOfSchedule { .. }) => "out of schedule".to_owned(),
@@ -452,7 +535,7 @@ impl Core {
             .add_activity(&view.door.id, &view.door.name, self.now(), &outcome)?;
         let (unlocked, connection) = result?;
         let core = self.clone();
-        let door = view.door;
+        let door = view.door.clone();
         let lock_view = unlocked.clone();
         let (cancel, cancelled) = tokio::sync::oneshot::channel();
         let lock_id = door.lock_id.clone();
@@ -471,19 +554,12 @@ impl Core {
         &self,
         view: &DoorView,
         timeout: Duration,
+        progress: &(dyn Fn(Stage) + Send + Sync),
     ) -> CoreResult<(Unlocked, Box<dyn crate::ble::Connection>)> {
-        unlock::precheck(view.decision)?;
         let transport = self
             .transport
             .as_deref()
             .ok_or(CoreError::Ble(BleError::Unavailable))?;
-        let door_id = view.door.id.clone();
-        let progress = |stage| {
-            self.emit(Event::UnlockProgress {
-                door_id: door_id.clone(),
-                stage,
-            })
-        };
         let bound_time = |lock_id: String, epoch: door_protocol::AuditEpoch| {
             Box::pin(async move {
                 let path = format!("/v1/time?lock_id={lock_id}&epoch={epoch}");
@@ -500,7 +576,7 @@ impl Core {
             now: self.now(),
             signed_time: sync::signed_time(&self.store)?,
             bound_time: &bound_time,
-            progress: &progress,
+            progress,
         }
         .unlock(&view.door, timeout)
         .await
@@ -676,6 +752,39 @@ impl Core {
         self.signer.forget()?;
         self.emit(Event::DoorsChanged);
         Ok(())
+    }
+}
+
+/// Reports one unlock's phases; an unlock dropped before its end reports `Cancelled`.
+struct UnlockRun<'a> {
+    core: &'a Core,
+    door_id: &'a str,
+    trigger: Trigger,
+    ended: bool,
+}
+
+impl UnlockRun<'_> {
+    fn report(&self, phase: UnlockPhase) {
+        self.core.emit(Event::Unlock {
+            door_id: self.door_id.to_owned(),
+            trigger: self.trigger,
+            phase,
+        });
+    }
+
+    fn stage(&self, stage: Stage) {
+        self.report(match stage {
+            Stage::Connecting { attempt } => UnlockPhase::Connecting { attempt },
+            Stage::Authorizing => UnlockPhase::Authorizing,
+        });
+    }
+}
+
+impl Drop for UnlockRun<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.report(UnlockPhase::Cancelled);
+        }
     }
 }
 

@@ -83,7 +83,7 @@ impl CachedSchedule {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DoorsError {
     #[error("door {door}: {problem}")]
     Door { door: String, problem: String },

@@ -11,7 +11,7 @@ use crate::doors::DoorsError;
 use crate::keystore::KeystoreError;
 use crate::store::StoreError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CoreError {
     #[error(transparent)]
     Api(#[from] ApiError),
@@ -39,6 +39,13 @@ pub enum CoreError {
     Protocol(String),
     #[error("the cached door is damaged: {0}")]
     Cache(String),
+    /// An unlock runs already (on `door_id`); one at a time per client.
+    #[error("an unlock of door {door_id} is under way")]
+    UnlockInProgress { door_id: String },
+    /// Stopped before the end: the app cancelled, or an explicit unlock took the radio from
+    /// a hands-free one.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl CoreError {

@@ -14,7 +14,7 @@ use crate::device::compressed;
 
 const SERVICE: &str = "door-core device key";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum KeystoreError {
     #[error("no credential store is configured for this platform; pass a DeviceSigner")]
     NoStore,

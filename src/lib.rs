@@ -11,12 +11,15 @@ pub mod device;
 pub mod doors;
 pub mod error;
 mod ffi;
+mod hands_free;
 pub mod keystore;
 mod live;
+pub mod proximity;
 pub mod signer;
 pub mod store;
 pub mod sync;
 pub mod unlock;
+pub mod unlock_slot;
 
 /// door-protocol's published test-vector inputs, for unit tests that need signed documents.
 #[cfg(test)]

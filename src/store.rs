@@ -124,7 +124,7 @@ fn copy_signed_zone_rules(tx: &Transaction<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("local store: {0}")]
 pub struct StoreError(String);
 

@@ -25,8 +25,8 @@ use crate::signer::Signer;
 /// Where an unlock is, for the app's progress display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// Looking for the lock and preparing the request.
-    Connecting,
+    /// Looking for the lock and preparing the request; `attempt` 2 after a dropped link.
+    Connecting { attempt: u32 },
     /// Connected; the request is on its way.
     Authorizing,
 }
@@ -86,7 +86,7 @@ impl Unlocker<'_> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match self.attempt(door, &target, deadline).await {
+            match self.attempt(door, &target, attempts, deadline).await {
                 Err(CoreError::Ble(BleError::Disconnected))
                     if attempts == 1 && Instant::now() < deadline =>
                 {
@@ -105,9 +105,10 @@ impl Unlocker<'_> {
         &self,
         door: &CachedDoor,
         target: &UnlockTarget,
+        attempt: u32,
         deadline: Instant,
     ) -> CoreResult<(Unlocked, Box<dyn Connection>)> {
-        (self.progress)(Stage::Connecting);
+        (self.progress)(Stage::Connecting { attempt });
         let lock = LockTarget {
             lock_id: door.lock_id.clone(),
         };

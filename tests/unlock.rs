@@ -7,8 +7,29 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use common::*;
 use door_core::ble::memory::Faults;
-use door_core::{Cancellation, DoorError, DoorEvent, UnlockDenial, UnlockStage};
+use door_core::{Cancellation, DoorError, DoorEvent, UnlockDenial, UnlockPhase, UnlockTrigger};
 use door_server::seed::PASSWORD;
+
+/// The unlock events seen, as (door, phase); every unlock here is explicit.
+fn phases(events: &Recorder) -> Vec<(String, UnlockPhase)> {
+    events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            DoorEvent::Unlock {
+                door_id,
+                trigger,
+                phase,
+            } => {
+                assert_eq!(*trigger, UnlockTrigger::Explicit);
+                Some((door_id.clone(), phase.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
 
 fn at(t: i64) -> std::time::SystemTime {
     UNIX_EPOCH + Duration::from_secs(t as u64)
@@ -42,22 +63,15 @@ async fn the_lobby_opens_in_one_exchange() {
         "the lock keeps a signed record of the unlock"
     );
     assert_eq!(w.link.connection_count(), 1);
-    let stages: Vec<DoorEvent> = events
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|e| matches!(e, DoorEvent::UnlockProgress { .. }))
-        .cloned()
-        .collect();
     assert_eq!(
-        stages,
-        [UnlockStage::Connecting, UnlockStage::Authorizing].map(|stage| {
-            DoorEvent::UnlockProgress {
-                door_id: lobby.clone(),
-                stage,
-            }
-        })
+        phases(&events),
+        [
+            UnlockPhase::Started,
+            UnlockPhase::Connecting { attempt: 1 },
+            UnlockPhase::Authorizing,
+            UnlockPhase::Succeeded { receipt },
+        ]
+        .map(|phase| (lobby.clone(), phase))
     );
     assert_eq!(w.locks["Lobby"].pending_audit(), 1);
 }
@@ -74,6 +88,73 @@ async fn out_of_schedule_is_answered_by_the_phone_without_radio_work() {
         other => panic!("expected OutOfSchedule, got {other:?}"),
     }
     assert_eq!(w.link.connection_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_unlock_at_a_time_and_every_unlock_reports_its_end() {
+    let mut w = World::start().await;
+    let (alice, events) = alice(&mut w).await;
+    let (lobby, garage) = (w.door_id("Lobby"), w.door_id("Garage Gate"));
+    // The Lobby's lock is out of reach, so its unlock runs until cancelled.
+    w.link
+        .set_in_range(&w.seeded.door("Lobby").door.lock_id, false);
+    let cancellation = Cancellation::new();
+    let running = {
+        let (alice, lobby, cancellation) = (alice.clone(), lobby.clone(), cancellation.clone());
+        tokio::spawn(async move { alice.unlock(lobby, 60_000, Some(cancellation)).await })
+    };
+    while !phases(&events).contains(&(lobby.clone(), UnlockPhase::Connecting { attempt: 1 })) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(
+        alice.unlock(garage.clone(), 5000, None).await.err(),
+        Some(DoorError::UnlockInProgress {
+            door_id: lobby.clone()
+        }),
+        "a second unlock fails at once, naming the one under way"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    cancellation.cancel();
+    assert_eq!(running.await.unwrap().err(), Some(DoorError::Cancelled));
+    // The slot is free again.
+    let receipt = alice.unlock(garage.clone(), 5000, None).await.unwrap();
+    let ends: Vec<_> = phases(&events)
+        .into_iter()
+        .filter(|(_, p)| !matches!(p, UnlockPhase::Connecting { .. } | UnlockPhase::Authorizing))
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            (lobby.clone(), UnlockPhase::Started),
+            (garage.clone(), UnlockPhase::Started),
+            (
+                garage.clone(),
+                UnlockPhase::Failed {
+                    error: DoorError::UnlockInProgress {
+                        door_id: lobby.clone()
+                    }
+                }
+            ),
+            (lobby, UnlockPhase::Cancelled),
+            (garage.clone(), UnlockPhase::Started),
+            (garage, UnlockPhase::Succeeded { receipt }),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_schedule_is_reported_as_a_failed_unlock_even_while_another_runs() {
+    let mut w = World::start().await;
+    let (alice, events) = alice(&mut w).await;
+    w.set_time(TUESDAY_10AM + 13 * HOUR);
+    let pool = w.door_id("Pool");
+    let error = alice.unlock(pool.clone(), 5000, None).await.unwrap_err();
+    assert!(matches!(error, DoorError::OutOfSchedule { .. }));
+    assert_eq!(
+        phases(&events),
+        [UnlockPhase::Started, UnlockPhase::Failed { error }].map(|p| (pool.clone(), p))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,12 +26,27 @@ pub struct LockTarget {
     pub lock_id: String,
 }
 
+/// What went wrong on the radio, in the terms an app acts on: ask to turn Bluetooth on, ask
+/// for the permission, walk closer, try again.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum BleError {
-    #[error("Bluetooth is off or not available")]
+    /// No Bluetooth LE on this device, or no transport to reach it.
+    #[error("Bluetooth is not available")]
     Unavailable,
+    /// The adapter is there but switched off.
+    #[error("Bluetooth is off")]
+    Off,
+    /// The app lacks the permission to scan or connect.
+    #[error("the app is not permitted to use Bluetooth")]
+    PermissionMissing,
+    /// This transport cannot scan on the core's behalf (an app's own stack).
+    #[error("this Bluetooth transport cannot scan for locks")]
+    ScanUnsupported,
     #[error("the lock is not in range")]
     NotInRange,
+    /// The lock was seen but the connection could not be set up.
+    #[error("the connection to the lock failed: {0}")]
+    ConnectFailed(String),
     #[error("the connection to the lock dropped")]
     Disconnected,
     #[error("the lock did not answer in time")]
@@ -40,8 +55,30 @@ pub enum BleError {
     Other(String),
 }
 
+/// One advertisement of a lock: which lock, and how strong its signal arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sighting {
+    /// The advertised lock id, 32 hex digits.
+    pub lock_id: String,
+    /// Received signal strength, dBm.
+    pub rssi: i16,
+}
+
 #[async_trait]
 pub trait Transport: Send + Sync {
+    /// Scans for locks until `stop` is cancelled, sending every advertisement seen to
+    /// `sightings` (dropping some when the receiver lags behind is fine) and, if the scan
+    /// ends on its own (Bluetooth switched off), the reason as its last message. Returns once
+    /// the scan runs, or the reason it cannot start. Scanning must not disturb `connect`.
+    async fn scan(
+        &self,
+        sightings: tokio::sync::mpsc::Sender<Result<Sighting, BleError>>,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Result<(), BleError> {
+        let _ = (sightings, stop);
+        Err(BleError::ScanUnsupported)
+    }
+
     /// Scans for the lock, connects, discovers the service and subscribes to notifications.
     async fn connect(
         &self,

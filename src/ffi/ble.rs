@@ -10,10 +10,19 @@ use crate::ble::{BleError, Connection, LockTarget, Transport, CHARACTERISTIC_UUI
 
 #[derive(Debug, Clone, thiserror::Error, uniffi::Error)]
 pub enum BleFailure {
-    #[error("Bluetooth is off, not permitted or not available")]
+    /// No Bluetooth LE on this device.
+    #[error("Bluetooth is not available")]
     Unavailable,
+    #[error("Bluetooth is off")]
+    Off,
+    #[error("the app may not use Bluetooth")]
+    PermissionMissing,
     #[error("the lock is not in range")]
     NotInRange,
+    /// The lock was found but the connection could not be set up (GATT errors such as
+    /// Android's 133 after the app's own retries).
+    #[error("the connection failed: {reason}")]
+    ConnectionFailed { reason: String },
     #[error("the connection dropped")]
     Disconnected,
     #[error("timed out")]
@@ -59,7 +68,10 @@ pub fn lock_characteristic_uuid() -> String {
 fn from_failure(e: BleFailure) -> BleError {
     match e {
         BleFailure::Unavailable => BleError::Unavailable,
+        BleFailure::Off => BleError::Off,
+        BleFailure::PermissionMissing => BleError::PermissionMissing,
         BleFailure::NotInRange => BleError::NotInRange,
+        BleFailure::ConnectionFailed { reason } => BleError::ConnectFailed(reason),
         BleFailure::Disconnected => BleError::Disconnected,
         BleFailure::Timeout => BleError::Timeout,
         BleFailure::Other { reason } => BleError::Other(reason),

@@ -12,12 +12,14 @@ use super::time::{from_unix, now, to_unix};
 use super::DoorError;
 use crate::api::wire::GuestJson;
 use crate::ble::Transport;
-use crate::client::{Config, Core, DoorView, Event};
+use crate::client::{Config, Core, DoorView, Event, UnlockPhase as Phase};
 use crate::error::{CoreError, CoreResult};
 use crate::keystore::{ensure_default_store, KeyringKey};
 use crate::live::LiveToken;
+use crate::proximity::ProximityConfig;
 use crate::signer::Signer;
-use crate::unlock::{Stage, Unlocked};
+use crate::unlock::Unlocked;
+use crate::unlock_slot::Trigger;
 use door_protocol::unlock::DenyReason;
 
 #[derive(Debug, Clone, uniffi::Record)]
@@ -94,14 +96,22 @@ pub struct GuestInvite {
     pub invite_token: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
 pub enum DoorEvent {
     /// The door list or a door's state changed: read `doors()` again.
     DoorsChanged,
     /// The session ended (revoked, or refresh impossible): sign in again.
     SessionExpired,
-    /// An unlock moved on.
-    UnlockProgress { door_id: String, stage: UnlockStage },
+    /// An unlock, tapped or hands-free, moved on. Each unlock reports `Started`, then ends
+    /// with one of `Succeeded`, `Failed` or `Cancelled`.
+    Unlock {
+        door_id: String,
+        trigger: UnlockTrigger,
+        phase: UnlockPhase,
+    },
+    /// Proximity unlock stopped by itself, e.g. `BluetoothOff` when Bluetooth was switched
+    /// off; start it again when the reason is gone.
+    ProximityStopped { error: DoorError },
     /// A Door Sync transfer moved on: bytes the lock acknowledged, of the total.
     SyncProgress {
         door_id: String,
@@ -127,12 +137,56 @@ pub struct Activity {
     pub outcome: String,
 }
 
+/// Who started an unlock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum UnlockStage {
-    /// Finding the lock and preparing the request, side by side.
-    Connecting,
+pub enum UnlockTrigger {
+    /// The person asked (`unlock`).
+    Explicit,
+    /// Proximity unlock, when the phone came close to the door.
+    Proximity,
+}
+
+/// Where an unlock is.
+#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
+pub enum UnlockPhase {
+    Started,
+    /// Finding the lock and preparing the request, side by side; `attempt` is 2 when a
+    /// dropped connection is retried.
+    Connecting {
+        attempt: u32,
+    },
     /// Connected; waiting for the lock's answer.
     Authorizing,
+    Succeeded {
+        receipt: UnlockReceipt,
+    },
+    /// The error `unlock` throws (for a hands-free unlock, the only report of it).
+    Failed {
+        error: DoorError,
+    },
+    /// The app cancelled it, proximity unlock was stopped, or a tap took over.
+    Cancelled,
+}
+
+/// How close is close enough for proximity unlock. Signal strengths are medians of the
+/// newest `samples` advertisements, in dBm; the defaults suit a lock advertising at 0 dBm
+/// (about an arm's length to open, a few metres to count as gone).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ProximitySettings {
+    /// Opens at or above this.
+    #[uniffi(default = -60)]
+    pub unlock_rssi: i16,
+    /// The phone has gone away below this (and the door may open on the next approach);
+    /// must be below `unlock_rssi`.
+    #[uniffi(default = -75)]
+    pub away_rssi: i16,
+    /// Advertisements the median takes (1..=64); more is steadier and slower.
+    #[uniffi(default = 5)]
+    pub samples: u32,
+    /// If set, the door may open again after this long even if the phone never went away.
+    /// Unset (the default), a person waiting by the door does not keep opening it.
+    #[uniffi(default = None)]
+    pub hold_off_ms: Option<u64>,
 }
 
 /// A door that opened.
@@ -238,12 +292,20 @@ impl DoorClient {
                 l.on_event(match e {
                     Event::DoorsChanged => DoorEvent::DoorsChanged,
                     Event::SessionExpired => DoorEvent::SessionExpired,
-                    Event::UnlockProgress { door_id, stage } => DoorEvent::UnlockProgress {
+                    Event::Unlock {
                         door_id,
-                        stage: match stage {
-                            Stage::Connecting => UnlockStage::Connecting,
-                            Stage::Authorizing => UnlockStage::Authorizing,
+                        trigger,
+                        phase,
+                    } => DoorEvent::Unlock {
+                        door_id,
+                        trigger: match trigger {
+                            Trigger::Explicit => UnlockTrigger::Explicit,
+                            Trigger::Proximity => UnlockTrigger::Proximity,
                         },
+                        phase: phase.into(),
+                    },
+                    Event::ProximityStopped { error } => DoorEvent::ProximityStopped {
+                        error: error.into(),
                     },
                     Event::SyncProgress {
                         door_id,
@@ -321,19 +383,44 @@ impl DoorClient {
             ms => Duration::from_millis(ms),
         };
         cancellable(cancellation, async {
-            let Unlocked {
-                lock_time,
-                pending_audit,
-                attempts,
-                ..
-            } = self.core.unlock(&door_id, timeout).await?;
-            Ok(UnlockReceipt {
-                lock_time: from_unix(lock_time),
-                pending_audit,
-                attempts,
-            })
+            Ok(self.core.unlock(&door_id, timeout).await?.into())
         })
         .await
+    }
+
+    /// Starts proximity (hands-free) unlock: the core scans for the locks of the doors that
+    /// open to this person now (an Out of Schedule door is never contacted) and opens one
+    /// when the phone comes close (the nearest, if several), once per approach. Off until
+    /// called; reports through `DoorEvent::Unlock` with trigger `Proximity`. Throws
+    /// `BluetoothOff`, `BluetoothPermissionMissing` or `BluetoothUnavailable` (an app's own
+    /// `BleTransport` cannot scan for the core) when it cannot start, `InvalidInput` for
+    /// settings that cannot work. Calling it again restarts it with the new settings.
+    #[uniffi::method(default(settings = None))]
+    pub async fn start_proximity_unlock(
+        &self,
+        settings: Option<ProximitySettings>,
+    ) -> Result<(), DoorError> {
+        let config = match settings {
+            None => ProximityConfig::default(),
+            Some(s) => ProximityConfig {
+                unlock_rssi: s.unlock_rssi,
+                away_rssi: s.away_rssi,
+                samples: usize::try_from(s.samples).unwrap_or(usize::MAX),
+                hold_off: s.hold_off_ms.map(Duration::from_millis),
+                ..ProximityConfig::default()
+            },
+        };
+        Ok(self.core.start_proximity_unlock(config).await?)
+    }
+
+    /// Stops proximity unlock, cancelling a hands-free unlock under way.
+    pub async fn stop_proximity_unlock(&self) {
+        self.core.stop_proximity_unlock().await
+    }
+
+    /// Whether proximity unlock runs (it stops by itself when Bluetooth goes off).
+    pub fn is_proximity_unlock_on(&self) -> bool {
+        self.core.is_proximity_unlock_on()
     }
 
     pub fn is_signed_in(&self) -> bool {
@@ -496,6 +583,29 @@ fn default_transport() -> Option<Arc<dyn Transport>> {
 )))]
 fn default_transport() -> Option<Arc<dyn Transport>> {
     None
+}
+
+impl From<Unlocked> for UnlockReceipt {
+    fn from(u: Unlocked) -> UnlockReceipt {
+        UnlockReceipt {
+            lock_time: from_unix(u.lock_time),
+            pending_audit: u.pending_audit,
+            attempts: u.attempts,
+        }
+    }
+}
+
+impl From<Phase> for UnlockPhase {
+    fn from(p: Phase) -> UnlockPhase {
+        match p {
+            Phase::Started => UnlockPhase::Started,
+            Phase::Connecting { attempt } => UnlockPhase::Connecting { attempt },
+            Phase::Authorizing => UnlockPhase::Authorizing,
+            Phase::Succeeded(u) => UnlockPhase::Succeeded { receipt: u.into() },
+            Phase::Failed(e) => UnlockPhase::Failed { error: e.into() },
+            Phase::Cancelled => UnlockPhase::Cancelled,
+        }
+    }
 }
 
 impl From<DenyReason> for UnlockDenial {

@@ -13,7 +13,7 @@ use super::client::UnlockDenial;
 use super::time::from_unix;
 use crate::ble::BleError;
 
-#[derive(Debug, thiserror::Error, uniffi::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, uniffi::Error)]
 pub enum DoorError {
     /// A value the app passed is not acceptable; `field` names it (a path such as
     /// `windows[1].end_minute`), `reason` says why.
@@ -59,12 +59,28 @@ pub enum DoorError {
     /// The lock said no, for a reason other than the schedule.
     #[error("the lock refused: {reason:?}")]
     Denied { reason: UnlockDenial },
-    /// The lock was not found before the deadline.
+    /// The lock was not found before the deadline: walk closer.
     #[error("the lock is not in range")]
     LockNotInRange,
-    /// Bluetooth is off, not permitted, or there is no BLE transport.
+    /// Bluetooth is switched off: ask the person to turn it on.
+    #[error("Bluetooth is off")]
+    BluetoothOff,
+    /// The app lacks the Bluetooth permission (Android: BLUETOOTH_SCAN and BLUETOOTH_CONNECT,
+    /// or location before Android 12; iOS: Bluetooth in Settings): ask for it.
+    #[error("the app may not use Bluetooth")]
+    BluetoothPermissionMissing,
+    /// This device has no Bluetooth LE, or the client has no way to reach it.
     #[error("Bluetooth is not available")]
     BluetoothUnavailable,
+    /// The lock was found but the connection could not be set up or dropped: try again.
+    #[error("the connection to the lock failed: {reason}")]
+    LockConnectionFailed { reason: String },
+    /// The lock stopped answering before the deadline: try again.
+    #[error("the lock did not answer in time")]
+    LockTimeout,
+    /// Another unlock runs (on `door_id`); one at a time.
+    #[error("an unlock is already under way")]
+    UnlockInProgress { door_id: String },
     /// The lock could not prove it is the lock the property registered: do not trust it.
     #[error("the lock is not genuine")]
     LockNotGenuine,
@@ -142,15 +158,29 @@ impl From<CoreError> for DoorError {
             CoreError::Denied(reason) => DoorError::Denied {
                 reason: reason.into(),
             },
-            CoreError::Ble(BleError::NotInRange) => DoorError::LockNotInRange,
-            CoreError::Ble(BleError::Unavailable) => DoorError::BluetoothUnavailable,
-            CoreError::Ble(BleError::Timeout) => DoorError::Timeout,
-            CoreError::Ble(e) => DoorError::LockProtocol {
-                reason: e.to_string(),
-            },
+            CoreError::Ble(e) => e.into(),
+            CoreError::UnlockInProgress { door_id } => DoorError::UnlockInProgress { door_id },
+            CoreError::Cancelled => DoorError::Cancelled,
             CoreError::NotGenuine => DoorError::LockNotGenuine,
             CoreError::Protocol(reason) => DoorError::LockProtocol { reason },
             CoreError::Cache(reason) => DoorError::Storage { reason },
+        }
+    }
+}
+
+impl From<BleError> for DoorError {
+    fn from(e: BleError) -> DoorError {
+        match e {
+            BleError::NotInRange => DoorError::LockNotInRange,
+            BleError::Off => DoorError::BluetoothOff,
+            BleError::PermissionMissing => DoorError::BluetoothPermissionMissing,
+            BleError::Unavailable | BleError::ScanUnsupported => DoorError::BluetoothUnavailable,
+            BleError::Timeout => DoorError::LockTimeout,
+            BleError::ConnectFailed(reason) => DoorError::LockConnectionFailed { reason },
+            BleError::Disconnected => DoorError::LockConnectionFailed {
+                reason: e.to_string(),
+            },
+            BleError::Other(reason) => DoorError::LockProtocol { reason },
         }
     }
 }

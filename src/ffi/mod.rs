@@ -13,7 +13,7 @@ pub use ble::{lock_characteristic_uuid, lock_service_uuid, BleFailure, BleTransp
 pub use cancel::Cancellation;
 pub use client::{
     Activity, ClientConfig, Door, DoorClient, DoorEvent, EventListener, Guest, GuestInvite, Person,
-    RegisteredDevice, UnlockDenial, UnlockReceipt, UnlockStage,
+    ProximitySettings, RegisteredDevice, UnlockDenial, UnlockPhase, UnlockReceipt, UnlockTrigger,
 };
 pub use error::DoorError;
 pub use schedule::{AccessDecision, DoorSchedule, KeySchedule, ScheduleWindow, Weekday};

@@ -1,0 +1,259 @@
+//! Hands-free unlock's decisions, without I/O: which lock to open now, from the signal
+//! strengths the scan reports. A door opens once per approach: when the median of its lock's
+//! recent readings reaches `unlock_rssi`. It is armed again only once the phone has gone away
+//! (the median falls below `away_rssi`, lower than `unlock_rssi`, so a signal wavering at the
+//! threshold cannot open the door twice; or the lock is not heard for `window`), or, if the
+//! app sets one, after `hold_off`.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProximityConfig {
+    /// The median signal (dBm) at or above which the door opens.
+    pub unlock_rssi: i16,
+    /// The median signal (dBm) below which the phone has gone away; lower than `unlock_rssi`.
+    pub away_rssi: i16,
+    /// How many of the newest readings the median takes; no decision on fewer.
+    pub samples: usize,
+    /// Readings older than this are forgotten; a lock not heard for this long is away.
+    pub window: Duration,
+    /// Re-arms a door this long after it opened even if the phone never went away; `None`:
+    /// only going away re-arms it (a resident waiting by the door does not hold it open).
+    pub hold_off: Option<Duration>,
+    /// After an attempt that failed on the radio, the next one waits this long.
+    pub retry_after: Duration,
+}
+
+impl Default for ProximityConfig {
+    fn default() -> ProximityConfig {
+        ProximityConfig {
+            // About an arm's length from a lock advertising at 0 dBm; -75 is a few metres.
+            unlock_rssi: -60,
+            away_rssi: -75,
+            samples: 5,
+            window: Duration::from_secs(4),
+            hold_off: None,
+            retry_after: Duration::from_secs(3),
+        }
+    }
+}
+
+impl ProximityConfig {
+    /// Why the settings cannot work, as (field, reason).
+    pub fn check(&self) -> Result<(), (&'static str, &'static str)> {
+        if self.away_rssi >= self.unlock_rssi {
+            return Err(("away_rssi", "must be below unlock_rssi"));
+        }
+        if self.samples == 0 || self.samples > 64 {
+            return Err(("samples", "must be in 1..=64"));
+        }
+        if self.window.is_zero() {
+            return Err(("window", "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Track {
+    /// The newest readings, oldest first, at most `samples`, none older than `window`.
+    readings: VecDeque<(Instant, i16)>,
+    /// Opened on this approach: not again until the phone went away or the hold-off passed.
+    opened_at: Option<Instant>,
+    retry_at: Option<Instant>,
+}
+
+impl Track {
+    fn median(&self) -> Option<i16> {
+        let mut values: Vec<i16> = self.readings.iter().map(|(_, r)| *r).collect();
+        values.sort_unstable();
+        values.get(values.len() / 2).copied()
+    }
+}
+
+/// The locks heard lately and what the phone did at each.
+#[derive(Debug)]
+pub struct Proximity {
+    config: ProximityConfig,
+    tracks: HashMap<String, Track>,
+}
+
+impl Proximity {
+    pub fn new(config: ProximityConfig) -> Proximity {
+        Proximity {
+            config,
+            tracks: HashMap::new(),
+        }
+    }
+
+    /// A reading of a lock's advertisement.
+    pub fn seen(&mut self, lock_id: &str, rssi: i16, at: Instant) {
+        let track = self.tracks.entry(lock_id.to_owned()).or_default();
+        track.readings.push_back((at, rssi));
+        while track.readings.len() > self.config.samples {
+            track.readings.pop_front();
+        }
+        self.expire(at);
+    }
+
+    /// Forgets old readings and re-arms doors the phone went away from; call it regularly,
+    /// since going out of range means readings stop, not that one arrives.
+    pub fn expire(&mut self, at: Instant) {
+        let config = self.config;
+        self.tracks.retain(|_, track| {
+            while track
+                .readings
+                .front()
+                .is_some_and(|(t, _)| at.saturating_duration_since(*t) >= config.window)
+            {
+                track.readings.pop_front();
+            }
+            // Not heard for a whole window: gone, and a return is a new approach.
+            if track.readings.is_empty() {
+                return false;
+            }
+            if let Some(opened) = track.opened_at {
+                let away = track.median().is_some_and(|m| m < config.away_rssi);
+                let waited = config
+                    .hold_off
+                    .is_some_and(|h| at.saturating_duration_since(opened) >= h);
+                if away || waited {
+                    track.opened_at = None;
+                }
+            }
+            true
+        });
+    }
+
+    /// The lock to open now: among those close enough (a full set of readings with a median
+    /// at or above `unlock_rssi`), armed, not waiting to retry and `eligible`, the nearest.
+    pub fn due(&self, at: Instant, eligible: impl Fn(&str) -> bool) -> Option<String> {
+        self.tracks
+            .iter()
+            .filter(|(_, t)| {
+                t.opened_at.is_none()
+                    && t.readings.len() >= self.config.samples
+                    && t.retry_at.is_none_or(|r| at >= r)
+            })
+            .filter_map(|(id, t)| Some((id, t.median()?)))
+            .filter(|(id, median)| *median >= self.config.unlock_rssi && eligible(id))
+            .max_by(|(a_id, a), (b_id, b)| a.cmp(b).then_with(|| b_id.cmp(a_id)))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// The door opened, or the lock refused: nothing more on this approach.
+    pub fn settled(&mut self, lock_id: &str, at: Instant) {
+        if let Some(track) = self.tracks.get_mut(lock_id) {
+            track.opened_at = Some(at);
+            track.retry_at = None;
+        }
+    }
+
+    /// The attempt failed on the radio (or was cut short): try again after `retry_after`.
+    pub fn failed(&mut self, lock_id: &str, at: Instant) {
+        if let Some(track) = self.tracks.get_mut(lock_id) {
+            track.retry_at = Some(at + self.config.retry_after);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "aa";
+    const B: &str = "bb";
+
+    fn config() -> ProximityConfig {
+        ProximityConfig {
+            samples: 3,
+            ..ProximityConfig::default()
+        }
+    }
+
+    fn feed(p: &mut Proximity, lock: &str, readings: &[i16], t: &mut Instant) {
+        for r in readings {
+            *t += Duration::from_millis(200);
+            p.seen(lock, *r, *t);
+        }
+    }
+
+    #[test]
+    fn opens_once_per_approach_and_again_after_going_away() {
+        let mut t = Instant::now();
+        let mut p = Proximity::new(config());
+        feed(&mut p, A, &[-80, -70, -65], &mut t);
+        assert_eq!(p.due(t, |_| true), None, "median -70 is not close enough");
+        feed(&mut p, A, &[-58, -55], &mut t);
+        assert_eq!(p.due(t, |_| true).as_deref(), Some(A));
+        p.settled(A, t);
+        feed(&mut p, A, &[-50, -50, -62, -70, -50], &mut t);
+        assert_eq!(p.due(t, |_| true), None, "staying near opens nothing more");
+        feed(&mut p, A, &[-80, -82, -81], &mut t);
+        feed(&mut p, A, &[-55, -55, -55], &mut t);
+        assert_eq!(p.due(t, |_| true).as_deref(), Some(A), "a second approach");
+    }
+
+    #[test]
+    fn a_lock_not_heard_for_a_window_is_a_new_approach() {
+        let mut t = Instant::now();
+        let mut p = Proximity::new(config());
+        feed(&mut p, A, &[-50, -50, -50], &mut t);
+        p.settled(A, t);
+        t += Duration::from_secs(5);
+        p.expire(t);
+        feed(&mut p, A, &[-50, -50], &mut t);
+        assert_eq!(p.due(t, |_| true), None, "not a full set of readings yet");
+        feed(&mut p, A, &[-50], &mut t);
+        assert_eq!(p.due(t, |_| true).as_deref(), Some(A));
+    }
+
+    #[test]
+    fn one_spike_does_not_open_and_the_nearest_eligible_lock_wins() {
+        let mut t = Instant::now();
+        let mut p = Proximity::new(config());
+        feed(&mut p, A, &[-90, -30, -90], &mut t);
+        assert_eq!(p.due(t, |_| true), None);
+        feed(&mut p, A, &[-52, -52, -52], &mut t);
+        feed(&mut p, B, &[-45, -45, -45], &mut t);
+        assert_eq!(p.due(t, |_| true).as_deref(), Some(B));
+        assert_eq!(p.due(t, |l| l != B).as_deref(), Some(A));
+    }
+
+    #[test]
+    fn a_failure_waits_before_retrying_and_a_hold_off_re_arms() {
+        let mut t = Instant::now();
+        let mut p = Proximity::new(ProximityConfig {
+            hold_off: Some(Duration::from_secs(10)),
+            ..config()
+        });
+        feed(&mut p, A, &[-50, -50, -50], &mut t);
+        p.failed(A, t);
+        assert_eq!(p.due(t, |_| true), None);
+        t += Duration::from_secs(3);
+        feed(&mut p, A, &[-50], &mut t);
+        assert_eq!(p.due(t, |_| true).as_deref(), Some(A));
+        p.settled(A, t);
+        for _ in 0..50 {
+            feed(&mut p, A, &[-50], &mut t);
+        }
+        assert_eq!(
+            p.due(t, |_| true).as_deref(),
+            Some(A),
+            "10 s near: re-armed"
+        );
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused() {
+        let bad = ProximityConfig {
+            away_rssi: -60,
+            ..ProximityConfig::default()
+        };
+        assert_eq!(bad.check(), Err(("away_rssi", "must be below unlock_rssi")));
+        assert!(ProximityConfig::default().check().is_ok());
+    }
+}
