@@ -1,6 +1,7 @@
 //! The adapter `hci0` (`org.bluez.Adapter1`) and discovery.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use uuid::Uuid;
@@ -9,20 +10,53 @@ use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 use zbus::{interface, Connection};
 
-use crate::bluez::sender;
+use crate::bluez::{emit_changed, sender, ADAPTER_IFACE};
 use crate::device::{self, Device, DeviceIface};
-use crate::error::BluezError;
+use crate::error::{BluezError, CallError};
+
+/// The host's side of the radio, which the adapter and its devices both consult.
+pub(crate) struct Host {
+    powered: AtomicBool,
+    /// Whether the bus policy refuses this host's clients (see `FakeBluez::deny_access`).
+    access_denied: AtomicBool,
+}
+
+impl Host {
+    pub(crate) fn new() -> Self {
+        Self {
+            powered: AtomicBool::new(true),
+            access_denied: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn is_powered(&self) -> bool {
+        self.powered.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn deny_access(&self, denied: bool) {
+        self.access_denied.store(denied, Ordering::SeqCst);
+    }
+
+    /// Refuses the call as the bus would if the client lacked permission.
+    pub(crate) fn check_access(&self) -> Result<(), CallError> {
+        if self.access_denied.load(Ordering::SeqCst) {
+            Err(CallError::access_denied())
+        } else {
+            Ok(())
+        }
+    }
+}
 
 /// Adapter state and the peripherals within range.
 pub(crate) struct Adapter {
     pub(crate) path: OwnedObjectPath,
     address: String,
     pub(crate) devices: Vec<Arc<Device>>,
+    pub(crate) host: Arc<Host>,
     state: Mutex<AdapterState>,
 }
 
 struct AdapterState {
-    powered: bool,
     /// Unique names of the clients that called StartDiscovery and not yet StopDiscovery.
     scanning: HashSet<String>,
     /// Each client's service UUID filter (empty: no filter), from SetDiscoveryFilter.
@@ -37,13 +71,18 @@ enum Scan {
 }
 
 impl Adapter {
-    pub(crate) fn new(path: OwnedObjectPath, address: String, devices: Vec<Arc<Device>>) -> Self {
+    pub(crate) fn new(
+        path: OwnedObjectPath,
+        address: String,
+        devices: Vec<Arc<Device>>,
+        host: Arc<Host>,
+    ) -> Self {
         Self {
             path,
             address,
             devices,
+            host,
             state: Mutex::new(AdapterState {
-                powered: true,
                 scanning: HashSet::new(),
                 filters: HashMap::new(),
             }),
@@ -74,6 +113,29 @@ impl Adapter {
     pub(crate) fn device(&self, address: &str) -> Option<&Arc<Device>> {
         let address = address.to_ascii_uppercase();
         self.devices.iter().find(|d| d.address() == address)
+    }
+
+    /// Turns the radio on or off and signals `Powered`. Off ends every discovery session and
+    /// drops every link, as BlueZ does when the controller powers down. Like BlueZ, setting the
+    /// current state does nothing and signals nothing.
+    pub(crate) async fn power(&self, on: bool, conn: &Connection) -> zbus::Result<()> {
+        if self.host.powered.swap(on, Ordering::SeqCst) == on {
+            return Ok(());
+        }
+        if !on {
+            let was_scanning = {
+                let mut state = self.state();
+                state.filters.clear();
+                !std::mem::take(&mut state.scanning).is_empty()
+            };
+            for device in &self.devices {
+                device::disconnect(device, conn).await?;
+            }
+            if was_scanning {
+                emit_changed(conn, &self.path, ADAPTER_IFACE, "Discovering", false.into()).await?;
+            }
+        }
+        emit_changed(conn, &self.path, ADAPTER_IFACE, "Powered", on.into()).await
     }
 
     /// Puts every advertising device that the current scan lets through on the bus.
@@ -120,16 +182,16 @@ impl AdapterIface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
-    ) -> Result<(), BluezError> {
+    ) -> Result<(), CallError> {
+        self.adapter.host.check_access()?;
         let started = {
             let mut state = self.adapter.state();
-            if !state.powered {
-                return Err(BluezError::NotReady("Resource Not Ready".into()));
+            // Read under the lock, so a concurrent power-off cannot miss this session.
+            if !self.adapter.host.is_powered() {
+                return Err(BluezError::NotReady("Resource Not Ready".into()).into());
             }
             if !state.scanning.insert(sender(&header)) {
-                return Err(BluezError::InProgress(
-                    "Operation already in progress".into(),
-                ));
+                return Err(BluezError::InProgress("Operation already in progress".into()).into());
             }
             state.scanning.len() == 1
         };
@@ -250,14 +312,23 @@ impl AdapterIface {
         "usb:v1D6Bp0246d0548".to_owned()
     }
 
-    #[zbus(property)]
+    // `Powered` is signalled by `Adapter::power` when it changes, not by zbus after every Set:
+    // btleplug sets it to true before each scan, and BlueZ stays silent when nothing changes.
+    // The price is an EmitsChangedSignal=false annotation in introspection, which BlueZ lacks.
+    #[zbus(property(emits_changed_signal = "false"))]
     fn powered(&self) -> bool {
-        self.adapter.state().powered
+        self.adapter.host.is_powered()
     }
 
+    /// Any client may power the adapter on or off, as on BlueZ.
     #[zbus(property)]
-    fn set_powered(&mut self, powered: bool) {
-        self.adapter.state().powered = powered;
+    async fn set_powered(
+        &self,
+        powered: bool,
+        #[zbus(connection)] conn: &Connection,
+    ) -> zbus::fdo::Result<()> {
+        self.adapter.power(powered, conn).await?;
+        Ok(())
     }
 
     #[zbus(property)]

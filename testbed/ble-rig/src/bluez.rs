@@ -15,12 +15,13 @@ use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath, Value};
 use zbus::Connection;
 
-use crate::adapter::{Adapter, AdapterIface};
+use crate::adapter::{Adapter, AdapterIface, Host};
 use crate::config::FakeBluezConfig;
 use crate::daemon::{BusLease, DbusDaemon};
 use crate::device::{self, Device, DeviceIface};
 use crate::error::{Error, Result};
 
+pub(crate) const ADAPTER_IFACE: &str = "org.bluez.Adapter1";
 pub(crate) const DEVICE_IFACE: &str = "org.bluez.Device1";
 pub(crate) const CHARACTERISTIC_IFACE: &str = "org.bluez.GattCharacteristic1";
 const ADAPTER_PATH: &str = "/org/bluez/hci0";
@@ -111,6 +112,32 @@ impl FakeBluez {
         .await
     }
 
+    /// Turns the adapter on or off, as `bluetoothctl power off` does, and signals `Powered`
+    /// (btleplug: `CentralEvent::StateUpdate`). Off drops every link (`DeviceDisconnected`) and
+    /// ends every discovery session; while off, StartDiscovery and Connect fail with
+    /// `org.bluez.Error.NotReady`. Known devices stay on the bus.
+    ///
+    /// A client may power the adapter on again through its `Powered` property, and btleplug's
+    /// `start_scan` does so before it starts discovery (bluez-async's
+    /// `start_discovery_on_adapter_with_filter`), so scanning turns a powered-off adapter back
+    /// on. An rfkill block, which refuses that, is not modelled.
+    pub async fn set_powered(&self, on: bool) -> Result<()> {
+        let adapter = self.adapter.clone();
+        let conn = self.connection.clone();
+        self.on_server(async move { adapter.power(on, &conn).await })
+            .await
+    }
+
+    /// While `denied`, StartDiscovery and Connect answer
+    /// `org.freedesktop.DBus.Error.AccessDenied`, as dbus-daemon does when its policy does not
+    /// let the client talk to BlueZ (the usual Linux form of a missing Bluetooth permission).
+    /// A real policy would refuse every call; these two are where a central first needs BlueZ
+    /// to act for it. btleplug 0.13.5 reports the denial as `Error::Other` wrapping
+    /// `bluez_async::BluetoothError::DbusError`, never as `Error::PermissionDenied`.
+    pub fn deny_access(&self, denied: bool) {
+        self.adapter.host.deny_access(denied);
+    }
+
     /// Holds back each of the peripheral's notifications by `delay` (a slow lock).
     pub fn set_notification_delay(&self, address: &str, delay: Duration) -> Result<()> {
         self.device(address)?.set_notification_delay(delay);
@@ -147,6 +174,7 @@ impl FakeBluez {
 fn build_adapter(config: FakeBluezConfig) -> Result<Adapter> {
     check_address(&config.adapter_address)?;
     let adapter_path = OwnedObjectPath::try_from(ADAPTER_PATH).map_err(zbus::Error::from)?;
+    let host = Arc::new(Host::new());
     let mut seen = HashSet::new();
     let mut devices = Vec::with_capacity(config.peripherals.len());
     for peripheral in config.peripherals {
@@ -163,12 +191,17 @@ fn build_adapter(config: FakeBluezConfig) -> Result<Adapter> {
                 peripheral.address, peripheral.mtu
             )));
         }
-        devices.push(Arc::new(Device::new(peripheral, &adapter_path)?));
+        devices.push(Arc::new(Device::new(
+            peripheral,
+            &adapter_path,
+            host.clone(),
+        )?));
     }
     Ok(Adapter::new(
         adapter_path,
         config.adapter_address.to_ascii_uppercase(),
         devices,
+        host,
     ))
 }
 

@@ -8,9 +8,10 @@ use uuid::Uuid;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use zbus::{fdo, interface, Connection};
 
+use crate::adapter::Host;
 use crate::bluez::{emit_changed, DEVICE_IFACE};
 use crate::config::PeripheralConfig;
-use crate::error::BluezError;
+use crate::error::{BluezError, CallError};
 use crate::gatt::{self, ServiceEntry};
 
 /// A configured peripheral and what the fake knows about it right now.
@@ -19,6 +20,7 @@ pub(crate) struct Device {
     pub(crate) path: OwnedObjectPath,
     pub(crate) services: Vec<ServiceEntry>,
     adapter: OwnedObjectPath,
+    host: Arc<Host>,
     state: Mutex<DeviceState>,
     /// Serialises connect, service resolution and disconnect, so a link drop cannot interleave
     /// with service resolution and leave GATT objects behind.
@@ -38,7 +40,11 @@ struct DeviceState {
 }
 
 impl Device {
-    pub(crate) fn new(config: PeripheralConfig, adapter: &OwnedObjectPath) -> zbus::Result<Self> {
+    pub(crate) fn new(
+        config: PeripheralConfig,
+        adapter: &OwnedObjectPath,
+        host: Arc<Host>,
+    ) -> zbus::Result<Self> {
         let path = format!(
             "{}/dev_{}",
             adapter.as_str(),
@@ -49,7 +55,7 @@ impl Device {
             path: OwnedObjectPath::try_from(path)?,
             services,
             adapter: adapter.clone(),
-            config,
+            host,
             state: Mutex::new(DeviceState {
                 advertising: true,
                 exported: false,
@@ -60,6 +66,7 @@ impl Device {
                 notification_delay: Duration::ZERO,
             }),
             transition: tokio::sync::Mutex::new(()),
+            config,
         })
     }
 
@@ -141,17 +148,23 @@ impl Device {
 /// Connects as BlueZ does for LE: Connected flips and Connect returns once the link is up; the
 /// GATT database is then exported and ServicesResolved flips, so clients must wait for it as on
 /// real BlueZ (btleplug does).
-pub(crate) async fn connect(device: &Arc<Device>, conn: &Connection) -> Result<(), BluezError> {
+pub(crate) async fn connect(device: &Arc<Device>, conn: &Connection) -> Result<(), CallError> {
+    device.host.check_access()?;
     let _transition = device.transition.lock().await;
     let link = {
         let mut state = device.state();
         if state.connected {
             return Ok(());
         }
+        // device.c's answer when the adapter is powered off. Checked under the transition lock:
+        // a power-off that has begun disconnecting waits for it, so no link outlives the radio.
+        if !device.host.is_powered() {
+            return Err(BluezError::NotReady("Resource Not Ready".into()).into());
+        }
         if state.connect_failures > 0 {
             state.connect_failures -= 1;
             // What BlueZ reports when an LE connection attempt fails or times out.
-            return Err(BluezError::Failed("le-connection-abort-by-local".into()));
+            return Err(BluezError::Failed("le-connection-abort-by-local".into()).into());
         }
         state.connected = true;
         state.link += 1;
@@ -237,7 +250,7 @@ impl DeviceIface {
 
 #[interface(name = "org.bluez.Device1")]
 impl DeviceIface {
-    async fn connect(&self, #[zbus(connection)] conn: &Connection) -> Result<(), BluezError> {
+    async fn connect(&self, #[zbus(connection)] conn: &Connection) -> Result<(), CallError> {
         connect(&self.device, conn).await
     }
 

@@ -31,7 +31,12 @@
 //! its UUID filter lets them through; Connect returns once `Connected` flips, then the GATT
 //! objects are exported and `ServicesResolved` flips; a disconnect removes them again; notifications
 //! are PropertiesChanged on `Value`; characteristics carry `MTU`; errors use BlueZ's names.
-//! What it leaves out: pairing, descriptors, advertisement updates while scanning, BR/EDR.
+//!
+//! A test can also power the adapter off, which drops links and ends scans (`set_powered`),
+//! and make the bus policy refuse a client that lacks permission (`deny_access`).
+//!
+//! What it leaves out: pairing, descriptors, advertisement updates while scanning, BR/EDR,
+//! rfkill.
 //!
 //! Needs the `dbus-daemon` binary (Debian package `dbus-daemon`). One fake runs per process at a
 //! time, because libdbus caches the system bus address per process: tests of one binary that

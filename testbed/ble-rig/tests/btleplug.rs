@@ -402,3 +402,152 @@ async fn names_eventually(central: &Adapter, expected: &[&str]) -> bool {
     }
     false
 }
+
+/// A central event reduced to what the radio tests compare.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Discovered,
+    Services(Vec<Uuid>),
+    Connected,
+    Disconnected,
+    Rssi(i16),
+    State(CentralState),
+    /// Anything else, e.g. advertisement data events: no test expects one.
+    Other(String),
+}
+
+impl From<CentralEvent> for Seen {
+    fn from(event: CentralEvent) -> Self {
+        match event {
+            CentralEvent::DeviceDiscovered(_) => Self::Discovered,
+            CentralEvent::ServicesAdvertisement { services, .. } => Self::Services(services),
+            CentralEvent::DeviceConnected(_) => Self::Connected,
+            CentralEvent::DeviceDisconnected(_) => Self::Disconnected,
+            CentralEvent::RssiUpdate { rssi, .. } => Self::Rssi(rssi),
+            CentralEvent::StateUpdate(state) => Self::State(state),
+            other => Self::Other(format!("{other:?}")),
+        }
+    }
+}
+
+type Events = std::pin::Pin<Box<dyn futures::Stream<Item = CentralEvent> + Send>>;
+
+/// The central's event stream, past the events btleplug synthesises for the peripherals it
+/// already knows: DeviceDiscovered, then ServicesAdvertisement if it advertises services and
+/// DeviceConnected if it is connected.
+async fn live_events(central: &Adapter) -> Events {
+    let mut synthesised = 0;
+    for peripheral in central.peripherals().await.unwrap() {
+        let properties = peripheral.properties().await.unwrap().unwrap();
+        synthesised += 1
+            + usize::from(!properties.services.is_empty())
+            + usize::from(peripheral.is_connected().await.unwrap());
+    }
+    let mut events = central.events().await.unwrap();
+    for _ in 0..synthesised {
+        next_event(&mut events).await;
+    }
+    events
+}
+
+/// The next event, within `TIMEOUT`.
+async fn next_event(events: &mut Events) -> Seen {
+    tokio::time::timeout(TIMEOUT, events.next())
+        .await
+        .expect("central event in time")
+        .expect("event stream open")
+        .into()
+}
+
+/// The D-Bus error name behind a btleplug error, if BlueZ (or the bus) answered one.
+fn dbus_error_name(error: &btleplug::Error) -> Option<String> {
+    let btleplug::Error::Other(source) = error else {
+        return None;
+    };
+    match source.downcast_ref::<bluez_async::BluetoothError>()? {
+        bluez_async::BluetoothError::DbusError(e) => e.name().map(str::to_owned),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn bluetooth_off_drops_links_and_refuses_connects() {
+    let fake = FakeBluez::start(FakeBluezConfig::new().peripheral(lock(Arc::new(Uppercase))))
+        .expect("fake BlueZ");
+    let central = central().await;
+    let lock = find(&central, LOCK_NAME, LOCK_SERVICE).await;
+    connect(&lock).await;
+    let mut events = live_events(&central).await;
+
+    fake.set_powered(false).await.unwrap();
+    assert_eq!(next_event(&mut events).await, Seen::Disconnected);
+    assert_eq!(
+        next_event(&mut events).await,
+        Seen::State(CentralState::PoweredOff)
+    );
+    assert_eq!(
+        central.adapter_state().await.unwrap(),
+        CentralState::PoweredOff
+    );
+    assert!(!fake.is_connected(LOCK_ADDRESS).unwrap());
+
+    // What door-core sees when connecting with Bluetooth off.
+    let error = lock.connect().await.unwrap_err();
+    assert!(matches!(error, btleplug::Error::Other(_)), "{error:?}");
+    assert_eq!(
+        dbus_error_name(&error).as_deref(),
+        Some("org.bluez.Error.NotReady")
+    );
+
+    // Scanning is no way to find out: btleplug powers the adapter on before it scans.
+    central.start_scan(ScanFilter::default()).await.unwrap();
+    assert_eq!(
+        next_event(&mut events).await,
+        Seen::State(CentralState::PoweredOn)
+    );
+    assert_eq!(
+        central.adapter_state().await.unwrap(),
+        CentralState::PoweredOn
+    );
+
+    // Off during a scan ends it; on again, the lock can be reached again.
+    fake.set_powered(false).await.unwrap();
+    assert_eq!(
+        next_event(&mut events).await,
+        Seen::State(CentralState::PoweredOff)
+    );
+    fake.set_powered(true).await.unwrap();
+    assert_eq!(
+        next_event(&mut events).await,
+        Seen::State(CentralState::PoweredOn)
+    );
+    let command = connect(&lock).await;
+    assert_eq!(command.uuid, LOCK_CHAR);
+    assert_eq!(next_event(&mut events).await, Seen::Connected);
+}
+
+#[tokio::test]
+async fn missing_permission_surfaces_as_access_denied() {
+    let fake = FakeBluez::start(FakeBluezConfig::new().peripheral(lock(Arc::new(Uppercase))))
+        .expect("fake BlueZ");
+    let central = central().await;
+    let lock = find(&central, LOCK_NAME, LOCK_SERVICE).await;
+
+    fake.deny_access(true);
+    for error in [
+        central.start_scan(ScanFilter::default()).await.unwrap_err(),
+        lock.connect().await.unwrap_err(),
+    ] {
+        // btleplug's Error::PermissionDenied is never used on Linux.
+        assert!(matches!(error, btleplug::Error::Other(_)), "{error:?}");
+        assert_eq!(
+            dbus_error_name(&error).as_deref(),
+            Some("org.freedesktop.DBus.Error.AccessDenied")
+        );
+    }
+    assert!(!fake.is_connected(LOCK_ADDRESS).unwrap());
+
+    fake.deny_access(false);
+    connect(&lock).await;
+    assert!(fake.is_connected(LOCK_ADDRESS).unwrap());
+}
