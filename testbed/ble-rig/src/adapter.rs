@@ -115,6 +115,21 @@ impl Adapter {
         self.devices.iter().find(|d| d.address() == address)
     }
 
+    /// Whether the running scan would pass the device's advertisements on to BlueZ.
+    fn scan_lets_through(&self, device: &Device) -> bool {
+        match self.scan() {
+            Scan::Off => false,
+            Scan::All => true,
+            Scan::Services(uuids) => device.advertises_any(&uuids),
+        }
+    }
+
+    /// Whether BlueZ receives the device's advertisements right now and reports them on its
+    /// object: it advertises, a scan lets it through, and it is on the bus.
+    pub(crate) fn hears(&self, device: &Device) -> bool {
+        self.scan_lets_through(device) && device.is_heard()
+    }
+
     /// Turns the radio on or off and signals `Powered`. Off ends every discovery session and
     /// drops every link, as BlueZ does when the controller powers down. Like BlueZ, setting the
     /// current state does nothing and signals nothing.
@@ -151,12 +166,7 @@ impl Adapter {
         device: &Arc<Device>,
         conn: &Connection,
     ) -> zbus::Result<()> {
-        let visible = match self.scan() {
-            Scan::Off => false,
-            Scan::All => true,
-            Scan::Services(uuids) => device.advertises_any(&uuids),
-        };
-        if visible && device.reveal_if_advertising() {
+        if self.scan_lets_through(device) && device.reveal_if_advertising() {
             conn.object_server()
                 .at(&device.path, DeviceIface::new(device.clone()))
                 .await?;

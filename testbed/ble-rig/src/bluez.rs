@@ -112,6 +112,38 @@ impl FakeBluez {
         .await
     }
 
+    /// The peripheral's next advertisement arrives with signal strength `rssi` (dBm). If BlueZ
+    /// hears it (the peripheral advertises, a running scan lets it through and its object is on
+    /// the bus), `RSSI` is signalled with PropertiesChanged on org.bluez.Device1, even when the
+    /// value is unchanged: with a discovery filter set, which btleplug always sets, BlueZ reports
+    /// every advertisement's RSSI (delta 0 in adapter.c's `update_found_devices`), so calling
+    /// this again with the same value is a repeated advertisement. Otherwise the value is only
+    /// stored and reported once the device is next revealed.
+    ///
+    /// What a btleplug 0.13.5 central sees for each signalled advertisement: exactly one
+    /// `CentralEvent::RssiUpdate { id, rssi }` (bluez-async 0.9 turns the changed `RSSI` into
+    /// `DeviceEvent::Rssi`), and `Peripheral::properties()` reports the new `rssi`. No
+    /// `DeviceUpdated` (btleplug's BlueZ backend never sends it) and no
+    /// `ManufacturerDataAdvertisement`/`ServiceDataAdvertisement`: BlueZ signals
+    /// `ManufacturerData`/`ServiceData` only when their content changes, and a lock's does not.
+    ///
+    /// Left out: BlueZ only signals RSSI changes of 8 dBm or more while no client has a
+    /// discovery filter, and it invalidates `RSSI` when discovery stops; the fake always
+    /// signals and keeps the last value.
+    pub async fn set_rssi(&self, address: &str, rssi: i16) -> Result<()> {
+        let device = self.device(address)?.clone();
+        let adapter = self.adapter.clone();
+        let conn = self.connection.clone();
+        self.on_server(async move {
+            device.set_rssi(rssi);
+            if adapter.hears(&device) {
+                emit_changed(&conn, &device.path, DEVICE_IFACE, "RSSI", rssi.into()).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Turns the adapter on or off, as `bluetoothctl power off` does, and signals `Powered`
     /// (btleplug: `CentralEvent::StateUpdate`). Off drops every link (`DeviceDisconnected`) and
     /// ends every discovery session; while off, StartDiscovery and Connect fail with

@@ -29,6 +29,8 @@ pub(crate) struct Device {
 
 struct DeviceState {
     advertising: bool,
+    /// The signal strength of the latest advertisement.
+    rssi: i16,
     /// Whether the Device1 object is on the bus (BlueZ has "seen" it).
     exported: bool,
     connected: bool,
@@ -58,6 +60,7 @@ impl Device {
             host,
             state: Mutex::new(DeviceState {
                 advertising: true,
+                rssi: config.rssi,
                 exported: false,
                 connected: false,
                 services_resolved: false,
@@ -118,6 +121,17 @@ impl Device {
         let reveal = state.advertising && !state.exported;
         state.exported |= reveal;
         reveal
+    }
+
+    pub(crate) fn set_rssi(&self, rssi: i16) {
+        self.state().rssi = rssi;
+    }
+
+    /// Whether the device advertises and its object is on the bus, where BlueZ would report a
+    /// received advertisement.
+    pub(crate) fn is_heard(&self) -> bool {
+        let state = self.state();
+        state.advertising && state.exported
     }
 
     pub(crate) fn set_advertising(&self, advertising: bool) {
@@ -283,9 +297,10 @@ impl DeviceIface {
         self.device.adapter.clone()
     }
 
-    #[zbus(property(emits_changed_signal = "const"), name = "RSSI")]
+    /// Signalled per advertisement by `FakeBluez::set_rssi`.
+    #[zbus(property, name = "RSSI")]
     fn rssi(&self) -> i16 {
-        self.device.config.rssi
+        self.device.state().rssi
     }
 
     #[zbus(property(emits_changed_signal = "const"), name = "UUIDs")]

@@ -471,6 +471,72 @@ fn dbus_error_name(error: &btleplug::Error) -> Option<String> {
 }
 
 #[tokio::test]
+async fn rssi_changes_arrive_as_rssi_updates_in_order() {
+    let fake = FakeBluez::start(FakeBluezConfig::new().peripheral(lock(Arc::new(Uppercase))))
+        .expect("fake BlueZ");
+    let central = central().await;
+    let lock = find(&central, LOCK_NAME, LOCK_SERVICE).await;
+    assert_eq!(lock.properties().await.unwrap().unwrap().rssi, Some(-60));
+    central
+        .start_scan(ScanFilter {
+            services: vec![LOCK_SERVICE],
+        })
+        .await
+        .unwrap();
+    let mut events = live_events(&central).await;
+
+    // Walking up to the door; the repeated value is a second advertisement at the same strength.
+    let readings = [-75, -68, -68, -52, -41];
+    for rssi in readings {
+        fake.set_rssi(LOCK_ADDRESS, rssi).await.unwrap();
+    }
+    for rssi in readings {
+        assert_eq!(next_event(&mut events).await, Seen::Rssi(rssi));
+    }
+    assert_eq!(lock.properties().await.unwrap().unwrap().rssi, Some(-41));
+
+    // Only RSSI updates: the advertisement data did not change, so no data events either. The
+    // next event is the one caused next, not one left over from the readings.
+    fake.set_rssi(LOCK_ADDRESS, -45).await.unwrap();
+    assert_eq!(next_event(&mut events).await, Seen::Rssi(-45));
+    central.stop_scan().await.unwrap();
+}
+
+#[tokio::test]
+async fn rssi_is_reported_only_while_heard() {
+    let fake = FakeBluez::start(FakeBluezConfig::new().peripheral(lock(Arc::new(Uppercase))))
+        .expect("fake BlueZ");
+    let central = central().await;
+    let lock = find(&central, LOCK_NAME, LOCK_SERVICE).await;
+    let mut events = live_events(&central).await;
+
+    // No scan, no advertisements reach BlueZ: the new strength is kept but not signalled.
+    fake.set_rssi(LOCK_ADDRESS, -80).await.unwrap();
+    central.start_scan(ScanFilter::default()).await.unwrap();
+    fake.set_rssi(LOCK_ADDRESS, -70).await.unwrap();
+    assert_eq!(next_event(&mut events).await, Seen::Rssi(-70));
+
+    // Out of range: forgotten, and silent however its strength changes meanwhile.
+    fake.set_advertising(LOCK_ADDRESS, false).await.unwrap();
+    assert!(names_eventually(&central, &[]).await);
+    fake.set_rssi(LOCK_ADDRESS, -90).await.unwrap();
+    fake.set_rssi(LOCK_ADDRESS, -48).await.unwrap();
+
+    // Back in range: rediscovered with the strength of its latest advertisement.
+    fake.set_advertising(LOCK_ADDRESS, true).await.unwrap();
+    assert_eq!(next_event(&mut events).await, Seen::Discovered);
+    assert_eq!(
+        next_event(&mut events).await,
+        Seen::Services(vec![LOCK_SERVICE])
+    );
+    let lock = central.peripheral(&lock.id()).await.unwrap();
+    assert_eq!(lock.properties().await.unwrap().unwrap().rssi, Some(-48));
+    fake.set_rssi(LOCK_ADDRESS, -44).await.unwrap();
+    assert_eq!(next_event(&mut events).await, Seen::Rssi(-44));
+    central.stop_scan().await.unwrap();
+}
+
+#[tokio::test]
 async fn bluetooth_off_drops_links_and_refuses_connects() {
     let fake = FakeBluez::start(FakeBluezConfig::new().peripheral(lock(Arc::new(Uppercase))))
         .expect("fake BlueZ");
