@@ -59,8 +59,16 @@ pub(crate) struct Adapter {
 struct AdapterState {
     /// Unique names of the clients that called StartDiscovery and not yet StopDiscovery.
     scanning: HashSet<String>,
-    /// Each client's service UUID filter (empty: no filter), from SetDiscoveryFilter.
-    filters: HashMap<String, Vec<Uuid>>,
+    /// Each client's filter, from SetDiscoveryFilter.
+    filters: HashMap<String, Filter>,
+}
+
+/// The parts of a discovery filter the fake acts on.
+struct Filter {
+    /// Service UUIDs (empty: no UUID filter).
+    uuids: Vec<Uuid>,
+    /// `DuplicateData`: report every advertisement's data, not only changes.
+    duplicate_data: bool,
 }
 
 /// Which advertisements the merged discovery filters let through.
@@ -103,7 +111,7 @@ impl Adapter {
         let mut uuids = Vec::new();
         for client in &state.scanning {
             match state.filters.get(client) {
-                Some(filter) if !filter.is_empty() => uuids.extend_from_slice(filter),
+                Some(filter) if !filter.uuids.is_empty() => uuids.extend_from_slice(&filter.uuids),
                 _ => return Scan::All,
             }
         }
@@ -122,6 +130,16 @@ impl Adapter {
             Scan::All => true,
             Scan::Services(uuids) => device.advertises_any(&uuids),
         }
+    }
+
+    /// Whether a scanning client asked for `DuplicateData`; BlueZ then signals the advertising
+    /// data of every advertisement again (adapter.c's `filter_duplicate_data`).
+    pub(crate) fn duplicate_data(&self) -> bool {
+        let state = self.state();
+        state
+            .scanning
+            .iter()
+            .any(|client| state.filters.get(client).is_some_and(|f| f.duplicate_data))
     }
 
     /// Whether BlueZ receives the device's advertisements right now and reports them on its
@@ -234,7 +252,7 @@ impl AdapterIface {
         Ok(())
     }
 
-    /// Only `UUIDs` filters; RSSI, Transport, DuplicateData and the rest are accepted and
+    /// Only `UUIDs` and `DuplicateData` matter; RSSI, Transport and the rest are accepted and
     /// ignored, since every fake advertisement is strong and LE.
     async fn set_discovery_filter(
         &self,
@@ -255,7 +273,19 @@ impl AdapterIface {
                     .map_err(|_| BluezError::InvalidArguments("Invalid arguments".into()))?
             }
         };
-        self.adapter.state().filters.insert(sender(&header), uuids);
+        let duplicate_data = match filter.get("DuplicateData") {
+            None => false,
+            Some(value) => value
+                .downcast_ref::<bool>()
+                .map_err(|_| BluezError::InvalidArguments("Invalid arguments".into()))?,
+        };
+        self.adapter.state().filters.insert(
+            sender(&header),
+            Filter {
+                uuids,
+                duplicate_data,
+            },
+        );
         Ok(())
     }
 

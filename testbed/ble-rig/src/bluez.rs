@@ -114,22 +114,23 @@ impl FakeBluez {
 
     /// The peripheral's next advertisement arrives with signal strength `rssi` (dBm). If BlueZ
     /// hears it (the peripheral advertises, a running scan lets it through and its object is on
-    /// the bus), `RSSI` is signalled with PropertiesChanged on org.bluez.Device1, even when the
-    /// value is unchanged: with a discovery filter set, which btleplug always sets, BlueZ reports
-    /// every advertisement's RSSI (delta 0 in adapter.c's `update_found_devices`), so calling
-    /// this again with the same value is a repeated advertisement. Otherwise the value is only
-    /// stored and reported once the device is next revealed.
+    /// the bus), it is signalled in one PropertiesChanged on org.bluez.Device1, as BlueZ does:
+    /// `RSSI`, even when unchanged (with a discovery filter set BlueZ reports every
+    /// advertisement's RSSI), so calling this again with the same value is a repeated
+    /// advertisement; and, while a scanning client set `DuplicateData`, the unchanged
+    /// `ManufacturerData` and `ServiceData` (those it advertises). Otherwise the value is only
+    /// stored, and shown once the device is next revealed.
     ///
-    /// What a btleplug 0.13.5 central sees for each signalled advertisement: exactly one
-    /// `CentralEvent::RssiUpdate { id, rssi }` (bluez-async 0.9 turns the changed `RSSI` into
-    /// `DeviceEvent::Rssi`), and `Peripheral::properties()` reports the new `rssi`. No
-    /// `DeviceUpdated` (btleplug's BlueZ backend never sends it) and no
-    /// `ManufacturerDataAdvertisement`/`ServiceDataAdvertisement`: BlueZ signals
-    /// `ManufacturerData`/`ServiceData` only when their content changes, and a lock's does not.
+    /// btleplug 0.13.5 always scans with a filter and `DuplicateData`, so per advertisement a
+    /// central sees, in this order: `CentralEvent::RssiUpdate { id, rssi }`, then
+    /// `ManufacturerDataAdvertisement` if the peripheral advertises manufacturer data, then
+    /// `ServiceDataAdvertisement` if it advertises service data (bluez-async 0.9 splits the
+    /// signal into `DeviceEvent`s in that order). `Peripheral::properties()` reports the new
+    /// `rssi`. Never `DeviceUpdated`: btleplug's BlueZ backend does not send it.
     ///
-    /// Left out: BlueZ only signals RSSI changes of 8 dBm or more while no client has a
-    /// discovery filter, and it invalidates `RSSI` when discovery stops; the fake always
-    /// signals and keeps the last value.
+    /// Left out: without a discovery filter BlueZ only signals RSSI changes of 8 dBm or more,
+    /// and it invalidates `RSSI` when discovery stops; the fake always signals and keeps the
+    /// last value.
     pub async fn set_rssi(&self, address: &str, rssi: i16) -> Result<()> {
         let device = self.device(address)?.clone();
         let adapter = self.adapter.clone();
@@ -137,7 +138,7 @@ impl FakeBluez {
         self.on_server(async move {
             device.set_rssi(rssi);
             if adapter.hears(&device) {
-                emit_changed(&conn, &device.path, DEVICE_IFACE, "RSSI", rssi.into()).await?;
+                device::advertisement_received(&device, &conn, adapter.duplicate_data()).await?;
             }
             Ok(())
         })
@@ -346,11 +347,22 @@ pub(crate) async fn emit_changed(
     property: &str,
     value: Value<'_>,
 ) -> zbus::Result<()> {
+    emit_all_changed(conn, path, interface, HashMap::from([(property, value)])).await
+}
+
+/// Emits one `PropertiesChanged` for several properties, as BlueZ batches the changes of one
+/// event.
+pub(crate) async fn emit_all_changed(
+    conn: &Connection,
+    path: &ObjectPath<'_>,
+    interface: &'static str,
+    changed: HashMap<&str, Value<'_>>,
+) -> zbus::Result<()> {
     let emitter = SignalEmitter::new(conn, path.clone())?;
     zbus::fdo::Properties::properties_changed(
         &emitter,
         InterfaceName::from_static_str_unchecked(interface),
-        HashMap::from([(property, value)]),
+        changed,
         Cow::Borrowed(&[]),
     )
     .await

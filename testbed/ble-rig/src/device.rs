@@ -9,7 +9,7 @@ use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use zbus::{fdo, interface, Connection};
 
 use crate::adapter::Host;
-use crate::bluez::{emit_changed, DEVICE_IFACE};
+use crate::bluez::{emit_all_changed, emit_changed, DEVICE_IFACE};
 use crate::config::PeripheralConfig;
 use crate::error::{BluezError, CallError};
 use crate::gatt::{self, ServiceEntry};
@@ -157,6 +157,45 @@ impl Device {
             call(characteristic.config.backend.as_ref());
         }
     }
+}
+
+/// Signals one received advertisement in a single PropertiesChanged, as BlueZ does: its `RSSI`,
+/// even if unchanged (with a discovery filter set BlueZ reports every RSSI, delta 0 in
+/// adapter.c's `btd_adapter_device_found`), and with `duplicate_data` its `ManufacturerData` and
+/// `ServiceData` again (device.c clears and re-adds them, which signals them).
+pub(crate) async fn advertisement_received(
+    device: &Device,
+    conn: &Connection,
+    duplicate_data: bool,
+) -> zbus::Result<()> {
+    let mut changed = HashMap::from([("RSSI", Value::from(device.state().rssi))]);
+    if duplicate_data {
+        if !device.config.manufacturer_data.is_empty() {
+            changed.insert("ManufacturerData", manufacturer_data(device)?.into());
+        }
+        if !device.config.service_data.is_empty() {
+            changed.insert("ServiceData", service_data(device)?.into());
+        }
+    }
+    emit_all_changed(conn, &device.path, DEVICE_IFACE, changed).await
+}
+
+fn manufacturer_data(device: &Device) -> fdo::Result<HashMap<u16, OwnedValue>> {
+    device
+        .config
+        .manufacturer_data
+        .iter()
+        .map(|(id, data)| Ok((*id, bytes_value(data)?)))
+        .collect()
+}
+
+fn service_data(device: &Device) -> fdo::Result<HashMap<String, OwnedValue>> {
+    device
+        .config
+        .service_data
+        .iter()
+        .map(|(uuid, data)| Ok((uuid.to_string(), bytes_value(data)?)))
+        .collect()
 }
 
 /// Connects as BlueZ does for LE: Connected flips and Connect returns once the link is up; the
@@ -313,24 +352,16 @@ impl DeviceIface {
             .collect()
     }
 
-    #[zbus(property(emits_changed_signal = "const"))]
+    /// Signalled again per advertisement while a client asks for DuplicateData.
+    #[zbus(property)]
     fn manufacturer_data(&self) -> fdo::Result<HashMap<u16, OwnedValue>> {
-        self.device
-            .config
-            .manufacturer_data
-            .iter()
-            .map(|(id, data)| Ok((*id, bytes_value(data)?)))
-            .collect()
+        manufacturer_data(&self.device)
     }
 
-    #[zbus(property(emits_changed_signal = "const"))]
+    /// Signalled again per advertisement while a client asks for DuplicateData.
+    #[zbus(property)]
     fn service_data(&self) -> fdo::Result<HashMap<String, OwnedValue>> {
-        self.device
-            .config
-            .service_data
-            .iter()
-            .map(|(uuid, data)| Ok((uuid.to_string(), bytes_value(data)?)))
-            .collect()
+        service_data(&self.device)
     }
 
     #[zbus(property)]

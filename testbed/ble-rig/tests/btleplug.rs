@@ -2,6 +2,7 @@
 //! transport takes on Linux. The tests of this binary run one after another (one fake per
 //! process at a time, see `FakeBluez`).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -411,8 +412,10 @@ enum Seen {
     Connected,
     Disconnected,
     Rssi(i16),
+    ManufacturerData(HashMap<u16, Vec<u8>>),
+    ServiceData(HashMap<Uuid, Vec<u8>>),
     State(CentralState),
-    /// Anything else, e.g. advertisement data events: no test expects one.
+    /// Anything else: no test expects one.
     Other(String),
 }
 
@@ -424,6 +427,12 @@ impl From<CentralEvent> for Seen {
             CentralEvent::DeviceConnected(_) => Self::Connected,
             CentralEvent::DeviceDisconnected(_) => Self::Disconnected,
             CentralEvent::RssiUpdate { rssi, .. } => Self::Rssi(rssi),
+            CentralEvent::ManufacturerDataAdvertisement {
+                manufacturer_data, ..
+            } => Self::ManufacturerData(manufacturer_data),
+            CentralEvent::ServiceDataAdvertisement { service_data, .. } => {
+                Self::ServiceData(service_data)
+            }
             CentralEvent::StateUpdate(state) => Self::State(state),
             other => Self::Other(format!("{other:?}")),
         }
@@ -470,10 +479,16 @@ fn dbus_error_name(error: &btleplug::Error) -> Option<String> {
     }
 }
 
+/// The data events btleplug raises for each advertisement of `lock()`, after its RssiUpdate.
+fn lock_data() -> Seen {
+    Seen::ManufacturerData(HashMap::from([(0xffff, vec![1, 2, 3])]))
+}
+
 #[tokio::test]
-async fn rssi_changes_arrive_as_rssi_updates_in_order() {
-    let fake = FakeBluez::start(FakeBluezConfig::new().peripheral(lock(Arc::new(Uppercase))))
-        .expect("fake BlueZ");
+async fn each_advertisement_reports_rssi_then_data_in_order() {
+    let lock_config = lock(Arc::new(Uppercase)).service_data(LOCK_SERVICE, vec![7]);
+    let fake =
+        FakeBluez::start(FakeBluezConfig::new().peripheral(lock_config)).expect("fake BlueZ");
     let central = central().await;
     let lock = find(&central, LOCK_NAME, LOCK_SERVICE).await;
     assert_eq!(lock.properties().await.unwrap().unwrap().rssi, Some(-60));
@@ -490,15 +505,16 @@ async fn rssi_changes_arrive_as_rssi_updates_in_order() {
     for rssi in readings {
         fake.set_rssi(LOCK_ADDRESS, rssi).await.unwrap();
     }
+    // btleplug scans with DuplicateData, so BlueZ repeats the unchanged advertising data too.
     for rssi in readings {
         assert_eq!(next_event(&mut events).await, Seen::Rssi(rssi));
+        assert_eq!(next_event(&mut events).await, lock_data());
+        assert_eq!(
+            next_event(&mut events).await,
+            Seen::ServiceData(HashMap::from([(LOCK_SERVICE, vec![7])]))
+        );
     }
     assert_eq!(lock.properties().await.unwrap().unwrap().rssi, Some(-41));
-
-    // Only RSSI updates: the advertisement data did not change, so no data events either. The
-    // next event is the one caused next, not one left over from the readings.
-    fake.set_rssi(LOCK_ADDRESS, -45).await.unwrap();
-    assert_eq!(next_event(&mut events).await, Seen::Rssi(-45));
     central.stop_scan().await.unwrap();
 }
 
@@ -515,6 +531,7 @@ async fn rssi_is_reported_only_while_heard() {
     central.start_scan(ScanFilter::default()).await.unwrap();
     fake.set_rssi(LOCK_ADDRESS, -70).await.unwrap();
     assert_eq!(next_event(&mut events).await, Seen::Rssi(-70));
+    assert_eq!(next_event(&mut events).await, lock_data());
 
     // Out of range: forgotten, and silent however its strength changes meanwhile.
     fake.set_advertising(LOCK_ADDRESS, false).await.unwrap();
@@ -533,6 +550,7 @@ async fn rssi_is_reported_only_while_heard() {
     assert_eq!(lock.properties().await.unwrap().unwrap().rssi, Some(-48));
     fake.set_rssi(LOCK_ADDRESS, -44).await.unwrap();
     assert_eq!(next_event(&mut events).await, Seen::Rssi(-44));
+    assert_eq!(next_event(&mut events).await, lock_data());
     central.stop_scan().await.unwrap();
 }
 
