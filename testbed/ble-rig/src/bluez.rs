@@ -15,12 +15,13 @@ use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath, Value};
 use zbus::Connection;
 
-use crate::adapter::{Adapter, AdapterIface};
+use crate::adapter::{Adapter, AdapterIface, Host};
 use crate::config::FakeBluezConfig;
 use crate::daemon::{BusLease, DbusDaemon};
 use crate::device::{self, Device, DeviceIface};
 use crate::error::{Error, Result};
 
+pub(crate) const ADAPTER_IFACE: &str = "org.bluez.Adapter1";
 pub(crate) const DEVICE_IFACE: &str = "org.bluez.Device1";
 pub(crate) const CHARACTERISTIC_IFACE: &str = "org.bluez.GattCharacteristic1";
 const ADAPTER_PATH: &str = "/org/bluez/hci0";
@@ -111,6 +112,65 @@ impl FakeBluez {
         .await
     }
 
+    /// The peripheral's next advertisement arrives with signal strength `rssi` (dBm). If BlueZ
+    /// hears it (the peripheral advertises, a running scan lets it through and its object is on
+    /// the bus), it is signalled in one PropertiesChanged on org.bluez.Device1, as BlueZ does:
+    /// `RSSI`, even when unchanged (with a discovery filter set BlueZ reports every
+    /// advertisement's RSSI), so calling this again with the same value is a repeated
+    /// advertisement; and, while a scanning client set `DuplicateData`, the unchanged
+    /// `ManufacturerData` and `ServiceData` (those it advertises). Otherwise the value is only
+    /// stored, and shown once the device is next revealed.
+    ///
+    /// btleplug 0.13.5 always scans with a filter and `DuplicateData`, so per advertisement a
+    /// central sees, in this order: `CentralEvent::RssiUpdate { id, rssi }`, then
+    /// `ManufacturerDataAdvertisement` if the peripheral advertises manufacturer data, then
+    /// `ServiceDataAdvertisement` if it advertises service data (bluez-async 0.9 splits the
+    /// signal into `DeviceEvent`s in that order). `Peripheral::properties()` reports the new
+    /// `rssi`. Never `DeviceUpdated`: btleplug's BlueZ backend does not send it.
+    ///
+    /// Left out: without a discovery filter BlueZ only signals RSSI changes of 8 dBm or more,
+    /// and it invalidates `RSSI` when discovery stops; the fake always signals and keeps the
+    /// last value.
+    pub async fn set_rssi(&self, address: &str, rssi: i16) -> Result<()> {
+        let device = self.device(address)?.clone();
+        let adapter = self.adapter.clone();
+        let conn = self.connection.clone();
+        self.on_server(async move {
+            device.set_rssi(rssi);
+            if adapter.hears(&device) {
+                device::advertisement_received(&device, &conn, adapter.duplicate_data()).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Turns the adapter on or off, as `bluetoothctl power off` does, and signals `Powered`
+    /// (btleplug: `CentralEvent::StateUpdate`). Off drops every link (`DeviceDisconnected`) and
+    /// ends every discovery session; while off, StartDiscovery and Connect fail with
+    /// `org.bluez.Error.NotReady`. Known devices stay on the bus.
+    ///
+    /// A client may power the adapter on again through its `Powered` property, and btleplug's
+    /// `start_scan` does so before it starts discovery (bluez-async's
+    /// `start_discovery_on_adapter_with_filter`), so scanning turns a powered-off adapter back
+    /// on. An rfkill block, which refuses that, is not modelled.
+    pub async fn set_powered(&self, on: bool) -> Result<()> {
+        let adapter = self.adapter.clone();
+        let conn = self.connection.clone();
+        self.on_server(async move { adapter.power(on, &conn).await })
+            .await
+    }
+
+    /// While `denied`, StartDiscovery and Connect answer
+    /// `org.freedesktop.DBus.Error.AccessDenied`, as dbus-daemon does when its policy does not
+    /// let the client talk to BlueZ (the usual Linux form of a missing Bluetooth permission).
+    /// A real policy would refuse every call; these two are where a central first needs BlueZ
+    /// to act for it. btleplug 0.13.5 reports the denial as `Error::Other` wrapping
+    /// `bluez_async::BluetoothError::DbusError`, never as `Error::PermissionDenied`.
+    pub fn deny_access(&self, denied: bool) {
+        self.adapter.host.deny_access(denied);
+    }
+
     /// Holds back each of the peripheral's notifications by `delay` (a slow lock).
     pub fn set_notification_delay(&self, address: &str, delay: Duration) -> Result<()> {
         self.device(address)?.set_notification_delay(delay);
@@ -147,6 +207,7 @@ impl FakeBluez {
 fn build_adapter(config: FakeBluezConfig) -> Result<Adapter> {
     check_address(&config.adapter_address)?;
     let adapter_path = OwnedObjectPath::try_from(ADAPTER_PATH).map_err(zbus::Error::from)?;
+    let host = Arc::new(Host::new());
     let mut seen = HashSet::new();
     let mut devices = Vec::with_capacity(config.peripherals.len());
     for peripheral in config.peripherals {
@@ -163,12 +224,17 @@ fn build_adapter(config: FakeBluezConfig) -> Result<Adapter> {
                 peripheral.address, peripheral.mtu
             )));
         }
-        devices.push(Arc::new(Device::new(peripheral, &adapter_path)?));
+        devices.push(Arc::new(Device::new(
+            peripheral,
+            &adapter_path,
+            host.clone(),
+        )?));
     }
     Ok(Adapter::new(
         adapter_path,
         config.adapter_address.to_ascii_uppercase(),
         devices,
+        host,
     ))
 }
 
@@ -281,11 +347,22 @@ pub(crate) async fn emit_changed(
     property: &str,
     value: Value<'_>,
 ) -> zbus::Result<()> {
+    emit_all_changed(conn, path, interface, HashMap::from([(property, value)])).await
+}
+
+/// Emits one `PropertiesChanged` for several properties, as BlueZ batches the changes of one
+/// event.
+pub(crate) async fn emit_all_changed(
+    conn: &Connection,
+    path: &ObjectPath<'_>,
+    interface: &'static str,
+    changed: HashMap<&str, Value<'_>>,
+) -> zbus::Result<()> {
     let emitter = SignalEmitter::new(conn, path.clone())?;
     zbus::fdo::Properties::properties_changed(
         &emitter,
         InterfaceName::from_static_str_unchecked(interface),
-        HashMap::from([(property, value)]),
+        changed,
         Cow::Borrowed(&[]),
     )
     .await

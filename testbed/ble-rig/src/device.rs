@@ -8,9 +8,10 @@ use uuid::Uuid;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use zbus::{fdo, interface, Connection};
 
-use crate::bluez::{emit_changed, DEVICE_IFACE};
+use crate::adapter::Host;
+use crate::bluez::{emit_all_changed, emit_changed, DEVICE_IFACE};
 use crate::config::PeripheralConfig;
-use crate::error::BluezError;
+use crate::error::{BluezError, CallError};
 use crate::gatt::{self, ServiceEntry};
 
 /// A configured peripheral and what the fake knows about it right now.
@@ -19,6 +20,7 @@ pub(crate) struct Device {
     pub(crate) path: OwnedObjectPath,
     pub(crate) services: Vec<ServiceEntry>,
     adapter: OwnedObjectPath,
+    host: Arc<Host>,
     state: Mutex<DeviceState>,
     /// Serialises connect, service resolution and disconnect, so a link drop cannot interleave
     /// with service resolution and leave GATT objects behind.
@@ -27,6 +29,8 @@ pub(crate) struct Device {
 
 struct DeviceState {
     advertising: bool,
+    /// The signal strength of the latest advertisement.
+    rssi: i16,
     /// Whether the Device1 object is on the bus (BlueZ has "seen" it).
     exported: bool,
     connected: bool,
@@ -38,7 +42,11 @@ struct DeviceState {
 }
 
 impl Device {
-    pub(crate) fn new(config: PeripheralConfig, adapter: &OwnedObjectPath) -> zbus::Result<Self> {
+    pub(crate) fn new(
+        config: PeripheralConfig,
+        adapter: &OwnedObjectPath,
+        host: Arc<Host>,
+    ) -> zbus::Result<Self> {
         let path = format!(
             "{}/dev_{}",
             adapter.as_str(),
@@ -49,9 +57,10 @@ impl Device {
             path: OwnedObjectPath::try_from(path)?,
             services,
             adapter: adapter.clone(),
-            config,
+            host,
             state: Mutex::new(DeviceState {
                 advertising: true,
+                rssi: config.rssi,
                 exported: false,
                 connected: false,
                 services_resolved: false,
@@ -60,6 +69,7 @@ impl Device {
                 notification_delay: Duration::ZERO,
             }),
             transition: tokio::sync::Mutex::new(()),
+            config,
         })
     }
 
@@ -113,6 +123,17 @@ impl Device {
         reveal
     }
 
+    pub(crate) fn set_rssi(&self, rssi: i16) {
+        self.state().rssi = rssi;
+    }
+
+    /// Whether the device advertises and its object is on the bus, where BlueZ would report a
+    /// received advertisement.
+    pub(crate) fn is_heard(&self) -> bool {
+        let state = self.state();
+        state.advertising && state.exported
+    }
+
     pub(crate) fn set_advertising(&self, advertising: bool) {
         self.state().advertising = advertising;
     }
@@ -138,20 +159,65 @@ impl Device {
     }
 }
 
+/// Signals one received advertisement in a single PropertiesChanged, as BlueZ does: its `RSSI`,
+/// even if unchanged (with a discovery filter set BlueZ reports every RSSI, delta 0 in
+/// adapter.c's `btd_adapter_device_found`), and with `duplicate_data` its `ManufacturerData` and
+/// `ServiceData` again (device.c clears and re-adds them, which signals them).
+pub(crate) async fn advertisement_received(
+    device: &Device,
+    conn: &Connection,
+    duplicate_data: bool,
+) -> zbus::Result<()> {
+    let mut changed = HashMap::from([("RSSI", Value::from(device.state().rssi))]);
+    if duplicate_data {
+        if !device.config.manufacturer_data.is_empty() {
+            changed.insert("ManufacturerData", manufacturer_data(device)?.into());
+        }
+        if !device.config.service_data.is_empty() {
+            changed.insert("ServiceData", service_data(device)?.into());
+        }
+    }
+    emit_all_changed(conn, &device.path, DEVICE_IFACE, changed).await
+}
+
+fn manufacturer_data(device: &Device) -> fdo::Result<HashMap<u16, OwnedValue>> {
+    device
+        .config
+        .manufacturer_data
+        .iter()
+        .map(|(id, data)| Ok((*id, bytes_value(data)?)))
+        .collect()
+}
+
+fn service_data(device: &Device) -> fdo::Result<HashMap<String, OwnedValue>> {
+    device
+        .config
+        .service_data
+        .iter()
+        .map(|(uuid, data)| Ok((uuid.to_string(), bytes_value(data)?)))
+        .collect()
+}
+
 /// Connects as BlueZ does for LE: Connected flips and Connect returns once the link is up; the
 /// GATT database is then exported and ServicesResolved flips, so clients must wait for it as on
 /// real BlueZ (btleplug does).
-pub(crate) async fn connect(device: &Arc<Device>, conn: &Connection) -> Result<(), BluezError> {
+pub(crate) async fn connect(device: &Arc<Device>, conn: &Connection) -> Result<(), CallError> {
+    device.host.check_access()?;
     let _transition = device.transition.lock().await;
     let link = {
         let mut state = device.state();
         if state.connected {
             return Ok(());
         }
+        // device.c's answer when the adapter is powered off. Checked under the transition lock:
+        // a power-off that has begun disconnecting waits for it, so no link outlives the radio.
+        if !device.host.is_powered() {
+            return Err(BluezError::NotReady("Resource Not Ready".into()).into());
+        }
         if state.connect_failures > 0 {
             state.connect_failures -= 1;
             // What BlueZ reports when an LE connection attempt fails or times out.
-            return Err(BluezError::Failed("le-connection-abort-by-local".into()));
+            return Err(BluezError::Failed("le-connection-abort-by-local".into()).into());
         }
         state.connected = true;
         state.link += 1;
@@ -237,7 +303,7 @@ impl DeviceIface {
 
 #[interface(name = "org.bluez.Device1")]
 impl DeviceIface {
-    async fn connect(&self, #[zbus(connection)] conn: &Connection) -> Result<(), BluezError> {
+    async fn connect(&self, #[zbus(connection)] conn: &Connection) -> Result<(), CallError> {
         connect(&self.device, conn).await
     }
 
@@ -270,9 +336,10 @@ impl DeviceIface {
         self.device.adapter.clone()
     }
 
-    #[zbus(property(emits_changed_signal = "const"), name = "RSSI")]
+    /// Signalled per advertisement by `FakeBluez::set_rssi`.
+    #[zbus(property, name = "RSSI")]
     fn rssi(&self) -> i16 {
-        self.device.config.rssi
+        self.device.state().rssi
     }
 
     #[zbus(property(emits_changed_signal = "const"), name = "UUIDs")]
@@ -285,24 +352,16 @@ impl DeviceIface {
             .collect()
     }
 
-    #[zbus(property(emits_changed_signal = "const"))]
+    /// Signalled again per advertisement while a client asks for DuplicateData.
+    #[zbus(property)]
     fn manufacturer_data(&self) -> fdo::Result<HashMap<u16, OwnedValue>> {
-        self.device
-            .config
-            .manufacturer_data
-            .iter()
-            .map(|(id, data)| Ok((*id, bytes_value(data)?)))
-            .collect()
+        manufacturer_data(&self.device)
     }
 
-    #[zbus(property(emits_changed_signal = "const"))]
+    /// Signalled again per advertisement while a client asks for DuplicateData.
+    #[zbus(property)]
     fn service_data(&self) -> fdo::Result<HashMap<String, OwnedValue>> {
-        self.device
-            .config
-            .service_data
-            .iter()
-            .map(|(uuid, data)| Ok((uuid.to_string(), bytes_value(data)?)))
-            .collect()
+        service_data(&self.device)
     }
 
     #[zbus(property)]

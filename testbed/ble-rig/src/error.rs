@@ -35,3 +35,56 @@ pub(crate) enum BluezError {
     DoesNotExist(String),
     InvalidArguments(String),
 }
+
+/// Replies of the calls a missing permission can refuse: BlueZ's own errors, or the denial the
+/// bus sends when its policy does not let the client talk to BlueZ.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    Bluez(BluezError),
+    Denied(zbus::fdo::Error),
+}
+
+impl CallError {
+    /// What dbus-daemon answers for a call its policy rejects.
+    pub(crate) fn access_denied() -> Self {
+        Self::Denied(zbus::fdo::Error::AccessDenied(
+            "Rejected send message: the bus policy does not allow this client to call org.bluez"
+                .into(),
+        ))
+    }
+}
+
+impl zbus::DBusError for CallError {
+    fn create_reply(&self, call: &zbus::message::Header<'_>) -> zbus::Result<zbus::Message> {
+        match self {
+            Self::Bluez(e) => e.create_reply(call),
+            Self::Denied(e) => e.create_reply(call),
+        }
+    }
+
+    fn name(&self) -> zbus::names::ErrorName<'_> {
+        match self {
+            Self::Bluez(e) => e.name(),
+            Self::Denied(e) => e.name(),
+        }
+    }
+
+    fn description(&self) -> Option<&str> {
+        match self {
+            Self::Bluez(e) => e.description(),
+            Self::Denied(e) => e.description(),
+        }
+    }
+}
+
+impl From<BluezError> for CallError {
+    fn from(error: BluezError) -> Self {
+        Self::Bluez(error)
+    }
+}
+
+impl From<zbus::Error> for CallError {
+    fn from(error: zbus::Error) -> Self {
+        Self::Bluez(BluezError::ZBus(error))
+    }
+}

@@ -31,7 +31,16 @@
 //! its UUID filter lets them through; Connect returns once `Connected` flips, then the GATT
 //! objects are exported and `ServicesResolved` flips; a disconnect removes them again; notifications
 //! are PropertiesChanged on `Value`; characteristics carry `MTU`; errors use BlueZ's names.
-//! What it leaves out: pairing, descriptors, advertisement updates while scanning, BR/EDR.
+//!
+//! A test can also move the radio world: a peripheral's signal strength changes with each
+//! advertisement (`set_rssi`: `RSSI`, and the advertising data again for DuplicateData scans,
+//! signalled while a scan hears it), it goes out of range and comes back (`set_advertising`),
+//! the adapter is powered off, which drops links and ends scans (`set_powered`), and the bus
+//! policy can refuse a client that lacks permission (`deny_access`).
+//!
+//! What it leaves out: pairing, descriptors, BR/EDR, changing advertisement data (names,
+//! manufacturer and service data stay as configured), BlueZ's 8 dBm RSSI threshold for scans
+//! without a discovery filter and its dropping of `RSSI` when discovery stops, and rfkill.
 //!
 //! Needs the `dbus-daemon` binary (Debian package `dbus-daemon`). One fake runs per process at a
 //! time, because libdbus caches the system bus address per process: tests of one binary that

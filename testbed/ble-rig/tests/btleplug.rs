@@ -2,6 +2,7 @@
 //! transport takes on Linux. The tests of this binary run one after another (one fake per
 //! process at a time, see `FakeBluez`).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -401,4 +402,236 @@ async fn names_eventually(central: &Adapter, expected: &[&str]) -> bool {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     false
+}
+
+/// A central event reduced to what the radio tests compare.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Discovered,
+    Services(Vec<Uuid>),
+    Connected,
+    Disconnected,
+    Rssi(i16),
+    ManufacturerData(HashMap<u16, Vec<u8>>),
+    ServiceData(HashMap<Uuid, Vec<u8>>),
+    State(CentralState),
+    /// Anything else: no test expects one.
+    Other(String),
+}
+
+impl From<CentralEvent> for Seen {
+    fn from(event: CentralEvent) -> Self {
+        match event {
+            CentralEvent::DeviceDiscovered(_) => Self::Discovered,
+            CentralEvent::ServicesAdvertisement { services, .. } => Self::Services(services),
+            CentralEvent::DeviceConnected(_) => Self::Connected,
+            CentralEvent::DeviceDisconnected(_) => Self::Disconnected,
+            CentralEvent::RssiUpdate { rssi, .. } => Self::Rssi(rssi),
+            CentralEvent::ManufacturerDataAdvertisement {
+                manufacturer_data, ..
+            } => Self::ManufacturerData(manufacturer_data),
+            CentralEvent::ServiceDataAdvertisement { service_data, .. } => {
+                Self::ServiceData(service_data)
+            }
+            CentralEvent::StateUpdate(state) => Self::State(state),
+            other => Self::Other(format!("{other:?}")),
+        }
+    }
+}
+
+type Events = std::pin::Pin<Box<dyn futures::Stream<Item = CentralEvent> + Send>>;
+
+/// The central's event stream, past the events btleplug synthesises for the peripherals it
+/// already knows: DeviceDiscovered, then ServicesAdvertisement if it advertises services and
+/// DeviceConnected if it is connected.
+async fn live_events(central: &Adapter) -> Events {
+    let mut synthesised = 0;
+    for peripheral in central.peripherals().await.unwrap() {
+        let properties = peripheral.properties().await.unwrap().unwrap();
+        synthesised += 1
+            + usize::from(!properties.services.is_empty())
+            + usize::from(peripheral.is_connected().await.unwrap());
+    }
+    let mut events = central.events().await.unwrap();
+    for _ in 0..synthesised {
+        next_event(&mut events).await;
+    }
+    events
+}
+
+/// The next event, within `TIMEOUT`.
+async fn next_event(events: &mut Events) -> Seen {
+    tokio::time::timeout(TIMEOUT, events.next())
+        .await
+        .expect("central event in time")
+        .expect("event stream open")
+        .into()
+}
+
+/// The D-Bus error name behind a btleplug error, if BlueZ (or the bus) answered one.
+fn dbus_error_name(error: &btleplug::Error) -> Option<String> {
+    let btleplug::Error::Other(source) = error else {
+        return None;
+    };
+    match source.downcast_ref::<bluez_async::BluetoothError>()? {
+        bluez_async::BluetoothError::DbusError(e) => e.name().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// The data events btleplug raises for each advertisement of `lock()`, after its RssiUpdate.
+fn lock_data() -> Seen {
+    Seen::ManufacturerData(HashMap::from([(0xffff, vec![1, 2, 3])]))
+}
+
+#[tokio::test]
+async fn each_advertisement_reports_rssi_then_data_in_order() {
+    let lock_config = lock(Arc::new(Uppercase)).service_data(LOCK_SERVICE, vec![7]);
+    let fake =
+        FakeBluez::start(FakeBluezConfig::new().peripheral(lock_config)).expect("fake BlueZ");
+    let central = central().await;
+    let lock = find(&central, LOCK_NAME, LOCK_SERVICE).await;
+    assert_eq!(lock.properties().await.unwrap().unwrap().rssi, Some(-60));
+    central
+        .start_scan(ScanFilter {
+            services: vec![LOCK_SERVICE],
+        })
+        .await
+        .unwrap();
+    let mut events = live_events(&central).await;
+
+    // Walking up to the door; the repeated value is a second advertisement at the same strength.
+    let readings = [-75, -68, -68, -52, -41];
+    for rssi in readings {
+        fake.set_rssi(LOCK_ADDRESS, rssi).await.unwrap();
+    }
+    // btleplug scans with DuplicateData, so BlueZ repeats the unchanged advertising data too.
+    for rssi in readings {
+        assert_eq!(next_event(&mut events).await, Seen::Rssi(rssi));
+        assert_eq!(next_event(&mut events).await, lock_data());
+        assert_eq!(
+            next_event(&mut events).await,
+            Seen::ServiceData(HashMap::from([(LOCK_SERVICE, vec![7])]))
+        );
+    }
+    assert_eq!(lock.properties().await.unwrap().unwrap().rssi, Some(-41));
+    central.stop_scan().await.unwrap();
+}
+
+#[tokio::test]
+async fn rssi_is_reported_only_while_heard() {
+    let fake = FakeBluez::start(FakeBluezConfig::new().peripheral(lock(Arc::new(Uppercase))))
+        .expect("fake BlueZ");
+    let central = central().await;
+    let lock = find(&central, LOCK_NAME, LOCK_SERVICE).await;
+    let mut events = live_events(&central).await;
+
+    // No scan, no advertisements reach BlueZ: the new strength is kept but not signalled.
+    fake.set_rssi(LOCK_ADDRESS, -80).await.unwrap();
+    central.start_scan(ScanFilter::default()).await.unwrap();
+    fake.set_rssi(LOCK_ADDRESS, -70).await.unwrap();
+    assert_eq!(next_event(&mut events).await, Seen::Rssi(-70));
+    assert_eq!(next_event(&mut events).await, lock_data());
+
+    // Out of range: forgotten, and silent however its strength changes meanwhile.
+    fake.set_advertising(LOCK_ADDRESS, false).await.unwrap();
+    assert!(names_eventually(&central, &[]).await);
+    fake.set_rssi(LOCK_ADDRESS, -90).await.unwrap();
+    fake.set_rssi(LOCK_ADDRESS, -48).await.unwrap();
+
+    // Back in range: rediscovered with the strength of its latest advertisement.
+    fake.set_advertising(LOCK_ADDRESS, true).await.unwrap();
+    assert_eq!(next_event(&mut events).await, Seen::Discovered);
+    assert_eq!(
+        next_event(&mut events).await,
+        Seen::Services(vec![LOCK_SERVICE])
+    );
+    let lock = central.peripheral(&lock.id()).await.unwrap();
+    assert_eq!(lock.properties().await.unwrap().unwrap().rssi, Some(-48));
+    fake.set_rssi(LOCK_ADDRESS, -44).await.unwrap();
+    assert_eq!(next_event(&mut events).await, Seen::Rssi(-44));
+    assert_eq!(next_event(&mut events).await, lock_data());
+    central.stop_scan().await.unwrap();
+}
+
+#[tokio::test]
+async fn bluetooth_off_drops_links_and_refuses_connects() {
+    let fake = FakeBluez::start(FakeBluezConfig::new().peripheral(lock(Arc::new(Uppercase))))
+        .expect("fake BlueZ");
+    let central = central().await;
+    let lock = find(&central, LOCK_NAME, LOCK_SERVICE).await;
+    connect(&lock).await;
+    let mut events = live_events(&central).await;
+
+    fake.set_powered(false).await.unwrap();
+    assert_eq!(next_event(&mut events).await, Seen::Disconnected);
+    assert_eq!(
+        next_event(&mut events).await,
+        Seen::State(CentralState::PoweredOff)
+    );
+    assert_eq!(
+        central.adapter_state().await.unwrap(),
+        CentralState::PoweredOff
+    );
+    assert!(!fake.is_connected(LOCK_ADDRESS).unwrap());
+
+    // What door-core sees when connecting with Bluetooth off.
+    let error = lock.connect().await.unwrap_err();
+    assert!(matches!(error, btleplug::Error::Other(_)), "{error:?}");
+    assert_eq!(
+        dbus_error_name(&error).as_deref(),
+        Some("org.bluez.Error.NotReady")
+    );
+
+    // Scanning is no way to find out: btleplug powers the adapter on before it scans.
+    central.start_scan(ScanFilter::default()).await.unwrap();
+    assert_eq!(
+        next_event(&mut events).await,
+        Seen::State(CentralState::PoweredOn)
+    );
+    assert_eq!(
+        central.adapter_state().await.unwrap(),
+        CentralState::PoweredOn
+    );
+
+    // Off during a scan ends it; on again, the lock can be reached again.
+    fake.set_powered(false).await.unwrap();
+    assert_eq!(
+        next_event(&mut events).await,
+        Seen::State(CentralState::PoweredOff)
+    );
+    fake.set_powered(true).await.unwrap();
+    assert_eq!(
+        next_event(&mut events).await,
+        Seen::State(CentralState::PoweredOn)
+    );
+    let command = connect(&lock).await;
+    assert_eq!(command.uuid, LOCK_CHAR);
+    assert_eq!(next_event(&mut events).await, Seen::Connected);
+}
+
+#[tokio::test]
+async fn missing_permission_surfaces_as_access_denied() {
+    let fake = FakeBluez::start(FakeBluezConfig::new().peripheral(lock(Arc::new(Uppercase))))
+        .expect("fake BlueZ");
+    let central = central().await;
+    let lock = find(&central, LOCK_NAME, LOCK_SERVICE).await;
+
+    fake.deny_access(true);
+    for error in [
+        central.start_scan(ScanFilter::default()).await.unwrap_err(),
+        lock.connect().await.unwrap_err(),
+    ] {
+        // btleplug's Error::PermissionDenied is never used on Linux.
+        assert!(matches!(error, btleplug::Error::Other(_)), "{error:?}");
+        assert_eq!(
+            dbus_error_name(&error).as_deref(),
+            Some("org.freedesktop.DBus.Error.AccessDenied")
+        );
+    }
+    assert!(!fake.is_connected(LOCK_ADDRESS).unwrap());
+
+    fake.deny_access(false);
+    connect(&lock).await;
+    assert!(fake.is_connected(LOCK_ADDRESS).unwrap());
 }
