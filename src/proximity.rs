@@ -25,6 +25,9 @@ pub struct ProximityConfig {
     pub hold_off: Option<Duration>,
     /// After an attempt that failed on the radio, the next one waits this long.
     pub retry_after: Duration,
+    /// A lock must stay close this long before it opens, so that of two doors approached
+    /// together the nearer is known (the farther one's readings may arrive first).
+    pub dwell: Duration,
 }
 
 impl Default for ProximityConfig {
@@ -37,6 +40,7 @@ impl Default for ProximityConfig {
             window: Duration::from_secs(4),
             hold_off: None,
             retry_after: Duration::from_secs(3),
+            dwell: Duration::from_millis(400),
         }
     }
 }
@@ -64,6 +68,8 @@ struct Track {
     /// Opened on this approach: not again until the phone went away or the hold-off passed.
     opened_at: Option<Instant>,
     retry_at: Option<Instant>,
+    /// Since when a full set of readings has put the median at `unlock_rssi` or above.
+    close_since: Option<Instant>,
 }
 
 impl Track {
@@ -99,6 +105,11 @@ impl Proximity {
         self.expire(at);
     }
 
+    fn is_close(config: &ProximityConfig, track: &Track) -> bool {
+        track.readings.len() >= config.samples
+            && track.median().is_some_and(|m| m >= config.unlock_rssi)
+    }
+
     /// Forgets old readings and re-arms doors the phone went away from; call it regularly,
     /// since going out of range means readings stop, not that one arrives.
     pub fn expire(&mut self, at: Instant) {
@@ -115,6 +126,11 @@ impl Proximity {
             if track.readings.is_empty() {
                 return false;
             }
+            if !Proximity::is_close(&config, track) {
+                track.close_since = None;
+            } else if track.close_since.is_none() {
+                track.close_since = Some(at);
+            }
             if let Some(opened) = track.opened_at {
                 let away = track.median().is_some_and(|m| m < config.away_rssi);
                 let waited = config
@@ -128,27 +144,33 @@ impl Proximity {
         });
     }
 
-    /// The lock to open now: among those close enough (a full set of readings with a median
-    /// at or above `unlock_rssi`), armed, not waiting to retry and `eligible`, the nearest.
+    /// The lock to open now: of the armed, `eligible` locks that are not waiting to retry
+    /// and whose median reaches `unlock_rssi`, the nearest, once it has a full set of
+    /// readings and has been close for `dwell` (until then nothing opens, so a farther lock
+    /// heard first cannot win).
     pub fn due(&self, at: Instant, eligible: impl Fn(&str) -> bool) -> Option<String> {
-        self.tracks
+        let (id, track, _) = self
+            .tracks
             .iter()
-            .filter(|(_, t)| {
-                t.opened_at.is_none()
-                    && t.readings.len() >= self.config.samples
-                    && t.retry_at.is_none_or(|r| at >= r)
-            })
-            .filter_map(|(id, t)| Some((id, t.median()?)))
-            .filter(|(id, median)| *median >= self.config.unlock_rssi && eligible(id))
-            .max_by(|(a_id, a), (b_id, b)| a.cmp(b).then_with(|| b_id.cmp(a_id)))
-            .map(|(id, _)| id.clone())
+            .filter(|(_, t)| t.opened_at.is_none() && t.retry_at.is_none_or(|r| at >= r))
+            .filter_map(|(id, t)| Some((id, t, t.median()?)))
+            .filter(|(id, _, median)| *median >= self.config.unlock_rssi && eligible(id))
+            .max_by(|(a_id, _, a), (b_id, _, b)| a.cmp(b).then_with(|| b_id.cmp(a_id)))?;
+        let settled = track
+            .close_since
+            .is_some_and(|since| at.saturating_duration_since(since) >= self.config.dwell);
+        settled.then(|| id.clone())
     }
 
-    /// The door opened, or the lock refused: nothing more on this approach.
+    /// The door opened, or the lock refused: nothing more on this approach, at this door or
+    /// at any other one as close (a phone between two doors opens only the nearer).
     pub fn settled(&mut self, lock_id: &str, at: Instant) {
-        if let Some(track) = self.tracks.get_mut(lock_id) {
-            track.opened_at = Some(at);
-            track.retry_at = None;
+        let config = self.config;
+        for (id, track) in &mut self.tracks {
+            if id == lock_id || Proximity::is_close(&config, track) {
+                track.opened_at = Some(at);
+                track.retry_at = None;
+            }
         }
     }
 
@@ -170,6 +192,7 @@ mod tests {
     fn config() -> ProximityConfig {
         ProximityConfig {
             samples: 3,
+            dwell: Duration::ZERO,
             ..ProximityConfig::default()
         }
     }
@@ -217,10 +240,47 @@ mod tests {
         let mut p = Proximity::new(config());
         feed(&mut p, A, &[-90, -30, -90], &mut t);
         assert_eq!(p.due(t, |_| true), None);
+        // A nearer lock heard only once holds the farther one back until it is known.
+        feed(&mut p, A, &[-52, -52, -52], &mut t);
+        feed(&mut p, B, &[-45], &mut t);
+        assert_eq!(p.due(t, |_| true), None);
+        assert_eq!(p.due(t, |l| l != B).as_deref(), Some(A));
         feed(&mut p, A, &[-52, -52, -52], &mut t);
         feed(&mut p, B, &[-45, -45, -45], &mut t);
         assert_eq!(p.due(t, |_| true).as_deref(), Some(B));
         assert_eq!(p.due(t, |l| l != B).as_deref(), Some(A));
+        p.settled(B, t);
+        assert_eq!(p.due(t, |_| true), None, "one door per approach");
+        feed(&mut p, A, &[-90, -90, -90], &mut t);
+        feed(&mut p, A, &[-50, -50, -50], &mut t);
+        assert_eq!(p.due(t, |_| true).as_deref(), Some(A), "A approached anew");
+    }
+
+    #[test]
+    fn a_lock_opens_only_after_staying_close_for_the_dwell_and_then_the_nearest() {
+        let mut t = Instant::now();
+        let mut p = Proximity::new(ProximityConfig {
+            dwell: Duration::from_millis(400),
+            ..config()
+        });
+        feed(&mut p, A, &[-80, -80, -80], &mut t);
+        feed(&mut p, B, &[-80, -80, -80], &mut t);
+        // Both approached together; A's readings happen to cross first.
+        feed(&mut p, A, &[-50, -50], &mut t);
+        assert_eq!(
+            p.due(t, |_| true),
+            None,
+            "A has not stayed close long enough"
+        );
+        feed(&mut p, B, &[-45, -45], &mut t);
+        feed(&mut p, A, &[-50], &mut t);
+        assert_eq!(
+            p.due(t, |_| true),
+            None,
+            "B, nearer, has only just come close"
+        );
+        feed(&mut p, B, &[-45], &mut t);
+        assert_eq!(p.due(t, |_| true).as_deref(), Some(B));
     }
 
     #[test]

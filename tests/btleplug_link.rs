@@ -3,6 +3,8 @@
 //! tests of this binary run one after another.
 
 mod common;
+#[path = "common/fake_radio.rs"]
+mod fake_radio;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,6 +18,7 @@ use door_core::ble::btleplug::BtleplugTransport;
 use door_core::ble::{BleError, LockTarget, Transport, CHARACTERISTIC_UUID, SERVICE_UUID};
 use door_core::{DoorError, UnlockDenial};
 use door_server::seed::PASSWORD;
+use fake_radio::lock_peripheral;
 use uuid::Uuid;
 
 const LOCK_ID: &str = "0123456789abcdef0123456789abcdef";
@@ -108,61 +111,16 @@ async fn finds_the_lock_by_its_id_among_others_and_exchanges_fragments() {
     assert_eq!(missing.err(), Some(BleError::NotInRange));
 }
 
-/// A reference lock behind the fake BlueZ: each BLE connection gets a fresh lock session.
-struct LockGatt {
-    lock: door_lock::Lock,
-    session: Mutex<Option<(door_lock::Connection, u16)>>,
-}
-
-impl GattBackend for LockGatt {
-    fn on_write(&self, value: &[u8], _with_response: bool) -> Vec<Vec<u8>> {
-        let mut session = self.session.lock().unwrap();
-        let (conn, mtu) = session.get_or_insert_with(|| (self.lock.connect(), 23));
-        conn.on_write(value, *mtu).unwrap_or_default()
-    }
-
-    fn on_connect(&self, mtu: u16) {
-        *self.session.lock().unwrap() = Some((self.lock.connect(), mtu));
-    }
-
-    fn on_disconnect(&self) {
-        *self.session.lock().unwrap() = None;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn door_core_unlocks_through_btleplug_dbus_and_the_fake_bluez() {
     let w = World::start().await;
     let lobby = w.seeded.door("Lobby").door.clone();
-    let service = Uuid::parse_str(SERVICE_UUID).unwrap();
-    let backend = Arc::new(LockGatt {
-        lock: w.locks["Lobby"].clone(),
-        session: Mutex::new(None),
-    });
-    let _bluez = FakeBluez::start(
-        FakeBluezConfig::new().peripheral(
-            PeripheralConfig::new("C0:FF:EE:00:10:01", "Lobby lock")
-                .advertised_service(service)
-                .service_data(
-                    service,
-                    door_protocol::Id::from_hex(&lobby.lock_id)
-                        .unwrap()
-                        .0
-                        .to_vec(),
-                )
-                .mtu(247)
-                .service(
-                    ServiceConfig::new(service).characteristic(
-                        CharacteristicConfig::new(
-                            Uuid::parse_str(CHARACTERISTIC_UUID).unwrap(),
-                            backend,
-                        )
-                        .flags(&[CharFlag::WriteWithoutResponse, CharFlag::Notify]),
-                    ),
-                ),
-        ),
-    )
-    .unwrap();
+    let (peripheral, _) = lock_peripheral(
+        "C0:FF:EE:00:10:01",
+        &lobby.lock_id,
+        w.locks["Lobby"].clone(),
+    );
+    let _bluez = FakeBluez::start(FakeBluezConfig::new().peripheral(peripheral)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let alice = door_core::DoorClient::with_clock(
         door_core::ClientConfig {

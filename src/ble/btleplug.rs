@@ -37,8 +37,9 @@ fn other(e: btleplug::Error) -> BleError {
         btleplug::Error::PermissionDenied => BleError::PermissionMissing,
         btleplug::Error::NoAdapterAvailable => BleError::Unavailable,
         e => {
-            // BlueZ's refusals reach btleplug only as D-Bus error names in a message.
-            let text = e.to_string();
+            // BlueZ's refusals reach btleplug (on Linux) as a wrapped D-Bus error; its name
+            // is in the debug form only.
+            let text = format!("{e:?}");
             if text.contains("NotReady") {
                 BleError::Off
             } else if ["AccessDenied", "NotPermitted", "NotAuthorized"]
@@ -47,7 +48,7 @@ fn other(e: btleplug::Error) -> BleError {
             {
                 BleError::PermissionMissing
             } else {
-                BleError::Other(text)
+                BleError::Other(e.to_string())
             }
         }
     }
@@ -268,6 +269,7 @@ impl Transport for BtleplugTransport {
             peripheral,
             characteristic: ch,
             notifications,
+            closed: false,
         }))
     }
 }
@@ -276,6 +278,23 @@ struct BtleplugConnection {
     peripheral: Peripheral,
     characteristic: Characteristic,
     notifications: Pin<Box<dyn Stream<Item = ValueNotification> + Send>>,
+    closed: bool,
+}
+
+impl Drop for BtleplugConnection {
+    /// An unlock cancelled mid-exchange drops its connection unclosed: the link must still
+    /// go, or the lock stays connected with a half-done exchange and cannot advertise.
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let peripheral = self.peripheral.clone();
+            runtime.spawn(async move {
+                let _ = peripheral.disconnect().await;
+            });
+        }
+    }
 }
 
 #[async_trait]
@@ -303,6 +322,7 @@ impl Connection for BtleplugConnection {
     }
 
     async fn close(&mut self) {
+        self.closed = true;
         let _ = self.peripheral.disconnect().await;
     }
 }
