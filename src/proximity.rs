@@ -316,4 +316,145 @@ mod tests {
         assert_eq!(bad.check(), Err(("away_rssi", "must be below unlock_rssi")));
         assert!(ProximityConfig::default().check().is_ok());
     }
+
+    /// Generated walks past three locks (readings, time passing, decisions with varying
+    /// eligibility, opened or failed outcomes), checked against the readings' history rather
+    /// than the tracker's own state.
+    mod walks {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            Seen(usize, i16),
+            Wait(u64),
+            Decide { eligible: [bool; 3], opens: bool },
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                5 => (0..3usize, -95i16..-35).prop_map(|(l, r)| Step::Seen(l, r)),
+                2 => (0..1500u64).prop_map(Step::Wait),
+                3 => (any::<[bool; 3]>(), any::<bool>())
+                    .prop_map(|(eligible, opens)| Step::Decide { eligible, opens }),
+            ]
+        }
+
+        const LOCKS: [&str; 3] = ["l0", "l1", "l2"];
+
+        /// The history: every reading with its time, and every observation instant.
+        struct History {
+            readings: Vec<(Instant, usize, i16)>,
+            observed: Vec<Instant>,
+        }
+
+        impl History {
+            /// The newest `samples` readings of `lock` within the window before `at`.
+            fn recent(&self, c: &ProximityConfig, lock: usize, at: Instant) -> Vec<i16> {
+                let mut r: Vec<i16> = self
+                    .readings
+                    .iter()
+                    .filter(|(t, l, _)| {
+                        *l == lock && *t <= at && at.saturating_duration_since(*t) < c.window
+                    })
+                    .map(|(_, _, r)| *r)
+                    .collect();
+                let keep = r.len().saturating_sub(c.samples);
+                r.drain(..keep);
+                r
+            }
+
+            fn median(mut r: Vec<i16>) -> Option<i16> {
+                r.sort_unstable();
+                r.get(r.len() / 2).copied()
+            }
+
+            fn close(&self, c: &ProximityConfig, lock: usize, at: Instant) -> bool {
+                let r = self.recent(c, lock, at);
+                r.len() >= c.samples && Self::median(r).is_some_and(|m| m >= c.unlock_rssi)
+            }
+
+            /// Whether the phone went away from `lock` at some observation in `(from, to]`:
+            /// a weak median, or a whole window without a reading.
+            fn went_away(
+                &self,
+                c: &ProximityConfig,
+                lock: usize,
+                from: Instant,
+                to: Instant,
+            ) -> bool {
+                self.observed
+                    .iter()
+                    .filter(|s| **s > from && **s <= to)
+                    .any(|s| {
+                        let r = self.recent(c, lock, *s);
+                        r.is_empty() || Self::median(r).is_some_and(|m| m < c.away_rssi)
+                    })
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+            #[test]
+            fn a_door_opens_only_when_close_for_the_dwell_and_once_per_approach(
+                steps in proptest::collection::vec(step(), 1..120),
+                hold_off in proptest::option::of(1000u64..8000),
+            ) {
+                let c = ProximityConfig {
+                    hold_off: hold_off.map(Duration::from_millis),
+                    ..ProximityConfig::default()
+                };
+                let mut p = Proximity::new(c);
+                let start = Instant::now();
+                let mut t = start;
+                let mut h = History { readings: Vec::new(), observed: Vec::new() };
+                let mut opened: [Option<Instant>; 3] = [None; 3];
+                for s in steps {
+                    match s {
+                        Step::Seen(l, r) => {
+                            t += Duration::from_millis(50);
+                            p.seen(LOCKS[l], r, t);
+                            h.readings.push((t, l, r));
+                            h.observed.push(t);
+                        }
+                        Step::Wait(ms) => {
+                            t += Duration::from_millis(ms);
+                            p.expire(t);
+                            h.observed.push(t);
+                        }
+                        Step::Decide { eligible, opens } => {
+                            p.expire(t);
+                            h.observed.push(t);
+                            let due = p.due(t, |id| eligible[LOCKS.iter().position(|l| *l == id).unwrap()]);
+                            let Some(id) = due else { continue };
+                            let l = LOCKS.iter().position(|x| *x == id).unwrap();
+                            prop_assert!(eligible[l], "{id} is not eligible");
+                            prop_assert!(h.close(&c, l, t), "{id} is not close: {:?}", h.recent(&c, l, t));
+                            // Close at every observation of the last dwell.
+                            for s in h.observed.iter().filter(|s| t.saturating_duration_since(**s) <= c.dwell && **s <= t) {
+                                prop_assert!(h.close(&c, l, *s),
+                                    "{id} was not close {:?} before opening", t - *s);
+                            }
+                            prop_assert!(
+                                h.observed.iter().any(|s| *s <= t && t.saturating_duration_since(*s) >= c.dwell && h.close(&c, l, *s)),
+                                "{id} opened before it stayed close for the dwell"
+                            );
+                            if let Some(t0) = opened[l] {
+                                let waited = c.hold_off.is_some_and(|d| t.saturating_duration_since(t0) >= d);
+                                prop_assert!(waited || h.went_away(&c, l, t0, t),
+                                    "{id} opened twice on one approach");
+                            }
+                            if opens {
+                                p.settled(id.as_str(), t);
+                                opened[l] = Some(t);
+                            } else {
+                                p.failed(id.as_str(), t);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
