@@ -37,15 +37,25 @@ impl Drop for HandsFree {
 }
 
 impl Core {
-    /// Starts proximity unlock (or restarts it with new settings). Fails at once when the
-    /// radio cannot scan: Bluetooth off, permission missing, or an app's own transport.
+    /// Starts proximity unlock (or restarts it with new settings) for `only` these doors
+    /// (empty: every door). Fails at once when the radio cannot scan: Bluetooth off,
+    /// permission missing, or an app's own transport.
     pub async fn start_proximity_unlock(
         self: &Arc<Self>,
         config: ProximityConfig,
+        only: Vec<String>,
     ) -> CoreResult<()> {
         config
             .check()
             .map_err(|(field, reason)| CoreError::invalid(field, reason))?;
+        for (i, door) in only.iter().enumerate() {
+            if self.door(door).is_err() {
+                return Err(CoreError::invalid(
+                    format!("door_ids[{i}]"),
+                    "is not one of your doors",
+                ));
+            }
+        }
         let transport = self
             .transport()
             .ok_or(CoreError::Ble(BleError::Unavailable))?;
@@ -57,6 +67,7 @@ impl Core {
         let task = tokio::spawn(run(
             Arc::downgrade(self),
             Proximity::new(config),
+            only,
             readings,
             stop.clone(),
         ));
@@ -88,11 +99,12 @@ impl Core {
             .is_some_and(|h| !h.task.is_finished())
     }
 
-    /// The doors that open to this person now, by their lock.
-    fn open_now_by_lock(&self) -> HashMap<String, String> {
+    /// The doors (of `only`, unless empty) that open to this person now, by their lock.
+    fn open_now_by_lock(&self, only: &[String]) -> HashMap<String, String> {
         self.doors()
             .unwrap_or_default()
             .into_iter()
+            .filter(|v| only.is_empty() || only.contains(&v.door.id))
             .filter(|v| matches!(v.decision, Decision::Allowed { .. }))
             .map(|v| (v.door.lock_id, v.door.id))
             .collect()
@@ -102,6 +114,7 @@ impl Core {
 async fn run(
     core: Weak<Core>,
     mut proximity: Proximity,
+    only: Vec<String>,
     mut readings: mpsc::Receiver<Result<Sighting, BleError>>,
     stop: CancellationToken,
 ) {
@@ -129,7 +142,7 @@ async fn run(
             continue;
         }
         let Some(strong) = core.upgrade() else { return };
-        let doors = strong.open_now_by_lock();
+        let doors = strong.open_now_by_lock(&only);
         let Some(lock_id) = proximity.due(Instant::now(), |lock| doors.contains_key(lock)) else {
             continue;
         };

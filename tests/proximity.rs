@@ -187,6 +187,35 @@ async fn an_out_of_schedule_door_is_never_contacted_and_the_nearer_of_two_opens(
         t.alice.access_now(t.w.door_id("Pool")).unwrap(),
         door_core::AccessDecision::OutOfSchedule { .. }
     ));
+    // Hands-free at the Lobby only (and a door that is not hers is refused).
+    let only = |door_ids: Vec<String>| ProximitySettings {
+        unlock_rssi: -60,
+        away_rssi: -75,
+        samples: 5,
+        hold_off_ms: None,
+        door_ids,
+    };
+    assert_eq!(
+        t.alice
+            .start_proximity_unlock(Some(only(vec!["00".repeat(16)])))
+            .await
+            .err(),
+        Some(DoorError::InvalidInput {
+            field: "door_ids[0]".into(),
+            reason: "is not one of your doors".into()
+        })
+    );
+    t.alice
+        .start_proximity_unlock(Some(only(vec![t.w.door_id("Lobby")])))
+        .await
+        .unwrap();
+    t.air.set(GARAGE, NEARER);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(t.connections(GARAGE), 0, "{:?}", t.unlocks());
+    t.air.set(GARAGE, FAR);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    // Every door: still the Pool, Out of Schedule, is not contacted.
     t.alice.start_proximity_unlock(None).await.unwrap();
     t.air.set(POOL, NEARER);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -276,6 +305,7 @@ async fn bluetooth_off_and_a_missing_permission_are_told_apart() {
                 away_rssi: -60,
                 samples: 5,
                 hold_off_ms: None,
+                door_ids: Vec::new(),
             }))
             .await
             .err(),

@@ -487,6 +487,22 @@ fileprivate struct FfiConverterUInt16: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterInt16: FfiConverterPrimitive {
+    typealias FfiType = Int16
+    typealias SwiftType = Int16
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Int16 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Int16, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
     typealias FfiType = UInt32
     typealias SwiftType = UInt32
@@ -1527,6 +1543,11 @@ public protocol DoorClientProtocol: AnyObject, Sendable {
      */
     func inviteGuest(doorIds: [String], contact: String, from: Date, until: Date) async throws  -> GuestInvite
     
+    /**
+     * Whether proximity unlock runs (it stops by itself when Bluetooth goes off).
+     */
+    func isProximityUnlockOn()  -> Bool
+    
     func isSignedIn()  -> Bool
     
     /**
@@ -1570,6 +1591,22 @@ public protocol DoorClientProtocol: AnyObject, Sendable {
     func signIn(email: String, password: String) async throws  -> Person
     
     func signOut() async throws 
+    
+    /**
+     * Starts proximity (hands-free) unlock: the core scans for the locks of the doors that
+     * open to this person now (an Out of Schedule door is never contacted) and opens one
+     * when the phone comes close (the nearest, if several), once per approach. Off until
+     * called; reports through `DoorEvent::Unlock` with trigger `Proximity`. Throws
+     * `BluetoothOff`, `BluetoothPermissionMissing` or `BluetoothUnavailable` (an app's own
+     * `BleTransport` cannot scan for the core) when it cannot start, `InvalidInput` for
+     * settings that cannot work. Calling it again restarts it with the new settings.
+     */
+    func startProximityUnlock(settings: ProximitySettings?) async throws 
+    
+    /**
+     * Stops proximity unlock, cancelling a hands-free unlock under way.
+     */
+    func stopProximityUnlock() async 
     
     /**
      * "Sync this door": carries Door Sync data to the lock without opening it (the phone
@@ -1760,6 +1797,18 @@ open func inviteGuest(doorIds: [String], contact: String, from: Date, until: Dat
         )
 }
     
+    /**
+     * Whether proximity unlock runs (it stops by itself when Bluetooth goes off).
+     */
+open func isProximityUnlockOn() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_door_core_fn_method_doorclient_is_proximity_unlock_on(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
 open func isSignedIn() -> Bool  {
     return try!  FfiConverterBool.lift(try! rustCall() {
         uniffiCallStatus in
@@ -1907,6 +1956,51 @@ open func signOut()async throws   {
             freeFunc: ffi_door_core_rust_future_free_void,
             liftFunc: { $0 },
             errorHandler: FfiConverterTypeDoorError_lift
+        )
+}
+    
+    /**
+     * Starts proximity (hands-free) unlock: the core scans for the locks of the doors that
+     * open to this person now (an Out of Schedule door is never contacted) and opens one
+     * when the phone comes close (the nearest, if several), once per approach. Off until
+     * called; reports through `DoorEvent::Unlock` with trigger `Proximity`. Throws
+     * `BluetoothOff`, `BluetoothPermissionMissing` or `BluetoothUnavailable` (an app's own
+     * `BleTransport` cannot scan for the core) when it cannot start, `InvalidInput` for
+     * settings that cannot work. Calling it again restarts it with the new settings.
+     */
+open func startProximityUnlock(settings: ProximitySettings? = nil)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_doorclient_start_proximity_unlock(
+                        self.uniffiCloneHandle(),FfiConverterOptionTypeProximitySettings.lower(settings)
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_void,
+            completeFunc: ffi_door_core_rust_future_complete_void,
+            freeFunc: ffi_door_core_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeDoorError_lift
+        )
+}
+    
+    /**
+     * Stops proximity unlock, cancelling a hands-free unlock under way.
+     */
+open func stopProximityUnlock()async   {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_doorclient_stop_proximity_unlock(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_void,
+            completeFunc: ffi_door_core_rust_future_complete_void,
+            freeFunc: ffi_door_core_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: nil
+            
         )
 }
     
@@ -3013,6 +3107,101 @@ public func FfiConverterTypePerson_lower(_ value: Person) -> RustBuffer {
 
 
 /**
+ * How close is close enough for proximity unlock. Signal strengths are medians of the
+ * newest `samples` advertisements, in dBm; the defaults suit a lock advertising at 0 dBm
+ * (about an arm's length to open, a few metres to count as gone).
+ */
+public struct ProximitySettings: Equatable, Hashable {
+    /**
+     * Opens at or above this.
+     */
+    public var unlockRssi: Int16
+    /**
+     * The phone has gone away below this (and the door may open on the next approach);
+     * must be below `unlock_rssi`.
+     */
+    public var awayRssi: Int16
+    /**
+     * Advertisements the median takes (1..=64); more is steadier and slower.
+     */
+    public var samples: UInt32
+    /**
+     * If set, the door may open again after this long even if the phone never went away.
+     * Unset (the default), a person waiting by the door does not keep opening it.
+     */
+    public var holdOffMs: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Opens at or above this.
+         */unlockRssi: Int16 = Int16(-60), 
+        /**
+         * The phone has gone away below this (and the door may open on the next approach);
+         * must be below `unlock_rssi`.
+         */awayRssi: Int16 = Int16(-75), 
+        /**
+         * Advertisements the median takes (1..=64); more is steadier and slower.
+         */samples: UInt32 = UInt32(5), 
+        /**
+         * If set, the door may open again after this long even if the phone never went away.
+         * Unset (the default), a person waiting by the door does not keep opening it.
+         */holdOffMs: UInt64? = nil) {
+        self.unlockRssi = unlockRssi
+        self.awayRssi = awayRssi
+        self.samples = samples
+        self.holdOffMs = holdOffMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ProximitySettings: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeProximitySettings: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ProximitySettings {
+        return
+            try ProximitySettings(
+                unlockRssi: FfiConverterInt16.read(from: &buf), 
+                awayRssi: FfiConverterInt16.read(from: &buf), 
+                samples: FfiConverterUInt32.read(from: &buf), 
+                holdOffMs: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ProximitySettings, into buf: inout [UInt8]) {
+        FfiConverterInt16.write(value.unlockRssi, into: &buf)
+        FfiConverterInt16.write(value.awayRssi, into: &buf)
+        FfiConverterUInt32.write(value.samples, into: &buf)
+        FfiConverterOptionUInt64.write(value.holdOffMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProximitySettings_lift(_ buf: RustBuffer) throws -> ProximitySettings {
+    return try FfiConverterTypeProximitySettings.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProximitySettings_lower(_ value: ProximitySettings) -> RustBuffer {
+    return FfiConverterTypeProximitySettings.lower(value)
+}
+
+
+/**
  * One of the person's devices in use (a phone or tablet signed in as them).
  */
 public struct RegisteredDevice: Equatable, Hashable {
@@ -3360,8 +3549,19 @@ enum BleFailure: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
 
     
     
+    /**
+     * No Bluetooth LE on this device.
+     */
     case Unavailable
+    case Off
+    case PermissionMissing
     case NotInRange
+    /**
+     * The lock was found but the connection could not be set up (GATT errors such as
+     * Android's 133 after the app's own retries).
+     */
+    case ConnectionFailed(reason: String
+    )
     case Disconnected
     case Timeout
     case Other(reason: String
@@ -3396,10 +3596,15 @@ public struct FfiConverterTypeBleFailure: FfiConverterRustBuffer {
 
         
         case 1: return .Unavailable
-        case 2: return .NotInRange
-        case 3: return .Disconnected
-        case 4: return .Timeout
-        case 5: return .Other(
+        case 2: return .Off
+        case 3: return .PermissionMissing
+        case 4: return .NotInRange
+        case 5: return .ConnectionFailed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 6: return .Disconnected
+        case 7: return .Timeout
+        case 8: return .Other(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -3418,20 +3623,33 @@ public struct FfiConverterTypeBleFailure: FfiConverterRustBuffer {
             writeInt(&buf, Int32(1))
         
         
-        case .NotInRange:
+        case .Off:
             writeInt(&buf, Int32(2))
         
         
-        case .Disconnected:
+        case .PermissionMissing:
             writeInt(&buf, Int32(3))
         
         
-        case .Timeout:
+        case .NotInRange:
             writeInt(&buf, Int32(4))
         
         
-        case let .Other(reason):
+        case let .ConnectionFailed(reason):
             writeInt(&buf, Int32(5))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case .Disconnected:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .Timeout:
+            writeInt(&buf, Int32(7))
+        
+        
+        case let .Other(reason):
+            writeInt(&buf, Int32(8))
             FfiConverterString.write(reason, into: &buf)
             
         }
@@ -3527,13 +3745,36 @@ enum DoorError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case Denied(reason: UnlockDenial
     )
     /**
-     * The lock was not found before the deadline.
+     * The lock was not found before the deadline: walk closer.
      */
     case LockNotInRange
     /**
-     * Bluetooth is off, not permitted, or there is no BLE transport.
+     * Bluetooth is switched off: ask the person to turn it on.
+     */
+    case BluetoothOff
+    /**
+     * The app lacks the Bluetooth permission (Android: BLUETOOTH_SCAN and BLUETOOTH_CONNECT,
+     * or location before Android 12; iOS: Bluetooth in Settings): ask for it.
+     */
+    case BluetoothPermissionMissing
+    /**
+     * This device has no Bluetooth LE, or the client has no way to reach it.
      */
     case BluetoothUnavailable
+    /**
+     * The lock was found but the connection could not be set up or dropped: try again.
+     */
+    case LockConnectionFailed(reason: String
+    )
+    /**
+     * The lock stopped answering before the deadline: try again.
+     */
+    case LockTimeout
+    /**
+     * Another unlock runs (on `door_id`); one at a time.
+     */
+    case UnlockInProgress(doorId: String
+    )
     /**
      * The lock could not prove it is the lock the property registered: do not trust it.
      */
@@ -3612,12 +3853,21 @@ public struct FfiConverterTypeDoorError: FfiConverterRustBuffer {
             reason: try FfiConverterTypeUnlockDenial.read(from: &buf)
             )
         case 14: return .LockNotInRange
-        case 15: return .BluetoothUnavailable
-        case 16: return .LockNotGenuine
-        case 17: return .LockProtocol(
+        case 15: return .BluetoothOff
+        case 16: return .BluetoothPermissionMissing
+        case 17: return .BluetoothUnavailable
+        case 18: return .LockConnectionFailed(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 18: return .Cancelled
+        case 19: return .LockTimeout
+        case 20: return .UnlockInProgress(
+            doorId: try FfiConverterString.read(from: &buf)
+            )
+        case 21: return .LockNotGenuine
+        case 22: return .LockProtocol(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 23: return .Cancelled
 
          default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -3698,21 +3948,43 @@ public struct FfiConverterTypeDoorError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(14))
         
         
-        case .BluetoothUnavailable:
+        case .BluetoothOff:
             writeInt(&buf, Int32(15))
         
         
-        case .LockNotGenuine:
+        case .BluetoothPermissionMissing:
             writeInt(&buf, Int32(16))
         
         
-        case let .LockProtocol(reason):
+        case .BluetoothUnavailable:
             writeInt(&buf, Int32(17))
+        
+        
+        case let .LockConnectionFailed(reason):
+            writeInt(&buf, Int32(18))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case .LockTimeout:
+            writeInt(&buf, Int32(19))
+        
+        
+        case let .UnlockInProgress(doorId):
+            writeInt(&buf, Int32(20))
+            FfiConverterString.write(doorId, into: &buf)
+            
+        
+        case .LockNotGenuine:
+            writeInt(&buf, Int32(21))
+        
+        
+        case let .LockProtocol(reason):
+            writeInt(&buf, Int32(22))
             FfiConverterString.write(reason, into: &buf)
             
         
         case .Cancelled:
-            writeInt(&buf, Int32(18))
+            writeInt(&buf, Int32(23))
         
         }
     }
@@ -3746,9 +4018,16 @@ public enum DoorEvent: Equatable, Hashable {
      */
     case sessionExpired
     /**
-     * An unlock moved on.
+     * An unlock, tapped or hands-free, moved on. Each unlock reports `Started`, then ends
+     * with one of `Succeeded`, `Failed` or `Cancelled`.
      */
-    case unlockProgress(doorId: String, stage: UnlockStage
+    case unlock(doorId: String, trigger: UnlockTrigger, phase: UnlockPhase
+    )
+    /**
+     * Proximity unlock stopped by itself, e.g. `BluetoothOff` when Bluetooth was switched
+     * off; start it again when the reason is gone.
+     */
+    case proximityStopped(error: DoorError
     )
     /**
      * A Door Sync transfer moved on: bytes the lock acknowledged, of the total.
@@ -3785,13 +4064,16 @@ public struct FfiConverterTypeDoorEvent: FfiConverterRustBuffer {
         
         case 2: return .sessionExpired
         
-        case 3: return .unlockProgress(doorId: try FfiConverterString.read(from: &buf), stage: try FfiConverterTypeUnlockStage.read(from: &buf)
+        case 3: return .unlock(doorId: try FfiConverterString.read(from: &buf), trigger: try FfiConverterTypeUnlockTrigger.read(from: &buf), phase: try FfiConverterTypeUnlockPhase.read(from: &buf)
         )
         
-        case 4: return .syncProgress(doorId: try FfiConverterString.read(from: &buf), done: try FfiConverterUInt64.read(from: &buf), total: try FfiConverterUInt64.read(from: &buf)
+        case 4: return .proximityStopped(error: try FfiConverterTypeDoorError.read(from: &buf)
         )
         
-        case 5: return .doorSynced(doorId: try FfiConverterString.read(from: &buf), lockIteration: try FfiConverterOptionUInt64.read(from: &buf), applied: try FfiConverterBool.read(from: &buf), auditRecords: try FfiConverterUInt32.read(from: &buf)
+        case 5: return .syncProgress(doorId: try FfiConverterString.read(from: &buf), done: try FfiConverterUInt64.read(from: &buf), total: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 6: return .doorSynced(doorId: try FfiConverterString.read(from: &buf), lockIteration: try FfiConverterOptionUInt64.read(from: &buf), applied: try FfiConverterBool.read(from: &buf), auditRecords: try FfiConverterUInt32.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3810,21 +4092,27 @@ public struct FfiConverterTypeDoorEvent: FfiConverterRustBuffer {
             writeInt(&buf, Int32(2))
         
         
-        case let .unlockProgress(doorId,stage):
+        case let .unlock(doorId,trigger,phase):
             writeInt(&buf, Int32(3))
             FfiConverterString.write(doorId, into: &buf)
-            FfiConverterTypeUnlockStage.write(stage, into: &buf)
+            FfiConverterTypeUnlockTrigger.write(trigger, into: &buf)
+            FfiConverterTypeUnlockPhase.write(phase, into: &buf)
+            
+        
+        case let .proximityStopped(error):
+            writeInt(&buf, Int32(4))
+            FfiConverterTypeDoorError.write(error, into: &buf)
             
         
         case let .syncProgress(doorId,done,total):
-            writeInt(&buf, Int32(4))
+            writeInt(&buf, Int32(5))
             FfiConverterString.write(doorId, into: &buf)
             FfiConverterUInt64.write(done, into: &buf)
             FfiConverterUInt64.write(total, into: &buf)
             
         
         case let .doorSynced(doorId,lockIteration,applied,auditRecords):
-            writeInt(&buf, Int32(5))
+            writeInt(&buf, Int32(6))
             FfiConverterString.write(doorId, into: &buf)
             FfiConverterOptionUInt64.write(lockIteration, into: &buf)
             FfiConverterBool.write(applied, into: &buf)
@@ -3986,17 +4274,34 @@ public func FfiConverterTypeUnlockDenial_lower(_ value: UnlockDenial) -> RustBuf
 
 
 
+/**
+ * Where an unlock is.
+ */
 
-public enum UnlockStage: Equatable, Hashable {
+public enum UnlockPhase: Equatable, Hashable {
     
+    case started
     /**
-     * Finding the lock and preparing the request, side by side.
+     * Finding the lock and preparing the request, side by side; `attempt` is 2 when a
+     * dropped connection is retried.
      */
-    case connecting
+    case connecting(attempt: UInt32
+    )
     /**
      * Connected; waiting for the lock's answer.
      */
     case authorizing
+    case succeeded(receipt: UnlockReceipt
+    )
+    /**
+     * The error `unlock` throws (for a hands-free unlock, the only report of it).
+     */
+    case failed(error: DoorError
+    )
+    /**
+     * The app cancelled it, proximity unlock was stopped, or a tap took over.
+     */
+    case cancelled
 
 
 
@@ -4005,36 +4310,141 @@ public enum UnlockStage: Equatable, Hashable {
 }
 
 #if compiler(>=6)
-extension UnlockStage: Sendable {}
+extension UnlockPhase: Sendable {}
 #endif
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public struct FfiConverterTypeUnlockStage: FfiConverterRustBuffer {
-    typealias SwiftType = UnlockStage
+public struct FfiConverterTypeUnlockPhase: FfiConverterRustBuffer {
+    typealias SwiftType = UnlockPhase
 
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UnlockStage {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UnlockPhase {
         let variant: Int32 = try readInt(&buf)
         switch variant {
         
-        case 1: return .connecting
+        case 1: return .started
         
-        case 2: return .authorizing
+        case 2: return .connecting(attempt: try FfiConverterUInt32.read(from: &buf)
+        )
+        
+        case 3: return .authorizing
+        
+        case 4: return .succeeded(receipt: try FfiConverterTypeUnlockReceipt.read(from: &buf)
+        )
+        
+        case 5: return .failed(error: try FfiConverterTypeDoorError.read(from: &buf)
+        )
+        
+        case 6: return .cancelled
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
 
-    public static func write(_ value: UnlockStage, into buf: inout [UInt8]) {
+    public static func write(_ value: UnlockPhase, into buf: inout [UInt8]) {
         switch value {
         
         
-        case .connecting:
+        case .started:
             writeInt(&buf, Int32(1))
         
         
+        case let .connecting(attempt):
+            writeInt(&buf, Int32(2))
+            FfiConverterUInt32.write(attempt, into: &buf)
+            
+        
         case .authorizing:
+            writeInt(&buf, Int32(3))
+        
+        
+        case let .succeeded(receipt):
+            writeInt(&buf, Int32(4))
+            FfiConverterTypeUnlockReceipt.write(receipt, into: &buf)
+            
+        
+        case let .failed(error):
+            writeInt(&buf, Int32(5))
+            FfiConverterTypeDoorError.write(error, into: &buf)
+            
+        
+        case .cancelled:
+            writeInt(&buf, Int32(6))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUnlockPhase_lift(_ buf: RustBuffer) throws -> UnlockPhase {
+    return try FfiConverterTypeUnlockPhase.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUnlockPhase_lower(_ value: UnlockPhase) -> RustBuffer {
+    return FfiConverterTypeUnlockPhase.lower(value)
+}
+
+
+
+/**
+ * Who started an unlock.
+ */
+
+public enum UnlockTrigger: Equatable, Hashable {
+    
+    /**
+     * The person asked (`unlock`).
+     */
+    case explicit
+    /**
+     * Proximity unlock, when the phone came close to the door.
+     */
+    case proximity
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension UnlockTrigger: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeUnlockTrigger: FfiConverterRustBuffer {
+    typealias SwiftType = UnlockTrigger
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UnlockTrigger {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .explicit
+        
+        case 2: return .proximity
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: UnlockTrigger, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .explicit:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .proximity:
             writeInt(&buf, Int32(2))
         
         }
@@ -4045,15 +4455,15 @@ public struct FfiConverterTypeUnlockStage: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeUnlockStage_lift(_ buf: RustBuffer) throws -> UnlockStage {
-    return try FfiConverterTypeUnlockStage.lift(buf)
+public func FfiConverterTypeUnlockTrigger_lift(_ buf: RustBuffer) throws -> UnlockTrigger {
+    return try FfiConverterTypeUnlockTrigger.lift(buf)
 }
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeUnlockStage_lower(_ value: UnlockStage) -> RustBuffer {
-    return FfiConverterTypeUnlockStage.lower(value)
+public func FfiConverterTypeUnlockTrigger_lower(_ value: UnlockTrigger) -> RustBuffer {
+    return FfiConverterTypeUnlockTrigger.lower(value)
 }
 
 
@@ -4321,6 +4731,30 @@ fileprivate struct FfiConverterOptionTypeEventListener: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeEventListener.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeProximitySettings: FfiConverterRustBuffer {
+    typealias SwiftType = ProximitySettings?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeProximitySettings.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeProximitySettings.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -4787,6 +5221,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_method_doorclient_invite_guest() != 45538) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_door_core_checksum_method_doorclient_is_proximity_unlock_on() != 5299) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_door_core_checksum_method_doorclient_is_signed_in() != 50850) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4812,6 +5249,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_doorclient_sign_out() != 35707) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_start_proximity_unlock() != 15551) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_stop_proximity_unlock() != 5806) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_doorclient_sync_door() != 19393) {

@@ -187,6 +187,10 @@ pub struct ProximitySettings {
     /// Unset (the default), a person waiting by the door does not keep opening it.
     #[uniffi(default = None)]
     pub hold_off_ms: Option<u64>,
+    /// Only these doors open hands-free (a resident may want it at the lobby, not at their
+    /// own flat); empty: every door.
+    #[uniffi(default = [])]
+    pub door_ids: Vec<String>,
 }
 
 /// A door that opened.
@@ -400,17 +404,20 @@ impl DoorClient {
         &self,
         settings: Option<ProximitySettings>,
     ) -> Result<(), DoorError> {
-        let config = match settings {
-            None => ProximityConfig::default(),
-            Some(s) => ProximityConfig {
-                unlock_rssi: s.unlock_rssi,
-                away_rssi: s.away_rssi,
-                samples: usize::try_from(s.samples).unwrap_or(usize::MAX),
-                hold_off: s.hold_off_ms.map(Duration::from_millis),
-                ..ProximityConfig::default()
-            },
+        let (config, only) = match settings {
+            None => (ProximityConfig::default(), Vec::new()),
+            Some(s) => (
+                ProximityConfig {
+                    unlock_rssi: s.unlock_rssi,
+                    away_rssi: s.away_rssi,
+                    samples: usize::try_from(s.samples).unwrap_or(usize::MAX),
+                    hold_off: s.hold_off_ms.map(Duration::from_millis),
+                    ..ProximityConfig::default()
+                },
+                s.door_ids,
+            ),
         };
-        Ok(self.core.start_proximity_unlock(config).await?)
+        Ok(self.core.start_proximity_unlock(config, only).await?)
     }
 
     /// Stops proximity unlock, cancelling a hands-free unlock under way.

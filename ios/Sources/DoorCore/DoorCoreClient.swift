@@ -2,23 +2,30 @@
 // core's events as an AsyncStream instead of a listener object.
 @_exported import DoorCoreBindings
 
-/// Owns a `DoorClient` and the `EventListener` it was built with. Read `events` with
-/// `for await` (one reader: it is an AsyncStream); use `client` for everything else.
+/// Owns a `DoorClient` and the `EventListener` it was built with. Read `events` or
+/// `unlockEvents` with `for await` (one reader each: they are AsyncStreams); use `client` for
+/// everything else. The core drives the phone's Bluetooth itself; pass a `BleTransport` only
+/// if the app must own the radio.
 public final class DoorCoreClient: Sendable {
     public let client: DoorClient
     /// Every event of this client, in order; the newest 256 are kept until read.
     public let events: AsyncStream<DoorEvent>
-    private let continuation: AsyncStream<DoorEvent>.Continuation
+    /// The unlocks only (`DoorEvent.unlock`), tapped and hands-free alike: each reports
+    /// `.started`, its progress, and one of `.succeeded`, `.failed` or `.cancelled`.
+    public let unlockEvents: AsyncStream<DoorEvent>
+    private let continuations: [AsyncStream<DoorEvent>.Continuation]
 
-    public init(config: ClientConfig, signer: DeviceSigner?, ble: BleTransport?) throws {
-        let (events, continuation) = Self.makeStream()
+    public init(config: ClientConfig, signer: DeviceSigner? = nil, ble: BleTransport? = nil) throws {
+        let (events, all) = Self.makeStream()
+        let (unlockEvents, unlocks) = Self.makeStream()
         self.events = events
-        self.continuation = continuation
-        client = try DoorClient(config: config, signer: signer, listener: StreamListener(continuation), ble: ble)
+        self.unlockEvents = unlockEvents
+        continuations = [all, unlocks]
+        client = try DoorClient(config: config, signer: signer, listener: StreamListener(all: all, unlocks: unlocks), ble: ble)
     }
 
     deinit {
-        continuation.finish()
+        for continuation in continuations { continuation.finish() }
     }
 
     private static func makeStream() -> (AsyncStream<DoorEvent>, AsyncStream<DoorEvent>.Continuation) {
@@ -30,9 +37,16 @@ public final class DoorCoreClient: Sendable {
 
 /// Called on a core thread; an AsyncStream continuation may be yielded to from any thread.
 private final class StreamListener: EventListener {
-    let continuation: AsyncStream<DoorEvent>.Continuation
-    init(_ continuation: AsyncStream<DoorEvent>.Continuation) { self.continuation = continuation }
-    func onEvent(event: DoorEvent) { continuation.yield(event) }
+    let all: AsyncStream<DoorEvent>.Continuation
+    let unlocks: AsyncStream<DoorEvent>.Continuation
+    init(all: AsyncStream<DoorEvent>.Continuation, unlocks: AsyncStream<DoorEvent>.Continuation) {
+        self.all = all
+        self.unlocks = unlocks
+    }
+    func onEvent(event: DoorEvent) {
+        all.yield(event)
+        if case .unlock = event { unlocks.yield(event) }
+    }
 }
 
 // UniFFI's Swift does not pass Task cancellation on to Rust: a cancelled Task's call would run

@@ -808,6 +808,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_invite_guest(
     ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_is_proximity_unlock_on(
+    ): Int
     external fun uniffi_door_core_checksum_method_doorclient_is_signed_in(
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_pending_audit_records(
@@ -825,6 +827,10 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_door_core_checksum_method_doorclient_sign_in(
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_sign_out(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_start_proximity_unlock(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_stop_proximity_unlock(
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_sync_door(
     ): Int
@@ -917,6 +923,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_invite_guest(`ptr`: Long,`doorIds`: RustBuffer.ByValue,`contact`: RustBuffer.ByValue,`from`: RustBuffer.ByValue,`until`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_door_core_fn_method_doorclient_is_proximity_unlock_on(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
     external fun uniffi_door_core_fn_method_doorclient_is_signed_in(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
     external fun uniffi_door_core_fn_method_doorclient_pending_audit_records(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -934,6 +942,10 @@ internal object UniffiLib {
     external fun uniffi_door_core_fn_method_doorclient_sign_in(`ptr`: Long,`email`: RustBuffer.ByValue,`password`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_sign_out(`ptr`: Long,
+    ): Long
+    external fun uniffi_door_core_fn_method_doorclient_start_proximity_unlock(`ptr`: Long,`settings`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_door_core_fn_method_doorclient_stop_proximity_unlock(`ptr`: Long,
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_sync_door(`ptr`: Long,`doorId`: RustBuffer.ByValue,`timeoutMs`: Long,`cancellation`: RustBuffer.ByValue,
     ): Long
@@ -1154,6 +1166,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_method_doorclient_invite_guest() and 0xFFFF) != 45538) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_is_proximity_unlock_on() and 0xFFFF) != 5299) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_door_core_checksum_method_doorclient_is_signed_in() and 0xFFFF) != 50850) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1179,6 +1194,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_doorclient_sign_out() and 0xFFFF) != 35707) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_start_proximity_unlock() and 0xFFFF) != 15551) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_stop_proximity_unlock() and 0xFFFF) != 5806) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_doorclient_sync_door() and 0xFFFF) != 19393) {
@@ -1558,6 +1579,29 @@ public object FfiConverterUShort: FfiConverter<UShort, Short> {
 
     override fun write(value: UShort, buf: ByteBuffer) {
         buf.putShort(value.toShort())
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterShort: FfiConverter<Short, Short> {
+    override fun lift(value: Short): Short {
+        return value
+    }
+
+    override fun read(buf: ByteBuffer): Short {
+        return buf.getShort()
+    }
+
+    override fun lower(value: Short): Short {
+        return value
+    }
+
+    override fun allocationSize(value: Short) = 2UL
+
+    override fun write(value: Short, buf: ByteBuffer) {
+        buf.putShort(value)
     }
 }
 
@@ -3093,6 +3137,11 @@ public interface DoorClientInterface {
      */
     suspend fun `inviteGuest`(`doorIds`: List<kotlin.String>, `contact`: kotlin.String, `from`: java.time.Instant, `until`: java.time.Instant): GuestInvite
     
+    /**
+     * Whether proximity unlock runs (it stops by itself when Bluetooth goes off).
+     */
+    fun `isProximityUnlockOn`(): kotlin.Boolean
+    
     fun `isSignedIn`(): kotlin.Boolean
     
     /**
@@ -3136,6 +3185,22 @@ public interface DoorClientInterface {
     suspend fun `signIn`(`email`: kotlin.String, `password`: kotlin.String): Person
     
     suspend fun `signOut`()
+    
+    /**
+     * Starts proximity (hands-free) unlock: the core scans for the locks of the doors that
+     * open to this person now (an Out of Schedule door is never contacted) and opens one
+     * when the phone comes close (the nearest, if several), once per approach. Off until
+     * called; reports through `DoorEvent::Unlock` with trigger `Proximity`. Throws
+     * `BluetoothOff`, `BluetoothPermissionMissing` or `BluetoothUnavailable` (an app's own
+     * `BleTransport` cannot scan for the core) when it cannot start, `InvalidInput` for
+     * settings that cannot work. Calling it again restarts it with the new settings.
+     */
+    suspend fun `startProximityUnlock`(`settings`: ProximitySettings? = null)
+    
+    /**
+     * Stops proximity unlock, cancelling a hands-free unlock under way.
+     */
+    suspend fun `stopProximityUnlock`()
     
     /**
      * "Sync this door": carries Door Sync data to the lock without opening it (the phone
@@ -3415,6 +3480,22 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
     )
     }
 
+    
+    /**
+     * Whether proximity unlock runs (it stops by itself when Bluetooth goes off).
+     */override fun `isProximityUnlockOn`(): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_door_core_fn_method_doorclient_is_proximity_unlock_on(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
     override fun `isSignedIn`(): kotlin.Boolean {
             return FfiConverterBoolean.lift(
     callWithHandle {
@@ -3613,6 +3694,62 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
         
         // Error FFI converter
         DoorException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Starts proximity (hands-free) unlock: the core scans for the locks of the doors that
+     * open to this person now (an Out of Schedule door is never contacted) and opens one
+     * when the phone comes close (the nearest, if several), once per approach. Off until
+     * called; reports through `DoorEvent::Unlock` with trigger `Proximity`. Throws
+     * `BluetoothOff`, `BluetoothPermissionMissing` or `BluetoothUnavailable` (an app's own
+     * `BleTransport` cannot scan for the core) when it cannot start, `InvalidInput` for
+     * settings that cannot work. Calling it again restarts it with the new settings.
+     */
+    @Throws(DoorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `startProximityUnlock`(`settings`: ProximitySettings?) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_doorclient_start_proximity_unlock(
+                uniffiHandle,
+                
+        FfiConverterOptionalTypeProximitySettings.lower(`settings`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        DoorException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Stops proximity unlock, cancelling a hands-free unlock under way.
+     */
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `stopProximityUnlock`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_doorclient_stop_proximity_unlock(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        UniffiNullRustCallStatusErrorHandler,
     )
     }
 
@@ -4836,6 +4973,73 @@ public object FfiConverterTypePerson: FfiConverterRustBuffer<Person> {
 
 
 /**
+ * How close is close enough for proximity unlock. Signal strengths are medians of the
+ * newest `samples` advertisements, in dBm; the defaults suit a lock advertising at 0 dBm
+ * (about an arm's length to open, a few metres to count as gone).
+ */
+data class ProximitySettings (
+    /**
+     * Opens at or above this.
+     */
+    var `unlockRssi`: kotlin.Short = -60 
+    , 
+    /**
+     * The phone has gone away below this (and the door may open on the next approach);
+     * must be below `unlock_rssi`.
+     */
+    var `awayRssi`: kotlin.Short = -75 
+    , 
+    /**
+     * Advertisements the median takes (1..=64); more is steadier and slower.
+     */
+    var `samples`: kotlin.UInt = 5u 
+    , 
+    /**
+     * If set, the door may open again after this long even if the phone never went away.
+     * Unset (the default), a person waiting by the door does not keep opening it.
+     */
+    var `holdOffMs`: kotlin.ULong? = null 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeProximitySettings: FfiConverterRustBuffer<ProximitySettings> {
+    override fun read(buf: ByteBuffer): ProximitySettings {
+        return ProximitySettings(
+            FfiConverterShort.read(buf),
+            FfiConverterShort.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterOptionalULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ProximitySettings) = (
+            FfiConverterShort.allocationSize(value.`unlockRssi`) +
+            FfiConverterShort.allocationSize(value.`awayRssi`) +
+            FfiConverterUInt.allocationSize(value.`samples`) +
+            FfiConverterOptionalULong.allocationSize(value.`holdOffMs`)
+    )
+
+    override fun write(value: ProximitySettings, buf: ByteBuffer) {
+            FfiConverterShort.write(value.`unlockRssi`, buf)
+            FfiConverterShort.write(value.`awayRssi`, buf)
+            FfiConverterUInt.write(value.`samples`, buf)
+            FfiConverterOptionalULong.write(value.`holdOffMs`, buf)
+    }
+}
+
+
+
+/**
  * One of the person's devices in use (a phone or tablet signed in as them).
  */
 data class RegisteredDevice (
@@ -5153,7 +5357,22 @@ public object FfiConverterTypeAccessDecision : FfiConverterRustBuffer<AccessDeci
 
 sealed class BleFailure: kotlin.Exception() {
     
+    /**
+     * No Bluetooth LE on this device.
+     */
     class Unavailable(
+        ) : BleFailure() {
+        override val message
+            get() = ""
+    }
+    
+    class Off(
+        ) : BleFailure() {
+        override val message
+            get() = ""
+    }
+    
+    class PermissionMissing(
         ) : BleFailure() {
         override val message
             get() = ""
@@ -5163,6 +5382,18 @@ sealed class BleFailure: kotlin.Exception() {
         ) : BleFailure() {
         override val message
             get() = ""
+    }
+    
+    /**
+     * The lock was found but the connection could not be set up (GATT errors such as
+     * Android's 133 after the app's own retries).
+     */
+    class ConnectionFailed(
+        
+        val `reason`: kotlin.String
+        ) : BleFailure() {
+        override val message
+            get() = "reason=${ `reason` }"
     }
     
     class Disconnected(
@@ -5205,10 +5436,15 @@ public object FfiConverterTypeBleFailure : FfiConverterRustBuffer<BleFailure> {
 
         return when(buf.getInt()) {
             1 -> BleFailure.Unavailable()
-            2 -> BleFailure.NotInRange()
-            3 -> BleFailure.Disconnected()
-            4 -> BleFailure.Timeout()
-            5 -> BleFailure.Other(
+            2 -> BleFailure.Off()
+            3 -> BleFailure.PermissionMissing()
+            4 -> BleFailure.NotInRange()
+            5 -> BleFailure.ConnectionFailed(
+                FfiConverterString.read(buf),
+                )
+            6 -> BleFailure.Disconnected()
+            7 -> BleFailure.Timeout()
+            8 -> BleFailure.Other(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -5221,9 +5457,22 @@ public object FfiConverterTypeBleFailure : FfiConverterRustBuffer<BleFailure> {
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
             )
+            is BleFailure.Off -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is BleFailure.PermissionMissing -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
             is BleFailure.NotInRange -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
+            )
+            is BleFailure.ConnectionFailed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is BleFailure.Disconnected -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -5247,20 +5496,33 @@ public object FfiConverterTypeBleFailure : FfiConverterRustBuffer<BleFailure> {
                 buf.putInt(1)
                 Unit
             }
-            is BleFailure.NotInRange -> {
+            is BleFailure.Off -> {
                 buf.putInt(2)
                 Unit
             }
-            is BleFailure.Disconnected -> {
+            is BleFailure.PermissionMissing -> {
                 buf.putInt(3)
                 Unit
             }
-            is BleFailure.Timeout -> {
+            is BleFailure.NotInRange -> {
                 buf.putInt(4)
                 Unit
             }
-            is BleFailure.Other -> {
+            is BleFailure.ConnectionFailed -> {
                 buf.putInt(5)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is BleFailure.Disconnected -> {
+                buf.putInt(6)
+                Unit
+            }
+            is BleFailure.Timeout -> {
+                buf.putInt(7)
+                Unit
+            }
+            is BleFailure.Other -> {
+                buf.putInt(8)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
@@ -5422,7 +5684,7 @@ sealed class DoorException: kotlin.Exception() {
     }
     
     /**
-     * The lock was not found before the deadline.
+     * The lock was not found before the deadline: walk closer.
      */
     class LockNotInRange(
         ) : DoorException() {
@@ -5431,12 +5693,62 @@ sealed class DoorException: kotlin.Exception() {
     }
     
     /**
-     * Bluetooth is off, not permitted, or there is no BLE transport.
+     * Bluetooth is switched off: ask the person to turn it on.
+     */
+    class BluetoothOff(
+        ) : DoorException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * The app lacks the Bluetooth permission (Android: BLUETOOTH_SCAN and BLUETOOTH_CONNECT,
+     * or location before Android 12; iOS: Bluetooth in Settings): ask for it.
+     */
+    class BluetoothPermissionMissing(
+        ) : DoorException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * This device has no Bluetooth LE, or the client has no way to reach it.
      */
     class BluetoothUnavailable(
         ) : DoorException() {
         override val message
             get() = ""
+    }
+    
+    /**
+     * The lock was found but the connection could not be set up or dropped: try again.
+     */
+    class LockConnectionFailed(
+        
+        val `reason`: kotlin.String
+        ) : DoorException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * The lock stopped answering before the deadline: try again.
+     */
+    class LockTimeout(
+        ) : DoorException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * Another unlock runs (on `door_id`); one at a time.
+     */
+    class UnlockInProgress(
+        
+        val `doorId`: kotlin.String
+        ) : DoorException() {
+        override val message
+            get() = "doorId=${ `doorId` }"
     }
     
     /**
@@ -5523,12 +5835,21 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
                 FfiConverterTypeUnlockDenial.read(buf),
                 )
             14 -> DoorException.LockNotInRange()
-            15 -> DoorException.BluetoothUnavailable()
-            16 -> DoorException.LockNotGenuine()
-            17 -> DoorException.LockProtocol(
+            15 -> DoorException.BluetoothOff()
+            16 -> DoorException.BluetoothPermissionMissing()
+            17 -> DoorException.BluetoothUnavailable()
+            18 -> DoorException.LockConnectionFailed(
                 FfiConverterString.read(buf),
                 )
-            18 -> DoorException.Cancelled()
+            19 -> DoorException.LockTimeout()
+            20 -> DoorException.UnlockInProgress(
+                FfiConverterString.read(buf),
+                )
+            21 -> DoorException.LockNotGenuine()
+            22 -> DoorException.LockProtocol(
+                FfiConverterString.read(buf),
+                )
+            23 -> DoorException.Cancelled()
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
     }
@@ -5603,9 +5924,31 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
             )
+            is DoorException.BluetoothOff -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is DoorException.BluetoothPermissionMissing -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
             is DoorException.BluetoothUnavailable -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
+            )
+            is DoorException.LockConnectionFailed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is DoorException.LockTimeout -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is DoorException.UnlockInProgress -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`doorId`)
             )
             is DoorException.LockNotGenuine -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -5693,21 +6036,43 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
                 buf.putInt(14)
                 Unit
             }
-            is DoorException.BluetoothUnavailable -> {
+            is DoorException.BluetoothOff -> {
                 buf.putInt(15)
                 Unit
             }
-            is DoorException.LockNotGenuine -> {
+            is DoorException.BluetoothPermissionMissing -> {
                 buf.putInt(16)
                 Unit
             }
-            is DoorException.LockProtocol -> {
+            is DoorException.BluetoothUnavailable -> {
                 buf.putInt(17)
+                Unit
+            }
+            is DoorException.LockConnectionFailed -> {
+                buf.putInt(18)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is DoorException.LockTimeout -> {
+                buf.putInt(19)
+                Unit
+            }
+            is DoorException.UnlockInProgress -> {
+                buf.putInt(20)
+                FfiConverterString.write(value.`doorId`, buf)
+                Unit
+            }
+            is DoorException.LockNotGenuine -> {
+                buf.putInt(21)
+                Unit
+            }
+            is DoorException.LockProtocol -> {
+                buf.putInt(22)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is DoorException.Cancelled -> {
-                buf.putInt(18)
+                buf.putInt(23)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -5732,11 +6097,26 @@ sealed class DoorEvent {
     
     
     /**
-     * An unlock moved on.
+     * An unlock, tapped or hands-free, moved on. Each unlock reports `Started`, then ends
+     * with one of `Succeeded`, `Failed` or `Cancelled`.
      */
-    data class UnlockProgress(
+    data class Unlock(
         val `doorId`: kotlin.String, 
-        val `stage`: dev.doorcore.ffi.UnlockStage) : DoorEvent()
+        val `trigger`: dev.doorcore.ffi.UnlockTrigger, 
+        val `phase`: dev.doorcore.ffi.UnlockPhase) : DoorEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Proximity unlock stopped by itself, e.g. `BluetoothOff` when Bluetooth was switched
+     * off; start it again when the reason is gone.
+     */
+    data class ProximityStopped(
+        val `error`: dev.doorcore.ffi.DoorException) : DoorEvent()
         
     {
         
@@ -5791,16 +6171,20 @@ public object FfiConverterTypeDoorEvent : FfiConverterRustBuffer<DoorEvent>{
         return when(buf.getInt()) {
             1 -> DoorEvent.DoorsChanged
             2 -> DoorEvent.SessionExpired
-            3 -> DoorEvent.UnlockProgress(
+            3 -> DoorEvent.Unlock(
                 FfiConverterString.read(buf),
-                FfiConverterTypeUnlockStage.read(buf),
+                FfiConverterTypeUnlockTrigger.read(buf),
+                FfiConverterTypeUnlockPhase.read(buf),
                 )
-            4 -> DoorEvent.SyncProgress(
+            4 -> DoorEvent.ProximityStopped(
+                FfiConverterTypeDoorError.read(buf),
+                )
+            5 -> DoorEvent.SyncProgress(
                 FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            5 -> DoorEvent.DoorSynced(
+            6 -> DoorEvent.DoorSynced(
                 FfiConverterString.read(buf),
                 FfiConverterOptionalULong.read(buf),
                 FfiConverterBoolean.read(buf),
@@ -5823,12 +6207,20 @@ public object FfiConverterTypeDoorEvent : FfiConverterRustBuffer<DoorEvent>{
                 4UL
             )
         }
-        is DoorEvent.UnlockProgress -> {
+        is DoorEvent.Unlock -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
                 4UL
                 + FfiConverterString.allocationSize(value.`doorId`)
-                + FfiConverterTypeUnlockStage.allocationSize(value.`stage`)
+                + FfiConverterTypeUnlockTrigger.allocationSize(value.`trigger`)
+                + FfiConverterTypeUnlockPhase.allocationSize(value.`phase`)
+            )
+        }
+        is DoorEvent.ProximityStopped -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeDoorError.allocationSize(value.`error`)
             )
         }
         is DoorEvent.SyncProgress -> {
@@ -5862,21 +6254,27 @@ public object FfiConverterTypeDoorEvent : FfiConverterRustBuffer<DoorEvent>{
                 buf.putInt(2)
                 Unit
             }
-            is DoorEvent.UnlockProgress -> {
+            is DoorEvent.Unlock -> {
                 buf.putInt(3)
                 FfiConverterString.write(value.`doorId`, buf)
-                FfiConverterTypeUnlockStage.write(value.`stage`, buf)
+                FfiConverterTypeUnlockTrigger.write(value.`trigger`, buf)
+                FfiConverterTypeUnlockPhase.write(value.`phase`, buf)
+                Unit
+            }
+            is DoorEvent.ProximityStopped -> {
+                buf.putInt(4)
+                FfiConverterTypeDoorError.write(value.`error`, buf)
                 Unit
             }
             is DoorEvent.SyncProgress -> {
-                buf.putInt(4)
+                buf.putInt(5)
                 FfiConverterString.write(value.`doorId`, buf)
                 FfiConverterULong.write(value.`done`, buf)
                 FfiConverterULong.write(value.`total`, buf)
                 Unit
             }
             is DoorEvent.DoorSynced -> {
-                buf.putInt(5)
+                buf.putInt(6)
                 FfiConverterString.write(value.`doorId`, buf)
                 FfiConverterOptionalULong.write(value.`lockIteration`, buf)
                 FfiConverterBoolean.write(value.`applied`, buf)
@@ -5958,17 +6356,185 @@ public object FfiConverterTypeUnlockDenial: FfiConverterRustBuffer<UnlockDenial>
 
 
 
-
-enum class UnlockStage {
+/**
+ * Where an unlock is.
+ */
+sealed class UnlockPhase {
+    
+    object Started : UnlockPhase()
+    
     
     /**
-     * Finding the lock and preparing the request, side by side.
+     * Finding the lock and preparing the request, side by side; `attempt` is 2 when a
+     * dropped connection is retried.
      */
-    CONNECTING,
+    data class Connecting(
+        val `attempt`: kotlin.UInt) : UnlockPhase()
+        
+    {
+        
+
+        companion object
+    }
+    
     /**
      * Connected; waiting for the lock's answer.
      */
-    AUTHORIZING;
+    object Authorizing : UnlockPhase()
+    
+    
+    data class Succeeded(
+        val `receipt`: dev.doorcore.ffi.UnlockReceipt) : UnlockPhase()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The error `unlock` throws (for a hands-free unlock, the only report of it).
+     */
+    data class Failed(
+        val `error`: dev.doorcore.ffi.DoorException) : UnlockPhase()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The app cancelled it, proximity unlock was stopped, or a tap took over.
+     */
+    object Cancelled : UnlockPhase()
+    
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeUnlockPhase : FfiConverterRustBuffer<UnlockPhase>{
+    override fun read(buf: ByteBuffer): UnlockPhase {
+        return when(buf.getInt()) {
+            1 -> UnlockPhase.Started
+            2 -> UnlockPhase.Connecting(
+                FfiConverterUInt.read(buf),
+                )
+            3 -> UnlockPhase.Authorizing
+            4 -> UnlockPhase.Succeeded(
+                FfiConverterTypeUnlockReceipt.read(buf),
+                )
+            5 -> UnlockPhase.Failed(
+                FfiConverterTypeDoorError.read(buf),
+                )
+            6 -> UnlockPhase.Cancelled
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: UnlockPhase): ULong = when(value) {
+        is UnlockPhase.Started -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is UnlockPhase.Connecting -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterUInt.allocationSize(value.`attempt`)
+            )
+        }
+        is UnlockPhase.Authorizing -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is UnlockPhase.Succeeded -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeUnlockReceipt.allocationSize(value.`receipt`)
+            )
+        }
+        is UnlockPhase.Failed -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeDoorError.allocationSize(value.`error`)
+            )
+        }
+        is UnlockPhase.Cancelled -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+    }
+
+    override fun write(value: UnlockPhase, buf: ByteBuffer) {
+        when(value) {
+            is UnlockPhase.Started -> {
+                buf.putInt(1)
+                Unit
+            }
+            is UnlockPhase.Connecting -> {
+                buf.putInt(2)
+                FfiConverterUInt.write(value.`attempt`, buf)
+                Unit
+            }
+            is UnlockPhase.Authorizing -> {
+                buf.putInt(3)
+                Unit
+            }
+            is UnlockPhase.Succeeded -> {
+                buf.putInt(4)
+                FfiConverterTypeUnlockReceipt.write(value.`receipt`, buf)
+                Unit
+            }
+            is UnlockPhase.Failed -> {
+                buf.putInt(5)
+                FfiConverterTypeDoorError.write(value.`error`, buf)
+                Unit
+            }
+            is UnlockPhase.Cancelled -> {
+                buf.putInt(6)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * Who started an unlock.
+ */
+
+enum class UnlockTrigger {
+    
+    /**
+     * The person asked (`unlock`).
+     */
+    EXPLICIT,
+    /**
+     * Proximity unlock, when the phone came close to the door.
+     */
+    PROXIMITY;
 
     
 
@@ -5980,16 +6546,16 @@ enum class UnlockStage {
 /**
  * @suppress
  */
-public object FfiConverterTypeUnlockStage: FfiConverterRustBuffer<UnlockStage> {
+public object FfiConverterTypeUnlockTrigger: FfiConverterRustBuffer<UnlockTrigger> {
     override fun read(buf: ByteBuffer) = try {
-        UnlockStage.values()[buf.getInt() - 1]
+        UnlockTrigger.values()[buf.getInt() - 1]
     } catch (e: IndexOutOfBoundsException) {
         throw RuntimeException("invalid enum value, something is very wrong!!", e)
     }
 
-    override fun allocationSize(value: UnlockStage) = 4UL
+    override fun allocationSize(value: UnlockTrigger) = 4UL
 
-    override fun write(value: UnlockStage, buf: ByteBuffer) {
+    override fun write(value: UnlockTrigger, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
     }
 }
@@ -6255,6 +6821,38 @@ public object FfiConverterOptionalTypeEventListener: FfiConverterRustBuffer<Even
         } else {
             buf.put(1)
             FfiConverterTypeEventListener.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeProximitySettings: FfiConverterRustBuffer<ProximitySettings?> {
+    override fun read(buf: ByteBuffer): ProximitySettings? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeProximitySettings.read(buf)
+    }
+
+    override fun allocationSize(value: ProximitySettings?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeProximitySettings.allocationSize(value)
+        }
+    }
+
+    override fun write(value: ProximitySettings?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeProximitySettings.write(value, buf)
         }
     }
 }

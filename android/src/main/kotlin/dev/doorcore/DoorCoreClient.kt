@@ -8,29 +8,39 @@ import dev.doorcore.ffi.DoorClientInterface
 import dev.doorcore.ffi.DoorEvent
 import dev.doorcore.ffi.EventListener
 import kotlinx.coroutines.channels.BufferOverflow
+import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.MutableSharedFlow
 import kotlinx.coroutines.flow.SharedFlow
 import kotlinx.coroutines.flow.asSharedFlow
+import kotlinx.coroutines.flow.filterIsInstance
 
 /**
  * The thin Kotlin face of door-core: the generated [DoorClient] (every call delegates to it),
  * with the core's events as a hot [SharedFlow] instead of a listener object. Events reach
  * the collectors subscribed when they happen (collect before you act); the core's thread
  * never blocks on a slow collector (the oldest of 256 buffered events is dropped).
- * Close it (or `use {}`) to free the Rust client.
+ * The core drives the phone's Bluetooth itself; pass a [BleTransport] only if the app must
+ * own the radio. Close it (or `use {}`) to free the Rust client.
  */
 class DoorCoreClient private constructor(
     private val flow: MutableSharedFlow<DoorEvent>,
     val client: DoorClient,
 ) : DoorClientInterface by client, AutoCloseable {
 
-    constructor(config: ClientConfig, signer: DeviceSigner?, ble: BleTransport?) : this(newFlow(), config, signer, ble)
+    constructor(config: ClientConfig, signer: DeviceSigner? = null, ble: BleTransport? = null) :
+        this(newFlow(), config, signer, ble)
 
     private constructor(flow: MutableSharedFlow<DoorEvent>, config: ClientConfig, signer: DeviceSigner?, ble: BleTransport?) :
         this(flow, DoorClient(config, signer, FlowListener(flow), ble))
 
     /** Every event of this client, delivered on the core's thread to the flow's buffer. */
     val events: SharedFlow<DoorEvent> = flow.asSharedFlow()
+
+    /**
+     * The unlocks only, tapped and hands-free alike: each reports `Started`, its progress, and
+     * one of `Succeeded`, `Failed` or `Cancelled`.
+     */
+    val unlockEvents: Flow<DoorEvent.Unlock> = events.filterIsInstance<DoorEvent.Unlock>()
 
     override fun close() = client.close()
 
