@@ -15,7 +15,6 @@ use crate::ble::{BleError, Transport};
 use crate::device;
 use crate::doors::{self, CachedDoor};
 use crate::error::{CoreError, CoreResult};
-use crate::hands_free::HandsFree;
 use crate::signer::Signer;
 use crate::store::{DoorsMeta, Store};
 use crate::sync::{self, SyncReport};
@@ -79,8 +78,20 @@ pub struct Core {
     rides: Mutex<std::collections::HashMap<String, Ride>>,
     clock: Box<dyn Fn() -> UnixTime + Send + Sync>,
     unlocking: UnlockSlot,
-    /// Proximity unlock while it is on.
-    pub(crate) hands_free: Mutex<Option<HandsFree>>,
+    /// Proximity unlock while it is on (hands_free.rs).
+    pub(crate) hands_free: Mutex<Option<Background>>,
+}
+
+/// A task of the client's that runs until stopped; dropping the handle stops it.
+pub(crate) struct Background {
+    pub(crate) stop: tokio_util::sync::CancellationToken,
+    pub(crate) task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 type Ride = (

@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use door_protocol::Decision;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::ble::{BleError, Sighting};
-use crate::client::{Core, Event};
+use crate::client::{Background, Core, Event};
 use crate::error::{CoreError, CoreResult};
 use crate::proximity::{Proximity, ProximityConfig};
 use crate::unlock_slot::Trigger;
@@ -23,18 +22,6 @@ use crate::unlock_slot::Trigger;
 const UNLOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the readings are aged when no advertisement arrives (the phone walked away).
 const TICK: Duration = Duration::from_millis(250);
-
-/// The running scan and its decisions; dropping it stops both.
-pub(crate) struct HandsFree {
-    stop: CancellationToken,
-    task: JoinHandle<()>,
-}
-
-impl Drop for HandsFree {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
 
 impl Core {
     /// Starts proximity unlock (or restarts it with new settings) for `only` these doors
@@ -74,7 +61,7 @@ impl Core {
         *self
             .hands_free
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(HandsFree { stop, task });
+            .unwrap_or_else(PoisonError::into_inner) = Some(Background { stop, task });
         Ok(())
     }
 

@@ -3130,6 +3130,11 @@ public struct ProximitySettings: Equatable, Hashable {
      * Unset (the default), a person waiting by the door does not keep opening it.
      */
     public var holdOffMs: UInt64?
+    /**
+     * Only these doors open hands-free (a resident may want it at the lobby, not at their
+     * own flat); empty: every door.
+     */
+    public var doorIds: [String]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3147,11 +3152,16 @@ public struct ProximitySettings: Equatable, Hashable {
         /**
          * If set, the door may open again after this long even if the phone never went away.
          * Unset (the default), a person waiting by the door does not keep opening it.
-         */holdOffMs: UInt64? = nil) {
+         */holdOffMs: UInt64? = nil, 
+        /**
+         * Only these doors open hands-free (a resident may want it at the lobby, not at their
+         * own flat); empty: every door.
+         */doorIds: [String] = []) {
         self.unlockRssi = unlockRssi
         self.awayRssi = awayRssi
         self.samples = samples
         self.holdOffMs = holdOffMs
+        self.doorIds = doorIds
     }
 
     
@@ -3173,7 +3183,8 @@ public struct FfiConverterTypeProximitySettings: FfiConverterRustBuffer {
                 unlockRssi: FfiConverterInt16.read(from: &buf), 
                 awayRssi: FfiConverterInt16.read(from: &buf), 
                 samples: FfiConverterUInt32.read(from: &buf), 
-                holdOffMs: FfiConverterOptionUInt64.read(from: &buf)
+                holdOffMs: FfiConverterOptionUInt64.read(from: &buf), 
+                doorIds: FfiConverterSequenceString.read(from: &buf)
         )
     }
 
@@ -3182,6 +3193,7 @@ public struct FfiConverterTypeProximitySettings: FfiConverterRustBuffer {
         FfiConverterInt16.write(value.awayRssi, into: &buf)
         FfiConverterUInt32.write(value.samples, into: &buf)
         FfiConverterOptionUInt64.write(value.holdOffMs, into: &buf)
+        FfiConverterSequenceString.write(value.doorIds, into: &buf)
     }
 }
 

@@ -4999,6 +4999,12 @@ data class ProximitySettings (
      * Unset (the default), a person waiting by the door does not keep opening it.
      */
     var `holdOffMs`: kotlin.ULong? = null 
+    , 
+    /**
+     * Only these doors open hands-free (a resident may want it at the lobby, not at their
+     * own flat); empty: every door.
+     */
+    var `doorIds`: List<kotlin.String> = listOf() 
     
 ){
     
@@ -5019,6 +5025,7 @@ public object FfiConverterTypeProximitySettings: FfiConverterRustBuffer<Proximit
             FfiConverterShort.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterOptionalULong.read(buf),
+            FfiConverterSequenceString.read(buf),
         )
     }
 
@@ -5026,7 +5033,8 @@ public object FfiConverterTypeProximitySettings: FfiConverterRustBuffer<Proximit
             FfiConverterShort.allocationSize(value.`unlockRssi`) +
             FfiConverterShort.allocationSize(value.`awayRssi`) +
             FfiConverterUInt.allocationSize(value.`samples`) +
-            FfiConverterOptionalULong.allocationSize(value.`holdOffMs`)
+            FfiConverterOptionalULong.allocationSize(value.`holdOffMs`) +
+            FfiConverterSequenceString.allocationSize(value.`doorIds`)
     )
 
     override fun write(value: ProximitySettings, buf: ByteBuffer) {
@@ -5034,6 +5042,7 @@ public object FfiConverterTypeProximitySettings: FfiConverterRustBuffer<Proximit
             FfiConverterShort.write(value.`awayRssi`, buf)
             FfiConverterUInt.write(value.`samples`, buf)
             FfiConverterOptionalULong.write(value.`holdOffMs`, buf)
+            FfiConverterSequenceString.write(value.`doorIds`, buf)
     }
 }
 
