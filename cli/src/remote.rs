@@ -307,14 +307,7 @@ pub async fn unlock(args: UnlockArgs) -> CliResult<()> {
         .client
         .unlock(door.id.clone(), args.timeout_ms, None)
         .await
-        .map_err(|e| {
-            let why = match e {
-                // The core's one Timeout covers the server and the lock; here it is the lock.
-                DoorError::Timeout => "the lock did not answer in time".to_owned(),
-                e => session.fail(e).to_string(),
-            };
-            format!("{}: {why}", door.name)
-        })?;
+        .map_err(|e| format!("{}: {}", door.name, session.fail(e)))?;
     let lock_time = show::local(&Local, receipt.lock_time);
     println!(
         "{} {} in {} (the lock's clock: {}{})",
@@ -522,6 +515,17 @@ pub fn explain(e: &DoorError, server_url: &str, names: &HashMap<String, String>)
         }
         DoorError::BluetoothUnavailable => {
             "Bluetooth is not available here (no adapter, or BlueZ is not running)".into()
+        }
+        DoorError::BluetoothOff => "Bluetooth is off: turn it on and try again".into(),
+        DoorError::BluetoothPermissionMissing => {
+            "this user may not use Bluetooth (BlueZ's D-Bus policy refused)".into()
+        }
+        DoorError::LockConnectionFailed { reason } => {
+            format!("the lock was seen but the connection failed ({reason}); try again")
+        }
+        DoorError::LockTimeout => "the lock did not answer in time".into(),
+        DoorError::UnlockInProgress { door_id } => {
+            format!("an unlock of {} is under way", name(door_id))
         }
         DoorError::LockNotGenuine => {
             "the lock could not prove it is the property's lock: do not trust it".into()
