@@ -10,7 +10,8 @@ public final class DoorCoreClient: Sendable {
     public let events: AsyncStream<DoorEvent>
     private let continuation: AsyncStream<DoorEvent>.Continuation
 
-    public init(config: ClientConfig, signer: DeviceSigner?, ble: BleTransport?) throws {
+    /// Without `ble` the core drives the radio itself; pass one only if the app owns the radio.
+    public init(config: ClientConfig, signer: DeviceSigner?, ble: BleTransport? = nil) throws {
         let (events, continuation) = Self.makeStream()
         self.events = events
         self.continuation = continuation

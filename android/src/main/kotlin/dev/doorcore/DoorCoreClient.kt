@@ -24,7 +24,8 @@ class DoorCoreClient private constructor(
     val client: DoorClient,
 ) : DoorClientInterface by client, AutoCloseable {
 
-    constructor(config: ClientConfig, signer: DeviceSigner?, ble: BleTransport?) : this(newFlow(), config, signer, ble)
+    /** Without [ble] the core drives the radio itself; pass one only if the app owns the radio. */
+    constructor(config: ClientConfig, signer: DeviceSigner?, ble: BleTransport? = null) : this(newFlow(), config, signer, ble)
 
     private constructor(flow: MutableSharedFlow<DoorEvent>, config: ClientConfig, signer: DeviceSigner?, ble: BleTransport?) :
         this(flow, DoorClient(config, signer, FlowListener(flow), ble))
