@@ -123,6 +123,7 @@ class FoundationTest {
      */
     @Test
     fun anAppThatOwnsTheRadioUnlocksThroughItsBleTransport() = runBlocking<Unit> {
+        val before = liveObjects()
         Testbed.start().use { testbed ->
             val alice = testbed.person("Alice")
             val lobby = testbed.door("Lobby")
@@ -134,6 +135,11 @@ class FoundationTest {
                 assertTrue(ble.connections.get() >= 1 && ble.writes.get() >= 1 && ble.notifications.get() >= 1)
             }
         }
+        // The core lets go of the client once its last task (the audit upload after the
+        // unlock) ends: wait for that, so that no later test counts it.
+        val deadline = System.nanoTime() + 5_000_000_000L
+        while (liveObjects() != before && System.nanoTime() < deadline) Thread.sleep(10)
+        assertEquals(before, liveObjects(), "the client was not released")
     }
 
     @Test
