@@ -1,9 +1,19 @@
 //! `door testbed`: a whole property for the app test suites (Kotlin, Swift), which cannot
 //! link door-server and door-lock: door-server on 127.0.0.1 (in-memory SQLite) with the
-//! seeds' "1800 Main St" at a small scale, a reference lock for every door, and all the locks
-//! on one TCP port (the framing of `tcp_link`: the lock-id line picks the lock). On the
-//! system clock. It announces itself, then runs until its standard input closes, so the test
-//! process that spawned it controls its lifetime without signals.
+//! seeds' "1800 Main St" at a small scale, a reference lock for every door, and every lock
+//! reachable two ways:
+//!
+//! - on one TCP port (the framing of `tcp_link`: the lock-id line picks the lock), for apps
+//!   that own the radio and pass the core a `BleTransport`;
+//! - on Linux, as a peripheral of one fake BlueZ (door-ble-rig, on a private D-Bus system
+//!   bus; `gatt.rs`), so that a client built without a `BleTransport` unlocks through the
+//!   core's own radio (btleplug -> D-Bus) once its process points `DBUS_SYSTEM_BUS_ADDRESS`
+//!   at `bluez_bus`.
+//!
+//! Both serve the same `Lock` handles (clones of one lock share its state), so what one
+//! transport changes (a revocation list, a sync, the audit log) the other sees. On the system
+//! clock. It announces itself, then runs until its standard input closes, so the test process
+//! that spawned it controls its lifetime without signals.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +42,10 @@ pub struct Testbed {
     pub server_url: String,
     /// The TCP port on 127.0.0.1 that serves every lock (see tcp_link.rs).
     pub lock_port: u16,
+    /// The fake BlueZ's private D-Bus system bus ("unix:path=/tmp/door-ble-rig-<pid>/
+    /// system_bus_socket"), on which every lock is a peripheral advertising its lock id; null
+    /// off Linux. libdbus reads `DBUS_SYSTEM_BUS_ADDRESS` once per process, at its first use.
+    pub bluez_bus: Option<String>,
     /// The property's IANA time zone ("America/New_York").
     pub time_zone: String,
     pub people: Vec<TestbedPerson>,
@@ -75,11 +89,13 @@ pub async fn run(args: Args) -> CliResult<()> {
     )?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let lock_port = listener.local_addr()?.port();
+    let bluez = fake_bluez(&seeded, &locks)?;
     let serving = tokio::spawn(crate::tcp_link::serve(listener, locks));
 
     let testbed = Testbed {
         server_url: server.url(),
         lock_port,
+        bluez_bus: bluez_address(&bluez),
         time_zone: seeded.property.time_zone.clone(),
         people: seeded
             .people
@@ -110,8 +126,57 @@ pub async fn run(args: Args) -> CliResult<()> {
     let mut sink = Vec::new();
     let _ = tokio::io::stdin().read_to_end(&mut sink).await;
     serving.abort();
+    drop(bluez); // stops its dbus-daemon
     server.stop().await;
     Ok(())
+}
+
+/// The BLE address of the `index`th door's lock: distinct for up to 65536 doors.
+pub fn ble_address(index: usize) -> String {
+    format!(
+        "C0:FF:EE:01:{:02X}:{:02X}",
+        (index >> 8) & 0xff,
+        index & 0xff
+    )
+}
+
+/// One fake BlueZ with a peripheral for every door's lock (the same `Lock` handles the TCP
+/// link serves), at `ble_address` of the door's index in the seed.
+#[cfg(target_os = "linux")]
+fn fake_bluez(
+    seeded: &Seeded,
+    locks: &HashMap<String, Lock>,
+) -> CliResult<Option<door_ble_rig::FakeBluez>> {
+    let mut config = door_ble_rig::FakeBluezConfig::new();
+    for (index, d) in seeded.doors.iter().enumerate() {
+        let lock = locks
+            .get(&d.door.lock_id.to_ascii_lowercase())
+            .ok_or_else(|| format!("no lock for door {:?}", d.door.name))?;
+        config = config.peripheral(crate::gatt::peripheral(
+            &ble_address(index),
+            &d.door.name,
+            lock.clone(),
+        ));
+    }
+    let bluez = door_ble_rig::FakeBluez::start(config)
+        .map_err(|e| format!("cannot start the fake BlueZ (needs dbus-daemon): {e}"))?;
+    Ok(Some(bluez))
+}
+
+#[cfg(target_os = "linux")]
+fn bluez_address(bluez: &Option<door_ble_rig::FakeBluez>) -> Option<String> {
+    bluez.as_ref().map(|b| b.bus_address().to_owned())
+}
+
+/// No BlueZ off Linux: apps there reach the locks over the TCP port.
+#[cfg(not(target_os = "linux"))]
+fn fake_bluez(_seeded: &Seeded, _locks: &HashMap<String, Lock>) -> CliResult<Option<()>> {
+    Ok(None)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn bluez_address(_bluez: &Option<()>) -> Option<String> {
+    None
 }
 
 /// A reference lock for every seeded door, keyed by lock id, state under `dir`.
@@ -165,6 +230,9 @@ fn print_listing(t: &Testbed) {
         t.lock_port,
         t.doors.len()
     );
+    if let Some(bus) = &t.bluez_bus {
+        println!("  bluez      DBUS_SYSTEM_BUS_ADDRESS={bus} (all doors, as BLE peripherals)");
+    }
     for p in &t.people {
         println!(
             "  person     {:<8} {}  password {:?}",

@@ -1,5 +1,6 @@
-//! `door testbed --json` as the Kotlin and Swift suites use it: one JSON line, then a server
-//! and a TCP port with every door's lock, until standard input closes.
+//! `door testbed --json` as the Kotlin and Swift suites use it: one JSON line, then a server,
+//! a TCP port with every door's lock and (Linux) a fake BlueZ with the same locks, until
+//! standard input closes.
 
 mod common;
 
@@ -76,4 +77,65 @@ async fn the_testbed_announces_itself_and_its_locks_open_over_tcp() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
+}
+
+/// The core's own radio (btleplug -> libdbus -> the testbed's fake BlueZ) and the TCP link
+/// reach the same lock: what one leaves in it, the other sees.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_testbeds_locks_are_ble_peripherals_too_and_share_their_state_with_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bed = Background::spawn(door(dir.path()).args(["testbed", "--json"]));
+    let first = bed.until("{");
+    let t: Testbed = serde_json::from_str(first.last().unwrap()).unwrap();
+    let bus = t.bluez_bus.clone().expect("a fake BlueZ on Linux");
+    assert!(bus.starts_with("unix:path=/"), "{bus}");
+    // The only test of this binary that opens D-Bus, and libdbus has not read it yet.
+    std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", &bus);
+    let alice = t.people.iter().find(|p| p.name == "Alice").unwrap();
+    let lobby = t.doors.iter().find(|d| d.name == "Lobby").unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let signer = door_core::ephemeral_device_signer();
+    let client = |transport: Arc<dyn Transport>| {
+        DoorClient::with_clock(
+            ClientConfig {
+                server_url: t.server_url.clone(),
+                data_dir: data.path().to_string_lossy().into_owned(),
+                request_timeout_ms: 5000,
+            },
+            Some(signer.clone()),
+            None,
+            Some(transport),
+            Arc::new(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs() as i64
+            }),
+        )
+        .unwrap()
+    };
+    let radio = client(Arc::new(door_core::ble::btleplug::BtleplugTransport::new()));
+    radio
+        .sign_in(alice.email.clone(), alice.password.clone())
+        .await
+        .unwrap();
+    let over_ble = radio.unlock(lobby.id.clone(), 10_000, None).await.unwrap();
+    assert_eq!(over_ble.pending_audit, 1);
+    drop(radio);
+
+    // The same data directory (the same signed-in device) over TCP: the Lobby lock still
+    // holds the record the BLE unlock left, so it reports more than a lock only TCP has seen
+    // (her own unit's, opened the same way right after).
+    let link = client(Arc::new(TcpTransport::new(
+        ([127, 0, 0, 1], t.lock_port).into(),
+    )));
+    let over_tcp = link.unlock(lobby.id.clone(), 5000, None).await.unwrap();
+    let unit = t.doors.iter().find(|d| d.name == "Unit 101").unwrap();
+    let untouched = link.unlock(unit.id.clone(), 5000, None).await.unwrap();
+    assert!(
+        over_tcp.pending_audit > untouched.pending_audit,
+        "one lock behind both transports: Lobby {over_tcp:?}, Unit 101 {untouched:?}"
+    );
 }

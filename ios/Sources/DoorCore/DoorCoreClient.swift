@@ -15,6 +15,7 @@ public final class DoorCoreClient: Sendable {
     public let unlockEvents: AsyncStream<DoorEvent>
     private let continuations: [AsyncStream<DoorEvent>.Continuation]
 
+    /// Without `ble` the core drives the radio itself; pass one only if the app owns the radio.
     public init(config: ClientConfig, signer: DeviceSigner? = nil, ble: BleTransport? = nil) throws {
         let (events, all) = Self.makeStream()
         let (unlockEvents, unlocks) = Self.makeStream()

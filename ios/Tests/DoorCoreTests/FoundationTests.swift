@@ -107,6 +107,35 @@ final class FoundationTests: XCTestCase {
         }
     }
 
+    /// The one test that passes a BleTransport: an app that must own the radio gives the core
+    /// its BLE stack (here the testbed's TCP framing, `TcpBleTransport`) and the core unlocks
+    /// through it. Every other unlock here goes through the core's own radio.
+    func testAnAppThatOwnsTheRadioUnlocksThroughItsBleTransport() async throws {
+        let before = liveObjects()
+        let testbed = try Testbed()
+        defer { testbed.close() }
+        let alice = testbed.person("Alice")
+        let lobby = testbed.door("Lobby")
+        let ble = TcpBleTransport(port: testbed.info.lockPort)
+        do {
+            let app = try DoorClient(
+                config: ClientConfig(serverUrl: testbed.info.serverUrl, dataDir: try temporaryDirectory("door-own-radio"),
+                                     requestTimeoutMs: 5000),
+                signer: CountingSigner(), listener: nil, ble: ble)
+            _ = try await app.signIn(email: alice.email, password: alice.password)
+            let receipt = try await app.unlock(doorId: lobby.id, timeoutMs: 10_000, cancellation: nil)
+            XCTAssertGreaterThanOrEqual(receipt.attempts, 1)
+        }
+        XCTAssertGreaterThanOrEqual(ble.connections, 1)
+        XCTAssertGreaterThanOrEqual(ble.writes, 1)
+        XCTAssertGreaterThanOrEqual(ble.notifications, 1)
+        // The core lets go of the client once its last task (the audit upload after the
+        // unlock) ends: wait for that, so that no later test counts it.
+        let deadline = Date().addingTimeInterval(5)
+        while liveObjects() != before && Date() < deadline { try await Task.sleep(nanoseconds: 10_000_000) }
+        XCTAssertEqual(liveObjects(), before, "the client was not released")
+    }
+
     func testTenThousandObjectsLeaveNothingBehind() throws {
         let before = liveObjects()
         for i in 0..<10_000 {

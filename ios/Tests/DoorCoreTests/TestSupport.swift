@@ -6,13 +6,61 @@ import Glibc
 import Darwin
 #endif
 
+/// Points the core's own radio (btleplug -> libdbus) in this process at the fake BlueZ of the
+/// testbed started last, so that a client built without a `BleTransport` unlocks as on a phone
+/// whose app writes no BLE code.
+///
+/// libdbus reads DBUS_SYSTEM_BUS_ADDRESS once per process, at its first connection, and keeps
+/// the address for good, while every testbed's fake BlueZ has a bus socket of its own. So this
+/// process gets one address that never changes, a symlink in a directory of its own, set with
+/// `setenv` before any test opens D-Bus; each testbed repoints the link at its bus socket. Each
+/// new client opens a new D-Bus connection through the link, so it reaches the testbed alive
+/// now. (Exporting the variable from scripts/test-swift would need the socket path before the
+/// testbed exists, and would not hold for a test run from elsewhere.) Testbeds of one process
+/// run one after another, as XCTest runs the tests.
+enum CoreRadio {
+    private final class State: @unchecked Sendable {
+        let lock = NSLock()
+        var link: String?
+    }
+
+    private static let state = State()
+
+    /// Repoints this process's system bus at `bus` ("unix:path=..."), atomically.
+    static func point(at bus: String) throws {
+        state.lock.lock()
+        defer { state.lock.unlock() }
+        let link: String
+        if let made = state.link {
+            link = made
+        } else {
+            link = try temporaryDirectory("door-bus") + "/system_bus_socket"
+            guard setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=\(link)", 1) == 0 else {
+                throw TestbedError("setenv DBUS_SYSTEM_BUS_ADDRESS failed: errno \(errno)")
+            }
+            state.link = link
+        }
+        var socket = bus.hasPrefix("unix:path=") ? String(bus.dropFirst("unix:path=".count)) : bus
+        if let comma = socket.firstIndex(of: ",") { socket = String(socket[..<comma]) }
+        let next = link + ".next"
+        unlink(next)
+        guard symlink(socket, next) == 0, rename(next, link) == 0 else {
+            throw TestbedError("cannot link \(link) to \(socket): errno \(errno)")
+        }
+    }
+}
+
 /// `door testbed --json`: door-server and a reference lock for every door, until stdin closes.
+/// Its locks are reachable through the core's own radio (the fake BlueZ at `bluezBus`, which
+/// `init` points `CoreRadio` at; Linux only, nil elsewhere) and over TCP at `lockPort`
+/// (`TcpBleTransport`).
 final class Testbed: @unchecked Sendable {
     struct Info: Decodable {
         struct Person: Decodable { let name: String; let email: String; let password: String }
         struct Door: Decodable { let id: String; let name: String; let lockId: String }
         let serverUrl: String
         let lockPort: UInt16
+        let bluezBus: String?
         let timeZone: String
         let people: [Person]
         let doors: [Door]
@@ -54,6 +102,7 @@ final class Testbed: @unchecked Sendable {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         info = try decoder.decode(Info.self, from: line[line.startIndex..<end])
+        if let bus = info.bluezBus { try CoreRadio.point(at: bus) }
     }
 
     func person(_ name: String) -> Info.Person { info.people.first { $0.name == name }! }

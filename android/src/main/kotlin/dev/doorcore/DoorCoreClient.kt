@@ -27,6 +27,7 @@ class DoorCoreClient private constructor(
     val client: DoorClient,
 ) : DoorClientInterface by client, AutoCloseable {
 
+    /** Without [ble] the core drives the radio itself; pass one only if the app owns the radio. */
     constructor(config: ClientConfig, signer: DeviceSigner? = null, ble: BleTransport? = null) :
         this(newFlow(), config, signer, ble)
 

@@ -1,6 +1,7 @@
 package dev.doorcore
 
 import dev.doorcore.ffi.AccessDecision
+import dev.doorcore.ffi.ClientConfig
 import dev.doorcore.ffi.DeviceSigner
 import dev.doorcore.ffi.DoorException
 import dev.doorcore.ffi.DoorSchedule
@@ -113,6 +114,32 @@ class FoundationTest {
             val proof = proveDevicePossession(signer, byteArrayOf(7, 7))
             assertTrue(proof.publicKey.contentEquals(signer.publicKey()))
         }
+    }
+
+    /**
+     * The one test that passes a BleTransport: an app that must own the radio gives the core
+     * its BLE stack (here the testbed's TCP framing, TcpBleTransport) and the core unlocks
+     * through it. Every other unlock here goes through the core's own radio.
+     */
+    @Test
+    fun anAppThatOwnsTheRadioUnlocksThroughItsBleTransport() = runBlocking<Unit> {
+        val before = liveObjects()
+        Testbed.start().use { testbed ->
+            val alice = testbed.person("Alice")
+            val lobby = testbed.door("Lobby")
+            val ble = TcpBleTransport("127.0.0.1", testbed.lockPort)
+            DoorCoreClient(ClientConfig(testbed.serverUrl, tempDir("door-own-radio").path, 5000u), JdkSigner(), ble).use { app ->
+                app.signIn(alice.email, alice.password)
+                val receipt = app.unlock(lobby.id, 10_000u)
+                assertTrue(receipt.attempts >= 1u)
+                assertTrue(ble.connections.get() >= 1 && ble.writes.get() >= 1 && ble.notifications.get() >= 1)
+            }
+        }
+        // The core lets go of the client once its last task (the audit upload after the
+        // unlock) ends: wait for that, so that no later test counts it.
+        val deadline = System.nanoTime() + 5_000_000_000L
+        while (liveObjects() != before && System.nanoTime() < deadline) Thread.sleep(10)
+        assertEquals(before, liveObjects(), "the client was not released")
     }
 
     @Test

@@ -1,5 +1,7 @@
 package dev.doorcore
 
+import com.sun.jna.Library
+import com.sun.jna.Native
 import dev.doorcore.ffi.BleFailure
 import dev.doorcore.ffi.BleTransport
 import dev.doorcore.ffi.DeviceSigner
@@ -17,6 +19,8 @@ import java.math.BigInteger
 import java.net.InetSocketAddress
 import java.net.Socket
 import java.nio.file.Files
+import java.nio.file.Path
+import java.nio.file.StandardCopyOption
 import java.security.KeyPairGenerator
 import java.security.Signature
 import java.security.interfaces.ECPublicKey
@@ -77,6 +81,44 @@ class EventLog : EventListener {
             Thread.sleep(10)
         }
         return events.firstOrNull(predicate)
+    }
+}
+
+/**
+ * Points the core's own radio (btleplug -> libdbus) in this JVM at the fake BlueZ of the
+ * testbed started last, so that a client built without a `BleTransport` unlocks as on a phone
+ * whose app writes no BLE code.
+ *
+ * libdbus reads DBUS_SYSTEM_BUS_ADDRESS once per process, at its first connection, and keeps
+ * the address for good, while every testbed's fake BlueZ has a bus socket of its own. So this
+ * process gets one address that never changes, a symlink in a directory of its own, put into
+ * the C environment with libc's setenv (System.getenv is a Java copy libdbus never sees)
+ * before any test opens D-Bus; each testbed repoints the link at its bus socket. Each new
+ * client opens a new D-Bus connection through the link, so it reaches the testbed alive now.
+ * (Exporting the variable from scripts/test-kotlin would need the socket path before the
+ * testbed exists, and would not hold for a test run from elsewhere.) Testbeds of one JVM run
+ * one after another, as JUnit runs the tests.
+ */
+object CoreRadio {
+    internal interface LibC : Library {
+        fun setenv(name: String, value: String, overwrite: Int): Int
+    }
+
+    private val link: Path by lazy {
+        val path = tempDir("door-bus").toPath().resolve("system_bus_socket")
+        val libc = Native.load("c", LibC::class.java)
+        check(libc.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=$path", 1) == 0) { "setenv failed" }
+        path
+    }
+
+    /** Repoints this process's system bus at `bus` ("unix:path=..."), atomically. */
+    @Synchronized
+    fun pointAt(bus: String) {
+        val socket = Path.of(bus.removePrefix("unix:path=").substringBefore(','))
+        val next = link.resolveSibling("next")
+        Files.deleteIfExists(next)
+        Files.createSymbolicLink(next, socket)
+        Files.move(next, link, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING)
     }
 }
 
@@ -154,13 +196,18 @@ class TcpBleTransport(private val host: String, private val port: Int) : BleTran
     }
 }
 
-/** `door testbed --json`: door-server and a reference lock for every door, until stdin closes. */
+/**
+ * `door testbed --json`: door-server and a reference lock for every door, until stdin closes.
+ * Its locks are reachable through the core's own radio (the fake BlueZ at `bluezBus`, which
+ * `start` points [CoreRadio] at) and over TCP at `lockPort` ([TcpBleTransport]).
+ */
 class Testbed private constructor(private val process: Process, json: Map<String, Any?>) : AutoCloseable {
     data class PersonInfo(val name: String, val email: String, val password: String)
     data class DoorInfo(val id: String, val name: String, val lockId: String)
 
     val serverUrl = json["server_url"] as String
     val lockPort = (json["lock_port"] as Number).toInt()
+    val bluezBus = json["bluez_bus"] as String?
     val timeZone = json["time_zone"] as String
 
     @Suppress("UNCHECKED_CAST")
@@ -197,7 +244,9 @@ class Testbed private constructor(private val process: Process, json: Map<String
                 error("door testbed exited without its JSON line (status ${process.waitFor()})")
             }
             @Suppress("UNCHECKED_CAST")
-            return Testbed(process, MiniJson(line).parse() as Map<String, Any?>)
+            return Testbed(process, MiniJson(line).parse() as Map<String, Any?>).also { bed ->
+                bed.bluezBus?.let { CoreRadio.pointAt(it) }
+            }
         }
     }
 }
