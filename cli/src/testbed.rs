@@ -126,7 +126,7 @@ pub async fn run(args: Args) -> CliResult<()> {
     let mut sink = Vec::new();
     let _ = tokio::io::stdin().read_to_end(&mut sink).await;
     serving.abort();
-    drop(bluez); // stops its dbus-daemon
+    stop_radio(bluez).await; // stops its dbus-daemon
     server.stop().await;
     Ok(())
 }
@@ -143,10 +143,7 @@ pub fn ble_address(index: usize) -> String {
 /// One fake BlueZ with a peripheral for every door's lock (the same `Lock` handles the TCP
 /// link serves), at `ble_address` of the door's index in the seed.
 #[cfg(target_os = "linux")]
-fn fake_bluez(
-    seeded: &Seeded,
-    locks: &HashMap<String, Lock>,
-) -> CliResult<Option<door_ble_rig::FakeBluez>> {
+fn fake_bluez(seeded: &Seeded, locks: &HashMap<String, Lock>) -> CliResult<Option<Radio>> {
     let mut config = door_ble_rig::FakeBluezConfig::new();
     for (index, d) in seeded.doors.iter().enumerate() {
         let lock = locks
@@ -158,15 +155,55 @@ fn fake_bluez(
             lock.clone(),
         ));
     }
-    let bluez = door_ble_rig::FakeBluez::start(config)
-        .map_err(|e| format!("cannot start the fake BlueZ (needs dbus-daemon): {e}"))?;
-    Ok(Some(bluez))
+    let bluez = Arc::new(
+        door_ble_rig::FakeBluez::start(config)
+            .map_err(|e| format!("cannot start the fake BlueZ (needs dbus-daemon): {e}"))?,
+    );
+    // Every lock advertises on its own, as real ones do, at the strength of a phone held
+    // near it, so an app's proximity unlock sees each lock close by.
+    let addresses: Vec<String> = (0..seeded.doors.len()).map(ble_address).collect();
+    let weak = Arc::downgrade(&bluez);
+    let advertising = tokio::spawn(async move {
+        loop {
+            let Some(bluez) = weak.upgrade() else { return };
+            for address in &addresses {
+                let _ = bluez.set_rssi(address, NEAR_RSSI).await;
+            }
+            drop(bluez);
+            tokio::time::sleep(ADVERTISING_INTERVAL).await;
+        }
+    });
+    Ok(Some(Radio { bluez, advertising }))
+}
+
+/// The signal strength every testbed lock advertises at, and how often.
+#[cfg(target_os = "linux")]
+const NEAR_RSSI: i16 = -50;
+#[cfg(target_os = "linux")]
+const ADVERTISING_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+#[cfg(target_os = "linux")]
+struct Radio {
+    bluez: Arc<door_ble_rig::FakeBluez>,
+    advertising: tokio::task::JoinHandle<()>,
 }
 
 #[cfg(target_os = "linux")]
-fn bluez_address(bluez: &Option<door_ble_rig::FakeBluez>) -> Option<String> {
-    bluez.as_ref().map(|b| b.bus_address().to_owned())
+fn bluez_address(radio: &Option<Radio>) -> Option<String> {
+    radio.as_ref().map(|r| r.bluez.bus_address().to_owned())
 }
+
+/// Stops advertising, then the fake BlueZ and its dbus-daemon.
+#[cfg(target_os = "linux")]
+async fn stop_radio(radio: Option<Radio>) {
+    if let Some(radio) = radio {
+        radio.advertising.abort();
+        let _ = radio.advertising.await;
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn stop_radio(_radio: Option<()>) {}
 
 /// No BlueZ off Linux: apps there reach the locks over the TCP port.
 #[cfg(not(target_os = "linux"))]

@@ -31,6 +31,8 @@ final class ResidentDayTests: XCTestCase {
     private struct Phone {
         let signer = CountingSigner()
         let events = EventLog()
+        /// What `unlockEvents`, the facade's stream of unlocks only, delivered.
+        let unlocks = EventLog()
         let core: DoorCoreClient
         var client: DoorClient { core.client }
 
@@ -42,6 +44,9 @@ final class ResidentDayTests: XCTestCase {
             let stream = core.events
             let log = events
             Task { for await event in stream { log.onEvent(event: event) } }
+            let unlockStream = core.unlockEvents
+            let unlockLog = unlocks
+            Task { for await event in unlockStream { unlockLog.onEvent(event: event) } }
         }
     }
 
@@ -78,10 +83,10 @@ final class ResidentDayTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(receipt.attempts, 1)
         XCTAssertLessThan(abs(receipt.lockTime.timeIntervalSinceNow), 300, "\(receipt.lockTime)")
         XCTAssertGreaterThanOrEqual(receipt.pendingAudit, 1, "the lock kept no record of the unlock: \(receipt)")
-        for stage in [UnlockStage.connecting, .authorizing] {
-            let seen = await phone.events.waitFor(.unlockProgress(doorId: lobby.id, stage: stage))
-            XCTAssertTrue(seen, "no unlockProgress \(stage) in \(phone.events.events)")
-        }
+        let course: [UnlockPhase] = [.started, .connecting(attempt: 1), .authorizing, .succeeded(receipt: receipt)]
+        let ended = await phone.unlocks.waitFor(.unlock(doorId: lobby.id, trigger: .explicit, phase: .succeeded(receipt: receipt)))
+        XCTAssertTrue(ended, "\(phone.unlocks.events)")
+        XCTAssertEqual(phone.unlocks.events, course.map { .unlock(doorId: lobby.id, trigger: .explicit, phase: $0) })
         XCTAssertTrue(try app.recentActivity(limit: 10).contains { $0.doorId == lobby.id && $0.outcome == "granted" })
 
         // The Lobby keypad's doorcode.
@@ -106,7 +111,7 @@ final class ResidentDayTests: XCTestCase {
         XCTAssertEqual(Set(try guest.client.doors().map(\.name)), [lobby.name, unit.name])
         let guestReceipt = try await guest.client.unlock(doorId: lobby.id, timeoutMs: 10_000)
         XCTAssertGreaterThanOrEqual(guestReceipt.attempts, 1)
-        let guestConnected = await guest.events.waitFor(.unlockProgress(doorId: lobby.id, stage: .connecting))
+        let guestConnected = await guest.events.waitFor(.unlock(doorId: lobby.id, trigger: .explicit, phase: .connecting(attempt: 1)))
         XCTAssertTrue(guestConnected, "\(guest.events.events)")
 
         // Alice sees the guest (redeemed) and revokes them.
@@ -127,6 +132,43 @@ final class ResidentDayTests: XCTestCase {
         }
         let told = await guest.events.waitFor(.sessionExpired)
         XCTAssertTrue(told, "\(guest.events.events)")
+    }
+
+    /// Hands-free: the testbed's locks all advertise as if the phone were at them.
+    func testTheLobbyOpensHandsFreeWithNoBluetoothCodeInTheApp() async throws {
+        let testbed = try bed()
+        let alice = testbed.person("Alice")
+        let lobby = testbed.door("Lobby")
+        let phone = try Phone("alice-hands-free", testbed)
+        let app = phone.client
+        _ = try await app.signIn(email: alice.email, password: alice.password)
+        XCTAssertFalse(app.isProximityUnlockOn())
+        // Only the Lobby, though every lock is near.
+        try await app.startProximityUnlock(settings: ProximitySettings(doorIds: [lobby.id]))
+        XCTAssertTrue(app.isProximityUnlockOn())
+        let deadline = Date().addingTimeInterval(15)
+        var end: DoorEvent?
+        while end == nil && Date() < deadline {
+            end = phone.unlocks.events.first {
+                guard case let .unlock(_, trigger, phase) = $0, trigger == .proximity else { return false }
+                switch phase {
+                case .succeeded, .failed, .cancelled: return true
+                default: return false
+                }
+            }
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        guard case let .unlock(doorId, _, phase) = try XCTUnwrap(end, "\(phone.unlocks.events)") else { return }
+        XCTAssertEqual(doorId, lobby.id)
+        guard case .succeeded = phase else { return XCTFail("\(phase)") }
+        await app.stopProximityUnlock()
+        XCTAssertFalse(app.isProximityUnlockOn())
+        do {
+            try await app.startProximityUnlock(settings: ProximitySettings(unlockRssi: -80, awayRssi: -70))
+            XCTFail("settings that cannot work should be refused")
+        } catch let DoorError.InvalidInput(field, _) {
+            XCTAssertEqual(field, "away_rssi")
+        }
     }
 
     func testEveryDoorHasADecisionNowAndErrorsArriveTyped() async throws {
@@ -159,7 +201,7 @@ final class ResidentDayTests: XCTestCase {
             }
         }
         XCTAssertFalse(phone.events.events.contains {
-            if case .unlockProgress = $0 { return true } else { return false }
+            if case .unlock = $0 { return true } else { return false }
         }, "the radio was used: \(phone.events.events)")
 
         let now = Date()

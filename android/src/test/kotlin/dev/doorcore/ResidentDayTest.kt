@@ -4,7 +4,9 @@ import dev.doorcore.ffi.AccessDecision
 import dev.doorcore.ffi.ClientConfig
 import dev.doorcore.ffi.DoorEvent
 import dev.doorcore.ffi.DoorException
-import dev.doorcore.ffi.UnlockStage
+import dev.doorcore.ffi.ProximitySettings
+import dev.doorcore.ffi.UnlockPhase
+import dev.doorcore.ffi.UnlockTrigger
 import java.time.Duration
 import java.time.Instant
 import kotlin.test.assertEquals
@@ -14,10 +16,16 @@ import kotlin.test.assertNotNull
 import kotlin.test.assertTrue
 import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.onSubscription
+import kotlinx.coroutines.flow.take
+import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
 import org.junit.AfterClass
 import org.junit.BeforeClass
 import org.junit.Test
@@ -88,17 +96,18 @@ class ResidentDayTest {
             assertTrue(lobby.name in names && unit.name in names, "$names")
             assertTrue(doors.none { it.name.contains("key", ignoreCase = true) }, "$names")
 
-            // Unlock the Lobby through the core's radio: the lock answered over BLE.
+            // Unlock the Lobby through the core's radio: the lock answered over BLE. The unlock
+            // flow (subscribed before the tap) tells its whole course.
+            val course = async(start = CoroutineStart.UNDISPATCHED) { app.unlockEvents.take(4).toList() }
             val receipt = app.unlock(lobby.id, 10_000u)
             assertTrue(receipt.attempts >= 1u)
             assertTrue(Duration.between(receipt.lockTime, Instant.now()).abs() < Duration.ofMinutes(5), "${receipt.lockTime}")
             assertTrue(receipt.pendingAudit >= 1u, "the lock kept no record of the unlock: $receipt")
-            for (stage in listOf(UnlockStage.CONNECTING, UnlockStage.AUTHORIZING)) {
-                assertNotNull(
-                    phone.events.await { it == DoorEvent.UnlockProgress(lobby.id, stage) },
-                    "no UnlockProgress $stage in ${phone.events.events}",
-                )
-            }
+            assertEquals(
+                listOf(UnlockPhase.Started, UnlockPhase.Connecting(1u), UnlockPhase.Authorizing, UnlockPhase.Succeeded(receipt))
+                    .map { DoorEvent.Unlock(lobby.id, UnlockTrigger.EXPLICIT, it) },
+                withTimeout(5_000) { course.await() },
+            )
             assertTrue(app.recentActivity(10u).any { it.doorId == lobby.id && it.outcome == "granted" })
 
             // The Lobby keypad's doorcode.
@@ -124,7 +133,7 @@ class ResidentDayTest {
                 val guestReceipt = guest.client.unlock(lobby.id, 10_000u)
                 assertTrue(guestReceipt.attempts >= 1u)
                 assertNotNull(
-                    guest.events.await { it == DoorEvent.UnlockProgress(lobby.id, UnlockStage.CONNECTING) },
+                    guest.events.await { it == DoorEvent.Unlock(lobby.id, UnlockTrigger.EXPLICIT, UnlockPhase.Connecting(1u)) },
                     "${guest.events.events}",
                 )
 
@@ -139,6 +148,34 @@ class ResidentDayTest {
                 assertFailsWith<DoorException.SessionExpired> { guest.client.refresh() }
                 assertNotNull(guest.events.await { it == DoorEvent.SessionExpired }, "${guest.events.events}")
             }
+        }
+    }
+
+    /** Hands-free: the testbed's locks all advertise as if the phone were at them. */
+    @Test
+    fun theLobbyOpensHandsFreeWithNoBluetoothCodeInTheApp() = runBlocking<Unit> {
+        val alice = testbed.person("Alice")
+        val lobby = testbed.door("Lobby")
+        phone("alice-hands-free").use { phone ->
+            val app = phone.client
+            app.signIn(alice.email, alice.password)
+            assertFalse(app.isProximityUnlockOn())
+            val opened = async(start = CoroutineStart.UNDISPATCHED) {
+                app.unlockEvents.first { it.trigger == UnlockTrigger.PROXIMITY && it.phase !is UnlockPhase.Started && it.phase !is UnlockPhase.Connecting && it.phase !is UnlockPhase.Authorizing }
+            }
+            // Only the Lobby, though every lock is near.
+            app.startProximityUnlock(ProximitySettings(doorIds = listOf(lobby.id)))
+            assertTrue(app.isProximityUnlockOn())
+            val end = withTimeout(15_000) { opened.await() }
+            assertEquals(lobby.id, end.doorId)
+            assertTrue(end.phase is UnlockPhase.Succeeded, "${end.phase}")
+            app.stopProximityUnlock()
+            assertFalse(app.isProximityUnlockOn())
+            // Bad settings are typed, with the field.
+            val bad = assertFailsWith<DoorException.InvalidInput> {
+                app.startProximityUnlock(ProximitySettings(unlockRssi = -80, awayRssi = -70))
+            }
+            assertEquals("away_rssi", bad.field)
         }
     }
 
@@ -164,7 +201,7 @@ class ResidentDayTest {
                 )
                 assertEquals(door.access::class, decision::class, door.name)
             }
-            assertTrue(phone.events.events.none { it is DoorEvent.UnlockProgress }, "the radio was used: ${phone.events.events}")
+            assertTrue(phone.events.events.none { it is DoorEvent.Unlock }, "the radio was used: ${phone.events.events}")
 
             val now = Instant.now()
             val empty = assertFailsWith<DoorException.InvalidInput> {
