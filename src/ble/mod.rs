@@ -4,8 +4,14 @@
 //! for tests and benchmarks.
 
 #[cfg(all(
-    feature = "desktop-ble",
-    any(target_os = "linux", target_os = "macos", target_os = "windows")
+    feature = "radio",
+    any(
+        target_os = "linux",
+        target_os = "macos",
+        target_os = "windows",
+        target_os = "ios",
+        target_os = "android"
+    )
 ))]
 pub mod btleplug;
 pub mod memory;

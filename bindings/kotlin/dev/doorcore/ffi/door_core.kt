@@ -3181,7 +3181,8 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
     /**
      * Opens the client over its data directory; works offline from the cache. Without a
      * `signer`, the device key is kept in the platform credential store. Without `ble`, the
-     * core uses btleplug on desktops and cannot unlock on phones (pass the app's stack).
+     * core owns the radio through btleplug (CoreBluetooth on iOS, droidplug on Android, also the
+     * desktops); pass `ble` only when the app must drive Bluetooth itself.
      */
     constructor(`config`: ClientConfig, `signer`: DeviceSigner?, `listener`: EventListener?, `ble`: BleTransport?) :
         this(UniffiWithHandle, 
