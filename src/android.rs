@@ -1,0 +1,35 @@
+//! Android: btleplug's droidplug backend reaches `android.bluetooth` through JNI, so it must be
+//! handed the JVM (`btleplug::platform::init`) before the first `Manager::new()`. The runtime
+//! calls `JNI_OnLoad` when the app loads this library with `System.loadLibrary("door_core")`
+//! (the Kotlin facade does so before JNA first touches it), on that Java thread: its context
+//! class loader is the app's, which is how droidplug finds its Java classes
+//! (`com.nonpolynomial.btleplug.android.impl.*`, packaged by android/build.gradle.kts).
+
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use jni::sys::{jint, JNI_VERSION_1_6};
+use jni::JavaVM;
+
+/// Runs once per process, when the library is loaded through `System.loadLibrary`.
+///
+/// A failed initialisation (no Bluetooth adapter, droidplug's classes stripped by R8) still
+/// lets the library load: the app can then pass its own `BleTransport`.
+///
+/// # Safety
+///
+/// Called by the Android runtime with its JavaVM.
+#[no_mangle]
+pub unsafe extern "system" fn JNI_OnLoad(
+    vm: *mut jni::sys::JavaVM,
+    _reserved: *mut c_void,
+) -> jint {
+    if !vm.is_null() {
+        // SAFETY: the runtime passes a valid JavaVM pointer.
+        let vm = unsafe { JavaVM::from_raw(vm) };
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            vm.attach_current_thread(btleplug::platform::init)
+        }));
+    }
+    JNI_VERSION_1_6
+}
