@@ -13,8 +13,9 @@ use jni::JavaVM;
 
 /// Runs once per process, when the library is loaded through `System.loadLibrary`.
 ///
-/// A failed initialisation (no Bluetooth adapter, droidplug's classes stripped by R8) still
-/// lets the library load: the app can then pass its own `BleTransport`.
+/// Initialisation only looks droidplug's classes up (it needs no Bluetooth adapter or
+/// permission yet). If they are missing (not packaged, or stripped by R8) the library still
+/// loads, and an app that passes its own `BleTransport` works as before.
 ///
 /// # Safety
 ///
