@@ -14,7 +14,7 @@ plugins {
 // exact version in Cargo.lock (cargo metadata names its directory) into build/, never into git.
 val droidplugDir = layout.buildDirectory.dir("generated/droidplug/java")
 val droidplugSources by tasks.registering(Sync::class) {
-    val from = providers.exec {
+    val javaDir = providers.exec {
         workingDir = projectDir.parentFile // the door-core workspace
         commandLine("cargo", "metadata", "--format-version", "1", "--locked", "--filter-platform", "aarch64-linux-android")
     }.standardOutput.asText.map { json ->
@@ -23,7 +23,7 @@ val droidplugSources by tasks.registering(Sync::class) {
         val btleplug = packages.single { it["name"] == "btleplug" }
         File(btleplug["manifest_path"] as String).parentFile.resolve("src/droidplug/java/src/main/java")
     }
-    from(from)
+    from(javaDir)
     into(droidplugDir)
 }
 
@@ -34,7 +34,7 @@ android {
         minSdk = 26
         consumerProguardFiles("consumer-rules.pro")
     }
-    sourceSets["main"].java.srcDirs("src/main/kotlin", "../bindings/kotlin", droidplugDir)
+    sourceSets["main"].java.srcDirs("src/main/kotlin", "../bindings/kotlin", droidplugDir.get().asFile)
     compileOptions {
         sourceCompatibility = JavaVersion.VERSION_17
         targetCompatibility = JavaVersion.VERSION_17
