@@ -4845,7 +4845,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_constructor_cancellation_new() != 23979) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_door_core_checksum_constructor_doorclient_new() != 56437) {
+    if (uniffi_door_core_checksum_constructor_doorclient_new() != 44183) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_constructor_doorschedule_new() != 46811) {

@@ -1211,7 +1211,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_constructor_cancellation_new() and 0xFFFF) != 23979) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_door_core_checksum_constructor_doorclient_new() and 0xFFFF) != 56437) {
+    if ((lib.uniffi_door_core_checksum_constructor_doorclient_new() and 0xFFFF) != 44183) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_constructor_doorschedule_new() and 0xFFFF) != 46811) {
