@@ -29,7 +29,10 @@ let package = Package(
             name: "DoorCoreBindings",
             dependencies: ["DoorCoreFFI"],
             path: "Sources/DoorCoreBindings",
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v5)],
+            // The Rust staticlib's radio (btleplug over CoreBluetooth) refers to the
+            // framework's symbols; a binary target cannot say so itself.
+            linkerSettings: [.linkedFramework("CoreBluetooth", .when(platforms: [.iOS, .macOS]))]
         ),
         .target(
             name: "DoorCore",

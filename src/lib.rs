@@ -4,6 +4,8 @@
 //! that converts to the records, enums and the one error enum the apps see.
 
 pub mod access;
+#[cfg(all(feature = "radio", target_os = "android"))]
+mod android;
 pub mod api;
 pub mod ble;
 pub mod client;

@@ -1665,7 +1665,8 @@ open class DoorClient: DoorClientProtocol, @unchecked Sendable {
     /**
      * Opens the client over its data directory; works offline from the cache. Without a
      * `signer`, the device key is kept in the platform credential store. Without `ble`, the
-     * core uses btleplug on desktops and cannot unlock on phones (pass the app's stack).
+     * core owns the radio through btleplug (CoreBluetooth on iOS, droidplug on Android, also the
+     * desktops); pass `ble` only when the app must drive Bluetooth itself.
      */
 public convenience init(config: ClientConfig, signer: DeviceSigner?, listener: EventListener?, ble: BleTransport?)throws  {
     let handle =
@@ -5299,7 +5300,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_constructor_cancellation_new() != 23979) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_door_core_checksum_constructor_doorclient_new() != 56437) {
+    if (uniffi_door_core_checksum_constructor_doorclient_new() != 44183) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_constructor_doorschedule_new() != 46811) {

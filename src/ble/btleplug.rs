@@ -1,6 +1,7 @@
-//! The desktop BLE stack through btleplug (BlueZ on Linux, CoreBluetooth on macOS, WinRT on
-//! Windows). Locks advertise the door-core service with their lock id as its service data;
-//! BlueZ merges the scan filters of every app on the machine, so results are filtered here.
+//! The core's own radio through btleplug (CoreBluetooth on iOS and macOS, droidplug on
+//! Android, BlueZ on Linux, WinRT on Windows). Locks advertise the door-core service with their
+//! lock id as its service data; the OS may merge the scan filters of every app on the
+//! device, so results are filtered here.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -78,6 +79,10 @@ impl BtleplugTransport {
     }
 
     async fn adapter(&self) -> Result<&Adapter, BleError> {
+        #[cfg(target_os = "android")]
+        if !crate::android::radio_ready() {
+            return Err(BleError::Unavailable);
+        }
         self.adapter
             .get_or_try_init(|| async {
                 let manager = Manager::new().await.map_err(other)?;

@@ -1,11 +1,17 @@
-//! Bluetooth LE as the core sees it: find a lock, connect, write fragments, read
-//! notifications. One trait, three implementations: btleplug (desktop and tests over a fake
-//! BlueZ), the app's own BLE stack (a foreign trait), and an in-memory link with a link model
-//! for tests and benchmarks.
+//! Bluetooth LE as the core sees it: scan for locks, connect, write fragments, read
+//! notifications. One trait, three implementations: btleplug (the core's own radio on phones
+//! and desktops, tested over a fake BlueZ), the app's own BLE stack (a foreign trait), and an
+//! in-memory link with a link model for tests and benchmarks.
 
 #[cfg(all(
-    feature = "desktop-ble",
-    any(target_os = "linux", target_os = "macos", target_os = "windows")
+    feature = "radio",
+    any(
+        target_os = "linux",
+        target_os = "macos",
+        target_os = "windows",
+        target_os = "ios",
+        target_os = "android"
+    )
 ))]
 pub mod btleplug;
 pub mod memory;

@@ -356,7 +356,8 @@ impl DoorClient {
 impl DoorClient {
     /// Opens the client over its data directory; works offline from the cache. Without a
     /// `signer`, the device key is kept in the platform credential store. Without `ble`, the
-    /// core uses btleplug on desktops and cannot unlock on phones (pass the app's stack).
+    /// core owns the radio through btleplug (CoreBluetooth on iOS, droidplug on Android, also the
+    /// desktops); pass `ble` only when the app must drive Bluetooth itself.
     #[uniffi::constructor]
     pub fn new(
         config: ClientConfig,
@@ -577,16 +578,28 @@ impl DoorClient {
 }
 
 #[cfg(all(
-    feature = "desktop-ble",
-    any(target_os = "linux", target_os = "macos", target_os = "windows")
+    feature = "radio",
+    any(
+        target_os = "linux",
+        target_os = "macos",
+        target_os = "windows",
+        target_os = "ios",
+        target_os = "android"
+    )
 ))]
 fn default_transport() -> Option<Arc<dyn Transport>> {
     Some(Arc::new(crate::ble::btleplug::BtleplugTransport::new()))
 }
 
 #[cfg(not(all(
-    feature = "desktop-ble",
-    any(target_os = "linux", target_os = "macos", target_os = "windows")
+    feature = "radio",
+    any(
+        target_os = "linux",
+        target_os = "macos",
+        target_os = "windows",
+        target_os = "ios",
+        target_os = "android"
+    )
 )))]
 fn default_transport() -> Option<Arc<dyn Transport>> {
     None

@@ -1232,7 +1232,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_constructor_cancellation_new() and 0xFFFF) != 23979) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_door_core_checksum_constructor_doorclient_new() and 0xFFFF) != 56437) {
+    if ((lib.uniffi_door_core_checksum_constructor_doorclient_new() and 0xFFFF) != 44183) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_constructor_doorschedule_new() and 0xFFFF) != 46811) {
@@ -3246,7 +3246,8 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
     /**
      * Opens the client over its data directory; works offline from the cache. Without a
      * `signer`, the device key is kept in the platform credential store. Without `ble`, the
-     * core uses btleplug on desktops and cannot unlock on phones (pass the app's stack).
+     * core owns the radio through btleplug (CoreBluetooth on iOS, droidplug on Android, also the
+     * desktops); pass `ble` only when the app must drive Bluetooth itself.
      */
     constructor(`config`: ClientConfig, `signer`: DeviceSigner?, `listener`: EventListener?, `ble`: BleTransport?) :
         this(UniffiWithHandle, 

@@ -52,6 +52,14 @@ class DoorCoreClient private constructor(
     }
 
     private companion object {
+        init {
+            // Through the runtime first, so that its JNI_OnLoad hands btleplug (the core's
+            // default Bluetooth stack, droidplug) the JVM before the first unlock; JNA then
+            // binds the same libdoor_core.so by name. Here, not in the generated bindings,
+            // because it runs before the constructor first touches them.
+            System.loadLibrary("door_core")
+        }
+
         fun newFlow() = MutableSharedFlow<DoorEvent>(extraBufferCapacity = 256, onBufferOverflow = BufferOverflow.DROP_OLDEST)
     }
 }
