@@ -47,15 +47,17 @@ pub fn ensure_default_store() -> Result<(), KeystoreError> {
 /// JNI, so the app must first hand over its context (`io.crates.keyring.Keyring
 /// .initializeNdkContext`, shipped in the android/ module); until then this fails and the app
 /// should pass a DeviceSigner.
+///
+/// Built without the `platform-keystore` feature there is none: `NoStore`.
 fn platform_store() -> Result<Arc<CredentialStore>, KeystoreError> {
-    #[cfg(target_os = "linux")]
+    #[cfg(all(feature = "platform-keystore", target_os = "linux"))]
     return Ok(linux_keyutils_keyring_store::Store::new()?);
-    #[cfg(target_os = "android")]
+    #[cfg(all(feature = "platform-keystore", target_os = "android"))]
     return Ok(android_native_keyring_store::Store::new()?);
     // iOS apps are signed with a provisioning profile: the data-protection keychain.
-    #[cfg(target_os = "ios")]
+    #[cfg(all(feature = "platform-keystore", target_os = "ios"))]
     return Ok(apple_native_keyring_store::protected::Store::new()?);
-    #[cfg(target_os = "macos")]
+    #[cfg(all(feature = "platform-keystore", target_os = "macos"))]
     return Ok(apple_native_keyring_store::keychain::Store::new()?);
     #[allow(unreachable_code)]
     Err(KeystoreError::NoStore)
