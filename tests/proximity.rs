@@ -83,20 +83,7 @@ async fn walk() -> Walk {
 impl Walk {
     /// The unlock events so far, as (door, trigger, phase).
     fn unlocks(&self) -> Vec<(String, UnlockTrigger, UnlockPhase)> {
-        self.events
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                DoorEvent::Unlock {
-                    door_id,
-                    trigger,
-                    phase,
-                } => Some((door_id.clone(), *trigger, phase.clone())),
-                _ => None,
-            })
-            .collect()
+        self.events.unlocks()
     }
 
     fn hands_free_successes(&self, door_id: &str) -> usize {

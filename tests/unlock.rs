@@ -7,26 +7,17 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use common::*;
 use door_core::ble::memory::Faults;
-use door_core::{Cancellation, DoorError, DoorEvent, UnlockDenial, UnlockPhase, UnlockTrigger};
+use door_core::{Cancellation, DoorError, UnlockDenial, UnlockPhase, UnlockTrigger};
 use door_server::seed::PASSWORD;
 
 /// The unlock events seen, as (door, phase); every unlock here is explicit.
 fn phases(events: &Recorder) -> Vec<(String, UnlockPhase)> {
     events
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            DoorEvent::Unlock {
-                door_id,
-                trigger,
-                phase,
-            } => {
-                assert_eq!(*trigger, UnlockTrigger::Explicit);
-                Some((door_id.clone(), phase.clone()))
-            }
-            _ => None,
+        .unlocks()
+        .into_iter()
+        .map(|(door_id, trigger, phase)| {
+            assert_eq!(trigger, UnlockTrigger::Explicit);
+            (door_id, phase)
         })
         .collect()
 }

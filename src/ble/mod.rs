@@ -3,16 +3,7 @@
 //! and desktops, tested over a fake BlueZ), the app's own BLE stack (a foreign trait), and an
 //! in-memory link with a link model for tests and benchmarks.
 
-#[cfg(all(
-    feature = "radio",
-    any(
-        target_os = "linux",
-        target_os = "macos",
-        target_os = "windows",
-        target_os = "ios",
-        target_os = "android"
-    )
-))]
+#[cfg(feature = "radio")]
 pub mod btleplug;
 pub mod memory;
 

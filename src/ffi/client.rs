@@ -577,30 +577,12 @@ impl DoorClient {
     }
 }
 
-#[cfg(all(
-    feature = "radio",
-    any(
-        target_os = "linux",
-        target_os = "macos",
-        target_os = "windows",
-        target_os = "ios",
-        target_os = "android"
-    )
-))]
+#[cfg(feature = "radio")]
 fn default_transport() -> Option<Arc<dyn Transport>> {
     Some(Arc::new(crate::ble::btleplug::BtleplugTransport::new()))
 }
 
-#[cfg(not(all(
-    feature = "radio",
-    any(
-        target_os = "linux",
-        target_os = "macos",
-        target_os = "windows",
-        target_os = "ios",
-        target_os = "android"
-    )
-)))]
+#[cfg(not(feature = "radio"))]
 fn default_transport() -> Option<Arc<dyn Transport>> {
     None
 }

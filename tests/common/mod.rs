@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use door_core::ble::memory::{LinkModel, MemoryTransport, Peripheral};
 use door_core::ble::Transport;
-use door_core::{ClientConfig, DoorClient, DoorEvent, EventListener};
+use door_core::{ClientConfig, DoorClient, DoorEvent, EventListener, UnlockPhase, UnlockTrigger};
 use door_lock::{Lock, LockClock};
 use door_protocol::{Id, IssuerKeys, IssuerPublicKey, LockConfig, LockKey};
 use door_server::seed::{self, Scale, Seeded};
@@ -72,6 +72,23 @@ impl EventListener for Recorder {
 impl Recorder {
     pub fn saw(&self, e: &DoorEvent) -> bool {
         self.0.lock().unwrap().contains(e)
+    }
+
+    /// The unlock events so far, as (door, trigger, phase).
+    pub fn unlocks(&self) -> Vec<(String, UnlockTrigger, UnlockPhase)> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                DoorEvent::Unlock {
+                    door_id,
+                    trigger,
+                    phase,
+                } => Some((door_id.clone(), *trigger, phase.clone())),
+                _ => None,
+            })
+            .collect()
     }
 }
 
