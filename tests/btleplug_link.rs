@@ -113,7 +113,7 @@ async fn finds_the_lock_by_its_id_among_others_and_exchanges_fragments() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn door_core_unlocks_through_btleplug_dbus_and_the_fake_bluez() {
-    let w = World::start().await;
+    let mut w = World::start().await;
     let lobby = w.seeded.door("Lobby").door.clone();
     let (peripheral, _) = lock_peripheral(
         "C0:FF:EE:00:10:01",
@@ -121,19 +121,7 @@ async fn door_core_unlocks_through_btleplug_dbus_and_the_fake_bluez() {
         w.locks["Lobby"].clone(),
     );
     let _bluez = FakeBluez::start(FakeBluezConfig::new().peripheral(peripheral)).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let alice = door_core::DoorClient::with_clock(
-        door_core::ClientConfig {
-            server_url: w.server.url(),
-            data_dir: dir.path().to_string_lossy().into(),
-            request_timeout_ms: 3000,
-        },
-        Some(door_core::ephemeral_device_signer()),
-        None,
-        Some(Arc::new(BtleplugTransport::new())),
-        w.clock.f(),
-    )
-    .unwrap();
+    let alice = w.client_over(Arc::new(BtleplugTransport::new()), Arc::default());
     alice
         .sign_in("alice@1800main.example".into(), PASSWORD.into())
         .await

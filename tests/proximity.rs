@@ -52,24 +52,11 @@ async fn walk() -> Walk {
         air.set(address, FAR);
     }
     let events = Arc::new(Recorder::default());
-    let dir = tempfile::tempdir().unwrap();
-    let alice = DoorClient::with_clock(
-        door_core::ClientConfig {
-            server_url: w.server.url(),
-            data_dir: dir.path().to_string_lossy().into(),
-            request_timeout_ms: 3000,
-        },
-        Some(door_core::ephemeral_device_signer()),
-        Some(events.clone()),
-        Some(Arc::new(BtleplugTransport::new())),
-        w.clock.f(),
-    )
-    .unwrap();
+    let alice = w.client_over(Arc::new(BtleplugTransport::new()), events.clone());
     alice
         .sign_in("alice@1800main.example".into(), PASSWORD.into())
         .await
         .unwrap();
-    w.dirs.push(dir);
     Walk {
         w,
         bluez,

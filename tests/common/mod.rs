@@ -165,6 +165,29 @@ impl World {
         (client, recorder, path)
     }
 
+    /// A fresh app install whose radio is `transport` (btleplug over the fake BlueZ).
+    pub fn client_over(
+        &mut self,
+        transport: Arc<dyn Transport>,
+        recorder: Arc<Recorder>,
+    ) -> Arc<DoorClient> {
+        let dir = tempfile::tempdir().unwrap();
+        let client = DoorClient::with_clock(
+            ClientConfig {
+                server_url: self.server.url(),
+                data_dir: dir.path().to_string_lossy().into_owned(),
+                request_timeout_ms: 3000,
+            },
+            Some(door_core::ephemeral_device_signer()),
+            Some(recorder),
+            Some(transport),
+            self.clock.f(),
+        )
+        .unwrap();
+        self.dirs.push(dir);
+        client
+    }
+
     pub fn client_in(
         &self,
         server_url: &str,
