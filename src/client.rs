@@ -743,9 +743,11 @@ impl Core {
         Ok(self.store.refused_audit_records()?)
     }
 
-    /// Ends the session here and on the server (when reachable), and forgets the cache and a
-    /// key the core made.
+    /// Ends the session here and on the server (when reachable), stops proximity unlock, and
+    /// forgets the cache and a key the core made.
     pub async fn sign_out(&self) -> CoreResult<()> {
+        // Nobody's doors open hands-free once nobody is signed in.
+        self.stop_proximity_unlock().await;
         if self.api.tokens().is_some() {
             // Best effort: offline, the server's tokens simply expire.
             let _ = self

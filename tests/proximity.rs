@@ -206,7 +206,9 @@ async fn an_out_of_schedule_door_is_never_contacted_and_the_nearer_of_two_opens(
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(t.connections(LOBBY), 0, "{:?}", t.unlocks());
     assert_eq!(t.connections(POOL), 0);
-    t.alice.stop_proximity_unlock().await;
+    // Signing out stops it: nobody's doors open hands-free.
+    t.alice.sign_out().await.unwrap();
+    assert!(!t.alice.is_proximity_unlock_on());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
