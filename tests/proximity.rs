@@ -245,6 +245,27 @@ async fn a_tap_takes_the_radio_from_a_hands_free_unlock() {
         })
         .unwrap();
     assert!(cancelled < tapped, "{unlocks:?}");
+
+    // The same door: the hands-free unlock tries the Lobby again (3 s after being cut off) and
+    // waits for its answer; a tap on the Lobby itself takes over the lock it was talking to.
+    let authorizing = |t: &Walk| {
+        t.unlocks()
+            .iter()
+            .filter(|(d, trig, p)| {
+                d == &lobby && *trig == UnlockTrigger::Proximity && *p == UnlockPhase::Authorizing
+            })
+            .count()
+    };
+    t.until("the hands-free retry", |t| authorizing(t) == 2)
+        .await;
+    t.bluez
+        .set_notification_delay(LOBBY, Duration::ZERO)
+        .unwrap();
+    let tap = t.alice.unlock(lobby.clone(), 10_000, None).await;
+    assert!(
+        tap.is_ok(),
+        "a tap at the door being opened hands-free: {tap:?}"
+    );
     t.alice.stop_proximity_unlock().await;
 }
 
