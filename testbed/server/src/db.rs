@@ -235,6 +235,11 @@ CREATE TABLE refresh_reuses (
 );
 CREATE INDEX refresh_reuses_person ON refresh_reuses(person_id);
 "#,
+    r#"
+-- A host removes one door from a guest's invite (guests.rs): the door stays recorded, with when
+-- it was removed, and no longer counts for the guest's grants or the invite's door list.
+ALTER TABLE invite_keys ADD COLUMN removed_at INTEGER;
+"#,
 ];
 
 /// Reading connections of a database file: enough for the requests that read at once on a

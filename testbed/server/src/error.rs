@@ -76,6 +76,13 @@ impl ApiError {
         )
     }
 
+    /// Not found, naming the path parameter at fault (`guest_id`, `door_id`).
+    pub fn not_found_at(field: &str, what: &str) -> ApiError {
+        let mut e = ApiError::not_found(what);
+        e.body.field = Some(field.into());
+        e
+    }
+
     pub fn conflict(field: impl Into<String>, message: impl Into<String>) -> ApiError {
         let mut e = ApiError::new(StatusCode::CONFLICT, "conflict", message);
         e.body.field = Some(field.into());

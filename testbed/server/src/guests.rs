@@ -32,7 +32,9 @@ pub(crate) fn guest_json(tx: &Transaction<'_>, invite: &[u8]) -> ApiResult<Guest
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )?;
     let mut stmt =
-        tx.prepare_cached("SELECT door_id FROM invite_keys WHERE invite_id = ?1 ORDER BY door_id")?;
+        tx.prepare_cached(
+        "SELECT door_id FROM invite_keys WHERE invite_id = ?1 AND removed_at IS NULL ORDER BY door_id",
+    )?;
     let door_ids = stmt
         .query_map([invite], |r| r.get::<_, Vec<u8>>(0))?
         .map(|d| Ok(hex::encode(d?)))
@@ -180,11 +182,47 @@ pub async fn list_guests(
     })?))
 }
 
+/// The guest of `invite` if `host` invited them; another person's guest is "not found": the
+/// API does not confirm it exists.
+fn guest_of(tx: &Transaction<'_>, host: Id, invite: Id) -> ApiResult<Id> {
+    let guest: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT guest_id FROM invites WHERE id = ?1 AND inviter_id = ?2",
+            params![id_param(&invite), id_param(&host)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    blob_id(guest.ok_or_else(|| ApiError::not_found_at("guest_id", "guest"))?)
+}
+
+/// Ends the invite and the guest: their keys and sessions; `rights_changed` voids their
+/// documents at offline locks from the next Door Sync.
+fn revoke_invite(tx: &Transaction<'_>, invite: Id, guest: Id, now: i64) -> ApiResult<()> {
+    tx.execute(
+        "UPDATE invites SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2",
+        params![now, id_param(&invite)],
+    )?;
+    tx.execute(
+        "UPDATE people SET revoked = 1 WHERE id = ?1",
+        [id_param(&guest)],
+    )?;
+    tx.execute(
+        "UPDATE assignments SET revoked_at = ?1 WHERE person_id = ?2 AND revoked_at IS NULL",
+        params![now, id_param(&guest)],
+    )?;
+    tx.execute(
+        "DELETE FROM sessions WHERE person_id = ?1",
+        [id_param(&guest)],
+    )?;
+    rights_changed(tx, guest, now)
+}
+
 /// Revokes a guest: the invite, the guest's keys and sessions; the guest's documents go on
 /// the revocation list that Door Sync carries to offline locks.
 #[utoipa::path(delete, path = "/v1/me/guests/{guest_id}", tag = "resident",
     params(("guest_id" = String, Path)), security(("person" = [])),
-    responses((status = 200, body = GuestJson), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = GuestJson),
+        (status = 404, description = "`not_found` (`field`: `guest_id`): not a guest the caller invited", body = ErrorBody)))]
 pub async fn revoke_guest(
     State(state): State<AppState>,
     person: Person,
@@ -193,30 +231,54 @@ pub async fn revoke_guest(
     let invite = id("guest_id", &guest_id)?;
     let now = state.now();
     Ok(Json(state.db.write(|tx| {
-        let guest: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT guest_id FROM invites WHERE id = ?1 AND inviter_id = ?2",
-                params![id_param(&invite), id_param(&person.id)],
-                |r| r.get(0),
-            )
-            .optional()?;
-        // Another person's guest is "not found": the API does not confirm it exists.
-        let guest = blob_id(guest.ok_or_else(|| ApiError::not_found("guest"))?)?;
+        let guest = guest_of(tx, person.id, invite)?;
+        revoke_invite(tx, invite, guest, now)?;
+        guest_json(tx, &invite.0)
+    })?))
+}
+
+/// Revokes a guest's access to one door of the invite (OpenDOOR `revokeGuestAccess(guest,
+/// lock)`); the guest keeps the others. The guest's documents are voided by a floor, so the
+/// revoked door's document is refused at its offline lock after the next Door Sync, and the
+/// guest's next fetch gets fresh documents, above the floor, for the doors left. Removing the
+/// last door revokes the guest, as `DELETE /v1/me/guests/{guest_id}` does.
+#[utoipa::path(delete, path = "/v1/me/guests/{guest_id}/doors/{door_id}", tag = "resident",
+    params(("guest_id" = String, Path), ("door_id" = String, Path)), security(("person" = [])),
+    responses((status = 200, description = "The guest with the doors left (`revoked` once none is)", body = GuestJson),
+        (status = 404, description = "`not_found`: not a guest the caller invited (`field`: `guest_id`), or a door not in the invite (`field`: `door_id`)", body = ErrorBody)))]
+pub async fn revoke_guest_door(
+    State(state): State<AppState>,
+    person: Person,
+    Path((guest_id, door_id)): Path<(String, String)>,
+) -> ApiResult<Json<GuestJson>> {
+    let invite = id("guest_id", &guest_id)?;
+    let door = id("door_id", &door_id)?;
+    let now = state.now();
+    Ok(Json(state.db.write(|tx| {
+        let guest = guest_of(tx, person.id, invite)?;
+        let keys: Vec<Vec<u8>> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT door_id FROM invite_keys WHERE invite_id = ?1 AND removed_at IS NULL",
+            )?;
+            let rows = stmt.query_map([id_param(&invite)], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        if !keys.iter().any(|d| d.as_slice() == id_param(&door)) {
+            return Err(ApiError::not_found_at("door_id", "door in this invite"));
+        }
+        if keys.len() == 1 {
+            // The last door: nothing is left to invite to, so the guest goes.
+            revoke_invite(tx, invite, guest, now)?;
+            return guest_json(tx, &invite.0);
+        }
         tx.execute(
-            "UPDATE invites SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2",
-            params![now, id_param(&invite)],
+            "UPDATE invite_keys SET removed_at = ?1 WHERE invite_id = ?2 AND door_id = ?3 AND removed_at IS NULL",
+            params![now, id_param(&invite), id_param(&door)],
         )?;
         tx.execute(
-            "UPDATE people SET revoked = 1 WHERE id = ?1",
-            [id_param(&guest)],
-        )?;
-        tx.execute(
-            "UPDATE assignments SET revoked_at = ?1 WHERE person_id = ?2 AND revoked_at IS NULL",
-            params![now, id_param(&guest)],
-        )?;
-        tx.execute(
-            "DELETE FROM sessions WHERE person_id = ?1",
-            [id_param(&guest)],
+            "UPDATE assignments SET revoked_at = ?1 WHERE person_id = ?2 AND revoked_at IS NULL \
+             AND key_id IN (SELECT key_id FROM invite_keys WHERE invite_id = ?3 AND door_id = ?4)",
+            params![now, id_param(&guest), id_param(&invite), id_param(&door)],
         )?;
         rights_changed(tx, guest, now)?;
         guest_json(tx, &invite.0)

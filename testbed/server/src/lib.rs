@@ -176,6 +176,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/me/guests/{guest_id}",
             axum::routing::delete(guests::revoke_guest),
         )
+        .route(
+            "/v1/me/guests/{guest_id}/doors/{door_id}",
+            axum::routing::delete(guests::revoke_guest_door),
+        )
         .route("/v1/locks/{lock_id}/audit", post(audit::upload))
         .route("/v1/locks/{lock_id}/bundle", get(sync::bundle))
         .route("/v1/time", get(sync::signed_time))

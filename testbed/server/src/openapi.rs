@@ -21,7 +21,7 @@ use crate::{audit, devices, guests, manager, model, resident, sync};
         resident::login, resident::refresh, resident::redeem_invite, resident::logout, resident::me,
         resident::device_challenge, resident::register_device, devices::my_devices,
         devices::remove_my_device, resident::my_doors,
-        guests::invite_guest, guests::list_guests, guests::revoke_guest,
+        guests::invite_guest, guests::list_guests, guests::revoke_guest, guests::revoke_guest_door,
         audit::upload, audit::list,
         sync::bundle, sync::signed_time,
     ),

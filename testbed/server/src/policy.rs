@@ -121,8 +121,9 @@ fn invites_of(tx: &Transaction<'_>, guest: Id, now: i64) -> Result<Vec<Invite>, 
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = Vec::new();
     for (invite, inviter, starts_at, ends_at) in rows {
-        let mut doors =
-            tx.prepare_cached("SELECT door_id FROM invite_keys WHERE invite_id = ?1")?;
+        let mut doors = tx.prepare_cached(
+            "SELECT door_id FROM invite_keys WHERE invite_id = ?1 AND removed_at IS NULL",
+        )?;
         let doors = doors
             .query_map([&invite], |r| r.get::<_, Vec<u8>>(0))?
             .map(|d| blob_id(d?))
