@@ -191,6 +191,153 @@ async fn guests_get_one_key_per_door_and_lose_them_when_revoked() {
     assert!(iteration < floor);
 }
 
+/// Issue 19: a host removes one door from a guest's invite; the guest keeps the others, at the
+/// server (their doors, the listings). Another person's guest, or a door not in the invite, is
+/// not found; removing the last door revokes the guest as `DELETE /v1/me/guests/{id}` does.
+#[tokio::test]
+async fn a_guest_loses_one_door_and_keeps_the_others() {
+    let (p, _alice, phone) = property().await;
+    let s = &p.s;
+    let now = s.now();
+    let (invited, guest) = invite_and_redeem(
+        s,
+        &phone,
+        vec![p.lobby.id.clone(), p.unit.id.clone()],
+        "+1 555 0100",
+        now,
+        now + 86_400,
+    )
+    .await;
+    assert_eq!(guest.doors(s).await.doors.len(), 2);
+    let door_path = |guest: &str, door: &str| format!("/v1/me/guests/{guest}/doors/{door}");
+
+    // Another resident's guest is not found, whatever the door; so is a door not invited to.
+    let bob =
+        p.m.person(s, "Bob", "resident", Some("bob@example.com"))
+            .await;
+    p.m.assign(s, &bob, &p.home, true).await;
+    let bob_phone = Phone::sign_in(s, "bob@example.com").await;
+    let (status, body) = s
+        .call(
+            "DELETE",
+            &door_path(&invited.id, &p.lobby.id),
+            bob_phone.token(),
+            None,
+        )
+        .await;
+    assert_eq!((status, code(&body)), (404, "not_found"), "{body}");
+    assert_eq!(body["field"], "guest_id");
+    let (status, body) = s
+        .call(
+            "DELETE",
+            &door_path(&invited.id, &p.pool.id),
+            phone.token(),
+            None,
+        )
+        .await;
+    assert_eq!((status, code(&body)), (404, "not_found"), "{body}");
+    assert_eq!(body["field"], "door_id");
+    let (status, body) = s
+        .call(
+            "DELETE",
+            &door_path(&invited.id, "nope"),
+            phone.token(),
+            None,
+        )
+        .await;
+    assert_eq!((status, code(&body)), (422, "invalid_input"), "{body}");
+    assert_eq!(body["field"], "door_id");
+    // A guest cannot remove doors from their own invite (it is not theirs).
+    let (status, _) = s
+        .call(
+            "DELETE",
+            &door_path(&invited.id, &p.lobby.id),
+            guest.token(),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(guest.doors(s).await.doors.len(), 2, "nothing changed");
+
+    // The lobby goes; the unit stays, for the guest and in both listings.
+    let left: GuestJson = s
+        .ok(
+            "DELETE",
+            &door_path(&invited.id, &p.lobby.id),
+            phone.token(),
+            None::<&()>,
+            200,
+        )
+        .await;
+    assert_eq!(
+        (left.door_ids.clone(), left.revoked),
+        (vec![p.unit.id.clone()], false)
+    );
+    let doors = guest.doors(s).await;
+    assert_eq!(
+        doors
+            .doors
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>(),
+        ["Unit 205C"]
+    );
+    assert!(matches!(
+        Phone::decide(&doors, "Unit 205C", now + 60),
+        Some(door_protocol::Decision::Allowed { .. })
+    ));
+    let mine: Vec<GuestJson> = s
+        .ok("GET", "/v1/me/guests", phone.token(), None::<&()>, 200)
+        .await;
+    assert_eq!(mine, [left.clone()]);
+    let managed: Vec<PropertyGuestJson> = s
+        .ok("GET", &p.m.path("/guests"), &p.m.key, None::<&()>, 200)
+        .await;
+    assert_eq!(managed[0].guest, left);
+    // Removed already: not in the invite any more.
+    let (status, body) = s
+        .call(
+            "DELETE",
+            &door_path(&invited.id, &p.lobby.id),
+            phone.token(),
+            None,
+        )
+        .await;
+    assert_eq!((status, body["field"].as_str()), (404, Some("door_id")));
+
+    // The last door: the guest is revoked, sessions and all.
+    let gone: GuestJson = s
+        .ok(
+            "DELETE",
+            &door_path(&invited.id, &p.unit.id),
+            phone.token(),
+            None::<&()>,
+            200,
+        )
+        .await;
+    assert!(gone.revoked);
+    assert_eq!(gone.door_ids, [p.unit.id.clone()]);
+    let (status, _) = s
+        .call(
+            "GET",
+            &format!("/v1/me/doors?device_id={}", guest.device_id),
+            guest.token(),
+            None,
+        )
+        .await;
+    assert_eq!(status, 401, "the guest's sessions end with the last door");
+    let again: GuestJson = s
+        .ok(
+            "DELETE",
+            &format!("/v1/me/guests/{}", invited.id),
+            phone.token(),
+            None::<&()>,
+            200,
+        )
+        .await;
+    assert_eq!(again, gone, "the same as revoking the guest");
+}
+
 #[tokio::test]
 async fn guest_invites_are_checked() {
     let (p, _alice, phone) = property().await;

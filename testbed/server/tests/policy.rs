@@ -507,3 +507,146 @@ async fn may_share_off_ends_the_guests_access_and_the_manager_sees_who_invited()
     let own = site.document(&host).await.unwrap();
     assert_eq!(site.present(&host.key, &own), UnlockResult::Granted);
 }
+
+/// One more offline door of the site's property, with its own reference lock.
+fn another_lock(site: &Site, door: &DoorJson, lock_key: LockKey) -> (Lock, TempDir) {
+    let issuer = IssuerPublicKey::from_sec1(&unb64(&site.m.property.issuer_public_key)).unwrap();
+    let config = LockConfig::new(
+        Id::from_hex(&door.lock_id).unwrap(),
+        Id::from_hex(&door.id).unwrap(),
+        lock_key,
+        IssuerKeys::single(issuer),
+    );
+    let dir = TempDir::new().unwrap();
+    let lock = Lock::open(dir.path(), config, site.lock.clock().clone()).unwrap();
+    (lock, dir)
+}
+
+/// Issue 19: a host revokes a guest's access to one door (OpenDOOR `revokeGuestAccess(guest,
+/// lock)`); the guest keeps the other. At the offline locks, after a Door Sync, the revoked
+/// door's old document is refused by its lock, while the guest's fresh document for the other
+/// door (issued above the floor that voided all the old ones) still opens that lock.
+#[tokio::test]
+async fn revoking_a_guest_from_one_door_leaves_the_other_door_working_offline() {
+    let site = site().await;
+    let (s, m) = (&site.s, &site.m);
+    let t0 = s.now();
+    let gym_key = LockKey::generate(&mut rand::rngs::OsRng);
+    let gym: DoorJson = s
+        .ok(
+            "POST",
+            &m.path("/doors"),
+            &m.key,
+            Some(&json!({"name": "Gym", "online": false, "keypad": false,
+                "lock_public_key": b64(&gym_key.public().to_sec1_compressed())})),
+            201,
+        )
+        .await;
+    let (gym_lock, _gym_dir) = another_lock(&site, &gym, gym_key);
+    let home = m
+        .key(
+            s,
+            "Amenities",
+            vec![
+                key_door(&site.door, false, None),
+                key_door(&gym, false, None),
+            ],
+        )
+        .await;
+    let hana = m
+        .person(s, "Hana", "resident", Some("hana@example.com"))
+        .await;
+    m.assign(s, &hana, &home, true).await;
+    let host = Phone::sign_in(s, "hana@example.com").await;
+    let (invited, guest) = invite_and_redeem(
+        s,
+        &host,
+        vec![site.door.id.clone(), gym.id.clone()],
+        "+1 555 0199",
+        t0,
+        t0 + 7 * DAY,
+    )
+    .await;
+    let gym_doc = |doors: &MyDoors| {
+        doors
+            .doors
+            .iter()
+            .find(|d| d.id == gym.id)
+            .map(|d| unb64(&d.access_document))
+    };
+    let old_pool = site.document(&guest).await.unwrap();
+    let old_gym = gym_doc(&guest.doors(s).await).unwrap();
+    let sync_gym = |bundle: SyncBundleJson| {
+        if let Some(bytes) = bundle.bundle {
+            gym_lock.apply_bundle(&unb64(&bytes)).unwrap();
+        }
+    };
+    let gym_bundle = |p: &Phone| {
+        let token = p.token().to_string();
+        let path = format!("/v1/locks/{}/bundle?since=0", gym.lock_id);
+        async move { s.ok("GET", &path, &token, None::<&()>, 200).await }
+    };
+    site.sync(&host).await;
+    sync_gym(gym_bundle(&host).await);
+    assert_eq!(site.present(&guest.key, &old_pool), UnlockResult::Granted);
+    assert_eq!(
+        present(&gym_lock, &guest.key, &old_gym),
+        UnlockResult::Granted
+    );
+
+    // The host takes the pool away from the guest; the invite keeps the gym.
+    let left: GuestJson = s
+        .ok(
+            "DELETE",
+            &format!("/v1/me/guests/{}/doors/{}", invited.id, site.door.id),
+            host.token(),
+            None::<&()>,
+            200,
+        )
+        .await;
+    assert_eq!(left.door_ids, [gym.id.clone()]);
+    assert!(!left.revoked);
+    let listed: Vec<GuestJson> = s
+        .ok("GET", "/v1/me/guests", host.token(), None::<&()>, 200)
+        .await;
+    assert_eq!(listed, [left.clone()]);
+    let managed: Vec<PropertyGuestJson> = s
+        .ok("GET", &m.path("/guests"), &m.key, None::<&()>, 200)
+        .await;
+    assert_eq!(managed[0].guest, left);
+
+    // The guest's phone now gets the gym only, with a fresh document.
+    let doors = guest.doors(s).await;
+    assert_eq!(
+        doors
+            .doors
+            .iter()
+            .map(|d| d.id.as_str())
+            .collect::<Vec<_>>(),
+        [gym.id.as_str()]
+    );
+    let new_gym = gym_doc(&doors).unwrap();
+    assert_ne!(new_gym, old_gym);
+
+    // Both locks apply the newest bundle, carried by the host's phone.
+    site.sync(&host).await;
+    sync_gym(gym_bundle(&host).await);
+    assert_eq!(
+        site.present(&guest.key, &old_pool),
+        UnlockResult::Denied(DenyReason::Revoked),
+        "the revoked door's old document is refused by its offline lock"
+    );
+    assert_eq!(
+        present(&gym_lock, &guest.key, &new_gym),
+        UnlockResult::Granted,
+        "the guest's fresh document still opens the other door"
+    );
+    // The floor voided every older document of the guest, the gym's too: only the fresh one works.
+    assert_eq!(
+        present(&gym_lock, &guest.key, &old_gym),
+        UnlockResult::Denied(DenyReason::Revoked)
+    );
+    // The host is untouched.
+    let own = site.document(&host).await.unwrap();
+    assert_eq!(site.present(&host.key, &own), UnlockResult::Granted);
+}
