@@ -289,7 +289,7 @@ async fn a_guest_loses_one_door_and_keeps_the_others() {
     let mine: Vec<GuestJson> = s
         .ok("GET", "/v1/me/guests", phone.token(), None::<&()>, 200)
         .await;
-    assert_eq!(mine, [left.clone()]);
+    assert_eq!(mine, std::slice::from_ref(&left));
     let managed: Vec<PropertyGuestJson> = s
         .ok("GET", &p.m.path("/guests"), &p.m.key, None::<&()>, 200)
         .await;
@@ -316,7 +316,7 @@ async fn a_guest_loses_one_door_and_keeps_the_others() {
         )
         .await;
     assert!(gone.revoked);
-    assert_eq!(gone.door_ids, [p.unit.id.clone()]);
+    assert_eq!(gone.door_ids, [p.unit.id.as_str()]);
     let (status, _) = s
         .call(
             "GET",
