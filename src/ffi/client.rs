@@ -555,6 +555,22 @@ impl DoorClient {
         Ok(self.core.revoke_guest(&guest_id).await?.into())
     }
 
+    /// Revokes the guest's access to one door of the invite; the guest keeps the others
+    /// (their document for that door is refused at offline locks from the locks' next Door
+    /// Sync). Removing the last door revokes the guest. A guest or door not of this invite is
+    /// `InvalidInput` on `guest_id` or `door_id`.
+    pub async fn revoke_guest_door(
+        &self,
+        guest_id: String,
+        door_id: String,
+    ) -> Result<Guest, DoorError> {
+        Ok(self
+            .core
+            .revoke_guest_door(&guest_id, &door_id)
+            .await?
+            .into())
+    }
+
     /// The person's devices in use, oldest first (removed ones are left out); `this_device`
     /// marks this client's.
     pub async fn devices(&self) -> Result<Vec<RegisteredDevice>, DoorError> {

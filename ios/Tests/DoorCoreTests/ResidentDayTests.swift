@@ -119,6 +119,11 @@ final class ResidentDayTests: XCTestCase {
         let listed = try XCTUnwrap(guests.first { $0.id == invite.guest.id })
         XCTAssertTrue(listed.redeemed)
         XCTAssertFalse(listed.revoked)
+        // First her unit only: the guest keeps the Lobby.
+        let narrowed = try await app.revokeGuestDoor(guestId: invite.guest.id, doorId: unit.id)
+        XCTAssertEqual(narrowed.doorIds, [lobby.id])
+        XCTAssertFalse(narrowed.revoked)
+        XCTAssertEqual(try await guest.client.refresh().map(\.name), [lobby.name])
         let revoked = try await app.revokeGuest(guestId: invite.guest.id)
         XCTAssertTrue(revoked.revoked)
 

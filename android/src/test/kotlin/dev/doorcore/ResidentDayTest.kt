@@ -141,6 +141,11 @@ class ResidentDayTest {
                 val listed = app.guests().single { it.id == invite.guest.id }
                 assertTrue(listed.redeemed)
                 assertFalse(listed.revoked)
+                // First her unit only: the guest keeps the Lobby.
+                val narrowed = app.revokeGuestDoor(invite.guest.id, unit.id)
+                assertEquals(listOf(lobby.id), narrowed.doorIds)
+                assertFalse(narrowed.revoked)
+                assertEquals(listOf(lobby.name), guest.client.refresh().map { it.name })
                 val revoked = app.revokeGuest(invite.guest.id)
                 assertTrue(revoked.revoked)
 
