@@ -217,7 +217,9 @@ impl Core {
             self.start_session(tokens).await
         };
         // Neither the email nor the password: the outcome and the role say enough.
-        logged(signed_in.instrument(tracing::info_span!("sign_in"))).await
+        logged(signed_in)
+            .instrument(tracing::info_span!("sign_in"))
+            .await
     }
 
     pub async fn redeem_invite(&self, invite_token: &str) -> CoreResult<Person> {
@@ -233,7 +235,9 @@ impl Core {
                 .map_err(|e| credentials_refused(e, "invite_token"))?;
             self.start_session(tokens).await
         };
-        logged(redeemed.instrument(tracing::info_span!("redeem_invite"))).await
+        logged(redeemed)
+            .instrument(tracing::info_span!("redeem_invite"))
+            .await
     }
 
     async fn start_session(&self, tokens: Tokens) -> CoreResult<Person> {
@@ -359,11 +363,9 @@ impl Core {
     /// the cache. A failure of any kind leaves the cache as it was. Registers this device
     /// first if it is not yet (a sign-in refused with the device limit).
     pub async fn refresh(&self) -> CoreResult<Vec<DoorView>> {
-        logged(
-            self.refresh_doors()
-                .instrument(tracing::info_span!("refresh")),
-        )
-        .await
+        logged(self.refresh_doors())
+            .instrument(tracing::info_span!("refresh"))
+            .await
     }
 
     async fn refresh_doors(&self) -> CoreResult<Vec<DoorView>> {
@@ -731,7 +733,9 @@ impl Core {
     /// cut short here starts over next time instead of resuming.
     pub async fn sync_door(&self, door_id: &str, timeout: Duration) -> CoreResult<SyncReport> {
         let span = tracing::info_span!("door_sync", door = short(door_id));
-        logged(self.sync_door_now(door_id, timeout).instrument(span)).await
+        logged(self.sync_door_now(door_id, timeout))
+            .instrument(span)
+            .await
     }
 
     async fn sync_door_now(&self, door_id: &str, timeout: Duration) -> CoreResult<SyncReport> {

@@ -178,7 +178,10 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Collect {
         {
             message.push_str(span.name());
             if let Some(fields) = span.extensions().get::<Fields>() {
-                let _ = write!(message, "{{{}}}", fields.text().trim_start());
+                let text = fields.text();
+                if !text.is_empty() {
+                    let _ = write!(message, "{{{}}}", text.trim_start());
+                }
             }
             message.push_str(": ");
         }
