@@ -216,7 +216,7 @@ impl Core {
                 .map_err(|e| credentials_refused(e, "password"))?;
             self.start_session(tokens).await
         };
-        // Neither the email nor the password: the outcome and the role say enough.
+        // Neither the email nor the password: the outcome says enough.
         logged(signed_in)
             .instrument(tracing::info_span!("sign_in"))
             .await
