@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use base64::Engine;
 use reqwest::Method;
+use tracing::Instrument;
 
 use crate::api::wire::{self, GuestJson, InvitedGuest, MeJson, MyDoors, Tokens};
 use crate::api::{ApiClient, ApiError, TokenSink};
 use crate::ble::{BleError, Transport};
 use crate::device;
+use crate::diagnostics::short;
 use crate::doors::{self, CachedDoor};
 use crate::error::{CoreError, CoreResult};
 use crate::signer::Signer;
@@ -206,12 +208,18 @@ impl Core {
             return Err(CoreError::invalid("password", "must not be empty"));
         }
         let body = wire::Login { email, password };
-        let tokens: Tokens = self
-            .api
-            .anonymous(Method::POST, "/v1/auth/login", Some(&body))
+        let signed_in = async {
+            let tokens: Tokens = self
+                .api
+                .anonymous(Method::POST, "/v1/auth/login", Some(&body))
+                .await
+                .map_err(|e| credentials_refused(e, "password"))?;
+            self.start_session(tokens).await
+        };
+        // Neither the email nor the password: the outcome says enough.
+        logged(signed_in)
+            .instrument(tracing::info_span!("sign_in"))
             .await
-            .map_err(|e| credentials_refused(e, "password"))?;
-        self.start_session(tokens).await
     }
 
     pub async fn redeem_invite(&self, invite_token: &str) -> CoreResult<Person> {
@@ -219,12 +227,17 @@ impl Core {
             return Err(CoreError::invalid("invite_token", "must not be empty"));
         }
         let body = wire::RedeemInvite { invite_token };
-        let tokens: Tokens = self
-            .api
-            .anonymous(Method::POST, "/v1/auth/invite", Some(&body))
+        let redeemed = async {
+            let tokens: Tokens = self
+                .api
+                .anonymous(Method::POST, "/v1/auth/invite", Some(&body))
+                .await
+                .map_err(|e| credentials_refused(e, "invite_token"))?;
+            self.start_session(tokens).await
+        };
+        logged(redeemed)
+            .instrument(tracing::info_span!("redeem_invite"))
             .await
-            .map_err(|e| credentials_refused(e, "invite_token"))?;
-        self.start_session(tokens).await
     }
 
     async fn start_session(&self, tokens: Tokens) -> CoreResult<Person> {
@@ -235,9 +248,11 @@ impl Core {
             .is_some_and(|p| p != tokens.person_id)
         {
             // Another person signed in on this device: nothing of the previous one may stay.
+            tracing::info!("another person signed in: the previous one's data is cleared");
             self.store.clear()?;
         }
         self.store.set_meta("person_id", Some(&tokens.person_id))?;
+        tracing::debug!(person = short(&tokens.person_id), "session started");
         self.api.set_tokens(Some(tokens));
         let me: MeJson = self
             .api(self.api.call::<(), _>(Method::GET, "/v1/me", None))
@@ -288,6 +303,7 @@ impl Core {
         let device: wire::DeviceJson = self
             .api(self.api.call(Method::POST, "/v1/me/devices", Some(&body)))
             .await?;
+        tracing::info!(device = short(&device.device_id), "device registered");
         self.store.set_meta("device_id", Some(&device.device_id))?;
         self.store
             .set_meta("device_key", Some(&b64e(&public_key)))?;
@@ -335,6 +351,7 @@ impl Core {
             }
             other => other?,
         };
+        tracing::info!(device = short(device_id), "device removed");
         if self.store.meta("device_id")?.as_deref() == Some(device_id) {
             // The server has ended this session with the device.
             self.forget_session()?;
@@ -346,6 +363,12 @@ impl Core {
     /// the cache. A failure of any kind leaves the cache as it was. Registers this device
     /// first if it is not yet (a sign-in refused with the device limit).
     pub async fn refresh(&self) -> CoreResult<Vec<DoorView>> {
+        logged(self.refresh_doors())
+            .instrument(tracing::info_span!("refresh"))
+            .await
+    }
+
+    async fn refresh_doors(&self) -> CoreResult<Vec<DoorView>> {
         if self.store.meta("device_id")?.is_none() && !self.is_signed_in() {
             return Err(CoreError::NotSignedIn);
         }
@@ -367,8 +390,11 @@ impl Core {
             issued_at: doors.issued_at,
         };
         self.store.replace_doors(&meta, &cached)?;
+        tracing::info!(doors = cached.len(), "doors refreshed");
         // Door Sync data is a bonus of being online: its failure never fails the refresh.
-        let _ = self.prefetch_sync(&cached).await;
+        if let Err(e) = self.prefetch_sync(&cached).await {
+            tracing::warn!(error = %e, "Door Sync data not fetched");
+        }
         self.emit(Event::DoorsChanged);
         self.doors()
     }
@@ -420,7 +446,14 @@ impl Core {
     }
 
     pub fn doorcode(&self, door_id: &str) -> CoreResult<Option<String>> {
-        Ok(self.door(door_id)?.door.doorcode)
+        let code = self.door(door_id)?.door.doorcode;
+        // Whether there is one, never the digits.
+        tracing::debug!(
+            door = short(door_id),
+            present = code.is_some(),
+            "doorcode read"
+        );
+        Ok(code)
     }
 
     pub async fn invite_guest(
@@ -452,8 +485,17 @@ impl Core {
             starts_at: from,
             ends_at: until,
         };
-        self.api(self.api.call(Method::POST, "/v1/me/guests", Some(&body)))
+        let invited: InvitedGuest = self
+            .api(self.api.call(Method::POST, "/v1/me/guests", Some(&body)))
             .await
+            .inspect_err(|e| tracing::warn!(error = %e, "guest not invited"))?;
+        // Never the invite token (it signs the guest in) nor the contact.
+        tracing::info!(
+            guest = short(&invited.guest.id),
+            doors = door_ids.len(),
+            "guest invited"
+        );
+        Ok(invited)
     }
 
     pub async fn guests(&self) -> CoreResult<Vec<GuestJson>> {
@@ -465,11 +507,15 @@ impl Core {
         if door_protocol::Id::from_hex(guest_id).is_none() {
             return Err(CoreError::invalid("guest_id", "must be 32 hex digits"));
         }
-        self.api(
-            self.api
-                .call::<(), _>(Method::DELETE, &format!("/v1/me/guests/{guest_id}"), None),
-        )
-        .await
+        let revoked = self
+            .api(
+                self.api
+                    .call::<(), _>(Method::DELETE, &format!("/v1/me/guests/{guest_id}"), None),
+            )
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "guest not revoked"))?;
+        tracing::info!(guest = short(guest_id), "guest revoked");
+        Ok(revoked)
     }
 
     /// Revokes the guest's access to one door of the invite (OpenDOOR
@@ -505,22 +551,27 @@ impl Core {
         timeout: Duration,
         trigger: Trigger,
     ) -> CoreResult<Unlocked> {
-        let view = self.door(door_id)?;
-        let mut run = UnlockRun {
-            core: self,
-            door_id: &view.door.id,
-            trigger,
-            ended: false,
-        };
-        run.report(UnlockPhase::Started);
-        let result = self.unlock_claimed(&view, timeout, trigger, &run).await;
-        run.ended = true;
-        run.report(match &result {
-            Ok(unlocked) => UnlockPhase::Succeeded(unlocked.clone()),
-            Err(CoreError::Cancelled) => UnlockPhase::Cancelled,
-            Err(e) => UnlockPhase::Failed(e.clone()),
-        });
-        result
+        let span = tracing::info_span!("unlock", door = short(door_id), ?trigger);
+        async {
+            let view = self.door(door_id)?;
+            let mut run = UnlockRun {
+                core: self,
+                door_id: &view.door.id,
+                trigger,
+                ended: false,
+            };
+            run.report(UnlockPhase::Started);
+            let result = self.unlock_claimed(&view, timeout, trigger, &run).await;
+            run.ended = true;
+            run.report(match &result {
+                Ok(unlocked) => UnlockPhase::Succeeded(unlocked.clone()),
+                Err(CoreError::Cancelled) => UnlockPhase::Cancelled,
+                Err(e) => UnlockPhase::Failed(e.clone()),
+            });
+            result
+        }
+        .instrument(span)
+        .await
     }
 
     async fn unlock_claimed(
@@ -561,10 +612,14 @@ impl Core {
         let lock_view = unlocked.clone();
         let (cancel, cancelled) = tokio::sync::oneshot::channel();
         let lock_id = door.lock_id.clone();
-        let task = tokio::spawn(async move {
-            core.ride_along(door, connection, lock_view, cancelled)
-                .await
-        });
+        let span = tracing::info_span!("door_sync", door = short(&door.id));
+        let task = tokio::spawn(
+            async move {
+                core.ride_along(door, connection, lock_view, cancelled)
+                    .await
+            }
+            .instrument(span),
+        );
         self.rides
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -660,6 +715,12 @@ impl Core {
             _ = cancel => {}
         }
         connection.close().await;
+        tracing::info!(
+            applied = report.applied,
+            lock_iteration = ?report.lock_iteration,
+            audit_records = report.audit_records,
+            "Door Sync after the unlock"
+        );
         let _ = sync::upload_outbox(&self.api, &self.store).await;
         self.emit(Event::DoorSynced { door_id, report });
     }
@@ -682,6 +743,13 @@ impl Core {
     /// phone proved a credential (an unlock): it brings no audit records home, and a transfer
     /// cut short here starts over next time instead of resuming.
     pub async fn sync_door(&self, door_id: &str, timeout: Duration) -> CoreResult<SyncReport> {
+        let span = tracing::info_span!("door_sync", door = short(door_id));
+        logged(self.sync_door_now(door_id, timeout))
+            .instrument(span)
+            .await
+    }
+
+    async fn sync_door_now(&self, door_id: &str, timeout: Duration) -> CoreResult<SyncReport> {
         let door = self.door(door_id)?.door;
         self.stop_ride(&door.lock_id).await;
         let transport = self
@@ -717,6 +785,7 @@ impl Core {
             applied: after.is_some(),
             audit_records: 0,
         };
+        tracing::info!(lock_iteration = ?after, "Door Sync asked for");
         self.emit(Event::DoorSynced {
             door_id: door.id,
             report: report.clone(),
@@ -766,7 +835,9 @@ impl Core {
                 .call::<(), serde_json::Value>(Method::POST, "/v1/auth/logout", None)
                 .await;
         }
-        self.forget_session()
+        self.forget_session()?;
+        tracing::info!("signed out");
+        Ok(())
     }
 
     /// Forgets the session, the cache and a key the core made, here.
@@ -789,6 +860,24 @@ struct UnlockRun<'a> {
 
 impl UnlockRun<'_> {
     fn report(&self, phase: UnlockPhase) {
+        // Inside the unlock's span (door, trigger): the stage and outcome, never the request,
+        // the access document or keys.
+        match &phase {
+            UnlockPhase::Started => tracing::debug!("started"),
+            UnlockPhase::Connecting { attempt } => tracing::debug!(attempt, "connecting"),
+            UnlockPhase::Authorizing => tracing::debug!("authorizing"),
+            UnlockPhase::Succeeded(u) => tracing::info!(
+                attempts = u.attempts,
+                pending_audit = u.pending_audit,
+                lock_iteration = u.sync_iteration,
+                "granted"
+            ),
+            UnlockPhase::Failed(CoreError::OutOfSchedule { .. }) => {
+                tracing::info!("out of schedule")
+            }
+            UnlockPhase::Failed(e) => tracing::warn!(error = %e, "not opened"),
+            UnlockPhase::Cancelled => tracing::info!("cancelled"),
+        }
         self.core.emit(Event::Unlock {
             door_id: self.door_id.to_owned(),
             trigger: self.trigger,
@@ -810,6 +899,16 @@ impl Drop for UnlockRun<'_> {
             self.report(UnlockPhase::Cancelled);
         }
     }
+}
+
+/// Logs how an operation ended: info when it succeeded, a warning with the error if not.
+async fn logged<T>(op: impl std::future::Future<Output = CoreResult<T>>) -> CoreResult<T> {
+    let result = op.await;
+    match &result {
+        Ok(_) => tracing::info!("done"),
+        Err(e) => tracing::warn!(error = %e, "failed"),
+    }
+    result
 }
 
 /// A 401 at sign-in is about what the person typed, not about a session.

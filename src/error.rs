@@ -16,7 +16,7 @@ pub enum CoreError {
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error(transparent)]
     Keystore(#[from] KeystoreError),
     #[error("the server sent doors that do not check out: {0}")]
@@ -46,6 +46,15 @@ pub enum CoreError {
     /// a hands-free one.
     #[error("cancelled")]
     Cancelled,
+}
+
+/// Every store failure the core meets passes here, so it is logged once, where it happens.
+/// Its message names tables and columns, never stored values.
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> CoreError {
+        tracing::error!(error = %e, "local store failed");
+        CoreError::Store(e)
+    }
 }
 
 impl CoreError {

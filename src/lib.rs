@@ -10,6 +10,7 @@ pub mod api;
 pub mod ble;
 pub mod client;
 pub mod device;
+pub mod diagnostics;
 pub mod doors;
 pub mod error;
 mod ffi;

@@ -136,7 +136,14 @@ impl From<rusqlite::Error> for StoreError {
 
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> StoreError {
-        StoreError(format!("stored JSON: {e}"))
+        // Where and what kind, not serde's message: it may quote the value, and stored JSON
+        // holds the tokens and access documents.
+        StoreError(format!(
+            "stored JSON: {:?} error at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
     }
 }
 

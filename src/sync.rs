@@ -47,7 +47,9 @@ pub fn bundle_path(store: &Store, lock_id: &str) -> CoreResult<String> {
 
 /// Keeps a fetched bundle when it is newer than what the phone carries.
 pub fn keep_bundle(store: &Store, answer: &SyncBundleJson) -> CoreResult<()> {
+    let lock = crate::diagnostics::short(&answer.lock_id);
     if answer.up_to_date {
+        tracing::debug!(lock, "bundle up to date");
         return Ok(());
     }
     let bytes = answer.bundle.as_deref().and_then(b64d).ok_or_else(|| {
@@ -55,6 +57,14 @@ pub fn keep_bundle(store: &Store, answer: &SyncBundleJson) -> CoreResult<()> {
             "bundle is not base64".into(),
         ))
     })?;
+    // Sizes and iterations only: the bundle holds sealed doorcodes and credentials.
+    tracing::debug!(
+        lock,
+        iteration = answer.iteration,
+        base = answer.base_iteration,
+        bytes = bytes.len(),
+        "bundle fetched"
+    );
     store.set_bundle(
         &answer.lock_id,
         answer.iteration,
@@ -107,11 +117,18 @@ pub async fn transfer_bundle(
     };
     if lock_iteration.is_some_and(|l| l >= iteration || (base != 0 && l != base)) {
         // Nothing new for it, or a delta it cannot take: don't spend the link.
+        tracing::debug!(iteration, base, lock_iteration, "no bundle for this lock");
         if let Some(l) = lock_iteration {
             store.set_lock_seen(lock_id, l, base != 0 && l < iteration)?;
         }
         return Ok(lock_iteration);
     }
+    tracing::debug!(
+        iteration,
+        base,
+        bytes = bytes.len(),
+        "bundle transfer starting"
+    );
     let mut transfer = SyncTransfer::new(bytes, iteration, base)
         .map_err(|e| CoreError::Protocol(format!("bundle: {e:?}")))?;
     let mtu = u16::try_from(connection.mtu()).unwrap_or(u16::MAX);
@@ -135,6 +152,7 @@ pub async fn transfer_bundle(
                         current_iteration,
                     } => (current_iteration, matches!(reason, FailReason::WrongBase)),
                 };
+                tracing::debug!(?outcome, "bundle transfer finished");
                 store.set_lock_seen(lock_id, now_at, needs_full)?;
                 progress(transfer.progress().total, transfer.progress().total);
                 return Ok(Some(now_at));
@@ -177,6 +195,11 @@ pub async fn pull_audit(
             .map(|r| (r.record.seq, r.bytes))
             .collect();
         pulled += records.len() as u32;
+        tracing::debug!(
+            records = records.len(),
+            more = batch.more,
+            "audit batch pulled"
+        );
         if !records.is_empty() {
             store.add_outbox(
                 lock_id,
@@ -275,6 +298,17 @@ pub async fn upload_outbox_report(
             }
             store.uploaded(&lock_id, &outcomes)?;
         }
+    }
+    if report.held + report.refused > 0 || !report.failed.is_empty() {
+        tracing::info!(
+            held = report.held,
+            refused = report.refused,
+            failed_locks = report.failed.len(),
+            "audit records uploaded"
+        );
+    }
+    for (lock_id, e) in &report.failed {
+        tracing::warn!(lock = crate::diagnostics::short(lock_id), error = %e, "audit upload failed");
     }
     Ok(report)
 }

@@ -2490,6 +2490,212 @@ public func FfiConverterTypeEventListener_lower(_ value: EventListener) -> UInt6
 
 
 
+
+
+/**
+ * Receives each record at or above the level, on the thread that logged it: hand it on
+ * (Logcat, os_log) and return quickly.
+ */
+public protocol LogListener: AnyObject, Sendable {
+    
+    func onLog(record: LogRecord) 
+    
+}
+/**
+ * Receives each record at or above the level, on the thread that logged it: hand it on
+ * (Logcat, os_log) and return quickly.
+ */
+open class LogListenerImpl: LogListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_door_core_fn_clone_loglistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_door_core_fn_free_loglistener(handle, $0) }
+    }
+
+    
+
+    
+open func onLog(record: LogRecord)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_door_core_fn_method_loglistener_on_log(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeLogRecord_lower(record),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceLogListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceLogListener = UniffiVTableCallbackInterfaceLogListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeLogListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface LogListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeLogListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface LogListener: handle missing in uniffiClone")
+            }
+        },
+        onLog: { (
+            uniffiHandle: UInt64,
+            record: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeLogListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onLog(
+                     record: try FfiConverterTypeLogRecord_lift(record)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceLogListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceLogListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitLogListener() {
+    uniffi_door_core_fn_init_callback_vtable_loglistener(UniffiCallbackInterfaceLogListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLogListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<LogListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = LogListener
+
+    public static func lift(_ handle: UInt64) throws -> LogListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return LogListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: LogListener) -> UInt64 {
+         if let rustImpl = value as? LogListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LogListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: LogListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogListener_lift(_ handle: UInt64) throws -> LogListener {
+    return try FfiConverterTypeLogListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogListener_lower(_ value: LogListener) -> UInt64 {
+    return FfiConverterTypeLogListener.lower(value)
+}
+
+
+
+
 /**
  * One of this person's recent unlocks on this phone.
  */
@@ -3036,6 +3242,83 @@ public func FfiConverterTypeKeySchedule_lift(_ buf: RustBuffer) throws -> KeySch
 #endif
 public func FfiConverterTypeKeySchedule_lower(_ value: KeySchedule) -> RustBuffer {
     return FfiConverterTypeKeySchedule.lower(value)
+}
+
+
+/**
+ * One record of the core's log.
+ */
+public struct LogRecord: Equatable, Hashable {
+    public var at: Date
+    public var level: LogLevel
+    /**
+     * The core's module that logged, e.g. "door_core::client".
+     */
+    public var target: String
+    /**
+     * The message, then its fields as ` name=value`, after the spans it happened in.
+     */
+    public var message: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(at: Date, level: LogLevel, 
+        /**
+         * The core's module that logged, e.g. "door_core::client".
+         */target: String, 
+        /**
+         * The message, then its fields as ` name=value`, after the spans it happened in.
+         */message: String) {
+        self.at = at
+        self.level = level
+        self.target = target
+        self.message = message
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LogRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLogRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LogRecord {
+        return
+            try LogRecord(
+                at: FfiConverterTimestamp.read(from: &buf), 
+                level: FfiConverterTypeLogLevel.read(from: &buf), 
+                target: FfiConverterString.read(from: &buf), 
+                message: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LogRecord, into buf: inout [UInt8]) {
+        FfiConverterTimestamp.write(value.at, into: &buf)
+        FfiConverterTypeLogLevel.write(value.level, into: &buf)
+        FfiConverterString.write(value.target, into: &buf)
+        FfiConverterString.write(value.message, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogRecord_lift(_ buf: RustBuffer) throws -> LogRecord {
+    return try FfiConverterTypeLogRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogRecord_lower(_ value: LogRecord) -> RustBuffer {
+    return FfiConverterTypeLogRecord.lower(value)
 }
 
 
@@ -4152,6 +4435,93 @@ public func FfiConverterTypeDoorEvent_lower(_ value: DoorEvent) -> RustBuffer {
 
 
 
+
+public enum LogLevel: Equatable, Hashable {
+    
+    case error
+    case warn
+    case info
+    case debug
+    case trace
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension LogLevel: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLogLevel: FfiConverterRustBuffer {
+    typealias SwiftType = LogLevel
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LogLevel {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .error
+        
+        case 2: return .warn
+        
+        case 3: return .info
+        
+        case 4: return .debug
+        
+        case 5: return .trace
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: LogLevel, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .error:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .warn:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .info:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .debug:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .trace:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogLevel_lift(_ buf: RustBuffer) throws -> LogLevel {
+    return try FfiConverterTypeLogLevel.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogLevel_lower(_ value: LogLevel) -> RustBuffer {
+    return FfiConverterTypeLogLevel.lower(value)
+}
+
+
+
 /**
  * Why the lock said no, when it is not the schedule.
  */
@@ -4752,6 +5122,30 @@ fileprivate struct FfiConverterOptionTypeEventListener: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeLogListener: FfiConverterRustBuffer {
+    typealias SwiftType = LogListener?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeLogListener.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeLogListener.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeProximitySettings: FfiConverterRustBuffer {
     typealias SwiftType = ProximitySettings?
 
@@ -4893,6 +5287,31 @@ fileprivate struct FfiConverterSequenceTypeKeySchedule: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeKeySchedule.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeLogRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [LogRecord]
+
+    public static func write(_ value: [LogRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeLogRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [LogRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [LogRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeLogRecord.read(from: &buf))
         }
         return seq
     }
@@ -5136,6 +5555,36 @@ public func lockServiceUuid() -> String  {
 })
 }
 /**
+ * The newest records (up to 512), oldest first.
+ */
+public func collectedLogs() -> [LogRecord]  {
+    return try!  FfiConverterSequenceTypeLogRecord.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_door_core_fn_func_collected_logs(uniffiCallStatus
+    )
+})
+}
+/**
+ * Records below `level` are neither collected nor forwarded. Info until set.
+ */
+public func setLogLevel(level: LogLevel)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_door_core_fn_func_set_log_level(
+        FfiConverterTypeLogLevel_lower(level),uniffiCallStatus
+    )
+}
+}
+/**
+ * Installs the listener that receives every record from now on; `None` removes it.
+ */
+public func setLogListener(listener: LogListener?)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_door_core_fn_func_set_log_listener(
+        FfiConverterOptionTypeLogListener.lower(listener),uniffiCallStatus
+    )
+}
+}
+/**
  * A new in-memory device key (see `DeviceSigner`).
  */
 public func ephemeralDeviceSigner() -> DeviceSigner  {
@@ -5187,6 +5636,15 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_func_lock_service_uuid() != 2902) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_func_collected_logs() != 8890) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_func_set_log_level() != 14786) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_func_set_log_listener() != 43721) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_func_ephemeral_device_signer() != 13237) {
@@ -5279,6 +5737,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_method_eventlistener_on_event() != 58500) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_door_core_checksum_method_loglistener_on_log() != 58163) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_door_core_checksum_method_doorschedule_decision_at() != 54116) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5310,6 +5771,7 @@ private let initializationResult: InitializationResult = {
     uniffiCallbackInitBleTransport()
     uniffiCallbackInitDeviceSigner()
     uniffiCallbackInitEventListener()
+    uniffiCallbackInitLogListener()
     return InitializationResult.ok
 }()
 

@@ -274,6 +274,13 @@ typedef void (*UniffiCallbackInterfaceEventListenerMethod0)(uint64_t, RustBuffer
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOG_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOG_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceLogListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_DEVICE_SIGNER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_DEVICE_SIGNER_METHOD0
 typedef void (*UniffiCallbackInterfaceDeviceSignerMethod0)(uint64_t, RustBuffer* _Nonnull, 
@@ -307,6 +314,15 @@ typedef struct UniffiVTableCallbackInterfaceEventListener {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceEventListenerMethod0 _Nonnull onEvent;
 } UniffiVTableCallbackInterfaceEventListener;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOG_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOG_LISTENER
+typedef struct UniffiVTableCallbackInterfaceLogListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceLogListenerMethod0 _Nonnull onLog;
+} UniffiVTableCallbackInterfaceLogListener;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DEVICE_SIGNER
@@ -520,6 +536,26 @@ void uniffi_door_core_fn_init_callback_vtable_eventlistener(const UniffiVTableCa
 void uniffi_door_core_fn_method_eventlistener_on_event(uint64_t ptr, RustBuffer event, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_LOGLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_LOGLISTENER
+uint64_t uniffi_door_core_fn_clone_loglistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FREE_LOGLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FREE_LOGLISTENER
+void uniffi_door_core_fn_free_loglistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_INIT_CALLBACK_VTABLE_LOGLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_INIT_CALLBACK_VTABLE_LOGLISTENER
+void uniffi_door_core_fn_init_callback_vtable_loglistener(const UniffiVTableCallbackInterfaceLogListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_LOGLISTENER_ON_LOG
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_LOGLISTENER_ON_LOG
+void uniffi_door_core_fn_method_loglistener_on_log(uint64_t ptr, RustBuffer record, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_DOORSCHEDULE
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_DOORSCHEDULE
 uint64_t uniffi_door_core_fn_clone_doorschedule(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -596,6 +632,22 @@ RustBuffer uniffi_door_core_fn_func_lock_characteristic_uuid(RustCallStatus *_No
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FUNC_LOCK_SERVICE_UUID
 RustBuffer uniffi_door_core_fn_func_lock_service_uuid(RustCallStatus *_Nonnull out_status
     
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FUNC_COLLECTED_LOGS
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FUNC_COLLECTED_LOGS
+RustBuffer uniffi_door_core_fn_func_collected_logs(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FUNC_SET_LOG_LEVEL
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FUNC_SET_LOG_LEVEL
+void uniffi_door_core_fn_func_set_log_level(RustBuffer level, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FUNC_SET_LOG_LISTENER
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FUNC_SET_LOG_LISTENER
+void uniffi_door_core_fn_func_set_log_listener(RustBuffer listener, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FUNC_EPHEMERAL_DEVICE_SIGNER
@@ -887,6 +939,24 @@ uint16_t uniffi_door_core_checksum_func_lock_service_uuid(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_FUNC_COLLECTED_LOGS
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_FUNC_COLLECTED_LOGS
+uint16_t uniffi_door_core_checksum_func_collected_logs(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_FUNC_SET_LOG_LEVEL
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_FUNC_SET_LOG_LEVEL
+uint16_t uniffi_door_core_checksum_func_set_log_level(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_FUNC_SET_LOG_LISTENER
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_FUNC_SET_LOG_LISTENER
+uint16_t uniffi_door_core_checksum_func_set_log_listener(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_FUNC_EPHEMERAL_DEVICE_SIGNER
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_FUNC_EPHEMERAL_DEVICE_SIGNER
 uint16_t uniffi_door_core_checksum_func_ephemeral_device_signer(void
@@ -1064,6 +1134,12 @@ uint16_t uniffi_door_core_checksum_method_doorclient_unlock(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_EVENTLISTENER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_EVENTLISTENER_ON_EVENT
 uint16_t uniffi_door_core_checksum_method_eventlistener_on_event(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_LOGLISTENER_ON_LOG
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_LOGLISTENER_ON_LOG
+uint16_t uniffi_door_core_checksum_method_loglistener_on_log(void
     
 );
 #endif

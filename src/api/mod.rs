@@ -4,13 +4,15 @@
 pub mod wire;
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use wire::{ErrorBody, Tokens};
+
+use crate::diagnostics::redact_path;
 
 /// Attempts for a request that failed on the network or with a 5xx, first try included.
 const ATTEMPTS: u32 = 3;
@@ -103,6 +105,7 @@ impl ApiClient {
         if resp.status() != StatusCode::UNAUTHORIZED {
             return read(resp).await;
         }
+        tracing::debug!("the access token was refused; refreshing the session");
         self.refresh().await?;
         let token = self
             .tokens()
@@ -110,6 +113,7 @@ impl ApiClient {
             .ok_or(ApiError::SessionExpired)?;
         let resp = self.send(method, path, body, Some(&token)).await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
+            tracing::warn!("the refreshed session was refused too: signed out");
             self.set_tokens(None);
             return Err(ApiError::SessionExpired);
         }
@@ -129,12 +133,14 @@ impl ApiClient {
             .await
         {
             Ok(tokens) => {
+                tracing::debug!("session refreshed");
                 self.set_tokens(Some(tokens));
                 Ok(())
             }
             Err(ApiError::Status {
                 status: 401 | 403, ..
             }) => {
+                tracing::warn!("the session could not be refreshed: signed out");
                 self.set_tokens(None);
                 Err(ApiError::SessionExpired)
             }
@@ -165,11 +171,13 @@ impl ApiClient {
             if let Some(b) = body {
                 req = req.json(b);
             }
+            let started = Instant::now();
             let outcome = req.send().await;
             let retry = match &outcome {
                 Err(e) => e.is_connect() || (idempotent && (e.is_timeout() || e.is_request())),
                 Ok(resp) => idempotent && resp.status().is_server_error(),
             };
+            log_attempt(&method, path, attempt, started, &outcome);
             if !retry || attempt == ATTEMPTS {
                 return outcome.map_err(network_error);
             }
@@ -180,11 +188,41 @@ impl ApiClient {
     }
 }
 
+/// One line per attempt: method, path (redacted), status or failure, duration. Never headers
+/// or bodies: they carry the tokens, passwords and documents.
+fn log_attempt(
+    method: &Method,
+    path: &str,
+    attempt: u32,
+    started: Instant,
+    outcome: &Result<reqwest::Response, reqwest::Error>,
+) {
+    let path = redact_path(path);
+    let ms = started.elapsed().as_millis() as u64;
+    match outcome {
+        Ok(resp) if resp.status().is_server_error() => {
+            tracing::warn!(%method, path, status = resp.status().as_u16(), ms, attempt, "HTTP")
+        }
+        Ok(resp) => {
+            tracing::debug!(%method, path, status = resp.status().as_u16(), ms, attempt, "HTTP")
+        }
+        Err(e) => {
+            let failure = match (e.is_timeout(), e.is_connect()) {
+                (true, _) => "timeout",
+                (_, true) => "no connection",
+                _ => "network",
+            };
+            tracing::warn!(%method, path, failure, ms, attempt, "HTTP")
+        }
+    }
+}
+
 fn network_error(e: reqwest::Error) -> ApiError {
     if e.is_timeout() {
         ApiError::Timeout
     } else {
-        ApiError::Offline(e.to_string())
+        // Without the URL: its query carries ids, and apps show or log this message.
+        ApiError::Offline(e.without_url().to_string())
     }
 }
 
@@ -200,7 +238,16 @@ async fn read<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ApiErro
         } else {
             &bytes[..]
         };
-        return serde_json::from_slice(bytes).map_err(|e| ApiError::Malformed(e.to_string()));
+        // Where and what kind, not serde's message: it may quote a value of the answer (a
+        // token, a document), and this error is logged.
+        return serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::Malformed(format!(
+                "{:?} error at line {} column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        });
     }
     let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
         code: "http".into(),

@@ -278,6 +278,9 @@ impl DoorClient {
         transport: Option<Arc<dyn Transport>>,
         clock: Arc<dyn Fn() -> door_protocol::UnixTime + Send + Sync>,
     ) -> Result<Arc<DoorClient>, DoorError> {
+        // The core's records are collected from the first client on, before the app thinks of
+        // logs: a support request then has the minutes before it.
+        crate::diagnostics::install();
         if config.data_dir.trim().is_empty() {
             return Err(DoorError::invalid("data_dir", "must name a directory"));
         }

@@ -5,6 +5,7 @@ mod ble;
 mod cancel;
 mod client;
 mod error;
+mod logs;
 mod schedule;
 mod signer;
 mod time;
@@ -16,6 +17,7 @@ pub use client::{
     ProximitySettings, RegisteredDevice, UnlockDenial, UnlockPhase, UnlockReceipt, UnlockTrigger,
 };
 pub use error::DoorError;
+pub use logs::{collected_logs, set_log_level, set_log_listener, LogLevel, LogListener, LogRecord};
 pub use schedule::{AccessDecision, DoorSchedule, KeySchedule, ScheduleWindow, Weekday};
 pub use signer::{ephemeral_device_signer, prove_device_possession, DeviceProof, DeviceSigner};
 

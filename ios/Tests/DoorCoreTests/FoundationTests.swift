@@ -22,6 +22,14 @@ private final class RefusingSigner: DeviceSigner, @unchecked Sendable {
     }
 }
 
+/// Keeps what the core forwards, as an app's os_log forwarder would hand it on.
+private final class HeardLogs: LogListener, @unchecked Sendable {
+    private let lock = NSLock()
+    private var heard: [LogRecord] = []
+    func onLog(record: LogRecord) { lock.withLock { heard.append(record) } }
+    var records: [LogRecord] { lock.withLock { heard } }
+}
+
 final class FoundationTests: XCTestCase {
     func testGymIsOpenOnAWeekdayUntilTenPm() throws {
         let schedule = try DoorSchedule(schedule: gym(), timeZone: newYork)
@@ -143,5 +151,31 @@ final class FoundationTests: XCTestCase {
             if i % 1000 == 0 { _ = schedule.decisionNow() }
         }
         XCTAssertEqual(liveObjects(), before)
+    }
+
+    /// An app forwards the core's records to os_log through a LogListener; none carries the password.
+    func testTheCoresLogsReachTheListenerAndTheCollectedLogs() async throws {
+        let heard = HeardLogs()
+        setLogLevel(level: .debug)
+        setLogListener(listener: heard)
+        defer {
+            setLogListener(listener: nil)
+            setLogLevel(level: .info)
+        }
+        // Nobody listens on port 9: the sign-in fails, and the core logs why.
+        let app = try DoorClient(
+            config: ClientConfig(serverUrl: "http://127.0.0.1:9", dataDir: try temporaryDirectory("door-logs"),
+                                 requestTimeoutMs: 2000),
+            signer: CountingSigner(), listener: nil, ble: nil)
+        do {
+            _ = try await app.signIn(email: "a@b.c", password: "hunter2-secret")
+            XCTFail("expected Offline")
+        } catch DoorError.Offline {}
+        let failed = { (r: LogRecord) in
+            r.level == .warn && r.target == "door_core::api" && r.message.contains("path=/v1/auth/login")
+        }
+        XCTAssertTrue(heard.records.contains(where: failed), "\(heard.records)")
+        XCTAssertTrue(collectedLogs().contains(where: failed))
+        XCTAssertFalse(heard.records.contains { $0.message.contains("hunter2-secret") })
     }
 }

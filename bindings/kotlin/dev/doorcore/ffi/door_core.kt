@@ -672,6 +672,9 @@ internal interface UniffiCallbackInterfaceBleTransportMethod3 : com.sun.jna.Call
 internal interface UniffiCallbackInterfaceEventListenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
+internal interface UniffiCallbackInterfaceLogListenerMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`record`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 internal interface UniffiCallbackInterfaceDeviceSignerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
 }
@@ -722,6 +725,25 @@ internal open class UniffiVTableCallbackInterfaceEventListener(
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
         `onEvent` = other.`onEvent`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onLog")
+internal open class UniffiVTableCallbackInterfaceLogListener(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onLog`: UniffiCallbackInterfaceLogListenerMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onLog`: UniffiCallbackInterfaceLogListenerMethod0? = null,
+    ): UniffiVTableCallbackInterfaceLogListener(`uniffiFree`,`uniffiClone`,`onLog`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceLogListener) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onLog` = other.`onLog`
     }
 
 }
@@ -777,6 +799,12 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_door_core_checksum_func_lock_characteristic_uuid(
     ): Int
     external fun uniffi_door_core_checksum_func_lock_service_uuid(
+    ): Int
+    external fun uniffi_door_core_checksum_func_collected_logs(
+    ): Int
+    external fun uniffi_door_core_checksum_func_set_log_level(
+    ): Int
+    external fun uniffi_door_core_checksum_func_set_log_listener(
     ): Int
     external fun uniffi_door_core_checksum_func_ephemeral_device_signer(
     ): Int
@@ -838,6 +866,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_door_core_checksum_method_eventlistener_on_event(
     ): Int
+    external fun uniffi_door_core_checksum_method_loglistener_on_log(
+    ): Int
     external fun uniffi_door_core_checksum_method_doorschedule_decision_at(
     ): Int
     external fun uniffi_door_core_checksum_method_doorschedule_decision_now(
@@ -875,6 +905,7 @@ internal object UniffiLib {
         uniffiCallbackInterfaceBleTransport.register(this)
         uniffiCallbackInterfaceDeviceSigner.register(this)
         uniffiCallbackInterfaceEventListener.register(this)
+        uniffiCallbackInterfaceLogListener.register(this)
         
     }
 
@@ -959,6 +990,14 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_door_core_fn_method_eventlistener_on_event(`ptr`: Long,`event`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_door_core_fn_clone_loglistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_door_core_fn_free_loglistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_door_core_fn_init_callback_vtable_loglistener(`vtable`: UniffiVTableCallbackInterfaceLogListener,
+    ): Unit
+    external fun uniffi_door_core_fn_method_loglistener_on_log(`ptr`: Long,`record`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_door_core_fn_clone_doorschedule(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_door_core_fn_free_doorschedule(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -989,6 +1028,12 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_door_core_fn_func_lock_service_uuid(uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_door_core_fn_func_collected_logs(uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_door_core_fn_func_set_log_level(`level`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_door_core_fn_func_set_log_listener(`listener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_door_core_fn_func_ephemeral_device_signer(uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_door_core_fn_func_prove_device_possession(`signer`: Long,`challenge`: RustBuffer.ByValue,
@@ -1121,6 +1166,15 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_func_lock_service_uuid() and 0xFFFF) != 2902) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_door_core_checksum_func_collected_logs() and 0xFFFF) != 8890) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_func_set_log_level() and 0xFFFF) != 14786) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_func_set_log_listener() and 0xFFFF) != 43721) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_door_core_checksum_func_ephemeral_device_signer() and 0xFFFF) != 13237) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1209,6 +1263,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_eventlistener_on_event() and 0xFFFF) != 58500) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_loglistener_on_log() and 0xFFFF) != 58163) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_doorschedule_decision_at() and 0xFFFF) != 54116) {
@@ -4512,6 +4569,325 @@ public object FfiConverterTypeEventListener: FfiConverter<EventListener, Long> {
 }
 
 
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Receives each record at or above the level, on the thread that logged it: hand it on
+ * (Logcat, os_log) and return quickly.
+ */
+public interface LogListener {
+    
+    fun `onLog`(`record`: LogRecord)
+    
+    companion object
+}
+
+/**
+ * Receives each record at or above the level, on the thread that logged it: hand it on
+ * (Logcat, os_log) and return quickly.
+ */
+open class LogListenerImpl: Disposable, AutoCloseable, LogListener
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_door_core_fn_free_loglistener(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_door_core_fn_clone_loglistener(handle, status)
+        }
+    }
+
+    override fun `onLog`(`record`: LogRecord)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_door_core_fn_method_loglistener_on_log(
+        it,
+        
+        FfiConverterTypeLogRecord.lower(`record`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceLogListener {
+    internal object `onLog`: UniffiCallbackInterfaceLogListenerMethod0 {
+        override fun callback(`uniffiHandle`: Long,`record`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeLogListener.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onLog`(
+                    FfiConverterTypeLogRecord.lift(`record`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeLogListener.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeLogListener.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceLogListener.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onLog`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_door_core_fn_init_callback_vtable_loglistener(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLogListener: FfiConverter<LogListener, Long> {
+    internal val handleMap = UniffiHandleMap<LogListener>()
+
+    override fun lower(value: LogListener): Long {
+        if (value is LogListenerImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): LogListener {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return LogListenerImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): LogListener {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: LogListener) = 8UL
+
+    override fun write(value: LogListener, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
 
 /**
  * One of this person's recent unlocks on this phone.
@@ -4917,6 +5293,63 @@ public object FfiConverterTypeKeySchedule: FfiConverterRustBuffer<KeySchedule> {
             FfiConverterSequenceTypeScheduleWindow.write(value.`windows`, buf)
             FfiConverterOptionalTimestamp.write(value.`notBefore`, buf)
             FfiConverterOptionalTimestamp.write(value.`notAfter`, buf)
+    }
+}
+
+
+
+/**
+ * One record of the core's log.
+ */
+data class LogRecord (
+    var `at`: java.time.Instant
+    , 
+    var `level`: LogLevel
+    , 
+    /**
+     * The core's module that logged, e.g. "door_core::client".
+     */
+    var `target`: kotlin.String
+    , 
+    /**
+     * The message, then its fields as ` name=value`, after the spans it happened in.
+     */
+    var `message`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLogRecord: FfiConverterRustBuffer<LogRecord> {
+    override fun read(buf: ByteBuffer): LogRecord {
+        return LogRecord(
+            FfiConverterTimestamp.read(buf),
+            FfiConverterTypeLogLevel.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: LogRecord) = (
+            FfiConverterTimestamp.allocationSize(value.`at`) +
+            FfiConverterTypeLogLevel.allocationSize(value.`level`) +
+            FfiConverterString.allocationSize(value.`target`) +
+            FfiConverterString.allocationSize(value.`message`)
+    )
+
+    override fun write(value: LogRecord, buf: ByteBuffer) {
+            FfiConverterTimestamp.write(value.`at`, buf)
+            FfiConverterTypeLogLevel.write(value.`level`, buf)
+            FfiConverterString.write(value.`target`, buf)
+            FfiConverterString.write(value.`message`, buf)
     }
 }
 
@@ -6299,6 +6732,43 @@ public object FfiConverterTypeDoorEvent : FfiConverterRustBuffer<DoorEvent>{
 
 
 
+
+enum class LogLevel {
+    
+    ERROR,
+    WARN,
+    INFO,
+    DEBUG,
+    TRACE;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLogLevel: FfiConverterRustBuffer<LogLevel> {
+    override fun read(buf: ByteBuffer) = try {
+        LogLevel.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: LogLevel) = 4UL
+
+    override fun write(value: LogLevel, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 /**
  * Why the lock said no, when it is not the schedule.
  */
@@ -6841,6 +7311,38 @@ public object FfiConverterOptionalTypeEventListener: FfiConverterRustBuffer<Even
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeLogListener: FfiConverterRustBuffer<LogListener?> {
+    override fun read(buf: ByteBuffer): LogListener? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeLogListener.read(buf)
+    }
+
+    override fun allocationSize(value: LogListener?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeLogListener.allocationSize(value)
+        }
+    }
+
+    override fun write(value: LogListener?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeLogListener.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeProximitySettings: FfiConverterRustBuffer<ProximitySettings?> {
     override fun read(buf: ByteBuffer): ProximitySettings? {
         if (buf.get().toInt() == 0) {
@@ -7013,6 +7515,34 @@ public object FfiConverterSequenceTypeKeySchedule: FfiConverterRustBuffer<List<K
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeLogRecord: FfiConverterRustBuffer<List<LogRecord>> {
+    override fun read(buf: ByteBuffer): List<LogRecord> {
+        val len = buf.getInt()
+        return List<LogRecord>(len) {
+            FfiConverterTypeLogRecord.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<LogRecord>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeLogRecord.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<LogRecord>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeLogRecord.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeRegisteredDevice: FfiConverterRustBuffer<List<RegisteredDevice>> {
     override fun read(buf: ByteBuffer): List<RegisteredDevice> {
         val len = buf.getInt()
@@ -7130,6 +7660,45 @@ public object FfiConverterSequenceTypeWeekday: FfiConverterRustBuffer<List<Weekd
 }
     )
     }
+    
+
+        /**
+         * The newest records (up to 512), oldest first.
+         */ fun `collectedLogs`(): List<LogRecord> {
+            return FfiConverterSequenceTypeLogRecord.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_door_core_fn_func_collected_logs(
+    
+        _status)
+}
+    )
+    }
+    
+
+        /**
+         * Records below `level` are neither collected nor forwarded. Info until set.
+         */ fun `setLogLevel`(`level`: LogLevel)
+        = 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_door_core_fn_func_set_log_level(
+    
+        
+        FfiConverterTypeLogLevel.lower(`level`),_status)
+}
+    
+    
+
+        /**
+         * Installs the listener that receives every record from now on; `None` removes it.
+         */ fun `setLogListener`(`listener`: LogListener?)
+        = 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_door_core_fn_func_set_log_listener(
+    
+        
+        FfiConverterOptionalTypeLogListener.lower(`listener`),_status)
+}
+    
     
 
         /**

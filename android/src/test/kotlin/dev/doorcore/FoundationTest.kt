@@ -6,11 +6,18 @@ import dev.doorcore.ffi.DeviceSigner
 import dev.doorcore.ffi.DoorException
 import dev.doorcore.ffi.DoorSchedule
 import dev.doorcore.ffi.KeySchedule
+import dev.doorcore.ffi.LogLevel
+import dev.doorcore.ffi.LogListener
+import dev.doorcore.ffi.LogRecord
 import dev.doorcore.ffi.ScheduleWindow
 import dev.doorcore.ffi.Weekday
+import dev.doorcore.ffi.collectedLogs
 import dev.doorcore.ffi.ephemeralDeviceSigner
 import dev.doorcore.ffi.liveObjects
 import dev.doorcore.ffi.proveDevicePossession
+import dev.doorcore.ffi.setLogLevel
+import dev.doorcore.ffi.setLogListener
+import java.util.concurrent.CopyOnWriteArrayList
 import java.time.Duration
 import java.time.Instant
 import kotlin.test.assertEquals
@@ -149,5 +156,30 @@ class FoundationTest {
             DoorSchedule(gym(), NEW_YORK).use { s -> if (i % 1000 == 0) s.decisionNow() }
         }
         assertEquals(before, liveObjects())
+    }
+
+    /** An app forwards the core's records to Logcat through a LogListener; none carries the password. */
+    @Test
+    fun theCoresLogsReachTheListenerAndTheCollectedLogs() = runBlocking<Unit> {
+        val heard = CopyOnWriteArrayList<LogRecord>()
+        setLogLevel(LogLevel.DEBUG)
+        setLogListener(object : LogListener {
+            override fun onLog(record: LogRecord) { heard.add(record) }
+        })
+        try {
+            // Nobody listens on port 9: the sign-in fails, and the core logs why.
+            DoorCoreClient(ClientConfig("http://127.0.0.1:9", tempDir("door-logs").path, 2000u), JdkSigner()).use { app ->
+                assertFailsWith<DoorException.Offline> { app.signIn("a@b.c", "hunter2-secret") }
+            }
+            val failed = { r: LogRecord ->
+                r.level == LogLevel.WARN && r.target == "door_core::api" && r.message.contains("path=/v1/auth/login")
+            }
+            assertTrue(heard.any(failed), "$heard")
+            assertTrue(collectedLogs().any(failed))
+            assertTrue(heard.none { it.message.contains("hunter2-secret") })
+        } finally {
+            setLogListener(null)
+            setLogLevel(LogLevel.INFO)
+        }
     }
 }
