@@ -1583,6 +1583,14 @@ public protocol DoorClientProtocol: AnyObject, Sendable {
     func revokeGuest(guestId: String) async throws  -> Guest
     
     /**
+     * Revokes the guest's access to one door of the invite; the guest keeps the others
+     * (their document for that door is refused at offline locks from the locks' next Door
+     * Sync). Removing the last door revokes the guest. A guest or door not of this invite is
+     * `InvalidInput` on `guest_id` or `door_id`.
+     */
+    func revokeGuestDoor(guestId: String, doorId: String) async throws  -> Guest
+    
+    /**
      * Signs in, registers this device and fetches the doors. When the person already has as
      * many devices as the property allows, this fails with `DeviceLimit` after the session
      * started: the client is signed in without a device; `devices()` lists the others,
@@ -1912,6 +1920,28 @@ open func revokeGuest(guestId: String)async throws  -> Guest  {
             rustFutureFunc: {
                 uniffi_door_core_fn_method_doorclient_revoke_guest(
                         self.uniffiCloneHandle(),FfiConverterString.lower(guestId)
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_door_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_door_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeGuest_lift,
+            errorHandler: FfiConverterTypeDoorError_lift
+        )
+}
+    
+    /**
+     * Revokes the guest's access to one door of the invite; the guest keeps the others
+     * (their document for that door is refused at offline locks from the locks' next Door
+     * Sync). Removing the last door revokes the guest. A guest or door not of this invite is
+     * `InvalidInput` on `guest_id` or `door_id`.
+     */
+open func revokeGuestDoor(guestId: String, doorId: String)async throws  -> Guest  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_doorclient_revoke_guest_door(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(guestId),FfiConverterString.lower(doorId)
                 )
             },
             pollFunc: ffi_door_core_rust_future_poll_rust_buffer,
@@ -5714,6 +5744,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_doorclient_revoke_guest() != 44365) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_revoke_guest_door() != 39782) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_doorclient_sign_in() != 33682) {

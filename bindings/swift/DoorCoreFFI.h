@@ -486,6 +486,11 @@ uint64_t uniffi_door_core_fn_method_doorclient_remove_device(uint64_t ptr, RustB
 uint64_t uniffi_door_core_fn_method_doorclient_revoke_guest(uint64_t ptr, RustBuffer guest_id
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_REVOKE_GUEST_DOOR
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_REVOKE_GUEST_DOOR
+uint64_t uniffi_door_core_fn_method_doorclient_revoke_guest_door(uint64_t ptr, RustBuffer guest_id, RustBuffer door_id
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SIGN_IN
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SIGN_IN
 uint64_t uniffi_door_core_fn_method_doorclient_sign_in(uint64_t ptr, RustBuffer email, RustBuffer password
@@ -1092,6 +1097,12 @@ uint16_t uniffi_door_core_checksum_method_doorclient_remove_device(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_REVOKE_GUEST
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_REVOKE_GUEST
 uint16_t uniffi_door_core_checksum_method_doorclient_revoke_guest(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_REVOKE_GUEST_DOOR
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_REVOKE_GUEST_DOOR
+uint16_t uniffi_door_core_checksum_method_doorclient_revoke_guest_door(void
     
 );
 #endif

@@ -852,6 +852,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_revoke_guest(
     ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_revoke_guest_door(
+    ): Int
     external fun uniffi_door_core_checksum_method_doorclient_sign_in(
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_sign_out(
@@ -969,6 +971,8 @@ internal object UniffiLib {
     external fun uniffi_door_core_fn_method_doorclient_remove_device(`ptr`: Long,`deviceId`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_revoke_guest(`ptr`: Long,`guestId`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_door_core_fn_method_doorclient_revoke_guest_door(`ptr`: Long,`guestId`: RustBuffer.ByValue,`doorId`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_sign_in(`ptr`: Long,`email`: RustBuffer.ByValue,`password`: RustBuffer.ByValue,
     ): Long
@@ -1242,6 +1246,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_doorclient_revoke_guest() and 0xFFFF) != 44365) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_revoke_guest_door() and 0xFFFF) != 39782) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_doorclient_sign_in() and 0xFFFF) != 33682) {
@@ -3234,6 +3241,14 @@ public interface DoorClientInterface {
     suspend fun `revokeGuest`(`guestId`: kotlin.String): Guest
     
     /**
+     * Revokes the guest's access to one door of the invite; the guest keeps the others
+     * (their document for that door is refused at offline locks from the locks' next Door
+     * Sync). Removing the last door revokes the guest. A guest or door not of this invite is
+     * `InvalidInput` on `guest_id` or `door_id`.
+     */
+    suspend fun `revokeGuestDoor`(`guestId`: kotlin.String, `doorId`: kotlin.String): Guest
+    
+    /**
      * Signs in, registers this device and fetches the doors. When the person already has as
      * many devices as the property allows, this fails with `DeviceLimit` after the session
      * started: the client is signed in without a device; `devices()` lists the others,
@@ -3692,6 +3707,35 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
                 uniffiHandle,
                 
         FfiConverterString.lower(`guestId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeGuest.lift(it) },
+        // Error FFI converter
+        DoorException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Revokes the guest's access to one door of the invite; the guest keeps the others
+     * (their document for that door is refused at offline locks from the locks' next Door
+     * Sync). Removing the last door revokes the guest. A guest or door not of this invite is
+     * `InvalidInput` on `guest_id` or `door_id`.
+     */
+    @Throws(DoorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `revokeGuestDoor`(`guestId`: kotlin.String, `doorId`: kotlin.String) : Guest {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_doorclient_revoke_guest_door(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`guestId`),
+        FfiConverterString.lower(`doorId`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_rust_buffer(future, callback, continuation) },
