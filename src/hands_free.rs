@@ -51,6 +51,7 @@ impl Core {
         let stop = CancellationToken::new();
         transport.scan(sightings, stop.child_token()).await?;
         // Weak: the scan must not keep a client the app has let go of alive.
+        let only_count = only.len();
         let task = tokio::spawn(run(
             Arc::downgrade(self),
             Proximity::new(config),
@@ -62,6 +63,12 @@ impl Core {
             .hands_free
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(Background { stop, task });
+        tracing::info!(
+            unlock_rssi = config.unlock_rssi,
+            away_rssi = config.away_rssi,
+            doors = only_count,
+            "proximity unlock started"
+        );
         Ok(())
     }
 
@@ -75,6 +82,7 @@ impl Core {
         if let Some(mut running) = running {
             running.stop.cancel();
             let _ = (&mut running.task).await;
+            tracing::info!("proximity unlock stopped");
         }
     }
 
@@ -117,6 +125,7 @@ async fn run(
                             Some(Err(e)) => e,
                             _ => BleError::Unavailable,
                         };
+                        tracing::warn!(error = %error, "proximity unlock stopped by the radio");
                         core.emit(Event::ProximityStopped { error: error.into() });
                     }
                     return;
