@@ -123,7 +123,8 @@ final class ResidentDayTests: XCTestCase {
         let narrowed = try await app.revokeGuestDoor(guestId: invite.guest.id, doorId: unit.id)
         XCTAssertEqual(narrowed.doorIds, [lobby.id])
         XCTAssertFalse(narrowed.revoked)
-        XCTAssertEqual(try await guest.client.refresh().map(\.name), [lobby.name])
+        let guestDoors = try await guest.client.refresh()
+        XCTAssertEqual(guestDoors.map(\.name), [lobby.name])
         let revoked = try await app.revokeGuest(guestId: invite.guest.id)
         XCTAssertTrue(revoked.revoked)
 
