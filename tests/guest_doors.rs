@@ -1,71 +1,32 @@
 //! A resident revokes a guest's access to one door (OpenDOOR `revokeGuestAccess(guest, lock)`)
-//! through the core, against door-server: the guest keeps the other door; the last door
-//! revokes the guest. The core is used directly (`Core`), its FFI method not being there yet.
+//! through `DoorClient`, against door-server: the guest keeps the other door; the last door
+//! revokes the guest.
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use common::*;
-use door_core::client::{Config, Core};
-use door_core::error::{CoreError, CoreResult};
-use door_core::signer::Signer;
 use door_core::DoorError;
 use door_server::seed::PASSWORD;
-use p256::ecdsa::signature::Signer as _;
-use p256::ecdsa::{Signature, SigningKey};
-
-/// A device key in memory.
-struct MemoryKey(SigningKey);
-
-impl Signer for MemoryKey {
-    fn public_key(&self) -> CoreResult<Vec<u8>> {
-        Ok(self
-            .0
-            .verifying_key()
-            .to_encoded_point(true)
-            .as_bytes()
-            .to_vec())
-    }
-
-    fn sign(&self, message: &[u8]) -> CoreResult<Vec<u8>> {
-        let sig: Signature = self.0.sign(message);
-        Ok(sig.to_bytes().to_vec())
-    }
-}
 
 #[tokio::test]
 async fn a_resident_revokes_a_guest_from_one_door_through_the_core() {
     let mut w = World::start().await;
     let url = w.server.url();
-    let dir = tempfile::tempdir().unwrap();
-    let clock = w.clock.clone();
-    let alice = Core::open(
-        Config {
-            server_url: url.clone(),
-            data_dir: dir.path().to_path_buf(),
-            request_timeout: Duration::from_secs(3),
-        },
-        Arc::new(MemoryKey(SigningKey::random(&mut rand_core::OsRng))),
-        None,
-        Box::new(|_| {}),
-        Box::new(move || clock.now()),
-    )
-    .unwrap();
+    let (alice, _, _) = w.client(&url);
     alice
-        .sign_in("alice@1800main.example", PASSWORD)
+        .sign_in("alice@1800main.example".into(), PASSWORD.into())
         .await
         .unwrap();
-    alice.refresh().await.unwrap();
     let (lobby, unit) = (w.door_id("Lobby"), w.door_id("Unit 101"));
-    let now = w.clock.now();
+    let now = UNIX_EPOCH + Duration::from_secs(w.clock.now() as u64);
     let invite = alice
         .invite_guest(
-            &[lobby.clone(), unit.clone()],
-            "+1 555 0100",
+            vec![lobby.clone(), unit.clone()],
+            "+1 555 0100".into(),
             now,
-            now + 2 * 24 * HOUR,
+            now + Duration::from_secs(2 * 24 * HOUR as u64),
         )
         .await
         .unwrap();
@@ -85,14 +46,14 @@ async fn a_resident_revokes_a_guest_from_one_door_through_the_core() {
         (invite.guest.id.as_str(), "", "door_id"),
     ] {
         assert!(matches!(
-            alice.revoke_guest_door(g, d).await,
-            Err(CoreError::InvalidInput { field: f, .. }) if f == field
+            alice.revoke_guest_door(g.into(), d.into()).await,
+            Err(DoorError::InvalidInput { field: f, .. }) if f == field
         ));
     }
 
     // The lobby goes; the guest keeps the unit.
     let left = alice
-        .revoke_guest_door(&invite.guest.id, &lobby)
+        .revoke_guest_door(invite.guest.id.clone(), lobby.clone())
         .await
         .unwrap();
     assert_eq!(
@@ -105,13 +66,13 @@ async fn a_resident_revokes_a_guest_from_one_door_through_the_core() {
 
     // The lobby again: no longer in the invite.
     assert!(alice
-        .revoke_guest_door(&invite.guest.id, &lobby)
+        .revoke_guest_door(invite.guest.id.clone(), lobby.clone())
         .await
         .is_err());
 
     // The last door revokes the guest; the guest's session ends.
     let gone = alice
-        .revoke_guest_door(&invite.guest.id, &unit)
+        .revoke_guest_door(invite.guest.id.clone(), unit.clone())
         .await
         .unwrap();
     assert!(gone.revoked);
