@@ -14,7 +14,10 @@ use door_protocol::sync::messages::MAX_BLOCK;
 use door_protocol::sync::time::{verify_signed_time, SignedTime};
 use door_protocol::sync::{Offer, SyncMessage};
 use door_protocol::unlock::LockReply;
-use door_protocol::{AuditEpoch, DoorcodeResult, LockSession, LockState, Message, UnixTime};
+use door_protocol::{
+    AuditEpoch, DoorcodeResult, FirmwareVersion, HealthReadings, LockSession, LockState, Message,
+    UnixTime,
+};
 use door_protocol_fuzz::{
     blob, deliver, prepare_unlock, signed_time, FuzzRng, ACCESS, BUNDLES, CONFIG, DOORCODES,
     ISSUER, LOCK_ID, NOW, OTHER_LOCK, ROGUE, TRUSTED_ITERATIONS,
@@ -85,9 +88,20 @@ impl Lock {
     }
 }
 
+/// A new connection to a lock whose hardware reports its health, so that proven audit pulls
+/// record it.
+fn session() -> LockSession {
+    let mut session = LockSession::new();
+    session.report_health(HealthReadings {
+        battery_percent: 64,
+        firmware: FirmwareVersion::new("fuzz 1.0").expect("short printable ASCII"),
+    });
+    session
+}
+
 fn run(u: &mut Unstructured) -> Result<()> {
     let mut lock = Lock {
-        session: LockSession::new(),
+        session: session(),
         state: LockState::default(),
         clock: NOW,
         rng: FuzzRng(4),
@@ -219,7 +233,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 );
             }
             _ => {
-                lock.session = LockSession::new();
+                lock.session = session();
                 lock.proven = false;
             }
         }

@@ -12,9 +12,9 @@ use door_protocol::sync::SignedTime;
 use door_protocol::unlock::LockReply;
 use door_protocol::{
     cose, open_bundle, AuditAck, AuditEpoch, AuditEvent, AuditRecord, DenyReason, Doorcode,
-    DoorcodeChanges, Id, IssuerKey, IssuerKeys, LockConfig, LockKey, LockSession, LockState,
-    PreparedUnlock, RevocationDocument, RevocationEntry, RevocationMode, SyncBundle, UnixTime,
-    UnlockPreparation, UnlockTarget,
+    DoorcodeChanges, FirmwareVersion, Id, IssuerKey, IssuerKeys, LockConfig, LockHealth, LockKey,
+    LockSession, LockState, PreparedUnlock, RevocationDocument, RevocationEntry, RevocationMode,
+    SyncBundle, UnixTime, UnlockPreparation, UnlockTarget,
 };
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
@@ -104,7 +104,7 @@ pub fn signed_time(time: UnixTime, lock_id: Option<Id>, key: &IssuerKey) -> Vec<
     .sign(key)
 }
 
-/// Records as the lock signs them, seq 0 to 4.
+/// Records as the lock signs them, seq 0 to 5.
 /// The audit epoch of the sample lock's records.
 pub const AUDIT_EPOCH: AuditEpoch = AuditEpoch([0xe0; 8]);
 
@@ -129,6 +129,12 @@ pub static AUDIT_RECORDS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
             count: 2,
             through_seq: 1,
         },
+        AuditEvent::Health(LockHealth {
+            battery_percent: 87,
+            firmware: FirmwareVersion::new("door-lock 0.1.0").expect("short printable ASCII"),
+            clock_offset: Some(-42),
+            iteration: 3,
+        }),
     ];
     let key = lock_key();
     (0u64..)

@@ -18,6 +18,8 @@
 //!       / [3, iteration: uint]                                 ; sync bundle applied
 //!       / [4, step: int]                                       ; clock set by signed time
 //!       / [5, count: uint, through_seq: uint]                  ; records dropped unacknowledged
+//!       / [6, battery: uint, firmware: tstr, clock_offset: int / null, iteration: uint]
+//!                                                              ; lock health (crate::health)
 //! ```
 //!
 //! [`AuditLog`] is the lock's side: it numbers, signs and keeps records until the server's
@@ -34,6 +36,7 @@ use core::fmt;
 
 use crate::cbor::{At, Keys, Malformed, Problem, Reader, Writer};
 use crate::cose::{self, OpenError};
+use crate::health::LockHealth;
 use crate::ids::Id;
 use crate::keys::{KeyId, LockKey, LockPublicKey};
 use crate::unlock::codec::{result_code, result_from_code};
@@ -51,6 +54,7 @@ const EVENT_DOORCODE: u64 = 2;
 const EVENT_SYNC_APPLIED: u64 = 3;
 const EVENT_CLOCK_SET: u64 = 4;
 const EVENT_RECORDS_DROPPED: u64 = 5;
+const EVENT_HEALTH: u64 = 6;
 
 /// How many records a lock's audit log holds at most. A signed record is 140 to 180 bytes, so
 /// this is about 700 KiB of storage: a week and more of a busy entrance (300 to 500 decisions
@@ -154,6 +158,9 @@ pub enum AuditEvent {
         count: u64,
         through_seq: u64,
     },
+    /// The lock's battery, firmware, clock and sync iteration, recorded when a phone that
+    /// proved a credential pulls the log (`crate::health`).
+    Health(LockHealth),
 }
 
 impl AuditEvent {
@@ -287,6 +294,11 @@ impl AuditRecord {
                 w.uint(count);
                 w.uint(through_seq);
             }
+            AuditEvent::Health(health) => {
+                w.array(5);
+                w.uint(EVENT_HEALTH);
+                health.write_fields(&mut w);
+            }
         }
         w.uint(key::EPOCH);
         w.bytes(&self.epoch.0);
@@ -354,7 +366,7 @@ impl AuditRecord {
 }
 
 fn decode_event(r: &mut Reader<'_>) -> Result<AuditEvent, Malformed> {
-    let n = r.array(4).at("event")?;
+    let n = r.array(5).at("event")?;
     let kind = if n > 0 { r.uint().at("event.kind")? } else { 0 };
     match (kind, n) {
         (EVENT_UNLOCK_GRANTED, 3) => Ok(AuditEvent::UnlockGranted {
@@ -409,13 +421,15 @@ fn decode_event(r: &mut Reader<'_>) -> Result<AuditEvent, Malformed> {
             }
             Ok(AuditEvent::RecordsDropped { count, through_seq })
         }
+        (EVENT_HEALTH, 5) => Ok(AuditEvent::Health(LockHealth::read_fields(r)?)),
         (
             EVENT_UNLOCK_GRANTED
             | EVENT_UNLOCK_DENIED
             | EVENT_DOORCODE
             | EVENT_SYNC_APPLIED
             | EVENT_CLOCK_SET
-            | EVENT_RECORDS_DROPPED,
+            | EVENT_RECORDS_DROPPED
+            | EVENT_HEALTH,
             _,
         ) => Err(Malformed::new("event", Problem::WrongType)),
         _ => Err(Malformed::new("event.kind", Problem::Unsupported)),
@@ -728,7 +742,63 @@ mod tests {
                     through_seq: 5,
                 },
             },
+            AuditRecord {
+                epoch: EPOCH,
+                seq: 8,
+                at: 11,
+                event: AuditEvent::Health(health(Some(-42))),
+            },
+            AuditRecord {
+                epoch: EPOCH,
+                seq: 9,
+                at: 12,
+                event: AuditEvent::Health(health(None)),
+            },
         ]
+    }
+
+    fn health(clock_offset: Option<i64>) -> LockHealth {
+        LockHealth {
+            battery_percent: 87,
+            firmware: crate::health::FirmwareVersion::new("door-lock 0.1.0").unwrap(),
+            clock_offset,
+            iteration: 3,
+        }
+    }
+
+    fn health_payload(battery: u64, firmware: &str) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.map(5);
+        for (k, v) in [(0u64, AUDIT_VERSION), (1, 0), (2, 0)] {
+            w.uint(k);
+            w.uint(v);
+        }
+        w.uint(3);
+        w.array(5);
+        w.uint(EVENT_HEALTH);
+        w.uint(battery);
+        w.text(firmware);
+        w.null();
+        w.uint(1);
+        w.uint(4);
+        w.bytes(&EPOCH.0);
+        w.into_vec()
+    }
+
+    #[test]
+    fn a_health_event_holds_a_percentage_and_a_printable_firmware() {
+        assert!(AuditRecord::from_cbor(&health_payload(100, "v1")).is_ok());
+        assert_eq!(
+            AuditRecord::from_cbor(&health_payload(101, "v1")),
+            Err(Malformed::new("event.battery", Problem::OutOfRange))
+        );
+        for firmware in ["", "v1\u{7}", &"9".repeat(33)] {
+            assert_eq!(
+                AuditRecord::from_cbor(&health_payload(50, firmware)),
+                Err(Malformed::new("event.firmware", Problem::OutOfRange)),
+                "{firmware:?}"
+            );
+        }
     }
 
     #[test]

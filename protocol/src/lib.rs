@@ -15,6 +15,7 @@ pub mod cbor;
 pub mod civil;
 pub mod cose;
 pub mod device;
+pub mod health;
 pub mod ids;
 pub mod keys;
 pub mod revocation;
@@ -33,6 +34,7 @@ pub use audit::{
     AUDIT_CAPACITY, MIN_AUDIT_CAPACITY,
 };
 pub use cbor::{Malformed, Problem};
+pub use health::{FirmwareVersion, HealthReadings, LockHealth};
 pub use ids::Id;
 pub use keys::{IssuerKey, IssuerKeys, IssuerPublicKey, KeyError, KeyId, LockKey, LockPublicKey};
 pub use revocation::{

@@ -4,6 +4,7 @@
 
 use rand_core::CryptoRngCore;
 
+use crate::health::HealthReadings;
 use crate::sync::lock::{self as sync_lock, SyncSession};
 use crate::sync::messages::SyncMessage;
 use crate::unlock::lock::{refuse, respond, LockConfig, LockReply, LockState};
@@ -20,6 +21,14 @@ pub struct LockSession {
 impl LockSession {
     pub fn new() -> LockSession {
         LockSession::default()
+    }
+
+    /// What the lock's hardware measures now (battery, firmware). Give it before the
+    /// connection's messages, and again as it changes: the first audit pull of a phone that
+    /// proved a credential records it, with the clock and sync state, as a signed health
+    /// record (`crate::health`). A lock that never gives readings records none.
+    pub fn report_health(&mut self, readings: HealthReadings) {
+        self.sync.readings = Some(readings);
     }
 
     /// One written chunk; `now` is the hardware clock. `None`: nothing to send (more chunks

@@ -1937,6 +1937,80 @@ fn a_wiped_lock_hands_over_its_new_epoch_and_ignores_the_old_acknowledgement() {
     assert_eq!(applied.freed, 3);
 }
 
+/// One audit pull from `from_seq` of the lock's epoch: the records and what the lock asked to
+/// persist before answering.
+fn pull_once(
+    session: &mut LockSession,
+    state: &mut LockState,
+    from_seq: u64,
+) -> (
+    Vec<door_protocol::sync::PulledRecord>,
+    door_protocol::Persist,
+) {
+    let mut puller = AuditPuller::new(*config().key.public(), state.audit.epoch(), from_seq);
+    let mut out = None;
+    for c in puller.request_fragments(512) {
+        if let Some(reply) = session.on_fragment(&config(), state, &c, NOW, &mut OsRng) {
+            for f in reply.message.fragments(512) {
+                if let Some(batch) = puller.on_fragment(&f).unwrap() {
+                    out = Some((batch.records, reply.persist));
+                }
+            }
+        }
+    }
+    out.expect("a batch")
+}
+
+#[test]
+fn a_proven_pull_records_the_locks_health_once_per_connection() {
+    let mut state = LockState::default();
+    // The lock took a signed time 30 s behind its clock.
+    state.clock.accept(NOW - 30, NOW, None, true, 120);
+    let readings = door_protocol::HealthReadings {
+        battery_percent: 73,
+        firmware: door_protocol::FirmwareVersion::new("door-lock 2.1").unwrap(),
+    };
+    let mut session = LockSession::new();
+    session.report_health(readings);
+    // A stranger's pull is refused and records nothing.
+    assert_eq!(
+        pull_all(&mut session, &mut state, 0).unwrap_err(),
+        TransferError::Refused(ErrorCode::Forbidden)
+    );
+    assert_eq!(state.audit.next_seq(), 0);
+    unlock_on(&mut session, &mut state, NOW, NOW, None);
+    let (records, persist) = pull_once(&mut session, &mut state, 0);
+    assert_eq!(
+        persist,
+        door_protocol::Persist::DECISION,
+        "kept before it leaves"
+    );
+    assert_eq!(
+        records.iter().map(|r| r.record.event).last(),
+        Some(AuditEvent::Health(door_protocol::LockHealth {
+            battery_percent: 73,
+            firmware: readings.firmware,
+            clock_offset: Some(30),
+            iteration: 0,
+        }))
+    );
+    assert_eq!(records.len(), 2, "the unlock and the health record");
+    // The same connection pulls again: no second record.
+    let (again, persist) = pull_once(&mut session, &mut state, 0);
+    assert_eq!(
+        (again.len(), persist),
+        (2, door_protocol::Persist::default())
+    );
+    // A connection whose lock gives no readings records none.
+    let mut quiet = LockSession::new();
+    unlock_on(&mut quiet, &mut state, NOW, NOW, None);
+    let (records, _) = pull_once(&mut quiet, &mut state, 2);
+    assert!(matches!(
+        records.iter().map(|r| r.record.event).collect::<Vec<_>>()[..],
+        [AuditEvent::UnlockGranted { .. }]
+    ));
+}
+
 #[test]
 fn the_puller_refuses_records_that_do_not_verify() {
     let mut puller = AuditPuller::new(*config().key.public(), AuditEpoch::default(), 0);

@@ -14,8 +14,9 @@ use common::*;
 use coset::{iana, CborSerializable, TaggedCborSerializable};
 use door_protocol::wire::MAX_ATT_MTU;
 use door_protocol::{
-    decode_access, open_bundle, verify_revocation, verify_signed_time, IssuerKey, LockConfig,
-    LockKey, LockSession, LockState, SignedTime, UnlockPreparation, UnlockTarget,
+    decode_access, open_bundle, verify_audit, verify_revocation, verify_signed_time, AuditEpoch,
+    AuditEvent, AuditRecord, FirmwareVersion, IssuerKey, LockConfig, LockHealth, LockKey,
+    LockSession, LockState, SignedTime, UnlockPreparation, UnlockTarget,
 };
 use hkdf::Hkdf;
 use p256::ecdsa::signature::Signer;
@@ -254,7 +255,60 @@ fn render() -> String {
     out.push_str("2026-06-15T12:00Z for the lock above.\n\n");
     let time = sample_time();
     document(&mut out, &time.to_cbor(), &time.sign(&issuer));
+    out.push_str("### Lock health record\n\n");
+    out.push_str(
+        "An audit record (event kind 6) of the lock above, signed with its key: seq 3 of audit \
+         epoch `e0…e0` at 2026-06-15T12:00Z, battery 87 %, firmware `door-lock 0.1.0`, its \
+         clock 42 s behind the last signed time it took, sync iteration 8.\n\n",
+    );
+    let health = sample_health();
+    document(
+        &mut out,
+        &health.to_cbor(),
+        &health.sign(&lock_config().key),
+    );
     out
+}
+
+fn sample_health() -> AuditRecord {
+    AuditRecord {
+        epoch: AuditEpoch([0xe0; 8]),
+        seq: 3,
+        at: MONDAY_0800_NY,
+        event: AuditEvent::Health(LockHealth {
+            battery_percent: 87,
+            firmware: FirmwareVersion::new("door-lock 0.1.0").unwrap(),
+            clock_offset: Some(-42),
+            iteration: 8,
+        }),
+    }
+}
+
+/// The health record checked with coset and p256 only, under the lock's key.
+#[test]
+fn the_committed_health_record_verifies_with_any_cose_library() {
+    let (text, start, end) = committed();
+    let section = &text[start..end];
+    let heading = "### Lock health record";
+    let signed = committed_hex(section, heading, "COSE_Sign1");
+    let frame = coset::CoseSign1::from_tagged_slice(&signed).unwrap();
+    let public = lock_config().key.public().to_sec1_compressed();
+    assert_eq!(
+        frame.protected.header.key_id,
+        Sha256::digest(public)[..8].to_vec()
+    );
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&public).unwrap();
+    frame
+        .verify_signature(&[], |sig, tbs| {
+            key.verify(tbs, &p256::ecdsa::Signature::from_slice(sig)?)
+        })
+        .unwrap();
+    let payload = frame.payload.unwrap();
+    assert_eq!(payload, committed_hex(section, heading, "Payload"));
+    assert_eq!(
+        verify_audit(&signed, lock_config().key.public()),
+        Ok(sample_health())
+    );
 }
 
 fn sample_time() -> SignedTime {
@@ -698,6 +752,7 @@ fn payloads_are_canonical_for_a_generic_cbor_library() {
         sync.payload,
         sync.plaintext,
         sample_time().to_cbor(),
+        sample_health().to_cbor(),
     ] {
         let value: Value = ciborium::de::from_reader(payload.as_slice()).unwrap();
         let mut again = Vec::new();

@@ -27,10 +27,14 @@
 //!   answer is the lock's epoch, whether it has trusted time, and its clock.
 //! - **Audit pull.** A batch of records from the asked seq on, only on a connection where a
 //!   phone has proven a credential (its unlock request's device signature verified): the
-//!   records are signed, not secret, and name who came and went.
+//!   records are signed, not secret, and name who came and went. The first such pull on a
+//!   connection first records the lock's health (`crate::health`), if the caller gave the
+//!   session readings, so the batch carries it home.
 
 use sha2::{Digest, Sha256};
 
+use crate::audit::AuditEvent;
+use crate::health::{HealthReadings, LockHealth};
 use crate::ids::Id;
 use crate::sync::bundle::open_bundle;
 use crate::sync::messages::{acceptable_len, FailReason, Offer, SyncMessage, AUDIT_BATCH_BYTES};
@@ -52,6 +56,10 @@ pub(crate) struct SyncSession {
     pub(crate) holder: Option<Id>,
     /// A transfer offered before any credential was proven on this connection.
     unproven: Option<PartialTransfer>,
+    /// What the lock's hardware last reported: recorded at the first proven audit pull.
+    pub(crate) readings: Option<HealthReadings>,
+    /// Whether this connection has recorded the lock's health: once per connection.
+    health_recorded: bool,
 }
 
 /// The transfer a connection's data goes to: its own (`unproven`), or the lock's `kept` one if
@@ -96,6 +104,7 @@ pub(crate) fn handle(
             on_data(session, config, state, offset, &bytes, clock)
         }
         SyncMessage::AuditPull { epoch, from_seq } => Some(if session.holder.is_some() {
+            let persist = record_health(session, config, state, clock);
             // A phone that names another epoch holds nothing of this log: all of it is due.
             let from_seq = if epoch == state.audit.epoch() {
                 from_seq
@@ -104,10 +113,7 @@ pub(crate) fn handle(
             };
             let (records, more) = state.audit.batch(from_seq, AUDIT_BATCH_BYTES);
             let records = records.into_iter().map(<[u8]>::to_vec).collect();
-            reply(
-                SyncMessage::AuditBatch { records, more },
-                Persist::default(),
-            )
+            reply(SyncMessage::AuditBatch { records, more }, persist)
         } else {
             refuse(ErrorCode::Forbidden)
         }),
@@ -117,6 +123,31 @@ pub(crate) fn handle(
         // The lock's own messages, sent back to it.
         _ => Some(refuse(ErrorCode::UnknownMessage)),
     }
+}
+
+/// Records the lock's health once per connection, if the hardware gave readings: the audit
+/// record is what a decision changes, so it is persisted as one before the batch leaves.
+fn record_health(
+    session: &mut SyncSession,
+    config: &LockConfig,
+    state: &mut LockState,
+    clock: UnixTime,
+) -> Persist {
+    let Some(readings) = session.readings.filter(|_| !session.health_recorded) else {
+        return Persist::default();
+    };
+    session.health_recorded = true;
+    let health = LockHealth {
+        battery_percent: readings.battery_percent,
+        firmware: readings.firmware,
+        clock_offset: state.clock.last_skew,
+        iteration: state.sync_iteration(),
+    };
+    let now = state.now(clock);
+    state
+        .audit
+        .record(&config.key, now, AuditEvent::Health(health));
+    Persist::DECISION
 }
 
 /// Takes the signed time, if any, forward only (no phone vouches for a step back here), and

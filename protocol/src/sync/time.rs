@@ -242,6 +242,10 @@ pub struct ClockState {
     pub offset: i64,
     /// The newest signed time taken; a signed time must be newer to count.
     pub last_signed_time: Option<UnixTime>,
+    /// The lock's clock minus that signed time, read as it was taken (before any step it
+    /// made): what the lock knows of its own drift, for its health reports
+    /// (`crate::health::LockHealth::clock_offset`).
+    pub last_skew: Option<i64>,
     /// The latest time the clock ever showed since the lock first had trusted time; `None`
     /// until then (no trusted time: the clock never steps back).
     pub high_water: Option<HighWater>,
@@ -305,6 +309,7 @@ impl ClockState {
         let step = target.saturating_sub(now);
         self.offset = self.offset.saturating_add(step);
         self.last_signed_time = Some(signed);
+        self.last_skew = Some(now.saturating_sub(signed));
         self.high_water = Some(match self.high_water {
             // The first trusted time: the mark starts at the clock it set.
             None => HighWater {
@@ -371,9 +376,15 @@ mod tests {
         );
         assert_eq!(c.now(T - 600), T);
         assert_eq!(
+            c.last_skew,
+            Some(-600),
+            "it was 600 s behind when it took the time"
+        );
+        assert_eq!(
             c.accept(T, T, None, true, 120),
             TimeUpdate::Stale { last: T }
         );
+        assert_eq!(c.last_skew, Some(-600), "a stale time measures nothing");
         // A few seconds slow is still slow: true time is at least the signed time.
         assert_eq!(
             c.accept(T + 10, T - 600 + 5, None, true, 120),
@@ -395,6 +406,11 @@ mod tests {
             TimeUpdate::Taken { step: 0 }
         );
         assert_eq!(c.now(T), T);
+        assert_eq!(
+            c.last_skew,
+            Some(1800),
+            "the lock read ahead of the old time"
+        );
     }
 
     #[test]

@@ -3,8 +3,11 @@
 //! in a directory that survives restarts, a clock that can drift, and a keypad. Transports
 //! drive it through [`Lock::connect`] and [`Connection::on_write`]: chunks in, chunks to notify
 //! out, so an in-memory link and a GATT server serve it the same way. A connection takes
-//! unlock requests and Door Sync messages (bundle transfers, audit pulls) alike.
+//! unlock requests and Door Sync messages (bundle transfers, audit pulls) alike. A simulated
+//! battery drains per operation ([`battery`]); with the firmware version it goes into the
+//! signed health record the lock writes for each phone that syncs it.
 
+pub mod battery;
 mod clock;
 mod store;
 
@@ -13,11 +16,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use door_protocol::sync::{Applied, DoorcodeResult};
 use door_protocol::{
-    open_bundle, verify_revocation, AuditEpoch, AuditLog, Id, LockConfig, LockSession, LockState,
-    Persist, RevocationError, SyncError, UnixTime, AUDIT_CAPACITY,
+    open_bundle, verify_revocation, AuditEpoch, AuditLog, FirmwareVersion, HealthReadings, Id,
+    LockConfig, LockSession, LockState, Persist, RevocationError, SyncError, UnixTime,
+    AUDIT_CAPACITY,
 };
 use rand_core::OsRng;
 
+use battery::{Battery, SYNC_DRAW, UNLOCK_DRAW};
 pub use clock::LockClock;
 use store::{Change, Store};
 
@@ -40,6 +45,9 @@ pub enum LockError {
 struct Inner {
     store: Store,
     state: LockState,
+    /// The simulated hardware: not persisted (a restart of the process is a fresh battery).
+    battery: Battery,
+    firmware: FirmwareVersion,
 }
 
 impl Inner {
@@ -78,6 +86,12 @@ const STATE: Persist = Persist {
     decision_only: false,
     transfer: false,
 };
+
+/// The firmware version the reference lock reports: this crate's name and version.
+pub fn default_firmware() -> FirmwareVersion {
+    FirmwareVersion::new(concat!("door-lock ", env!("CARGO_PKG_VERSION")))
+        .expect("the crate's name and version are short printable ASCII")
+}
 
 /// A fresh audit epoch: the lock's log starts (first start, wipe).
 fn new_epoch() -> AuditEpoch {
@@ -136,7 +150,12 @@ impl Lock {
             config: Arc::new(config),
             clock,
             audit_capacity: capacity,
-            inner: Arc::new(Mutex::new(Inner { store, state })),
+            inner: Arc::new(Mutex::new(Inner {
+                store,
+                state,
+                battery: Battery::default(),
+                firmware: default_firmware(),
+            })),
         })
     }
 
@@ -191,6 +210,7 @@ impl Lock {
             .state
             .apply_bundle(&self.config, &opened, self.clock.now())?;
         inner.commit(self.config.lock_id, STATE)?;
+        inner.battery.draw(SYNC_DRAW);
         Ok(applied)
     }
 
@@ -205,6 +225,9 @@ impl Lock {
         // A locked-out keypad records nothing and changes nothing.
         if inner.state.audit.next_seq() != before {
             inner.commit(self.config.lock_id, Persist::DECISION)?;
+        }
+        if matches!(result, DoorcodeResult::Granted { .. }) {
+            inner.battery.draw(UNLOCK_DRAW);
         }
         Ok(result)
     }
@@ -227,6 +250,32 @@ impl Lock {
     /// Seconds signed time has added to the hardware clock.
     pub fn clock_offset(&self) -> i64 {
         self.inner().state.clock.offset
+    }
+
+    /// The simulated battery's charge left, 0 to 100 ([`battery`]).
+    pub fn battery_percent(&self) -> u8 {
+        self.inner().battery.percent()
+    }
+
+    /// Puts in a battery charged to `percent` (a test, a simulator starting low).
+    pub fn set_battery_percent(&self, percent: u8) {
+        self.inner().battery = Battery::at_percent(percent);
+    }
+
+    /// The firmware version the lock reports ([`default_firmware`] until set).
+    pub fn firmware(&self) -> FirmwareVersion {
+        self.inner().firmware
+    }
+
+    /// A firmware update, as far as health reports tell.
+    pub fn set_firmware(&self, firmware: FirmwareVersion) {
+        self.inner().firmware = firmware;
+    }
+
+    /// What signed time last told the lock of its clock: its clock minus that time, as it was
+    /// taken (`None`: none taken since the lock started afresh).
+    pub fn clock_skew(&self) -> Option<i64> {
+        self.inner().state.clock.last_skew
     }
 
     /// The newest issuer-signed time the lock took.
@@ -315,6 +364,11 @@ impl Connection {
         let lock = &self.lock;
         let clock = lock.clock.now();
         let mut inner = lock.inner();
+        self.session.report_health(HealthReadings {
+            battery_percent: inner.battery.percent(),
+            firmware: inner.firmware,
+        });
+        let iteration = inner.state.sync_iteration();
         let Some(reply) =
             self.session
                 .on_fragment(&lock.config, &mut inner.state, fragment, clock, &mut OsRng)
@@ -322,6 +376,12 @@ impl Connection {
             return Ok(Vec::new());
         };
         inner.commit(lock.config.lock_id, reply.persist)?;
+        if reply.decision.is_some() {
+            inner.battery.draw(UNLOCK_DRAW);
+        }
+        if inner.state.sync_iteration() > iteration {
+            inner.battery.draw(SYNC_DRAW);
+        }
         Ok(reply.message.fragments(mtu))
     }
 }

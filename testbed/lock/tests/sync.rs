@@ -271,7 +271,14 @@ fn audit_records_go_home_over_ble_and_leave_only_with_the_servers_ack() {
     }
     assert!(batches > 1);
     assert_eq!(carried, lock.audit_records());
-    assert_eq!(lock.pending_audit(), 31);
+    // 31 unlocks, and the health record the connection's first pull wrote.
+    assert_eq!(lock.pending_audit(), 32);
+    assert!(matches!(
+        verify_audit(&carried[31], lock_config().key.public())
+            .unwrap()
+            .event,
+        AuditEvent::Health(_)
+    ));
     // The server acknowledges the first 20; a later bundle brings that home.
     let applied = lock
         .apply_bundle(&sign(&SyncBundle {
@@ -290,7 +297,7 @@ fn audit_records_go_home_over_ble_and_leave_only_with_the_servers_ack() {
         .iter()
         .map(|r| verify_audit(r, lock_config().key.public()).unwrap().seq)
         .collect();
-    assert_eq!(seqs, (20..32).collect::<Vec<_>>());
+    assert_eq!(seqs, (20..33).collect::<Vec<_>>());
 
     // Wiped: the old log's acknowledgement, however high, frees nothing of the new one.
     let old = lock.audit_epoch();
@@ -505,4 +512,101 @@ fn foreign_and_stale_bundles_are_refused_directly_too() {
         Err(LockError::Sync(SyncError::Stale { have: 3, got: 2 }))
     ));
     assert_eq!(lock.sync_iteration(), 3);
+}
+
+/// Pulls every record over `conn`, batch by batch.
+fn pull_all(conn: &mut Connection) -> Vec<door_protocol::AuditRecord> {
+    let mut puller = AuditPuller::new(*lock_config().key.public(), AuditEpoch::default(), 0);
+    let mut out = Vec::new();
+    loop {
+        let mut batch = None;
+        for c in puller.request_fragments(MTU) {
+            for f in conn.on_write(&c, MTU).unwrap() {
+                batch = puller.on_fragment(&f).unwrap();
+            }
+        }
+        let batch = batch.unwrap();
+        out.extend(batch.records.into_iter().map(|r| r.record));
+        if !batch.more {
+            return out;
+        }
+    }
+}
+
+fn health_of(records: &[door_protocol::AuditRecord]) -> Vec<door_protocol::LockHealth> {
+    records
+        .iter()
+        .filter_map(|r| match r.event {
+            AuditEvent::Health(h) => Some(h),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_battery_drains_per_operation_and_each_sync_reports_it_signed() {
+    use door_lock::battery::{FULL_CHARGE, SYNC_DRAW, UNLOCK_DRAW};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = LockClock::fixed(NOW);
+    let lock = open(dir.path(), &clock);
+    assert_eq!(lock.battery_percent(), 100);
+    assert_eq!(lock.firmware(), door_lock::default_firmware());
+    // Ten unlocks draw ten unlock draws; a denied one draws too (the radio ran).
+    for _ in 0..9 {
+        unlock_on(&mut lock.connect(), NOW, None);
+    }
+    assert_eq!(
+        unlock_on(&mut lock.connect(), NOW - 3600, None).result,
+        UnlockResult::Denied(DenyReason::ClockUntrusted)
+    );
+    let drawn = 10 * UNLOCK_DRAW;
+    assert_eq!(
+        u32::from(lock.battery_percent()),
+        (FULL_CHARGE - drawn) * 100 / FULL_CHARGE
+    );
+    // A bundle applied draws the sync draw.
+    lock.apply_bundle(&sign(&full_bundle(0, 1))).unwrap();
+    let drawn = drawn + SYNC_DRAW;
+    assert_eq!(
+        u32::from(lock.battery_percent()),
+        (FULL_CHARGE - drawn) * 100 / FULL_CHARGE
+    );
+    // A phone that syncs the lock carries home its health, as it is after the phone's unlock,
+    // signed by the lock.
+    lock.set_battery_percent(15);
+    let mut conn = lock.connect();
+    let bound = SignedTime {
+        time: NOW - 5,
+        lock_id: Some(LOCK_ID),
+        epoch: Some(lock.audit_epoch()),
+    }
+    .sign(&issuer());
+    unlock_on(&mut conn, NOW, Some(bound));
+    let pulled = pull_all(&mut conn);
+    let health = health_of(&pulled);
+    assert_eq!(
+        health,
+        [door_protocol::LockHealth {
+            battery_percent: 14,
+            firmware: door_lock::default_firmware(),
+            clock_offset: Some(5),
+            iteration: 1,
+        }]
+    );
+    assert_eq!(lock.clock_skew(), Some(5));
+    // Its pulls on the same connection add none; the next connection reports again.
+    assert_eq!(health_of(&pull_all(&mut conn)).len(), 1);
+    lock.set_firmware(door_protocol::FirmwareVersion::new("door-lock 9.9").unwrap());
+    let mut next = lock.connect();
+    unlock_on(&mut next, NOW, None);
+    let again = health_of(&pull_all(&mut next));
+    assert_eq!(again.len(), 2);
+    assert_eq!(again[1].firmware.as_str(), "door-lock 9.9");
+    assert_eq!(
+        again[1].battery_percent, 14,
+        "1500 units less two unlocks: 1480"
+    );
+    // The skew survives a restart with the rest of the clock state.
+    drop((conn, next, lock));
+    assert_eq!(open(dir.path(), &clock).clock_skew(), Some(5));
 }

@@ -101,6 +101,9 @@ struct ClockFile {
     /// The high-water mark: the lock's clock when it was set, and the hardware clock then.
     #[serde(default)]
     high_water: Option<HighWaterFile>,
+    /// Files written before health reports have none: unknown until the next signed time.
+    #[serde(default)]
+    last_skew: Option<i64>,
 }
 
 #[derive(Clone, Copy, Serialize, Deserialize)]
@@ -119,6 +122,7 @@ impl ClockFile {
                 time: h.time,
                 clock: h.clock,
             }),
+            last_skew: clock.last_skew,
         }
     }
 
@@ -146,6 +150,7 @@ impl ClockFile {
             offset: self.offset,
             last_signed_time: self.last_signed_time,
             high_water,
+            last_skew: self.last_skew,
         }
     }
 }
