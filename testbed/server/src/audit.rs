@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::Json;
 use door_protocol::{
-    verify_audit, AuditAck, AuditEpoch, AuditError, AuditEvent, Id, LockPublicKey,
+    verify_audit, AuditAck, AuditEpoch, AuditError, AuditEvent, Id, LockHealth, LockPublicKey,
 };
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
@@ -114,13 +114,14 @@ pub struct AuditEntry {
     pub seq: u64,
     /// The lock's clock when it happened.
     pub at: i64,
-    /// unlock_granted, unlock_denied, doorcode_entry, sync_applied, clock_set, records_dropped.
+    /// unlock_granted, unlock_denied, doorcode_entry, sync_applied, clock_set, records_dropped,
+    /// health.
     pub kind: String,
     /// The credential, or for doorcodes the person, the record names (if any).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// The reason of a refusal, the iteration of a sync, the step of a clock change, the seqs
-    /// a full log dropped.
+    /// a full log dropped, the lock's battery, firmware, clock and iteration.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
@@ -293,6 +294,15 @@ pub async fn upload(
                                     r.dropped.map(|d| d.0), r.dropped.map(|d| d.1)
                                 ],
                             )?;
+                            if let Some(health) = r.health {
+                                let reported = crate::health::Reported {
+                                    epoch: r.epoch,
+                                    seq: r.seq,
+                                    at: r.at,
+                                    health,
+                                };
+                                crate::health::keep(tx, lock, &reported, now)?;
+                            }
                             named(RecordStatus::Stored)
                         }
                     }
@@ -317,6 +327,8 @@ struct Checked {
     at: i64,
     /// For a records-dropped record, the first and last seq it names.
     dropped: Option<(i64, i64)>,
+    /// For a health record, what it says.
+    health: Option<LockHealth>,
     bytes: Vec<u8>,
 }
 
@@ -364,11 +376,16 @@ fn check_all(
                 .event
                 .dropped_seqs()
                 .map(|r| (*r.start() as i64, *r.end() as i64));
+            let health = match record.event {
+                AuditEvent::Health(h) => Some(h),
+                _ => None,
+            };
             Ok(Checked {
                 epoch: record.epoch,
                 seq,
                 at: record.at,
                 dropped,
+                health,
                 bytes,
             })
         })
@@ -410,6 +427,18 @@ fn entry(lock: Id, door: Id, record: door_protocol::AuditRecord) -> AuditEntry {
             let detail =
                 format!("{count} unacknowledged records dropped: seq {from} to {through_seq}");
             ("records_dropped", None, Some(detail))
+        }
+        AuditEvent::Health(h) => {
+            let clock = h
+                .clock_offset
+                .map_or("no signed time yet".to_string(), |o| {
+                    format!("clock {o:+} s")
+                });
+            let detail = format!(
+                "battery {} %, firmware {}, {clock}, iteration {}",
+                h.battery_percent, h.firmware, h.iteration
+            );
+            ("health", None, Some(detail))
         }
     };
     AuditEntry {

@@ -240,6 +240,22 @@ CREATE INDEX refresh_reuses_person ON refresh_reuses(person_id);
 -- it was removed, and no longer counts for the guest's grants or the invite's door list.
 ALTER TABLE invite_keys ADD COLUMN removed_at INTEGER;
 "#,
+    r#"
+-- Each lock's newest health (health.rs): battery, firmware, clock offset and applied sync
+-- iteration from its signed health audit record with the latest signed time `at`, that record's
+-- name in the log, and when the server received it. The record itself stays in audit_records.
+CREATE TABLE lock_health (
+    lock_id         BLOB PRIMARY KEY,
+    epoch           BLOB NOT NULL,
+    seq             INTEGER NOT NULL,
+    at              INTEGER NOT NULL,
+    battery         INTEGER NOT NULL,
+    firmware        TEXT NOT NULL,
+    clock_offset    INTEGER,
+    iteration       INTEGER NOT NULL,
+    received_at     INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Reading connections of a database file: enough for the requests that read at once on a

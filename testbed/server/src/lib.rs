@@ -9,6 +9,7 @@ pub mod devices;
 pub mod error;
 pub mod extract;
 pub mod guests;
+pub mod health;
 pub mod limits;
 pub mod manager;
 pub mod model;
@@ -184,6 +185,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/locks/{lock_id}/bundle", get(sync::bundle))
         .route("/v1/time", get(sync::signed_time))
         .route("/v1/properties/{property_id}/audit", get(audit::list))
+        .route("/v1/properties/{property_id}/locks", get(health::list))
         .fallback(|| async { error::ApiError::not_found("endpoint") })
         .with_state(state)
 }

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToResponse};
 
 use crate::error::ErrorBody;
-use crate::{audit, devices, guests, manager, model, resident, sync};
+use crate::{audit, devices, guests, health, manager, model, resident, sync};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,7 @@ use crate::{audit, devices, guests, manager, model, resident, sync};
         devices::remove_my_device, resident::my_doors,
         guests::invite_guest, guests::list_guests, guests::revoke_guest, guests::revoke_guest_door,
         audit::upload, audit::list,
+        health::list,
         sync::bundle, sync::signed_time,
     ),
     components(schemas(crate::error::ErrorBody, model::ScheduleJson, model::WindowJson,

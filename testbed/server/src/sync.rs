@@ -398,6 +398,43 @@ fn record_state(tx: &Transaction<'_>, lock: Id, state: &SyncState, now: i64) -> 
     Ok(next as u64)
 }
 
+/// The latest sync iteration of `lock` (the lock of `door`, of `property`): the door's desired
+/// state recorded as a new iteration first if it changed, as a bundle request would.
+pub fn latest_iteration(
+    tx: &Transaction<'_>,
+    property: Id,
+    door: Id,
+    lock: Id,
+    now: i64,
+) -> ApiResult<u64> {
+    let desired = desired_state(tx, property, door, lock, now)?;
+    record_state(tx, lock, &desired, now)
+}
+
+/// Whether `lock` at iteration `applied` holds every access change of iteration `latest`:
+/// the same state but for the audit acknowledgement, which moves with every upload (so the
+/// lock's own report makes a new iteration it need not wait for). `false` when the snapshot of
+/// `applied` is no longer kept: too old to tell, so a visit is due anyway.
+pub fn has_latest_access(
+    tx: &Transaction<'_>,
+    lock: Id,
+    applied: u64,
+    latest: u64,
+) -> ApiResult<bool> {
+    if applied >= latest {
+        return Ok(true);
+    }
+    let (Some(at), Some(newest)) = (snapshot(tx, lock, applied)?, snapshot(tx, lock, latest)?)
+    else {
+        return Ok(false);
+    };
+    Ok(SyncState { audit: None, ..at }
+        == SyncState {
+            audit: None,
+            ..newest
+        })
+}
+
 fn snapshot(tx: &Transaction<'_>, lock: Id, iteration: u64) -> ApiResult<Option<SyncState>> {
     let Ok(iteration) = i64::try_from(iteration) else {
         return Ok(None);
