@@ -298,3 +298,62 @@ async fn a_wiped_locks_new_records_come_home_through_the_phone() {
     );
     assert_eq!(alice.pending_audit_records().unwrap(), 0);
 }
+
+/// The manager's lock list, over the server's HTTP API with the manager's key.
+async fn manager_locks(w: &World) -> Vec<door_server::health::LockHealthJson> {
+    let url = format!(
+        "{}/v1/properties/{}/locks",
+        w.server.url(),
+        w.seeded.property.id
+    );
+    let answer = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(&w.seeded.manager_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    answer.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_health_reaches_the_manager_through_an_unrelated_residents_unlock() {
+    let mut w = World::start().await;
+    let url = w.server.url();
+    let lobby = w.door_id("Lobby");
+    // The Lobby's batteries are low; no phone has been to it yet.
+    w.locks["Lobby"].set_battery_percent(37);
+    let listed = manager_locks(&w).await;
+    let at_lobby = |all: &[door_server::health::LockHealthJson]| {
+        all.iter().find(|l| l.door_id == lobby).cloned().unwrap()
+    };
+    assert_eq!(at_lobby(&listed).health, None);
+
+    // Bob, a resident and no manager, opens the Lobby for himself; his phone carries the
+    // lock's signed health home with its audit records.
+    let (bob, bob_events, _) = w.client(&url);
+    bob.sign_in("bob@1800main.example".into(), PASSWORD.into())
+        .await
+        .unwrap();
+    bob.unlock(lobby.clone(), 5000, None).await.unwrap();
+    synced(&bob_events, &lobby).await;
+    assert_eq!(bob.pending_audit_records().unwrap(), 0, "uploaded");
+
+    let lock = &w.locks["Lobby"];
+    let entry = at_lobby(&manager_locks(&w).await);
+    let health = entry.health.expect("the Lobby's health reached the server");
+    assert!(
+        lock.battery_percent() < 37,
+        "the unlock drew on the battery"
+    );
+    assert_eq!(health.battery_percent, lock.battery_percent());
+    assert_eq!(health.firmware, door_lock::default_firmware().to_string());
+    assert_eq!(health.clock_offset, lock.clock_skew());
+    assert_eq!(health.applied_iteration, lock.sync_iteration());
+    assert!(
+        health.up_to_date,
+        "Bob's phone brought the newest bundle first"
+    );
+    assert_eq!(health.reported_at, w.clock.now());
+    assert_eq!(entry.last_upload_at, Some(w.clock.now()));
+}
