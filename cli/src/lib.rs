@@ -6,6 +6,7 @@ pub mod demo;
 #[cfg(target_os = "linux")]
 mod gatt;
 pub mod lock_sim;
+pub mod locks;
 pub mod remote;
 pub mod show;
 pub mod signer;

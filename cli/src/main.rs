@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anstream::eprintln;
 use clap::{Parser, Subcommand};
 use door_cli::show::{paint, FAIL};
-use door_cli::{demo, lock_sim, remote, testbed, CliResult};
+use door_cli::{demo, lock_sim, locks, remote, testbed, CliResult};
 
 #[derive(Parser)]
 #[command(
@@ -16,7 +16,8 @@ use door_cli::{demo, lock_sim, remote, testbed, CliResult};
     long_about = "door-core from the command line.\n\n\
         `door demo` walks a resident's day at the seeds' \"1800 Main St\" with nothing to \
         configure. `door login`, `doors`, `unlock`, `invite`, `guests`, `revoke` and `logout` \
-        use a real server (door-server runs standalone: `door-server --listen ADDR --db FILE`). \
+        use a real server (door-server runs standalone: `door-server --listen ADDR --db FILE`); \
+        so does `door locks`, a manager's view of the locks' health. \
         `door lock-sim` stands up a simulated lock; `door testbed` a whole property for the \
         app test suites."
 )]
@@ -46,6 +47,9 @@ enum Command {
     Revoke(remote::RevokeArgs),
     /// Sign out, forgetting the session, the cache and this computer's device key.
     Logout(remote::DirArg),
+    /// For a property's manager: each lock's battery, firmware, clock and sync state, as the
+    /// locks last reported them through residents' phones.
+    Locks(locks::Args),
     /// Run a simulated reference lock, over TCP or on a fake BlueZ, until Ctrl-C.
     // Boxed: a lock key is large, and the other variants should not pay for it.
     LockSim(Box<lock_sim::Args>),
@@ -80,6 +84,7 @@ async fn run(cli: Cli) -> CliResult<bool> {
         Command::Guests(args) => remote::guests(args).await?,
         Command::Revoke(args) => remote::revoke(args).await?,
         Command::Logout(args) => remote::logout(args).await?,
+        Command::Locks(args) => locks::run(args).await?,
         Command::LockSim(args) => lock_sim::run(*args).await?,
         Command::Testbed(args) => testbed::run(args).await?,
     }

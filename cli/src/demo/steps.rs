@@ -119,6 +119,10 @@ pub const STEPS: &[Step] = &[
         name: "the audit records reach the server",
         run: audit_home,
     },
+    Step {
+        name: "the manager's view of the locks",
+        run: lock_health,
+    },
 ];
 
 /// What the steps share: the world, the phones and the invite.
@@ -769,7 +773,53 @@ fn audit_home(s: &mut Story) -> StepFuture<'_> {
             format!("Bob's phone still holds {waiting} records")
         })?;
         Ok(Outcome::line(format!(
-            "the server holds {stored} lock-signed records of the Lobby (Alice's, the guest's, Bob's unlocks and the sync), uploaded by Bob's phone; the lock frees them when the server's acknowledgement rides back in a later bundle"
+            "the server holds {stored} lock-signed records of the Lobby (Alice's, the guest's, Bob's unlocks, the sync and the lock's health reports), uploaded by Bob's phone; the lock frees them when the server's acknowledgement rides back in a later bundle"
         )))
+    })
+}
+
+fn lock_health(s: &mut Story) -> StepFuture<'_> {
+    Box::pin(async move {
+        s.bob
+            .as_ref()
+            .ok_or(StepError::Skipped("Bob did not sync the Lobby"))?;
+        let seeded = s.world.seeded()?;
+        let url = s.world.server()?.url();
+        let (_, locks) = crate::locks::fetch(&url, &seeded.property.id, &seeded.manager_key)
+            .await
+            .map_err(StepError::failed)?;
+        let lobby_id = s.world.door_id("Lobby")?;
+        let lobby = locks
+            .iter()
+            .find(|l| l.door_id == lobby_id)
+            .ok_or_else(|| StepError::failed("the Lobby is not in the manager's list"))?;
+        let lock = s.world.lock("Lobby")?;
+        let health = lobby
+            .health
+            .as_ref()
+            .ok_or_else(|| StepError::failed("no health report of the Lobby reached the server"))?;
+        expect(
+            health.battery_percent == lock.battery_percent()
+                && health.firmware == lock.firmware().to_string()
+                && health.applied_iteration == lock.sync_iteration()
+                && health.up_to_date,
+            || format!("the Lobby's reported health {health:?} is not the lock's"),
+        )?;
+        let width = LOCKED_DOORS.iter().map(|d| d.len()).max().unwrap_or(0);
+        let details = LOCKED_DOORS
+            .iter()
+            .filter_map(|name| locks.iter().find(|l| l.door_name == *name))
+            .map(|l| {
+                let line = crate::locks::line(&s.world.zone, s.world.now(), l);
+                format!("{:width$}  {line}", l.door_name)
+            })
+            .collect();
+        Ok(Outcome {
+            line: format!(
+                "DOOR OS lists the property's {} doors; the Lobby's lock-signed health came home with Bob's audit upload, no manager near it",
+                locks.len()
+            ),
+            details,
+        })
     })
 }
