@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use base64::Engine;
 use door_lock::{Lock, LockClock};
-use door_protocol::{Id, IssuerKey, IssuerKeys, IssuerPublicKey, LockConfig, LockKey};
+use door_protocol::{
+    FirmwareVersion, Id, IssuerKey, IssuerKeys, IssuerPublicKey, LockConfig, LockKey,
+};
 use rand_core::{OsRng, RngCore};
 
 use crate::CliResult;
@@ -49,6 +51,20 @@ pub struct Args {
     /// How far the lock's clock is off this machine's, in seconds (negative: behind).
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub drift: i64,
+    /// The simulated battery's charge at start, in percent; each unlock and each applied
+    /// bundle draws on it (door_lock::battery), and every phone that syncs the lock carries
+    /// its signed health report home.
+    #[arg(long, default_value_t = 100, value_name = "PERCENT",
+        value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub battery: u8,
+    /// The firmware version the lock reports (1 to 32 printable ASCII characters)
+    /// [default: door-lock and its version].
+    #[arg(long, value_name = "VERSION", value_parser = parse_firmware)]
+    pub firmware: Option<FirmwareVersion>,
+}
+
+fn parse_firmware(s: &str) -> Result<FirmwareVersion, String> {
+    FirmwareVersion::new(s).ok_or_else(|| "must be 1 to 32 printable ASCII characters".into())
 }
 
 fn parse_id(s: &str) -> Result<Id, String> {
@@ -129,6 +145,15 @@ pub async fn run(args: Args) -> CliResult<()> {
         b64(&issuer.to_sec1_compressed())
     );
     println!("  state        {}", state_dir.display());
+    lock.set_battery_percent(args.battery);
+    if let Some(firmware) = args.firmware {
+        lock.set_firmware(firmware);
+    }
+    println!(
+        "  health       battery {} %, firmware {}",
+        lock.battery_percent(),
+        lock.firmware()
+    );
 
     // Whichever way it is served, the lock lives until a signal; the guard keeps the fake
     // BlueZ (and its dbus-daemon) alive until then and stops it cleanly after.

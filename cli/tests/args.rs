@@ -5,9 +5,9 @@ mod common;
 
 use common::*;
 
-const SUBCOMMANDS: [&str; 10] = [
-    "demo", "login", "doors", "unlock", "invite", "guests", "revoke", "logout", "lock-sim",
-    "testbed",
+const SUBCOMMANDS: [&str; 11] = [
+    "demo", "login", "doors", "unlock", "invite", "guests", "revoke", "logout", "locks",
+    "lock-sim", "testbed",
 ];
 
 #[test]
@@ -60,6 +60,15 @@ fn bad_arguments_exit_2_with_a_message() {
             &["lock-sim", "--tcp", "127.0.0.1:0", "--door-id", "12"][..],
             "must be 32 hex digits",
         ),
+        (
+            &["lock-sim", "--tcp", "127.0.0.1:0", "--battery", "101"][..],
+            "101 is not in 0..=100",
+        ),
+        (
+            &["lock-sim", "--tcp", "127.0.0.1:0", "--firmware", ""][..],
+            "must be 1 to 32 printable ASCII characters",
+        ),
+        (&["locks", "--property", "x"][..], "--server <URL>"),
         (&["login", "--email", "a@b.c"][..], "--server <URL>"),
         (
             &[

@@ -30,7 +30,9 @@ fn the_demo_runs_to_success() {
         "hands the lock the newest bundle",
         "is refused by the Lobby's lock: Revoked",
         "lock-signed records of the Lobby",
-        "All 15 steps behaved as expected",
+        "the Lobby's lock-signed health came home with Bob's audit upload",
+        "Lobby        battery 99 %, door-lock ",
+        "All 16 steps behaved as expected",
     ] {
         assert!(out.contains(expected), "no {expected:?} in\n{out}");
     }
@@ -38,7 +40,7 @@ fn the_demo_runs_to_success() {
         out.lines()
             .filter(|l| l.trim_start().starts_with('✓'))
             .count(),
-        15
+        16
     );
     assert!(
         !out.contains('\x1b'),

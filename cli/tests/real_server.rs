@@ -194,3 +194,116 @@ async fn a_lock_sim_over_tcp_opens_for_door_core() {
     assert!(lock.stop().success());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_sees_the_lock_sims_health_after_a_residents_unlock() {
+    let (server, seeded) = property().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut lock = lock_sim(
+        dir.path(),
+        &seeded,
+        "Lobby",
+        &[
+            "--tcp",
+            "127.0.0.1:0",
+            "--battery",
+            "18",
+            "--firmware",
+            "lobby-fw 3.2",
+        ],
+    );
+    let announced = lock.until("Ctrl-C");
+    assert!(
+        announced
+            .iter()
+            .any(|l| l.trim() == "health       battery 18 %, firmware lobby-fw 3.2"),
+        "{announced:?}"
+    );
+    let addr = field(&announced, "tcp").parse().unwrap();
+    let locks = || {
+        let mut c = door(dir.path());
+        c.args([
+            "locks",
+            "--server",
+            &server.url(),
+            "--property",
+            &seeded.property.id,
+        ])
+        .env("DOOR_MANAGER_KEY", &seeded.manager_key);
+        run(&mut c)
+    };
+    let ran = locks();
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains("doors have no report yet"),
+        "{}",
+        ran.stdout
+    );
+
+    // Bob, a resident, opens the Lobby; his phone brings the lock's signed report home.
+    let data = tempfile::tempdir().unwrap();
+    let client = DoorClient::with_clock(
+        ClientConfig {
+            server_url: server.url(),
+            data_dir: data.path().to_string_lossy().into_owned(),
+            request_timeout_ms: 5000,
+        },
+        Some(door_core::ephemeral_device_signer()),
+        None,
+        Some(Arc::new(TcpTransport::new(addr)) as Arc<dyn Transport>),
+        Arc::new(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64
+        }),
+    )
+    .unwrap();
+    client
+        .sign_in("bob@1800main.example".into(), PASSWORD.into())
+        .await
+        .unwrap();
+    client
+        .unlock(seeded.door("Lobby").door.id.clone(), 5000, None)
+        .await
+        .unwrap();
+    // The Door Sync after the unlock and the upload run on after the unlock returns.
+    let mut lobby = None;
+    for _ in 0..100 {
+        let ran = locks();
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+        lobby = ran
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("Lobby"))
+            .map(str::to_owned);
+        if lobby.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let lobby = lobby.expect("the Lobby's health reached the manager");
+    for part in ["battery 17 %, replace soon", "lobby-fw 3.2", "all access"] {
+        assert!(lobby.contains(part), "{part:?} in {lobby:?}");
+    }
+
+    // A wrong manager key is a sentence and exit 1.
+    let mut c = door(dir.path());
+    c.args([
+        "locks",
+        "--server",
+        &server.url(),
+        "--property",
+        &seeded.property.id,
+    ])
+    .env("DOOR_MANAGER_KEY", "not-a-key");
+    let ran = run(&mut c);
+    assert_eq!(ran.code, Some(1));
+    assert!(
+        ran.stderr.starts_with("door: the manager key was refused"),
+        "{}",
+        ran.stderr
+    );
+    assert!(lock.stop().success());
+    server.stop().await;
+}
