@@ -606,7 +606,15 @@ fn the_battery_drains_per_operation_and_each_sync_reports_it_signed() {
         again[1].battery_percent, 14,
         "1500 units less two unlocks: 1480"
     );
-    // The skew survives a restart with the rest of the clock state.
+    // The skew survives a restart with the rest of the clock state, and the health records
+    // with the rest of the log.
     drop((conn, next, lock));
-    assert_eq!(open(dir.path(), &clock).clock_skew(), Some(5));
+    let lock = open(dir.path(), &clock);
+    assert_eq!(lock.clock_skew(), Some(5));
+    let kept: Vec<door_protocol::AuditRecord> = lock
+        .audit_records()
+        .iter()
+        .map(|r| verify_audit(r, lock_config().key.public()).unwrap())
+        .collect();
+    assert_eq!(health_of(&kept), again);
 }
