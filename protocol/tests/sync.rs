@@ -1986,7 +1986,7 @@ fn a_proven_pull_records_the_locks_health_once_per_connection() {
         "kept before it leaves"
     );
     assert_eq!(
-        records.iter().map(|r| r.record.event).last(),
+        records.last().map(|r| r.record.event),
         Some(AuditEvent::Health(door_protocol::LockHealth {
             battery_percent: 73,
             firmware: readings.firmware,

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use door_protocol::{AuditEpoch, AuditEvent, AuditLog, FirmwareVersion, Id, LockHealth, LockKey};
+use door_protocol::{AuditEpoch, AuditEvent, AuditLog, FirmwareVersion, LockHealth, LockKey};
 use door_server::audit::{AuditReceipt, RecordStatus, RefusalReason};
 use door_server::health::LockHealthJson;
 use door_server::model::*;
