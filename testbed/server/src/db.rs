@@ -240,6 +240,12 @@ CREATE INDEX refresh_reuses_person ON refresh_reuses(person_id);
 -- it was removed, and no longer counts for the guest's grants or the invite's door list.
 ALTER TABLE invite_keys ADD COLUMN removed_at INTEGER;
 "#,
+    r#"
+-- Invite types, per door (guests.rs): in-app access (an access document for the guest's
+-- phone), a temporary doorcode, or both. Invites from before are in-app only.
+ALTER TABLE invite_keys ADD COLUMN app INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE invite_keys ADD COLUMN doorcode INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Reading connections of a database file: enough for the requests that read at once on a
