@@ -69,7 +69,10 @@ pub struct Person {
 pub struct Guest {
     pub id: String,
     pub contact: String,
+    /// Doors the guest opens with the app.
     pub door_ids: Vec<String>,
+    /// Doors the guest opens with a temporary doorcode at the keypad.
+    pub doorcode_door_ids: Vec<String>,
     pub from: SystemTime,
     pub until: SystemTime,
     /// The guest has signed in with the invite.
@@ -94,6 +97,16 @@ pub struct GuestInvite {
     pub guest: Guest,
     /// Send this to the guest; they sign in with it once. It is not shown again.
     pub invite_token: String,
+    /// The guest's temporary doorcodes, one per doorcode door: pass them on. They are not
+    /// shown again.
+    pub doorcodes: Vec<GuestDoorcode>,
+}
+
+/// A guest's temporary doorcode at one keypad door.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct GuestDoorcode {
+    pub door_id: String,
+    pub code: String,
 }
 
 #[derive(Debug, Clone, PartialEq, uniffi::Enum)]
@@ -524,23 +537,36 @@ impl DoorClient {
         Ok(self.core.doorcode(&door_id)?)
     }
 
-    /// Invites a guest to some of this person's shareable doors; the backend makes one key
-    /// per door for the guest.
+    /// Invites a guest to some of this person's shareable doors for `[from, until)`: with the
+    /// app at `door_ids`, with a temporary doorcode at `doorcode_door_ids` (keypad doors where
+    /// a key this person shares enables doorcodes), both where a door is in both. The backend
+    /// makes one key per door for the guest. The invite token and the codes are in the answer
+    /// only. `DoorcodesNotShareable` names doors where no shared key gives a doorcode.
+    #[uniffi::method(default(doorcode_door_ids))]
     pub async fn invite_guest(
         &self,
         door_ids: Vec<String>,
         contact: String,
         from: SystemTime,
         until: SystemTime,
+        doorcode_door_ids: Vec<String>,
     ) -> Result<GuestInvite, DoorError> {
         let (from, until) = (to_unix(from, "from")?, to_unix(until, "until")?);
         let invited = self
             .core
-            .invite_guest(&door_ids, &contact, from, until)
+            .invite_guest(&door_ids, &doorcode_door_ids, &contact, from, until)
             .await?;
         Ok(GuestInvite {
             guest: invited.guest.into(),
             invite_token: invited.invite_token,
+            doorcodes: invited
+                .doorcodes
+                .into_iter()
+                .map(|c| GuestDoorcode {
+                    door_id: c.door_id,
+                    code: c.code,
+                })
+                .collect(),
         })
     }
 
@@ -737,6 +763,7 @@ impl From<GuestJson> for Guest {
             id: g.id,
             contact: g.contact,
             door_ids: g.door_ids,
+            doorcode_door_ids: g.doorcode_door_ids,
             from: from_unix(g.starts_at),
             until: from_unix(g.ends_at),
             redeemed: g.redeemed,

@@ -536,6 +536,7 @@ fn invite_guest(s: &mut Story) -> StepFuture<'_> {
                 "+1 555 0100".into(),
                 now,
                 until,
+                vec![],
             )
             .await?;
         let mut invited = invite.guest.door_ids.clone();
