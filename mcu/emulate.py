@@ -4,7 +4,7 @@ executed, the time that makes at the stated clock and cycles per instruction, he
 high-water marks, and whether the lock's reply equalled the host's. Also the image's flash
 and static RAM from its section headers. Called by scripts/bench-mcu.
 
-    emulate.py IMAGE INPUTS [--footprint LOCK_IMAGE] [--json OUT]
+    emulate.py IMAGE INPUTS [--footprint LOCK_IMAGE] [--title TITLE] [--json OUT]
 
 IMAGE is run; the flash and static RAM are LOCK_IMAGE's (default IMAGE): the lock image built
 without the comparison library, as a lock would ship it.
@@ -173,8 +173,9 @@ def kb(n):
 def table(result):
     """The report as markdown: one row per phase, then the image's footprint."""
     rows = [
-        f"Cortex-M4 (thumbv7em-none-eabihf, release: opt-level s, LTO), emulated by unicorn; "
-        f"times at {CLOCK_HZ // 1_000_000} MHz and {CPI} cycles per instruction.",
+        f"{result['title']}: Cortex-M4 (thumbv7em-none-eabihf, release: opt-level s, LTO), "
+        f"emulated by unicorn; times at {CLOCK_HZ // 1_000_000} MHz and {CPI} cycles per "
+        "instruction.",
         "",
         "| lock's work | instructions | ms at 64 MHz | heap peak (above start) | heap held after | stack peak | reply as on host |",
         "|---|---|---|---|---|---|---|",
@@ -190,7 +191,7 @@ def table(result):
     s = result["sections"]
     rows += [
         "",
-        f"Lock image (without the comparison library): flash {kb(result['flash'])} (.text {kb(s.get('.text', 0))}, .rodata "
+        f"{result['image']}: flash {kb(result['flash'])} (.text {kb(s.get('.text', 0))}, .rodata "
         f"{kb(s.get('.rodata', 0))}, vector table and .data image the rest); RAM: static "
         f"{result['static_ram']} bytes (.data, .bss), stack peak {kb(stack_peak)}, heap peak "
         f"{kb(heap_peak)}: {kb(result['static_ram'] + stack_peak + heap_peak)} at most.",
@@ -207,7 +208,11 @@ def main():
     if "--footprint" in sys.argv:
         lock_image = open(sys.argv[sys.argv.index("--footprint") + 1], "rb").read()
     flash, ram, parts = footprint(lock_image)
-    result = {"clock_hz": CLOCK_HZ, "cpi": CPI, "flash": flash, "static_ram": ram,
+    image_name = "Lock image"
+    if "--footprint" in sys.argv:
+        image_name = "Lock image as shipped (built without the comparison rows' library)"
+    title = sys.argv[sys.argv.index("--title") + 1] if "--title" in sys.argv else "Lock image"
+    result = {"title": title, "image": image_name, "clock_hz": CLOCK_HZ, "cpi": CPI, "flash": flash, "static_ram": ram,
               "sections": parts, "phases": emulator.phases}
     if "--json" in sys.argv:
         json.dump(result, open(sys.argv[sys.argv.index("--json") + 1], "w"), indent=1)

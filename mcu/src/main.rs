@@ -19,6 +19,7 @@ use door_protocol::{
     Id, IssuerKeys, IssuerPublicKey, LockConfig, LockKey, LockReply, LockSession, LockState,
     UnlockResult,
 };
+use sha2::{Digest, Sha256};
 
 /// Kept free for the stack at the top of RAM; the heap takes what lies between .bss and it.
 const STACK_RESERVE: usize = 64 * 1024;
@@ -75,8 +76,25 @@ fn main() -> ! {
         });
         report::phase_matched(phase, matched);
     }
-    primitives::measure(&config, phases);
+    let want_audit: [u8; 32] = input.array();
+    report::phase_start(phases, b"audit records signed as on host");
+    let audit = audit_digest(&state);
+    report::phase_end(phases);
+    report::phase_matched(phases, audit == want_audit);
+
+    primitives::measure(&config, phases + 1);
     report::done()
+}
+
+/// SHA-256 over the signed audit records, each after its length: as
+/// protocol/examples/mcu_inputs.rs computes it on the host.
+fn audit_digest(state: &LockState) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    for record in state.audit.records() {
+        hash.update((record.len() as u32).to_le_bytes());
+        hash.update(record);
+    }
+    hash.finalize().into()
 }
 
 #[panic_handler]

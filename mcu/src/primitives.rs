@@ -21,17 +21,17 @@ pub fn measure(config: &LockConfig, first_phase: u32) {
     let verifying = config.key.public().verifying_key();
     let peer = config.issuer_keys.iter().next().expect("one issuer key");
 
-    report::phase_start(first_phase, b"P-256 ECDSA sign (RFC 6979)");
+    report::phase_start(first_phase, b"RustCrypto p256 ECDSA sign (RFC 6979)");
     let signature: Signature = signing.sign(MESSAGE);
     report::phase_end(first_phase);
     report::phase_matched(first_phase, true);
 
-    report::phase_start(first_phase + 1, b"P-256 ECDSA verify");
+    report::phase_start(first_phase + 1, b"RustCrypto p256 ECDSA verify");
     let verified = verifying.verify(MESSAGE, &signature).is_ok();
     report::phase_end(first_phase + 1);
     report::phase_matched(first_phase + 1, verified);
 
-    report::phase_start(first_phase + 2, b"P-256 ECDH");
+    report::phase_start(first_phase + 2, b"RustCrypto p256 ECDH");
     let shared = p256::ecdh::diffie_hellman(
         signing.as_nonzero_scalar(),
         peer.verifying_key().as_affine(),

@@ -7,7 +7,9 @@
 //!
 //! Phases, on one lock: a full sync of a 1,000-person property, a first unlock, a repeat
 //! unlock of the same document, a one-revocation delta sync that revokes that document's
-//! holder, and the same document once more (refused).
+//! holder, the same document once more (refused), and it with a bit of the issuer's signature
+//! flipped (refused as a bad credential). Last, a digest of the lock's signed
+//! audit records.
 //!
 //! The format (little-endian) is mcu/src/inputs.rs's to read; both sides change together.
 
@@ -66,12 +68,23 @@ struct Phase {
     fragments: Vec<Vec<u8>>,
 }
 
-fn unlock_request(config: &LockConfig, now: i64, rng: &mut CounterRng) -> Vec<Vec<u8>> {
+/// A request presenting the sample document; `tamper` flips a bit in the last byte of its
+/// issuer signature (the phone still reads it, and the device still signs it).
+fn unlock_request(
+    config: &LockConfig,
+    now: i64,
+    rng: &mut CounterRng,
+    tamper: bool,
+) -> Vec<Vec<u8>> {
     let device = SigningKey::from_bytes(&DEVICE_SCALAR.into()).expect("fixed scalar");
+    let mut access_document = sample_access().sign(&issuer()).expect("sample document");
+    if tamper {
+        *access_document.last_mut().expect("a signed document") ^= 1;
+    }
     let target = UnlockTarget {
         lock_id: config.lock_id,
         lock_key: *config.key.public(),
-        access_document: sample_access().sign(&issuer()).expect("sample document"),
+        access_document,
     };
     let (prep, to_sign) = UnlockPreparation::new(target, now, rng).expect("preparation");
     let signature: Signature = device.sign(&to_sign);
@@ -96,6 +109,17 @@ fn transfer(bundle: &SyncBundle, config: &LockConfig, rng: &mut CounterRng) -> V
         wire.extend(data.to_message().fragments(MTU));
     }
     wire
+}
+
+/// SHA-256 over the lock's signed audit records, each after its length (u32, little-endian):
+/// mcu/src/main.rs computes the same.
+fn audit_digest(state: &LockState) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    for record in state.audit.records() {
+        hash.update((record.len() as u32).to_le_bytes());
+        hash.update(record);
+    }
+    hash.finalize().into()
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -130,12 +154,12 @@ fn main() {
         Phase {
             name: "first unlock",
             now: MONDAY_0800_NY + 10,
-            fragments: unlock_request(&config, MONDAY_0800_NY + 10, &mut phone_rng),
+            fragments: unlock_request(&config, MONDAY_0800_NY + 10, &mut phone_rng, false),
         },
         Phase {
             name: "repeat unlock, same document",
             now: MONDAY_0800_NY + 20,
-            fragments: unlock_request(&config, MONDAY_0800_NY + 20, &mut phone_rng),
+            fragments: unlock_request(&config, MONDAY_0800_NY + 20, &mut phone_rng, false),
         },
         Phase {
             name: "delta sync, one revocation",
@@ -145,7 +169,12 @@ fn main() {
         Phase {
             name: "unlock after the revocation",
             now: MONDAY_0800_NY + 40,
-            fragments: unlock_request(&config, MONDAY_0800_NY + 40, &mut phone_rng),
+            fragments: unlock_request(&config, MONDAY_0800_NY + 40, &mut phone_rng, false),
+        },
+        Phase {
+            name: "unlock with the issuer's signature altered",
+            now: MONDAY_0800_NY + 50,
+            fragments: unlock_request(&config, MONDAY_0800_NY + 50, &mut phone_rng, true),
         },
     ];
 
@@ -197,6 +226,9 @@ fn main() {
             put_bytes(&mut out, fragment);
         }
     }
+    // The lock's audit records as this host signed them (RFC 6979: deterministic), so the
+    // emulated lock's signatures are checked too, whichever P-256 it was built with.
+    out.extend_from_slice(&audit_digest(&state));
     std::fs::write(&path, &out).expect("write the inputs");
     eprintln!("{path}: {} bytes", out.len());
 }

@@ -37,7 +37,6 @@
 
 use alloc::vec::Vec;
 
-use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::PublicKey;
 use rand_core::CryptoRngCore;
@@ -45,6 +44,7 @@ use sha2::{Digest, Sha256};
 
 use crate::access::{decode_access, decode_access_verified_before, AccessError, VerifiedAccess};
 use crate::audit::{AuditEpoch, AuditEvent, AuditLog};
+use crate::curve;
 use crate::ids::Id;
 use crate::keys::{IssuerKeys, LockKey};
 use crate::revocation::RevocationList;
@@ -346,16 +346,11 @@ pub fn respond(
         return refuse(ErrorCode::Undecryptable);
     };
     let lock_pub = config.key.public().to_sec1_compressed();
-    let shared = p256::ecdh::diffie_hellman(
+    let shared = curve::ecdh(
         config.key.signing_key().as_nonzero_scalar(),
         e_pub.as_affine(),
     );
-    let keys = SessionKeys::derive(
-        shared.raw_secret_bytes(),
-        config.lock_id,
-        &ephemeral,
-        &lock_pub,
-    );
+    let keys = SessionKeys::derive(&shared[..], config.lock_id, &ephemeral, &lock_pub);
     let Some(plaintext) = keys.open_request(&RequestHeader::aad(&header_bytes), ciphertext) else {
         return refuse(ErrorCode::Undecryptable);
     };
@@ -559,7 +554,7 @@ fn device_signed(
         request.time,
         request.document,
     );
-    device_key.verify(&message, &signature).is_ok()
+    curve::verify(&device_key, &message, &signature)
 }
 
 fn fingerprint(ephemeral: &[u8; 33]) -> Fingerprint {
