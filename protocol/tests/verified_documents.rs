@@ -1,8 +1,8 @@
 //! The lock's cache of verified access documents (`door_protocol::unlock::verified`) never
 //! changes a decision: a lock that caches and one that never does (the oracle) are fed the same
-//! generated sequences of presentations (some with altered bytes), revocations, bundles and
-//! clock steps, and must decide every request alike; revoked, expired and altered documents
-//! are never granted.
+//! generated sequences of presentations (some with altered bytes, some carrying an
+//! issuer-signed time that steps the lock's clock), revocations, bundles and clock steps, and
+//! must decide every request alike; revoked, expired and altered documents are never granted.
 
 mod common;
 
@@ -11,8 +11,8 @@ use door_protocol::revocation::Floor;
 use door_protocol::unlock::{LockDecision, VerifiedDocuments, DEFAULT_CLOCK_TOLERANCE};
 use door_protocol::{
     open_bundle, verify_revocation, AccessDocument, Id, IssuerKey, IssuerKeys, LockConfig, LockKey,
-    LockSession, LockState, RevocationDocument, RevocationEntry, RevocationMode, SyncBundle,
-    UnlockPreparation, UnlockResult, UnlockTarget,
+    LockSession, LockState, RevocationDocument, RevocationEntry, RevocationMode, SignedTime,
+    SyncBundle, UnlockPreparation, UnlockResult, UnlockTarget,
 };
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
@@ -54,13 +54,29 @@ fn documents() -> Vec<AccessDocument> {
 /// `None` when the phone cannot read the sample device key from it (an alteration that breaks
 /// the frame or the payload, or changes the device key: the lock refuses those alike with and
 /// without a cache, at decoding or at the issuer's signature).
-fn request(config: &LockConfig, document: Vec<u8>, phone_time: i64) -> Option<Vec<Vec<u8>>> {
+/// With `signed_time`, the request carries an issuer-signed time that far from the phone's
+/// clock, which steps the lock's clock (and so changes the state cache entries are made in).
+fn request_at(
+    config: &LockConfig,
+    document: Vec<u8>,
+    phone_time: i64,
+    signed_time: Option<i64>,
+) -> Option<Vec<Vec<u8>>> {
     let target = UnlockTarget {
         lock_id: config.lock_id,
         lock_key: *config.key.public(),
         access_document: document,
     };
-    let (prep, to_sign) = UnlockPreparation::new(target, phone_time, &mut OsRng).ok()?;
+    let (mut prep, to_sign) = UnlockPreparation::new(target, phone_time, &mut OsRng).ok()?;
+    if let Some(skew) = signed_time {
+        let signed = SignedTime {
+            time: phone_time + skew,
+            lock_id: Some(config.lock_id),
+            epoch: None,
+        }
+        .sign(&issuer());
+        prep = prep.with_signed_time(signed);
+    }
     let device = SigningKey::from_bytes(&DEVICE_SCALAR.into()).unwrap();
     let signature: Signature = device.sign(&to_sign);
     Some(
@@ -68,6 +84,10 @@ fn request(config: &LockConfig, document: Vec<u8>, phone_time: i64) -> Option<Ve
             .ok()?
             .request_fragments(247),
     )
+}
+
+fn request(config: &LockConfig, document: Vec<u8>, phone_time: i64) -> Option<Vec<Vec<u8>>> {
+    request_at(config, document, phone_time, None)
 }
 
 fn decide(
@@ -111,6 +131,8 @@ enum Op {
     Present {
         doc: usize,
         alter: Option<Alteration>,
+        /// An issuer-signed time in the request, this many seconds from the phone's clock.
+        signed_time: Option<i64>,
     },
     /// A revocation document naming `doc`'s credential.
     Revoke {
@@ -129,10 +151,15 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0..3usize, proptest::option::weighted(0.3, (any::<usize>(), 1..=255u8, any::<bool>())))
-            .prop_map(|(doc, alter)| Op::Present {
+        6 => (
+            0..3usize,
+            proptest::option::weighted(0.3, (any::<usize>(), 1..=255u8, any::<bool>())),
+            proptest::option::weighted(0.2, -300..300i64),
+        )
+            .prop_map(|(doc, alter, signed_time)| Op::Present {
                 doc,
                 alter: alter.map(|(at, mask, in_signature)| Alteration { at, mask, in_signature }),
+                signed_time,
             }),
         1 => (0..3usize).prop_map(|doc| Op::Revoke { doc }),
         1 => (0..3usize).prop_map(|doc| Op::Floor { doc }),
@@ -217,12 +244,12 @@ proptest! {
         let mut revoked = [false; 3];
         for op in &ops {
             match *op {
-                Op::Present { doc, alter } => {
+                Op::Present { doc, alter, signed_time } => {
                     let mut bytes = signed[doc].clone();
                     if let Some(alteration) = alter {
                         alteration.apply(&mut bytes);
                     }
-                    let Some(chunks) = request(&config, bytes, now) else {
+                    let Some(chunks) = request_at(&config, bytes, now, signed_time) else {
                         continue;
                     };
                     let with_cache = decide(&config, &mut cached, &chunks, now);
