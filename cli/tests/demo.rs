@@ -32,7 +32,7 @@ fn the_demo_runs_to_success() {
         "lock-signed records of the Lobby",
         "the Lobby's lock-signed health came home with Bob's audit upload",
         "Lobby        battery 99 %, door-lock ",
-        "All 16 steps behaved as expected",
+        "All 17 steps behaved as expected",
     ] {
         assert!(out.contains(expected), "no {expected:?} in\n{out}");
     }
@@ -40,7 +40,7 @@ fn the_demo_runs_to_success() {
         out.lines()
             .filter(|l| l.trim_start().starts_with('✓'))
             .count(),
-        16
+        17
     );
     assert!(
         !out.contains('\x1b'),

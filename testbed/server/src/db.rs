@@ -241,6 +241,12 @@ CREATE INDEX refresh_reuses_person ON refresh_reuses(person_id);
 ALTER TABLE invite_keys ADD COLUMN removed_at INTEGER;
 "#,
     r#"
+-- Invite types, per door (guests.rs): in-app access (an access document for the guest's
+-- phone), a temporary doorcode, or both. Invites from before are in-app only.
+ALTER TABLE invite_keys ADD COLUMN app INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE invite_keys ADD COLUMN doorcode INTEGER NOT NULL DEFAULT 0;
+"#,
+    r#"
 -- Each lock's newest health (health.rs): battery, firmware, clock offset and applied sync
 -- iteration from its signed health audit record with the latest signed time `at`, that record's
 -- name in the log, and when the server received it. The record itself stays in audit_records.
