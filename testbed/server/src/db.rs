@@ -240,6 +240,16 @@ CREATE INDEX refresh_reuses_person ON refresh_reuses(person_id);
 -- it was removed, and no longer counts for the guest's grants or the invite's door list.
 ALTER TABLE invite_keys ADD COLUMN removed_at INTEGER;
 "#,
+    r#"
+-- Units (units.rs, access_log.rs): an apartment is a unit; the manager names the unit a door
+-- belongs to (NULL: a shared door, a lobby or a gym) and the unit a person lives in. At a door of
+-- their own unit a person's access log shows every entry, elsewhere only their own. Free text,
+-- compared within the property.
+ALTER TABLE doors ADD COLUMN unit TEXT;
+ALTER TABLE people ADD COLUMN unit TEXT;
+-- An access log page reads one lock's records newest first from a cursor.
+CREATE INDEX audit_records_lock_time ON audit_records(lock_id, at, epoch, seq);
+"#,
 ];
 
 /// Reading connections of a database file: enough for the requests that read at once on a
