@@ -10,6 +10,7 @@ use base64::Engine;
 use reqwest::Method;
 use tracing::Instrument;
 
+use crate::access_log;
 use crate::api::wire::{self, GuestJson, InvitedGuest, MeJson, MyDoors, Tokens};
 use crate::api::{ApiClient, ApiError, TokenSink};
 use crate::ble::{BleError, Transport};
@@ -496,6 +497,22 @@ impl Core {
             "guest invited"
         );
         Ok(invited)
+    }
+
+    /// A page of the door's access log, newest first, older than `before` (a page's `next`).
+    /// The server shows this person their own entries, and every entry at a door of their
+    /// own unit; a door they never had is `InvalidInput` on `door_id`.
+    pub async fn access_log(
+        &self,
+        door_id: &str,
+        before: Option<&str>,
+        limit: u32,
+    ) -> CoreResult<access_log::Page> {
+        let path = access_log::path(door_id, before, limit)?;
+        let page: wire::AccessLogPage = self
+            .api(self.api.call::<(), _>(Method::GET, &path, None))
+            .await?;
+        access_log::page(page)
     }
 
     pub async fn guests(&self) -> CoreResult<Vec<GuestJson>> {

@@ -13,8 +13,9 @@ mod time;
 pub use ble::{lock_characteristic_uuid, lock_service_uuid, BleFailure, BleTransport};
 pub use cancel::Cancellation;
 pub use client::{
-    Activity, ClientConfig, Door, DoorClient, DoorEvent, EventListener, Guest, GuestInvite, Person,
-    ProximitySettings, RegisteredDevice, UnlockDenial, UnlockPhase, UnlockReceipt, UnlockTrigger,
+    AccessLogEntry, AccessLogPage, AccessMethod, AccessOutcome, Activity, ClientConfig, Door,
+    DoorClient, DoorEvent, EventListener, Guest, GuestInvite, Person, ProximitySettings,
+    RegisteredDevice, UnlockDenial, UnlockPhase, UnlockReceipt, UnlockTrigger,
 };
 pub use error::DoorError;
 pub use logs::{collected_logs, set_log_level, set_log_listener, LogLevel, LogListener, LogRecord};
