@@ -42,6 +42,7 @@ pub struct AccessLogQuery {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// A page's `next`: the entries older than the last one of that page. Absent: the newest.
+    #[param(pattern = "^-?[0-9]{1,18}:[0-9a-f]{16}:[0-9]{1,18}$")]
     pub before: Option<String>,
 }
 

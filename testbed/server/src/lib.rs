@@ -188,11 +188,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/properties/{property_id}/audit", get(audit::list))
         .route(
             "/v1/properties/{property_id}/doors/{door_id}/unit",
-            axum::routing::put(units::set_door_unit),
+            get(units::door_unit).put(units::set_door_unit),
         )
         .route(
             "/v1/properties/{property_id}/people/{person_id}/unit",
-            axum::routing::put(units::set_person_unit),
+            get(units::person_unit).put(units::set_person_unit),
         )
         .route(
             "/v1/me/doors/{door_id}/access-log",

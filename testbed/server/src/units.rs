@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::Json;
 use door_protocol::Id;
-use rusqlite::{params, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -25,7 +25,7 @@ pub struct UnitJson {
     pub unit: Option<String>,
 }
 
-/// A unit name as stored: trimmed, non-empty, at most 200 bytes; `None` stays `None`.
+/// A unit name as stored: trimmed, non-empty, at most 200 characters; `None` stays `None`.
 fn unit_name(unit: Option<&str>) -> ApiResult<Option<String>> {
     let Some(unit) = unit else { return Ok(None) };
     let unit = unit.trim();
@@ -34,8 +34,8 @@ fn unit_name(unit: Option<&str>) -> ApiResult<Option<String>> {
             "unit",
             "must not be empty (null for none)",
         ))
-    } else if unit.len() > 200 {
-        Err(ApiError::invalid("unit", "is longer than 200 bytes"))
+    } else if unit.chars().count() > 200 {
+        Err(ApiError::invalid("unit", "is longer than 200 characters"))
     } else {
         Ok(Some(unit.to_owned()))
     }
@@ -60,6 +60,58 @@ fn set_unit(
     Ok(UnitJson {
         unit: unit.map(Into::into),
     })
+}
+
+/// The unit of `table`'s row `row` of `property`; `what` names it in a 404.
+fn unit_of(
+    tx: &Transaction<'_>,
+    table: &str,
+    row: Id,
+    property: Id,
+    what: &str,
+) -> ApiResult<UnitJson> {
+    let unit: Option<Option<String>> = tx
+        .query_row(
+            &format!("SELECT unit FROM {table} WHERE id = ?1 AND property_id = ?2"),
+            params![id_param(&row), id_param(&property)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(UnitJson {
+        unit: unit.ok_or_else(|| ApiError::not_found(what))?,
+    })
+}
+
+#[utoipa::path(get, path = "/v1/properties/{property_id}/doors/{door_id}/unit", tag = "manager",
+    params(("property_id" = String, Path), ("door_id" = String, Path)), security(("manager" = [])),
+    responses((status = 200, body = UnitJson), (status = 404, body = ErrorBody)))]
+pub async fn door_unit(
+    State(state): State<AppState>,
+    manager: Manager,
+    Path((pid, door)): Path<(String, String)>,
+) -> ApiResult<Json<UnitJson>> {
+    let property = manager.check(&pid)?;
+    let door = id("door_id", &door)?;
+    Ok(Json(
+        state
+            .db
+            .read(|tx| unit_of(tx, "doors", door, property, "door"))?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/properties/{property_id}/people/{person_id}/unit", tag = "manager",
+    params(("property_id" = String, Path), ("person_id" = String, Path)), security(("manager" = [])),
+    responses((status = 200, body = UnitJson), (status = 404, body = ErrorBody)))]
+pub async fn person_unit(
+    State(state): State<AppState>,
+    manager: Manager,
+    Path((pid, person)): Path<(String, String)>,
+) -> ApiResult<Json<UnitJson>> {
+    let property = manager.check(&pid)?;
+    let person = id("person_id", &person)?;
+    Ok(Json(state.db.read(|tx| {
+        unit_of(tx, "people", person, property, "person")
+    })?))
 }
 
 /// Puts a door in a unit (or, with null, makes it shared). Residents of the unit then see

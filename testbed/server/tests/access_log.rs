@@ -492,7 +492,7 @@ async fn alice() -> (
 
 #[tokio::test]
 async fn a_door_never_had_is_not_found_and_bad_parameters_name_their_field() {
-    let (s, m, _, phone, doors, _) = alice().await;
+    let (s, m, alice, phone, doors, _) = alice().await;
     let log = |door: &str, query: &str| format!("/v1/me/doors/{door}/access-log{query}");
     let call = |path: String| {
         let s = &s;
@@ -564,6 +564,24 @@ async fn a_door_never_had_is_not_found_and_bad_parameters_name_their_field() {
     )
     .await;
     assert_eq!((status, body), (200, json!({"unit": "101"})));
+    let read = |path: String| {
+        let s = &s;
+        let key = m.key.clone();
+        async move { s.call("GET", &path, &key, None).await }
+    };
+    assert_eq!(
+        read(m.path(&format!("/doors/{}/unit", doors[1].id))).await,
+        (200, json!({"unit": "101"}))
+    );
+    assert_eq!(
+        read(m.path(&format!("/people/{}/unit", alice.id))).await,
+        (200, json!({"unit": null})),
+        "no unit until the manager names one"
+    );
+    assert_eq!(
+        read(m.path(&format!("/doors/{}/unit", theirs.id))).await.0,
+        404
+    );
 }
 
 #[tokio::test]
