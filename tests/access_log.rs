@@ -89,6 +89,14 @@ async fn residents_see_their_own_entries_at_shared_doors_and_everyone_at_their_u
     // Real unlocks; after each, the phone pulls the lock's records and uploads them.
     alice.unlock(lobby.clone(), 5000, None).await.unwrap();
     synced(&alice_events, &lobby, 1).await;
+    // The sync gave the Lobby's keypad its doorcodes: Alice types hers. Bob's phone carries
+    // that record home with his own.
+    let code = alice.doorcode(lobby.clone()).unwrap().unwrap();
+    let typed = w.locks["Lobby"].enter_doorcode(&code).unwrap();
+    assert!(
+        matches!(typed, door_protocol::DoorcodeResult::Granted { .. }),
+        "{typed:?}"
+    );
     bob.unlock(lobby.clone(), 5000, None).await.unwrap();
     synced(&bob_events, &lobby, 1).await;
     bob.unlock(lobby.clone(), 5000, None).await.unwrap();
@@ -101,11 +109,19 @@ async fn residents_see_their_own_entries_at_shared_doors_and_everyone_at_their_u
         assert_eq!(phone.pending_audit_records().unwrap(), 0, "all uploaded");
     }
 
-    // The Lobby is shared: each sees only their own unlocks there, however it is paged.
+    // The Lobby is shared: each sees only their own entries there, however it is paged, and
+    // carrying someone's record shows the courier nothing.
     let granted = |name| (Some(name), AccessOutcome::Granted, Some(AccessMethod::Ble));
     assert_eq!(
         who(&whole_log(&alice, &lobby, 50).await),
-        [granted("Alice")]
+        [
+            (
+                Some("Alice"),
+                AccessOutcome::Granted,
+                Some(AccessMethod::Doorcode)
+            ),
+            granted("Alice")
+        ]
     );
     assert_eq!(
         who(&whole_log(&bob, &lobby, 1).await),

@@ -2778,7 +2778,8 @@ public struct AccessLogEntry: Equatable, Hashable {
     public var personName: String?
     /**
      * For `Denied`: out_of_schedule, revoked, expired, not_yet_valid, wrong_door,
-     * bad_credential, clock_untrusted, replayed, busy; expired_doorcode, unknown_doorcode.
+     * bad_credential, clock_untrusted, replayed, busy; doorcode_not_valid (the person's own
+     * code, expired or outside its schedule), unknown_doorcode (no code matched).
      */
     public var denyReason: String?
     /**
@@ -2800,7 +2801,8 @@ public struct AccessLogEntry: Equatable, Hashable {
          */personId: String?, personName: String?, 
         /**
          * For `Denied`: out_of_schedule, revoked, expired, not_yet_valid, wrong_door,
-         * bad_credential, clock_untrusted, replayed, busy; expired_doorcode, unknown_doorcode.
+         * bad_credential, clock_untrusted, replayed, busy; doorcode_not_valid (the person's own
+         * code, expired or outside its schedule), unknown_doorcode (no code matched).
          */denyReason: String?, 
         /**
          * For `RecordsLost`: how many records.

@@ -169,7 +169,8 @@ pub struct AccessLogEntry {
     pub person_id: Option<String>,
     pub person_name: Option<String>,
     /// For `Denied`: out_of_schedule, revoked, expired, not_yet_valid, wrong_door,
-    /// bad_credential, clock_untrusted, replayed, busy; expired_doorcode, unknown_doorcode.
+    /// bad_credential, clock_untrusted, replayed, busy; doorcode_not_valid (the person's own
+    /// code, expired or outside its schedule), unknown_doorcode (no code matched).
     pub deny_reason: Option<String>,
     /// For `RecordsLost`: how many records.
     pub lost: Option<u64>,

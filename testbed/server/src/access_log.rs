@@ -78,8 +78,9 @@ pub struct AccessLogEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub person_name: Option<String>,
     /// For `denied`: out_of_schedule, revoked, expired, not_yet_valid, wrong_door,
-    /// bad_credential, clock_untrusted, replayed, busy (BLE); expired_doorcode,
-    /// unknown_doorcode (keypad: no code matched, or the keypad was locked out).
+    /// bad_credential, clock_untrusted, replayed, busy (BLE); doorcode_not_valid (the
+    /// person's own code, expired or outside its schedule: the record does not say which),
+    /// unknown_doorcode (no code matched).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deny_reason: Option<String>,
     /// For `records_lost`: how many records the lock dropped.
@@ -152,12 +153,13 @@ pub fn describe(event: &AuditEvent) -> Option<Described> {
                     subject,
                     None,
                 ),
-                // A matched code that is not granted had expired.
+                // The holder's code, refused: expired or outside its schedule; the lock
+                // records the two alike.
                 (false, Some(_)) => entry(
                     AccessOutcome::Denied,
                     AccessMethod::Doorcode,
                     subject,
-                    Some("expired_doorcode"),
+                    Some("doorcode_not_valid"),
                 ),
                 (false, None) => entry(
                     AccessOutcome::Denied,

@@ -291,7 +291,7 @@ async fn run(case: Case) -> Result<(), TestCaseError> {
                     (
                         AccessOutcome::Denied,
                         Some(AccessMethod::Doorcode),
-                        Some("expired_doorcode"),
+                        Some("doorcode_not_valid"),
                         None,
                     )
                 }),

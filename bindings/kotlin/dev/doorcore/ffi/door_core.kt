@@ -5005,7 +5005,8 @@ data class AccessLogEntry (
     , 
     /**
      * For `Denied`: out_of_schedule, revoked, expired, not_yet_valid, wrong_door,
-     * bad_credential, clock_untrusted, replayed, busy; expired_doorcode, unknown_doorcode.
+     * bad_credential, clock_untrusted, replayed, busy; doorcode_not_valid (the person's own
+     * code, expired or outside its schedule), unknown_doorcode (no code matched).
      */
     var `denyReason`: kotlin.String?
     , 
