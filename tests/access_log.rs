@@ -80,6 +80,7 @@ async fn residents_see_their_own_entries_at_shared_doors_and_everyone_at_their_u
             "Gus".into(),
             at(now),
             at(now + 24 * HOUR),
+            vec![],
         )
         .await
         .unwrap();

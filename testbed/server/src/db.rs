@@ -241,6 +241,12 @@ CREATE INDEX refresh_reuses_person ON refresh_reuses(person_id);
 ALTER TABLE invite_keys ADD COLUMN removed_at INTEGER;
 "#,
     r#"
+-- Invite types, per door (guests.rs): in-app access (an access document for the guest's
+-- phone), a temporary doorcode, or both. Invites from before are in-app only.
+ALTER TABLE invite_keys ADD COLUMN app INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE invite_keys ADD COLUMN doorcode INTEGER NOT NULL DEFAULT 0;
+"#,
+    r#"
 -- Units (units.rs, access_log.rs): an apartment is a unit; the manager names the unit a door
 -- belongs to (NULL: a shared door, a lobby or a gym) and the unit a person lives in. At a door of
 -- their own unit a person's access log shows every entry, elsewhere only their own. Free text,
