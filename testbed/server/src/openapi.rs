@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToResponse};
 
 use crate::error::ErrorBody;
-use crate::{audit, devices, guests, manager, model, resident, sync};
+use crate::{access_log, audit, devices, guests, manager, model, resident, sync, units};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,7 @@ use crate::{audit, devices, guests, manager, model, resident, sync};
         guests::invite_guest, guests::list_guests, guests::revoke_guest, guests::revoke_guest_door,
         audit::upload, audit::list,
         sync::bundle, sync::signed_time,
+        units::door_unit, units::set_door_unit, units::person_unit, units::set_person_unit, access_log::access_log,
     ),
     components(schemas(crate::error::ErrorBody, model::ScheduleJson, model::WindowJson,
         model::SyncBundleJson, model::SignedTimeJson), responses(RateLimited)),
