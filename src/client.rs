@@ -10,6 +10,7 @@ use base64::Engine;
 use reqwest::Method;
 use tracing::Instrument;
 
+use crate::access_log;
 use crate::api::wire::{self, GuestJson, InvitedGuest, MeJson, MyDoors, Tokens};
 use crate::api::{ApiClient, ApiError, TokenSink};
 use crate::ble::{BleError, Transport};
@@ -521,6 +522,22 @@ impl Core {
         // A guest's doorcode reaches an offline keypad only in a bundle: carry the new one.
         self.refetch_bundles(&invited.guest.doorcode_door_ids).await;
         Ok(invited)
+    }
+
+    /// A page of the door's access log, newest first, older than `before` (a page's `next`).
+    /// The server shows this person their own entries, and every entry at a door of their
+    /// own unit; a door they never had is `InvalidInput` on `door_id`.
+    pub async fn access_log(
+        &self,
+        door_id: &str,
+        before: Option<&str>,
+        limit: u32,
+    ) -> CoreResult<access_log::Page> {
+        let path = access_log::path(door_id, before, limit)?;
+        let page: wire::AccessLogPage = self
+            .api(self.api.call::<(), _>(Method::GET, &path, None))
+            .await?;
+        access_log::page(page)
     }
 
     /// Fetches the newest bundles for the offline locks of `door_ids` after this person

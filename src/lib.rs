@@ -4,6 +4,7 @@
 //! that converts to the records, enums and the one error enum the apps see.
 
 pub mod access;
+pub mod access_log;
 #[cfg(all(feature = "radio", target_os = "android"))]
 mod android;
 pub mod api;

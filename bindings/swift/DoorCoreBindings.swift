@@ -1513,6 +1513,15 @@ public func FfiConverterTypeDeviceSigner_lower(_ value: DeviceSigner) -> UInt64 
 public protocol DoorClientProtocol: AnyObject, Sendable {
     
     /**
+     * A page of the door's access log (OpenDOOR `getAccessLogs`), newest first: `limit` (1 to
+     * 200) entries older than `before`, a page's `next_cursor` (absent: the newest). This
+     * person's own entries at any door they have or had; every entry, with names, at a door
+     * of their own unit; never other people's at a shared door. A door they never had is
+     * `InvalidInput` on `door_id`.
+     */
+    func accessLog(doorId: String, before: String?, limit: UInt32) async throws  -> AccessLogPage
+    
+    /**
      * The instant answer: may this person open this door now? No radio, no network.
      */
     func accessNow(doorId: String) throws  -> AccessDecision
@@ -1713,6 +1722,29 @@ public convenience init(config: ClientConfig, signer: DeviceSigner?, listener: E
 
     
 
+    
+    /**
+     * A page of the door's access log (OpenDOOR `getAccessLogs`), newest first: `limit` (1 to
+     * 200) entries older than `before`, a page's `next_cursor` (absent: the newest). This
+     * person's own entries at any door they have or had; every entry, with names, at a door
+     * of their own unit; never other people's at a shared door. A door they never had is
+     * `InvalidInput` on `door_id`.
+     */
+open func accessLog(doorId: String, before: String?, limit: UInt32)async throws  -> AccessLogPage  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_doorclient_access_log(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(doorId),FfiConverterOptionString.lower(before),FfiConverterUInt32.lower(limit)
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_door_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_door_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAccessLogPage_lift,
+            errorHandler: FfiConverterTypeDoorError_lift
+        )
+}
     
     /**
      * The instant answer: may this person open this door now? No radio, no network.
@@ -3093,6 +3125,180 @@ public func FfiConverterTypeLogListener_lower(_ value: LogListener) -> UInt64 {
 
 
 /**
+ * One entry of a door's access log, from the lock's signed records.
+ */
+public struct AccessLogEntry: Equatable, Hashable {
+    /**
+     * The lock's clock when it happened.
+     */
+    public var at: Date
+    public var outcome: AccessOutcome
+    /**
+     * Absent for `RecordsLost`.
+     */
+    public var method: AccessMethod?
+    /**
+     * Who, when the record names a person of the property.
+     */
+    public var personId: String?
+    public var personName: String?
+    /**
+     * For `Denied`: out_of_schedule, revoked, expired, not_yet_valid, wrong_door,
+     * bad_credential, clock_untrusted, replayed, busy; doorcode_not_valid (the person's own
+     * code, expired or outside its schedule), unknown_doorcode (no code matched).
+     */
+    public var denyReason: String?
+    /**
+     * For `RecordsLost`: how many records.
+     */
+    public var lost: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The lock's clock when it happened.
+         */at: Date, outcome: AccessOutcome, 
+        /**
+         * Absent for `RecordsLost`.
+         */method: AccessMethod?, 
+        /**
+         * Who, when the record names a person of the property.
+         */personId: String?, personName: String?, 
+        /**
+         * For `Denied`: out_of_schedule, revoked, expired, not_yet_valid, wrong_door,
+         * bad_credential, clock_untrusted, replayed, busy; doorcode_not_valid (the person's own
+         * code, expired or outside its schedule), unknown_doorcode (no code matched).
+         */denyReason: String?, 
+        /**
+         * For `RecordsLost`: how many records.
+         */lost: UInt64?) {
+        self.at = at
+        self.outcome = outcome
+        self.method = method
+        self.personId = personId
+        self.personName = personName
+        self.denyReason = denyReason
+        self.lost = lost
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AccessLogEntry: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAccessLogEntry: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AccessLogEntry {
+        return
+            try AccessLogEntry(
+                at: FfiConverterTimestamp.read(from: &buf), 
+                outcome: FfiConverterTypeAccessOutcome.read(from: &buf), 
+                method: FfiConverterOptionTypeAccessMethod.read(from: &buf), 
+                personId: FfiConverterOptionString.read(from: &buf), 
+                personName: FfiConverterOptionString.read(from: &buf), 
+                denyReason: FfiConverterOptionString.read(from: &buf), 
+                lost: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AccessLogEntry, into buf: inout [UInt8]) {
+        FfiConverterTimestamp.write(value.at, into: &buf)
+        FfiConverterTypeAccessOutcome.write(value.outcome, into: &buf)
+        FfiConverterOptionTypeAccessMethod.write(value.method, into: &buf)
+        FfiConverterOptionString.write(value.personId, into: &buf)
+        FfiConverterOptionString.write(value.personName, into: &buf)
+        FfiConverterOptionString.write(value.denyReason, into: &buf)
+        FfiConverterOptionUInt64.write(value.lost, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAccessLogEntry_lift(_ buf: RustBuffer) throws -> AccessLogEntry {
+    return try FfiConverterTypeAccessLogEntry.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAccessLogEntry_lower(_ value: AccessLogEntry) -> RustBuffer {
+    return FfiConverterTypeAccessLogEntry.lower(value)
+}
+
+
+/**
+ * A page of a door's access log, newest first.
+ */
+public struct AccessLogPage: Equatable, Hashable {
+    public var entries: [AccessLogEntry]
+    /**
+     * Pass as `before` for the next, older page; absent on the last one.
+     */
+    public var nextCursor: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(entries: [AccessLogEntry], 
+        /**
+         * Pass as `before` for the next, older page; absent on the last one.
+         */nextCursor: String?) {
+        self.entries = entries
+        self.nextCursor = nextCursor
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AccessLogPage: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAccessLogPage: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AccessLogPage {
+        return
+            try AccessLogPage(
+                entries: FfiConverterSequenceTypeAccessLogEntry.read(from: &buf), 
+                nextCursor: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AccessLogPage, into buf: inout [UInt8]) {
+        FfiConverterSequenceTypeAccessLogEntry.write(value.entries, into: &buf)
+        FfiConverterOptionString.write(value.nextCursor, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAccessLogPage_lift(_ buf: RustBuffer) throws -> AccessLogPage {
+    return try FfiConverterTypeAccessLogPage.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAccessLogPage_lower(_ value: AccessLogPage) -> RustBuffer {
+    return FfiConverterTypeAccessLogPage.lower(value)
+}
+
+
+/**
  * One of this person's recent unlocks on this phone.
  */
 public struct Activity: Equatable, Hashable {
@@ -4317,6 +4523,161 @@ public func FfiConverterTypeAccessDecision_lift(_ buf: RustBuffer) throws -> Acc
 #endif
 public func FfiConverterTypeAccessDecision_lower(_ value: AccessDecision) -> RustBuffer {
     return FfiConverterTypeAccessDecision.lower(value)
+}
+
+
+
+/**
+ * How someone came to the door.
+ */
+
+public enum AccessMethod: Equatable, Hashable {
+    
+    /**
+     * A phone over Bluetooth.
+     */
+    case ble
+    /**
+     * A code typed on the keypad.
+     */
+    case doorcode
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension AccessMethod: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAccessMethod: FfiConverterRustBuffer {
+    typealias SwiftType = AccessMethod
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AccessMethod {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .ble
+        
+        case 2: return .doorcode
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: AccessMethod, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .ble:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .doorcode:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAccessMethod_lift(_ buf: RustBuffer) throws -> AccessMethod {
+    return try FfiConverterTypeAccessMethod.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAccessMethod_lower(_ value: AccessMethod) -> RustBuffer {
+    return FfiConverterTypeAccessMethod.lower(value)
+}
+
+
+
+/**
+ * What a lock recorded at a door.
+ */
+
+public enum AccessOutcome: Equatable, Hashable {
+    
+    case granted
+    case denied
+    /**
+     * The lock's log was full and it dropped `lost` records the server never received: the
+     * log has a gap here.
+     */
+    case recordsLost
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension AccessOutcome: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAccessOutcome: FfiConverterRustBuffer {
+    typealias SwiftType = AccessOutcome
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AccessOutcome {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .granted
+        
+        case 2: return .denied
+        
+        case 3: return .recordsLost
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: AccessOutcome, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .granted:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .denied:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .recordsLost:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAccessOutcome_lift(_ buf: RustBuffer) throws -> AccessOutcome {
+    return try FfiConverterTypeAccessOutcome.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAccessOutcome_lower(_ value: AccessOutcome) -> RustBuffer {
+    return FfiConverterTypeAccessOutcome.lower(value)
 }
 
 
@@ -5665,6 +6026,30 @@ fileprivate struct FfiConverterOptionTypeProximitySettings: FfiConverterRustBuff
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeAccessMethod: FfiConverterRustBuffer {
+    typealias SwiftType = AccessMethod?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeAccessMethod.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeAccessMethod.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
     typealias SwiftType = [String]
 
@@ -5682,6 +6067,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeAccessLogEntry: FfiConverterRustBuffer {
+    typealias SwiftType = [AccessLogEntry]
+
+    public static func write(_ value: [AccessLogEntry], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeAccessLogEntry.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [AccessLogEntry] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [AccessLogEntry]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeAccessLogEntry.read(from: &buf))
         }
         return seq
     }
@@ -6189,6 +6599,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_cancellation_is_cancelled() != 16525) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_access_log() != 30070) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_doorclient_access_now() != 33336) {

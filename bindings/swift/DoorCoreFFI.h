@@ -427,6 +427,11 @@ void uniffi_door_core_fn_free_doorclient(uint64_t handle, RustCallStatus *_Nonnu
 uint64_t uniffi_door_core_fn_constructor_doorclient_new(RustBuffer config, RustBuffer signer, RustBuffer listener, RustBuffer ble, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_ACCESS_LOG
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_ACCESS_LOG
+uint64_t uniffi_door_core_fn_method_doorclient_access_log(uint64_t ptr, RustBuffer door_id, RustBuffer before, uint32_t limit
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_ACCESS_NOW
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_ACCESS_NOW
 RustBuffer uniffi_door_core_fn_method_doorclient_access_now(uint64_t ptr, RustBuffer door_id, RustCallStatus *_Nonnull out_status
@@ -1063,6 +1068,12 @@ uint16_t uniffi_door_core_checksum_method_cancellation_cancel(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_CANCELLATION_IS_CANCELLED
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_CANCELLATION_IS_CANCELLED
 uint16_t uniffi_door_core_checksum_method_cancellation_is_cancelled(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_ACCESS_LOG
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_ACCESS_LOG
+uint16_t uniffi_door_core_checksum_method_doorclient_access_log(void
     
 );
 #endif

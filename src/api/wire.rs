@@ -207,3 +207,30 @@ pub struct AuditRecordResult {
     #[serde(default)]
     pub detail: Option<String>,
 }
+
+/// One entry of a door's access log (`GET /v1/me/doors/{door_id}/access-log`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct AccessLogEntry {
+    pub at: i64,
+    /// granted, denied or records_lost.
+    pub outcome: String,
+    /// ble or doorcode; absent for records_lost.
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub person_id: Option<String>,
+    #[serde(default)]
+    pub person_name: Option<String>,
+    #[serde(default)]
+    pub deny_reason: Option<String>,
+    #[serde(default)]
+    pub lost: Option<u64>,
+    pub cursor: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct AccessLogPage {
+    pub entries: Vec<AccessLogEntry>,
+    #[serde(default)]
+    pub next: Option<String>,
+}

@@ -12,6 +12,7 @@ use super::schedule::AccessDecision;
 use super::signer::DeviceSigner;
 use super::time::{from_unix, now, to_unix};
 use super::DoorError;
+use crate::access_log;
 use crate::api::wire::GuestJson;
 use crate::ble::Transport;
 use crate::client::{Config, Core, Event, UnlockPhase as Phase};
@@ -127,6 +128,52 @@ pub struct Activity {
     pub at: SystemTime,
     /// "granted", "out of schedule", or "not opened: <why>".
     pub outcome: String,
+}
+
+/// What a lock recorded at a door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum AccessOutcome {
+    Granted,
+    Denied,
+    /// The lock's log was full and it dropped `lost` records the server never received: the
+    /// log has a gap here.
+    RecordsLost,
+}
+
+/// How someone came to the door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum AccessMethod {
+    /// A phone over Bluetooth.
+    Ble,
+    /// A code typed on the keypad.
+    Doorcode,
+}
+
+/// One entry of a door's access log, from the lock's signed records.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct AccessLogEntry {
+    /// The lock's clock when it happened.
+    pub at: SystemTime,
+    pub outcome: AccessOutcome,
+    /// Absent for `RecordsLost`.
+    pub method: Option<AccessMethod>,
+    /// Who, when the record names a person of the property.
+    pub person_id: Option<String>,
+    pub person_name: Option<String>,
+    /// For `Denied`: out_of_schedule, revoked, expired, not_yet_valid, wrong_door,
+    /// bad_credential, clock_untrusted, replayed, busy; doorcode_not_valid (the person's own
+    /// code, expired or outside its schedule), unknown_doorcode (no code matched).
+    pub deny_reason: Option<String>,
+    /// For `RecordsLost`: how many records.
+    pub lost: Option<u64>,
+}
+
+/// A page of a door's access log, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct AccessLogPage {
+    pub entries: Vec<AccessLogEntry>,
+    /// Pass as `before` for the next, older page; absent on the last one.
+    pub next_cursor: Option<String>,
 }
 
 /// Who started an unlock.
@@ -532,6 +579,27 @@ impl DoorClient {
             .collect())
     }
 
+    /// A page of the door's access log (OpenDOOR `getAccessLogs`), newest first: `limit` (1 to
+    /// 200) entries older than `before`, a page's `next_cursor` (absent: the newest). This
+    /// person's own entries at any door they have or had; every entry, with names, at a door
+    /// of their own unit; never other people's at a shared door. A door they never had is
+    /// `InvalidInput` on `door_id`.
+    pub async fn access_log(
+        &self,
+        door_id: String,
+        before: Option<String>,
+        limit: u32,
+    ) -> Result<AccessLogPage, DoorError> {
+        let page = self
+            .core
+            .access_log(&door_id, before.as_deref(), limit)
+            .await?;
+        Ok(AccessLogPage {
+            entries: page.entries.into_iter().map(AccessLogEntry::from).collect(),
+            next_cursor: page.next,
+        })
+    }
+
     /// Audit records this phone carries for the server (uploaded on the next refresh).
     pub fn pending_audit_records(&self) -> Result<u64, DoorError> {
         Ok(self.core.outbox_len()?)
@@ -635,6 +703,27 @@ fn default_transport() -> Option<Arc<dyn Transport>> {
 #[cfg(not(feature = "radio"))]
 fn default_transport() -> Option<Arc<dyn Transport>> {
     None
+}
+
+impl From<access_log::Entry> for AccessLogEntry {
+    fn from(e: access_log::Entry) -> AccessLogEntry {
+        AccessLogEntry {
+            at: from_unix(e.at),
+            outcome: match e.outcome {
+                access_log::Outcome::Granted => AccessOutcome::Granted,
+                access_log::Outcome::Denied => AccessOutcome::Denied,
+                access_log::Outcome::RecordsLost => AccessOutcome::RecordsLost,
+            },
+            method: e.method.map(|m| match m {
+                access_log::Method::Ble => AccessMethod::Ble,
+                access_log::Method::Doorcode => AccessMethod::Doorcode,
+            }),
+            person_id: e.person_id,
+            person_name: e.person_name,
+            deny_reason: e.deny_reason,
+            lost: e.lost,
+        }
+    }
 }
 
 impl From<Unlocked> for UnlockReceipt {

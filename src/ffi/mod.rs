@@ -15,9 +15,9 @@ mod time;
 pub use ble::{lock_characteristic_uuid, lock_service_uuid, BleFailure, BleTransport};
 pub use cancel::Cancellation;
 pub use client::{
-    Activity, ClientConfig, DoorClient, DoorEvent, EventListener, Guest, GuestDoorcode,
-    GuestInvite, Person, ProximitySettings, RegisteredDevice, UnlockDenial, UnlockPhase,
-    UnlockReceipt, UnlockTrigger,
+    AccessLogEntry, AccessLogPage, AccessMethod, AccessOutcome, Activity, ClientConfig, DoorClient,
+    DoorEvent, EventListener, Guest, GuestDoorcode, GuestInvite, Person, ProximitySettings,
+    RegisteredDevice, UnlockDenial, UnlockPhase, UnlockReceipt, UnlockTrigger,
 };
 pub use door::Door;
 pub use doors_watch::{DoorsListener, DoorsWatch};

@@ -56,6 +56,17 @@ final class ResidentDayTests: XCTestCase {
         return testbed
     }
 
+    /// The first non-empty answer of `read`, asked again until one comes (bounded).
+    private func awaitEntries(_ read: () async throws -> [AccessLogEntry]) async throws -> [AccessLogEntry] {
+        for _ in 0..<150 {
+            let entries = try await read()
+            if !entries.isEmpty { return entries }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        XCTFail("no access log entry came home")
+        return []
+    }
+
     func testAResidentsDay() async throws {
         let testbed = try bed()
         let alice = testbed.person("Alice")
@@ -113,6 +124,16 @@ final class ResidentDayTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(guestReceipt.attempts, 1)
         let guestConnected = await guest.events.waitFor(.unlock(doorId: lobby.id, trigger: .explicit, phase: .connecting(attempt: 1)))
         XCTAssertTrue(guestConnected, "\(guest.events.events)")
+
+        // The access log, once the unlocks' records are home (each phone uploads them after
+        // the unlock's Door Sync). The Lobby is shared: each sees their own entries there,
+        // never the other's.
+        let theirs = try await awaitEntries { try await guest.client.accessLog(doorId: lobby.id, before: nil, limit: 50).entries }
+        XCTAssertEqual(Set(theirs.map(\.personName)), ["+1 555 0100"])
+        let mine = try await awaitEntries { try await app.accessLog(doorId: lobby.id, before: nil, limit: 50).entries }
+        XCTAssertEqual(Set(mine.map(\.personName)), ["Alice"])
+        XCTAssertEqual(mine.first?.outcome, .granted)
+        XCTAssertEqual(mine.first?.method, .ble)
 
         // Alice sees the guest (redeemed) and revokes them.
         let guests = try await app.guests()

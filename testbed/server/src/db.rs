@@ -247,6 +247,16 @@ ALTER TABLE invite_keys ADD COLUMN app INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE invite_keys ADD COLUMN doorcode INTEGER NOT NULL DEFAULT 0;
 "#,
     r#"
+-- Units (units.rs, access_log.rs): an apartment is a unit; the manager names the unit a door
+-- belongs to (NULL: a shared door, a lobby or a gym) and the unit a person lives in. At a door of
+-- their own unit a person's access log shows every entry, elsewhere only their own. Free text,
+-- compared within the property.
+ALTER TABLE doors ADD COLUMN unit TEXT;
+ALTER TABLE people ADD COLUMN unit TEXT;
+-- An access log page reads one lock's records newest first from a cursor.
+CREATE INDEX audit_records_lock_time ON audit_records(lock_id, at, epoch, seq);
+"#,
+    r#"
 -- Each lock's newest health (health.rs): battery, firmware, clock offset and applied sync
 -- iteration from its signed health audit record with the latest signed time `at`, that record's
 -- name in the log, and when the server received it. The record itself stays in audit_records.

@@ -2,6 +2,7 @@
 //! implementing the API contract door-core speaks; docs/openapi.json is generated from it.
 
 pub mod access;
+pub mod access_log;
 pub mod audit;
 pub mod auth;
 pub mod db;
@@ -20,6 +21,7 @@ pub mod schedule_json;
 pub mod seed;
 pub mod sessions;
 pub mod sync;
+pub mod units;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -185,6 +187,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/locks/{lock_id}/bundle", get(sync::bundle))
         .route("/v1/time", get(sync::signed_time))
         .route("/v1/properties/{property_id}/audit", get(audit::list))
+        .route(
+            "/v1/properties/{property_id}/doors/{door_id}/unit",
+            get(units::door_unit).put(units::set_door_unit),
+        )
+        .route(
+            "/v1/properties/{property_id}/people/{person_id}/unit",
+            get(units::person_unit).put(units::set_person_unit),
+        )
+        .route(
+            "/v1/me/doors/{door_id}/access-log",
+            get(access_log::access_log),
+        )
         .route("/v1/properties/{property_id}/locks", get(health::list))
         .fallback(|| async { error::ApiError::not_found("endpoint") })
         .with_state(state)

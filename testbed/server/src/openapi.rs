@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToResponse};
 
 use crate::error::ErrorBody;
-use crate::{audit, devices, guests, health, manager, model, resident, sync};
+use crate::{access_log, audit, devices, guests, health, manager, model, resident, sync, units};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +25,7 @@ use crate::{audit, devices, guests, health, manager, model, resident, sync};
         audit::upload, audit::list,
         health::list,
         sync::bundle, sync::signed_time,
+        units::door_unit, units::set_door_unit, units::person_unit, units::set_person_unit, access_log::access_log,
     ),
     components(schemas(crate::error::ErrorBody, model::ScheduleJson, model::WindowJson,
         model::SyncBundleJson, model::SignedTimeJson), responses(RateLimited)),

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::extract::to_b64;
 use crate::model::*;
+use crate::units::UnitJson;
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -87,13 +88,22 @@ impl Api<'_> {
         path: &str,
         body: &B,
     ) -> Result<T, SeedError> {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    async fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, SeedError> {
         let fail = |detail: String| SeedError::Request {
-            what: format!("POST {path}"),
+            what: format!("{method} {path}"),
             detail,
         };
         let resp = self
             .http
-            .post(format!("{}{path}", self.base))
+            .request(method.clone(), format!("{}{path}", self.base))
             .bearer_auth(&self.token)
             .json(body)
             .send()
@@ -302,7 +312,7 @@ pub async fn main_st(base: &str, admin_token: &str, scale: Scale) -> Result<Seed
                             role: &str,
                             email: &str,
                             keys: Vec<(&KeyJson, bool)>|
-           -> Result<(), SeedError> {
+           -> Result<String, SeedError> {
         let req = NewPerson {
             name: name.into(),
             email: Some(email.into()),
@@ -321,11 +331,12 @@ pub async fn main_st(base: &str, admin_token: &str, scale: Scale) -> Result<Seed
                 )
                 .await?;
         }
+        let id = person.id.clone();
         people.push(SeededPerson {
             person,
             email: email.into(),
         });
-        Ok(())
+        Ok(id)
     };
     for (i, resident) in ["Alice", "Bob"]
         .into_iter()
@@ -343,13 +354,23 @@ pub async fn main_st(base: &str, admin_token: &str, scale: Scale) -> Result<Seed
             )
             .await?;
         let email = format!("{}@1800main.example", resident.to_lowercase());
-        person(
+        let resident_id = person(
             resident,
             "resident",
             &email,
             vec![(&home, true), (&amenities_key, false), (&residences, true)],
         )
         .await?;
+        // The apartment is the resident's unit: its access log shows them every entry.
+        let named = UnitJson {
+            unit: Some(unit.door.name.clone()),
+        };
+        for path in [
+            format!("/doors/{}/unit", unit.door.id),
+            format!("/people/{resident_id}/unit"),
+        ] {
+            let _: UnitJson = api.send(reqwest::Method::PUT, &p(&path), &named).await?;
+        }
     }
     person(
         "Max",

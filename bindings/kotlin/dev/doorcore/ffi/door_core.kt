@@ -844,6 +844,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_door_core_checksum_method_cancellation_is_cancelled(
     ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_access_log(
+    ): Int
     external fun uniffi_door_core_checksum_method_doorclient_access_now(
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_devices(
@@ -970,6 +972,8 @@ internal object UniffiLib {
     external fun uniffi_door_core_fn_free_doorclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_door_core_fn_constructor_doorclient_new(`config`: RustBuffer.ByValue,`signer`: RustBuffer.ByValue,`listener`: RustBuffer.ByValue,`ble`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_door_core_fn_method_doorclient_access_log(`ptr`: Long,`doorId`: RustBuffer.ByValue,`before`: RustBuffer.ByValue,`limit`: Int,
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_access_now(`ptr`: Long,`doorId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1246,6 +1250,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_cancellation_is_cancelled() and 0xFFFF) != 16525) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_access_log() and 0xFFFF) != 30070) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_doorclient_access_now() and 0xFFFF) != 33336) {
@@ -3225,6 +3232,15 @@ public object FfiConverterTypeDeviceSigner: FfiConverter<DeviceSigner, Long> {
 public interface DoorClientInterface {
     
     /**
+     * A page of the door's access log (OpenDOOR `getAccessLogs`), newest first: `limit` (1 to
+     * 200) entries older than `before`, a page's `next_cursor` (absent: the newest). This
+     * person's own entries at any door they have or had; every entry, with names, at a door
+     * of their own unit; never other people's at a shared door. A door they never had is
+     * `InvalidInput` on `door_id`.
+     */
+    suspend fun `accessLog`(`doorId`: kotlin.String, `before`: kotlin.String?, `limit`: kotlin.UInt): AccessLogPage
+    
+    /**
      * The instant answer: may this person open this door now? No radio, no network.
      */
     fun `accessNow`(`doorId`: kotlin.String): AccessDecision
@@ -3474,6 +3490,37 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
         return uniffiRustCall() { status ->
             UniffiLib.uniffi_door_core_fn_clone_doorclient(handle, status)
         }
+    }
+
+    
+    /**
+     * A page of the door's access log (OpenDOOR `getAccessLogs`), newest first: `limit` (1 to
+     * 200) entries older than `before`, a page's `next_cursor` (absent: the newest). This
+     * person's own entries at any door they have or had; every entry, with names, at a door
+     * of their own unit; never other people's at a shared door. A door they never had is
+     * `InvalidInput` on `door_id`.
+     */
+    @Throws(DoorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `accessLog`(`doorId`: kotlin.String, `before`: kotlin.String?, `limit`: kotlin.UInt) : AccessLogPage {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_doorclient_access_log(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`doorId`),
+        FfiConverterOptionalString.lower(`before`),
+        FfiConverterUInt.lower(`limit`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAccessLogPage.lift(it) },
+        // Error FFI converter
+        DoorException.ErrorHandler,
+    )
     }
 
     
@@ -5611,6 +5658,133 @@ public object FfiConverterTypeLogListener: FfiConverter<LogListener, Long> {
 
 
 /**
+ * One entry of a door's access log, from the lock's signed records.
+ */
+data class AccessLogEntry (
+    /**
+     * The lock's clock when it happened.
+     */
+    var `at`: java.time.Instant
+    , 
+    var `outcome`: AccessOutcome
+    , 
+    /**
+     * Absent for `RecordsLost`.
+     */
+    var `method`: AccessMethod?
+    , 
+    /**
+     * Who, when the record names a person of the property.
+     */
+    var `personId`: kotlin.String?
+    , 
+    var `personName`: kotlin.String?
+    , 
+    /**
+     * For `Denied`: out_of_schedule, revoked, expired, not_yet_valid, wrong_door,
+     * bad_credential, clock_untrusted, replayed, busy; doorcode_not_valid (the person's own
+     * code, expired or outside its schedule), unknown_doorcode (no code matched).
+     */
+    var `denyReason`: kotlin.String?
+    , 
+    /**
+     * For `RecordsLost`: how many records.
+     */
+    var `lost`: kotlin.ULong?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAccessLogEntry: FfiConverterRustBuffer<AccessLogEntry> {
+    override fun read(buf: ByteBuffer): AccessLogEntry {
+        return AccessLogEntry(
+            FfiConverterTimestamp.read(buf),
+            FfiConverterTypeAccessOutcome.read(buf),
+            FfiConverterOptionalTypeAccessMethod.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: AccessLogEntry) = (
+            FfiConverterTimestamp.allocationSize(value.`at`) +
+            FfiConverterTypeAccessOutcome.allocationSize(value.`outcome`) +
+            FfiConverterOptionalTypeAccessMethod.allocationSize(value.`method`) +
+            FfiConverterOptionalString.allocationSize(value.`personId`) +
+            FfiConverterOptionalString.allocationSize(value.`personName`) +
+            FfiConverterOptionalString.allocationSize(value.`denyReason`) +
+            FfiConverterOptionalULong.allocationSize(value.`lost`)
+    )
+
+    override fun write(value: AccessLogEntry, buf: ByteBuffer) {
+            FfiConverterTimestamp.write(value.`at`, buf)
+            FfiConverterTypeAccessOutcome.write(value.`outcome`, buf)
+            FfiConverterOptionalTypeAccessMethod.write(value.`method`, buf)
+            FfiConverterOptionalString.write(value.`personId`, buf)
+            FfiConverterOptionalString.write(value.`personName`, buf)
+            FfiConverterOptionalString.write(value.`denyReason`, buf)
+            FfiConverterOptionalULong.write(value.`lost`, buf)
+    }
+}
+
+
+
+/**
+ * A page of a door's access log, newest first.
+ */
+data class AccessLogPage (
+    var `entries`: List<AccessLogEntry>
+    , 
+    /**
+     * Pass as `before` for the next, older page; absent on the last one.
+     */
+    var `nextCursor`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAccessLogPage: FfiConverterRustBuffer<AccessLogPage> {
+    override fun read(buf: ByteBuffer): AccessLogPage {
+        return AccessLogPage(
+            FfiConverterSequenceTypeAccessLogEntry.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: AccessLogPage) = (
+            FfiConverterSequenceTypeAccessLogEntry.allocationSize(value.`entries`) +
+            FfiConverterOptionalString.allocationSize(value.`nextCursor`)
+    )
+
+    override fun write(value: AccessLogPage, buf: ByteBuffer) {
+            FfiConverterSequenceTypeAccessLogEntry.write(value.`entries`, buf)
+            FfiConverterOptionalString.write(value.`nextCursor`, buf)
+    }
+}
+
+
+
+/**
  * One of this person's recent unlocks on this phone.
  */
 data class Activity (
@@ -6571,6 +6745,91 @@ public object FfiConverterTypeAccessDecision : FfiConverterRustBuffer<AccessDeci
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * How someone came to the door.
+ */
+
+enum class AccessMethod {
+    
+    /**
+     * A phone over Bluetooth.
+     */
+    BLE,
+    /**
+     * A code typed on the keypad.
+     */
+    DOORCODE;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAccessMethod: FfiConverterRustBuffer<AccessMethod> {
+    override fun read(buf: ByteBuffer) = try {
+        AccessMethod.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: AccessMethod) = 4UL
+
+    override fun write(value: AccessMethod, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * What a lock recorded at a door.
+ */
+
+enum class AccessOutcome {
+    
+    GRANTED,
+    DENIED,
+    /**
+     * The lock's log was full and it dropped `lost` records the server never received: the
+     * log has a gap here.
+     */
+    RECORDS_LOST;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAccessOutcome: FfiConverterRustBuffer<AccessOutcome> {
+    override fun read(buf: ByteBuffer) = try {
+        AccessOutcome.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: AccessOutcome) = 4UL
+
+    override fun write(value: AccessOutcome, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
     }
 }
 
@@ -8182,6 +8441,38 @@ public object FfiConverterOptionalTypeProximitySettings: FfiConverterRustBuffer<
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeAccessMethod: FfiConverterRustBuffer<AccessMethod?> {
+    override fun read(buf: ByteBuffer): AccessMethod? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeAccessMethod.read(buf)
+    }
+
+    override fun allocationSize(value: AccessMethod?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeAccessMethod.allocationSize(value)
+        }
+    }
+
+    override fun write(value: AccessMethod?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeAccessMethod.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
     override fun read(buf: ByteBuffer): List<kotlin.String> {
         val len = buf.getInt()
@@ -8200,6 +8491,34 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeAccessLogEntry: FfiConverterRustBuffer<List<AccessLogEntry>> {
+    override fun read(buf: ByteBuffer): List<AccessLogEntry> {
+        val len = buf.getInt()
+        return List<AccessLogEntry>(len) {
+            FfiConverterTypeAccessLogEntry.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<AccessLogEntry>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeAccessLogEntry.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<AccessLogEntry>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeAccessLogEntry.write(it, buf)
         }
     }
 }

@@ -1,6 +1,8 @@
 package dev.doorcore
 
 import dev.doorcore.ffi.AccessDecision
+import dev.doorcore.ffi.AccessMethod
+import dev.doorcore.ffi.AccessOutcome
 import dev.doorcore.ffi.ClientConfig
 import dev.doorcore.ffi.DoorEvent
 import dev.doorcore.ffi.DoorException
@@ -19,6 +21,7 @@ import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.onSubscription
 import kotlinx.coroutines.flow.take
@@ -68,6 +71,16 @@ class ResidentDayTest {
             collector.cancel()
             client.close()
         }
+    }
+
+    /** The first non-empty answer of `read`, asked again until one comes (bounded). */
+    private suspend fun <T> awaitEntries(read: suspend () -> List<T>): List<T> = withTimeout(15_000) {
+        var entries = read()
+        while (entries.isEmpty()) {
+            delay(100)
+            entries = read()
+        }
+        entries
     }
 
     /** The flow is hot: subscribe before the phone does anything. */
@@ -136,6 +149,16 @@ class ResidentDayTest {
                     guest.events.await { it == DoorEvent.Unlock(lobby.id, UnlockTrigger.EXPLICIT, UnlockPhase.Connecting(1u)) },
                     "${guest.events.events}",
                 )
+
+                // The access log, once the unlocks' records are home (each phone uploads them
+                // after the unlock's Door Sync). The Lobby is shared: each sees their own
+                // entries there, never the other's.
+                val theirs = awaitEntries { guest.client.accessLog(lobby.id, null, 50u).entries }
+                assertEquals(setOf<String?>("+1 555 0100"), theirs.map { it.personName }.toSet())
+                val mine = awaitEntries { app.accessLog(lobby.id, null, 50u).entries }
+                assertEquals(setOf<String?>("Alice"), mine.map { it.personName }.toSet())
+                assertEquals(AccessOutcome.GRANTED, mine.first().outcome)
+                assertEquals(AccessMethod.BLE, mine.first().method)
 
                 // Alice sees the guest (redeemed) and revokes them.
                 val listed = app.guests().single { it.id == invite.guest.id }
