@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToResponse};
 
 use crate::error::ErrorBody;
-use crate::{audit, devices, guests, manager, model, resident, sync};
+use crate::{audit, devices, guests, manager, model, oidc, resident, sync};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,7 @@ use crate::{audit, devices, guests, manager, model, resident, sync};
         guests::invite_guest, guests::list_guests, guests::revoke_guest, guests::revoke_guest_door,
         audit::upload, audit::list,
         sync::bundle, sync::signed_time,
+        oidc::set_issuer, oidc::get_issuer, oidc::delete_issuer, oidc::sign_in,
     ),
     components(schemas(crate::error::ErrorBody, model::ScheduleJson, model::WindowJson,
         model::SyncBundleJson, model::SignedTimeJson), responses(RateLimited)),

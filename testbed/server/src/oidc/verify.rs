@@ -1,0 +1,232 @@
+//! Checking an OpenID Connect ID token against one configured issuer: its signature under the
+//! issuer's published key (jsonwebtoken does the JWS), then the claims this server relies on.
+//! Pure: the key is passed in, the time too.
+
+use std::fmt;
+
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+/// How far a token's times may be off this server's clock (OpenID Connect leaves the leeway
+/// to the relying party; a minute covers phones' and IdPs' clocks without keeping tokens
+/// alive for long).
+pub const LEEWAY: i64 = 60;
+
+/// The signature algorithms accepted: what OpenID providers publish keys for (RS256 is the
+/// one every provider must support; ES256 is the common other). No `none`, no HMAC: a key
+/// this server could read is no proof of the issuer.
+pub const ALGORITHMS: [Algorithm; 2] = [Algorithm::RS256, Algorithm::ES256];
+
+/// Why a token was refused. Logged by the server, never shown to the caller, who gets one
+/// answer for all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not a JWT at all, or its header or claims are not JSON of the expected shape.
+    Malformed(String),
+    /// Signed with an algorithm not in `ALGORITHMS`.
+    Algorithm(String),
+    /// No `kid` in the header: with several keys published there is no telling which.
+    NoKeyId,
+    /// No property has the token's `iss` as its issuer.
+    UnknownIssuer(String),
+    /// The issuer publishes no key with this `kid` (after refetching, when allowed).
+    UnknownKey(String),
+    /// The issuer's keys could not be fetched.
+    KeysUnavailable(String),
+    /// The published key does not fit the header's algorithm.
+    KeyMismatch(String),
+    /// The signature, issuer or audience check of jsonwebtoken failed.
+    Rejected(String),
+    Expired {
+        exp: i64,
+        now: i64,
+    },
+    NotYetValid {
+        nbf: i64,
+        now: i64,
+    },
+    IssuedInTheFuture {
+        iat: i64,
+        now: i64,
+    },
+    /// The app named a nonce and the token carries another one, or none.
+    Nonce,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Malformed(why) => write!(f, "not a well-formed JWT: {why}"),
+            Refusal::Algorithm(alg) => write!(f, "algorithm {alg} is not accepted"),
+            Refusal::NoKeyId => write!(f, "the header has no kid"),
+            Refusal::UnknownIssuer(iss) => write!(f, "no property has issuer {iss:?}"),
+            Refusal::UnknownKey(kid) => write!(f, "the issuer publishes no key {kid:?}"),
+            Refusal::KeysUnavailable(why) => write!(f, "the issuer's keys are unavailable: {why}"),
+            Refusal::KeyMismatch(why) => write!(f, "the published key does not fit: {why}"),
+            Refusal::Rejected(why) => write!(f, "rejected: {why}"),
+            Refusal::Expired { exp, now } => write!(f, "expired at {exp} (now {now})"),
+            Refusal::NotYetValid { nbf, now } => write!(f, "not valid before {nbf} (now {now})"),
+            Refusal::IssuedInTheFuture { iat, now } => write!(f, "issued at {iat} (now {now})"),
+            Refusal::Nonce => write!(f, "the nonce does not match the one the app named"),
+        }
+    }
+}
+
+/// What is read from a token before any check, only to find the issuer's configuration and
+/// key and to count the attempt against a budget: nothing here is trusted.
+#[derive(Debug, Clone)]
+pub struct Unverified {
+    pub algorithm: Algorithm,
+    pub key_id: String,
+    pub issuer: String,
+    pub subject: String,
+}
+
+#[derive(Deserialize)]
+struct Routing {
+    iss: String,
+    #[serde(default)]
+    sub: String,
+}
+
+impl Unverified {
+    pub fn read(token: &str) -> Result<Unverified, Refusal> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        if !ALGORITHMS.contains(&header.alg) {
+            return Err(Refusal::Algorithm(format!("{:?}", header.alg)));
+        }
+        let key_id = header.kid.ok_or(Refusal::NoKeyId)?;
+        // Read unverified on purpose: only to route the token to its issuer's keys, whose
+        // signature check follows before any claim is believed.
+        let routing = jsonwebtoken::dangerous::insecure_decode::<Routing>(token)
+            .map_err(|e| Refusal::Malformed(e.to_string()))?
+            .claims;
+        Ok(Unverified {
+            algorithm: header.alg,
+            key_id,
+            issuer: routing.iss,
+            subject: routing.sub,
+        })
+    }
+}
+
+/// One property's issuer, as its manager configured it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub jwks_url: String,
+}
+
+/// `email_verified` as providers send it: a boolean, or (some) the string "true".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Flag {
+    Bool(bool),
+    Text(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Claims {
+    sub: String,
+    exp: i64,
+    #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
+    iat: Option<i64>,
+    #[serde(default)]
+    nonce: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    email_verified: Option<Flag>,
+}
+
+/// A token that passed every check: who the issuer says signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub issuer: String,
+    pub subject: String,
+    /// The email, only when the issuer says it verified it.
+    pub verified_email: Option<String>,
+}
+
+/// Checks `token` (already read as `unverified`) against `config` with the issuer's `key`:
+/// signature, `iss`, `aud`, `exp` and `nbf` (with `LEEWAY`), `iat` not in the future, and the
+/// nonce when the app named one.
+pub fn check(
+    token: &str,
+    unverified: &Unverified,
+    config: &IssuerConfig,
+    key: &Jwk,
+    now: i64,
+    nonce: Option<&str>,
+) -> Result<Identity, Refusal> {
+    fits(key, unverified.algorithm)?;
+    let decoding = DecodingKey::from_jwk(key).map_err(|e| Refusal::KeyMismatch(e.to_string()))?;
+    let mut validation = Validation::new(unverified.algorithm);
+    validation.set_issuer(&[&config.issuer]);
+    validation.set_audience(&[&config.audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    // Times are checked below on the server's clock (which tests move), not the system's.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    let claims = jsonwebtoken::decode::<Claims>(token, &decoding, &validation)
+        .map_err(|e| Refusal::Rejected(e.to_string()))?
+        .claims;
+    if claims.exp + LEEWAY <= now {
+        return Err(Refusal::Expired {
+            exp: claims.exp,
+            now,
+        });
+    }
+    if let Some(nbf) = claims.nbf.filter(|nbf| *nbf > now + LEEWAY) {
+        return Err(Refusal::NotYetValid { nbf, now });
+    }
+    if let Some(iat) = claims.iat.filter(|iat| *iat > now + LEEWAY) {
+        return Err(Refusal::IssuedInTheFuture { iat, now });
+    }
+    if let Some(expected) = nonce {
+        if claims.nonce.as_deref() != Some(expected) {
+            return Err(Refusal::Nonce);
+        }
+    }
+    let verified = match claims.email_verified {
+        Some(Flag::Bool(b)) => b,
+        Some(Flag::Text(t)) => t == "true",
+        None => false,
+    };
+    Ok(Identity {
+        issuer: config.issuer.clone(),
+        subject: claims.sub,
+        verified_email: claims.email.filter(|_| verified),
+    })
+}
+
+/// A key used for the algorithm it was published for: an RSA key for RS256, a P-256 key for
+/// ES256, and a key that names an algorithm names this one.
+fn fits(key: &Jwk, algorithm: Algorithm) -> Result<(), Refusal> {
+    if let Some(named) = key.common.key_algorithm {
+        if format!("{named:?}") != format!("{algorithm:?}") {
+            return Err(Refusal::KeyMismatch(format!(
+                "the key is for {named:?}, the token says {algorithm:?}"
+            )));
+        }
+    }
+    let family_fits = match (&key.algorithm, algorithm) {
+        (AlgorithmParameters::RSA(_), Algorithm::RS256) => true,
+        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256) => {
+            ec.curve == jsonwebtoken::jwk::EllipticCurve::P256
+        }
+        _ => false,
+    };
+    if family_fits {
+        Ok(())
+    } else {
+        Err(Refusal::KeyMismatch(format!(
+            "the key's type does not sign {algorithm:?}"
+        )))
+    }
+}
