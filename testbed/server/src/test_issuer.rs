@@ -143,6 +143,47 @@ impl TestIssuer {
         }
     }
 
+    /// A ready ID token for `subject` whose `email` the issuer verified: what a person's
+    /// first token sign-in links by.
+    pub fn id_token(&self, subject: &str, email: &str, audience: &str, now: i64) -> String {
+        let mut claims = self.claims(subject, audience, now);
+        claims.email = Some(email.into());
+        claims.email_verified = Some(true);
+        self.sign(&claims)
+    }
+
+    /// Makes this the OpenID Connect issuer of `property_id` on the door-server at
+    /// `server_url`, for tokens for `audience`, with the property's manager key.
+    pub async fn configure(
+        &self,
+        server_url: &str,
+        manager_key: &str,
+        property_id: &str,
+        audience: &str,
+    ) -> Result<(), String> {
+        // reqwest's TLS needs a process-wide crypto provider; a second install is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let response = reqwest::Client::new()
+            .put(format!("{server_url}/v1/properties/{property_id}/oidc"))
+            .bearer_auth(manager_key)
+            .json(&json!({
+                "issuer": self.issuer(),
+                "audience": audience,
+                "jwks_url": self.jwks_url(),
+            }))
+            .send()
+            .await
+            .map_err(|e| format!("PUT oidc: {e}"))?;
+        match response.status().is_success() {
+            true => Ok(()),
+            false => Err(format!(
+                "PUT oidc: {}: {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            )),
+        }
+    }
+
     /// An ID token with `claims`, signed with the published key.
     pub fn sign(&self, claims: &IdTokenClaims) -> String {
         let key = self.shared.current.lock().unwrap();
