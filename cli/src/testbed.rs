@@ -56,7 +56,7 @@ pub struct Testbed {
 }
 
 /// The testbed's OpenID Connect issuer, configured as the property's, and an ID token it
-/// signed for the first seeded resident, for `signInWithToken(id_token, nonce)`.
+/// signed for the last seeded resident (Bob), for `signInWithToken(id_token, nonce)`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TestbedOidc {
     pub issuer: String,
@@ -158,7 +158,7 @@ pub async fn run(args: Args) -> CliResult<()> {
 }
 
 /// A loopback OpenID Connect issuer made the seeded property's, and a token it signed for
-/// the first seeded person (a resident).
+/// the last seeded resident.
 async fn oidc_issuer(server_url: &str, seeded: &Seeded) -> CliResult<(TestIssuer, TestbedOidc)> {
     let issuer = TestIssuer::start()
         .await
@@ -171,7 +171,13 @@ async fn oidc_issuer(server_url: &str, seeded: &Seeded) -> CliResult<(TestIssuer
             AUDIENCE,
         )
         .await?;
-    let resident = seeded.people.first().ok_or("the seed has no people")?;
+    // The last resident (Bob): the app suites sign Alice in on many devices with her password,
+    // and a person's devices are limited.
+    let resident = seeded
+        .people
+        .iter()
+        .rfind(|p| p.person.role == "resident")
+        .ok_or("the seed has no resident")?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs() as i64;
