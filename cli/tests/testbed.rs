@@ -61,7 +61,10 @@ async fn the_testbed_announces_itself_and_its_locks_open_over_tcp() {
 
     // The printed ID token signs its resident in on another install (token sign-in).
     let bob = t.people.iter().find(|p| p.name == "Bob").unwrap();
-    assert_eq!((t.oidc.email.as_str(), t.oidc.name.as_str()), (bob.email.as_str(), "Bob"));
+    assert_eq!(
+        (t.oidc.email.as_str(), t.oidc.name.as_str()),
+        (bob.email.as_str(), "Bob")
+    );
     let token_data = tempfile::tempdir().unwrap();
     let with_token = DoorClient::with_clock(
         ClientConfig {
@@ -87,7 +90,12 @@ async fn the_testbed_announces_itself_and_its_locks_open_over_tcp() {
         .await
         .unwrap();
     assert_eq!(person.name, "Bob");
-    let doors: Vec<String> = with_token.doors().unwrap().into_iter().map(|d| d.name).collect();
+    let doors: Vec<String> = with_token
+        .doors()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
     assert!(doors.contains(&"Lobby".to_owned()), "{doors:?}");
 
     // A lock id the testbed does not have: the connection closes at once.
