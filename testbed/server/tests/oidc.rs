@@ -180,6 +180,38 @@ async fn a_bad_signature_or_an_unpublished_key_is_refused() {
 }
 
 #[tokio::test]
+async fn tokens_without_a_signature_with_hmac_or_a_mismatched_algorithm_are_refused() {
+    use base64::Engine;
+    let t = setup().await;
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+    };
+    let payload = b64(&serde_json::to_value(t.alice_claims()).unwrap());
+    let kid = t.issuer.kid();
+    let none = format!("{}.{payload}.", b64(&json!({"alg": "none", "kid": kid})));
+    t.assert_refused(&none, None, "alg none").await;
+    // HMAC keyed with the published public key (the classic key confusion).
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(kid.clone());
+    let hs256 = jsonwebtoken::encode(
+        &header,
+        &t.alice_claims(),
+        &jsonwebtoken::EncodingKey::from_secret(t.issuer.jwks_url().as_bytes()),
+    )
+    .unwrap();
+    t.assert_refused(&hs256, None, "HS256").await;
+    // RS256 claimed under the issuer's P-256 key, with the ES256 signature.
+    let good = t.issuer.sign(&t.alice_claims());
+    let signature = good.rsplit('.').next().unwrap();
+    let rs256 = format!(
+        "{}.{payload}.{signature}",
+        b64(&json!({"alg": "RS256", "typ": "JWT", "kid": kid}))
+    );
+    t.assert_refused(&rs256, None, "RS256 under an EC key")
+        .await;
+}
+
+#[tokio::test]
 async fn unknown_key_ids_refetch_the_keys_at_most_once_per_interval() {
     let t = setup().await;
     t.assert_signs_in(&t.issuer.sign(&t.alice_claims()), None)

@@ -230,3 +230,85 @@ fn fits(key: &Jwk, algorithm: Algorithm) -> Result<(), Refusal> {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+    use p256::pkcs8::EncodePrivateKey;
+    use proptest::prelude::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn config() -> IssuerConfig {
+        IssuerConfig {
+            issuer: "https://idp.example".into(),
+            audience: "app".into(),
+            jwks_url: "https://idp.example/jwks".into(),
+        }
+    }
+
+    /// A P-256 signing key (PKCS#8) and its published JWK under kid "k1".
+    fn key() -> (Vec<u8>, Jwk) {
+        let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        let der = secret.to_pkcs8_der().unwrap().as_bytes().to_vec();
+        let mut jwk =
+            Jwk::from_encoding_key(&EncodingKey::from_ec_der(&der), Algorithm::ES256).unwrap();
+        jwk.common.key_id = Some("k1".into());
+        (der, jwk)
+    }
+
+    fn token(der: &[u8], exp: i64, iat: i64, nonce: Option<&str>) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("k1".into());
+        let claims = serde_json::json!({
+            "iss": "https://idp.example", "aud": "app", "sub": "s", "exp": exp, "iat": iat,
+            "nonce": nonce, "email": "a@example.com", "email_verified": "true",
+        });
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(der)).unwrap()
+    }
+
+    proptest! {
+        /// Accepted exactly when unexpired and not issued in the future (each within the
+        /// leeway) and carrying the nonce the app named, if it named one.
+        #[test]
+        fn times_and_nonce_decide_exactly(
+            exp_offset in -3 * LEEWAY..3 * LEEWAY,
+            iat_offset in -3 * LEEWAY..3 * LEEWAY,
+            token_nonce in proptest::option::of("[a-c]{1,2}"),
+            asked_nonce in proptest::option::of("[a-c]{1,2}"),
+        ) {
+            let (der, jwk) = key();
+            let jwt = token(&der, NOW + exp_offset, NOW + iat_offset, token_nonce.as_deref());
+            let unverified = Unverified::read(&jwt).unwrap();
+            let result = check(&jwt, &unverified, &config(), &jwk, NOW, asked_nonce.as_deref());
+            let nonce_ok = asked_nonce.is_none() || asked_nonce == token_nonce;
+            let expected = exp_offset + LEEWAY > 0 && iat_offset <= LEEWAY && nonce_ok;
+            prop_assert_eq!(result.is_ok(), expected, "{:?}", result);
+            if let Ok(identity) = result {
+                prop_assert_eq!(identity.verified_email.as_deref(), Some("a@example.com"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_is_used_only_for_the_algorithm_its_type_fits() {
+        let (der, mut jwk) = key();
+        assert!(fits(&jwk, Algorithm::ES256).is_ok());
+        assert!(matches!(
+            fits(&jwk, Algorithm::RS256),
+            Err(Refusal::KeyMismatch(_))
+        ));
+        jwk.common.key_algorithm = Some(jsonwebtoken::jwk::KeyAlgorithm::ES384);
+        assert!(matches!(
+            fits(&jwk, Algorithm::ES256),
+            Err(Refusal::KeyMismatch(_))
+        ));
+        let jwt = token(&der, NOW + 60, NOW, None);
+        let unverified = Unverified::read(&jwt).unwrap();
+        assert!(matches!(
+            check(&jwt, &unverified, &config(), &jwk, NOW, None),
+            Err(Refusal::KeyMismatch(_))
+        ));
+    }
+}
