@@ -291,6 +291,54 @@ mod tests {
         }
     }
 
+    /// A 2048-bit RSA key (PKCS#1 DER, base64) made for this test alone and trusted nowhere:
+    /// generating one in a debug build takes seconds.
+    const TEST_RSA_KEY: &str = concat!(
+        "MIIEpAIBAAKCAQEA3jVZ93i4poPrkakUBUSiZr3tPe19IOPc3eWDg6C4b7TAew2e5K8hZ/gSD23tIlqc1bkdUq4s",
+        "oF7bM2tD9wE6WlihEqA+fcjYGJw+hHCv3ftKAaRXk6xBxRJDkLboLtB9z7dtnl58DgWSLrcCo4yCpsvly8qAK/Ok",
+        "2YpYDv8fdH5O0NuHjrwP5YnglV1kb8Pi3aYFtXIaNyR7+xSR1kLkAiMhcBHFOYWzvtNnP3lkunZCyMW/e+jl7V0w",
+        "DI59nvZl5zdd16Tb3GXQ8R7pD6XmlJ9pdbmggbJjOw8p6UK6y4oeOMhZCReB8NuQ0bLoFjegx5D7F+T5aIqslPf+",
+        "zDO20wIDAQABAoIBABO0DcYwoWIig6dNPSxtnMWyqz0fUd9/Icm+dp4bu9iSSBihNijdxP7zGdoRMg9ZxlstKIYS",
+        "uHvmU7y7eWTtnViYtnxwUrPUm1TGhffSBiyPNU2JkdQGWJtttlzR2ysYUakzGp7WwfYV7sbPQFMNCO8nvuvTIopc",
+        "w44gNkhRVviwdpSdVeNfH8TjMKW3vy1PsFKC75WlgRCN2zBQXT8gYYFOZwg/Wrn4HFjtJzY4npDSGoCZebsWPEuR",
+        "gqjiNW+cFTO+BxRBwkyjEXPiIlYO7jE9QQSCFurB70JGQxgTezvIZ8Knib1Q+MnkBWehvzbMe4EOpnddjzkK6GMI",
+        "zf8T0AECgYEA9jFCDvLNqaxa+WH8HkowUJRplv9PY0Wp8dIozQP3V9hCntaVQEy7Yinqz0FZCkucYvRrzgyppSAs",
+        "4iaXdTS7hXt3mTH39l56u3sKZJ3MeppEeKoluRsELc//TJFHDRD/rJGFNV5Pf1Cp/iyWjrFG9nw1cO7TQNPzbEVP",
+        "UMoMWsMCgYEA5w9/WiDtIhl5y74BezXWfrxDq6esbYNt5icAmUjQUAlRMzkQZ+XCAVMUkexfJ9UGNCakn+T1M3iQ",
+        "GbRpSrs4aL7rai9vkWdooWtZdZBiQa4CdBnR2ZWD5kpBP9A42rrxwl1Iy8U8Cnbjpd4Hd1OCL1YwElqDVXhfpXoJ",
+        "wxan0rECgYApPEzlNhPuhHjkZl4VMLXw+TrKWM8SQJvbbij5Vd267/UQp75t+6wzH/Q9bKOeTtXN2USpSYOsrbv2",
+        "0SHzNrbl/60jkrQGpwKFnnE6MxgJvQcU8uLIo1bK2ZjYWUj+TkeUvvcB3l8QYxFmCk/ZbKYHKPzGgqoNpLKUAvPr",
+        "AzyYgwKBgQCnH3RzkiEyas7HaPTVU0mDfVRM0ghLZaaVs1whgqL5YOPUcs/E9k/ueVMFgLwKqW/FRLYJ2Kbpxagk",
+        "j3Mg1G2mhYDs2saNmwf4yRZ5jCclbmDj7ND12cj/RnIPX+HfgxveA27lxBD7WKarj/5CdqpQ5rv6anFX3qr/m1d4",
+        "PejA4QKBgQDur8+XsVDLzv8z0wERNSbZldTfVwbGZ7fstqW+PUkqiRVrPROoZAmzYRa1NkmXnmvQfVFRyVzQf0MS",
+        "DIm8EGtuQ7tER1HUBOxRYqJ9pZMoY2QFkjvaXW/VJqNWujJ2GkiAVkyXAobuuPlXfpxuBNiUCJOoCFjlCK9/KOtQ",
+        "hfCDJQ==",
+    );
+
+    #[test]
+    fn an_rs256_token_verifies_under_its_rsa_jwk_and_not_under_another_key() {
+        use base64::Engine;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(TEST_RSA_KEY)
+            .unwrap();
+        let signing = EncodingKey::from_rsa_der(&der);
+        let mut jwk = Jwk::from_encoding_key(&signing, Algorithm::RS256).unwrap();
+        jwk.common.key_id = Some("rsa".into());
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("rsa".into());
+        let claims = serde_json::json!({
+            "iss": "https://idp.example", "aud": ["app", "other"], "sub": "s", "exp": NOW + 60,
+            "email": "a@example.com", "email_verified": false,
+        });
+        let jwt = jsonwebtoken::encode(&header, &claims, &signing).unwrap();
+        let unverified = Unverified::read(&jwt).unwrap();
+        let identity = check(&jwt, &unverified, &config(), &jwk, NOW, None).unwrap();
+        assert_eq!(identity.subject, "s");
+        assert_eq!(identity.verified_email, None, "the email is not verified");
+        let (_, ec) = key();
+        assert!(check(&jwt, &unverified, &config(), &ec, NOW, None).is_err());
+    }
+
     #[test]
     fn a_key_is_used_only_for_the_algorithm_its_type_fits() {
         let (der, mut jwk) = key();
