@@ -393,3 +393,20 @@ async fn managers_set_their_own_propertys_issuer_with_checked_urls() {
     t.assert_refused(&t.issuer.sign(&t.alice_claims()), None, "token sign-in off")
         .await;
 }
+
+#[tokio::test]
+async fn a_new_issuer_replaces_the_old_one_and_its_links() {
+    let t = setup().await;
+    t.assert_signs_in(&t.issuer.sign(&t.alice_claims()), None)
+        .await;
+    let successor = TestIssuer::start().await.unwrap();
+    configure(&t.s, &t.m, &successor).await;
+    t.assert_refused(&t.issuer.sign(&t.alice_claims()), None, "the old issuer")
+        .await;
+    // Alice links again, by her verified email, under her subject at the new issuer.
+    let mut claims = successor.claims("alice-at-successor", AUDIENCE, t.s.now());
+    claims.email = Some(ALICE.into());
+    claims.email_verified = Some(true);
+    let tokens = t.assert_signs_in(&successor.sign(&claims), None).await;
+    assert_eq!(tokens.person_id, t.alice.id);
+}

@@ -51,7 +51,8 @@ impl KeyCache {
                 .timeout(FETCH_TIMEOUT)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
-                .unwrap_or_default(),
+                // As reqwest::Client::new would: only a TLS backend that cannot start fails.
+                .expect("reqwest builds a client with rustls and ring"),
             sets: Mutex::new(HashMap::new()),
         }
     }
