@@ -430,18 +430,24 @@ impl Core {
     /// While online: the newest bundle for every offline door (so any unlock there can carry
     /// it), a fresh signed time for locks whose clocks fell behind, and the outbox uploaded.
     async fn prefetch_sync(&self, doors: &[CachedDoor]) -> CoreResult<()> {
-        for door in doors.iter().filter(|d| !d.online) {
+        self.fetch_bundles(doors.iter()).await?;
+        let time: wire::SignedTimeJson = self
+            .api(self.api.call::<(), _>(Method::GET, "/v1/time", None))
+            .await?;
+        sync::keep_signed_time(&self.store, &time)?;
+        sync::upload_outbox(&self.api, &self.store).await?;
+        Ok(())
+    }
+
+    /// Keeps the newest bundle for each offline door of `doors`.
+    async fn fetch_bundles(&self, doors: impl Iterator<Item = &CachedDoor>) -> CoreResult<()> {
+        for door in doors.filter(|d| !d.online) {
             let path = sync::bundle_path(&self.store, &door.lock_id)?;
             let answer: wire::SyncBundleJson = self
                 .api(self.api.call::<(), _>(Method::GET, &path, None))
                 .await?;
             sync::keep_bundle(&self.store, &answer)?;
         }
-        let time: wire::SignedTimeJson = self
-            .api(self.api.call::<(), _>(Method::GET, "/v1/time", None))
-            .await?;
-        sync::keep_signed_time(&self.store, &time)?;
-        sync::upload_outbox(&self.api, &self.store).await?;
         Ok(())
     }
 
@@ -484,31 +490,47 @@ impl Core {
         Ok(code)
     }
 
+    /// Invites a guest: in-app access at `door_ids`, a temporary doorcode at
+    /// `doorcode_door_ids` (both where a door is in both). The codes come back in this answer
+    /// only.
     pub async fn invite_guest(
         &self,
         door_ids: &[String],
+        doorcode_door_ids: &[String],
         contact: &str,
         from: UnixTime,
         until: UnixTime,
     ) -> CoreResult<InvitedGuest> {
         // Checked here too so that an app gets the answer without a round trip, offline.
-        if door_ids.is_empty() {
-            return Err(CoreError::invalid("door_ids", "name at least one door"));
+        if door_ids.is_empty() && doorcode_door_ids.is_empty() {
+            return Err(CoreError::invalid(
+                "door_ids",
+                "name at least one door (in door_ids or doorcode_door_ids)",
+            ));
         }
         if until <= from {
             return Err(CoreError::invalid("until", "must be after from"));
         }
         let doors = self.store.doors()?;
-        for (i, id) in door_ids.iter().enumerate() {
-            if !doors.iter().any(|d| &d.id == id) {
-                return Err(CoreError::invalid(
-                    format!("door_ids[{i}]"),
-                    "is not one of your doors",
-                ));
+        for (field, ids) in [
+            ("door_ids", door_ids),
+            ("doorcode_door_ids", doorcode_door_ids),
+        ] {
+            for (i, id) in ids.iter().enumerate() {
+                let Some(door) = doors.iter().find(|d| &d.id == id) else {
+                    return Err(CoreError::invalid(
+                        format!("{field}[{i}]"),
+                        "is not one of your doors",
+                    ));
+                };
+                if field == "doorcode_door_ids" && !door.keypad {
+                    return Err(CoreError::invalid(format!("{field}[{i}]"), "has no keypad"));
+                }
             }
         }
         let body = wire::NewGuest {
             door_ids,
+            doorcode_door_ids,
             contact,
             starts_at: from,
             ends_at: until,
@@ -521,9 +543,26 @@ impl Core {
         tracing::info!(
             guest = short(&invited.guest.id),
             doors = door_ids.len(),
+            doorcodes = invited.doorcodes.len(),
             "guest invited"
         );
+        // A guest's doorcode reaches an offline keypad only in a bundle: carry the new one.
+        self.refetch_bundles(&invited.guest.doorcode_door_ids).await;
         Ok(invited)
+    }
+
+    /// Fetches the newest bundles for the offline locks of `door_ids` after this person
+    /// changed who may open them, so that their next visit carries the change there (a
+    /// revoked guest's code or documents). Best effort: the next refresh fetches them anyway.
+    async fn refetch_bundles(&self, door_ids: &[String]) {
+        let fetched = async {
+            let doors = self.store.doors()?;
+            self.fetch_bundles(doors.iter().filter(|d| door_ids.contains(&d.id)))
+                .await
+        };
+        if let Err(e) = fetched.await {
+            tracing::warn!(error = %e, "Door Sync data not fetched after a guest change");
+        }
     }
 
     pub async fn guests(&self) -> CoreResult<Vec<GuestJson>> {
@@ -535,7 +574,7 @@ impl Core {
         if door_protocol::Id::from_hex(guest_id).is_none() {
             return Err(CoreError::invalid("guest_id", "must be 32 hex digits"));
         }
-        let revoked = self
+        let revoked: GuestJson = self
             .api(
                 self.api
                     .call::<(), _>(Method::DELETE, &format!("/v1/me/guests/{guest_id}"), None),
@@ -543,6 +582,13 @@ impl Core {
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "guest not revoked"))?;
         tracing::info!(guest = short(guest_id), "guest revoked");
+        let doors: Vec<String> = revoked
+            .door_ids
+            .iter()
+            .chain(&revoked.doorcode_door_ids)
+            .cloned()
+            .collect();
+        self.refetch_bundles(&doors).await;
         Ok(revoked)
     }
 
@@ -550,11 +596,17 @@ impl Core {
     /// `revokeGuestAccess(guest, lock)`); the guest keeps the others. Removing the last door
     /// revokes the guest, as [`Core::revoke_guest`] does. The guest as it is now.
     pub async fn revoke_guest_door(&self, guest_id: &str, door_id: &str) -> CoreResult<GuestJson> {
-        self.api(
-            self.api
-                .call::<(), _>(Method::DELETE, &guest_door_path(guest_id, door_id)?, None),
-        )
-        .await
+        let left: GuestJson = self
+            .api(
+                self.api
+                    .call::<(), _>(Method::DELETE, &guest_door_path(guest_id, door_id)?, None),
+            )
+            .await?;
+        // The guest's documents are voided by a floor, which every lock of theirs gets.
+        let mut doors = vec![door_id.to_owned()];
+        doors.extend(left.door_ids.iter().chain(&left.doorcode_door_ids).cloned());
+        self.refetch_bundles(&doors).await;
+        Ok(left)
     }
 
     /// Opens a door: the schedule check from the cache first (an Out of Schedule answer

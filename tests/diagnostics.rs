@@ -93,6 +93,7 @@ async fn a_residents_day_logs_no_secret() {
             "+1 555 0100".into(),
             at(now),
             at(now + 2 * 24 * HOUR),
+            vec![lobby.clone()],
         )
         .await
         .unwrap();
@@ -116,6 +117,7 @@ async fn a_residents_day_logs_no_secret() {
         PASSWORD.to_owned(),
         invite.invite_token.clone(),
         doorcode,
+        invite.doorcodes[0].code.clone(),
         // Full ids never appear: logs shorten them.
         lobby.clone(),
         pool.clone(),

@@ -57,6 +57,7 @@ async fn a_revocation_reaches_an_offline_lock_through_another_residents_unlock()
             "Gus".into(),
             at(now),
             at(now + 2 * 24 * HOUR),
+            vec![],
         )
         .await
         .unwrap();

@@ -169,6 +169,7 @@ async fn http_faults_are_retried_when_safe_and_never_do_work_twice() {
                     "+1 555 0199".into(),
                     now,
                     now + Duration::from_secs(86_400),
+                    vec![],
                 )
                 .await
         }

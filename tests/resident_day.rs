@@ -92,6 +92,7 @@ async fn a_residents_day() {
             "+1 555 0100".into(),
             at(now),
             at(now + 2 * 24 * HOUR),
+            vec![],
         )
         .await
         .unwrap();
@@ -153,17 +154,29 @@ async fn bad_guest_requests_name_the_field_or_the_doors() {
         other => panic!("expected InvalidInput, got {other:?}"),
     };
     let e = alice
-        .invite_guest(vec![], "C".into(), at(now), at(now + 60))
+        .invite_guest(vec![], "C".into(), at(now), at(now + 60), vec![])
         .await
         .unwrap_err();
     assert_eq!(field_of(e), "door_ids");
     let e = alice
-        .invite_guest(vec![lobby.clone()], "C".into(), at(now + 60), at(now))
+        .invite_guest(
+            vec![lobby.clone()],
+            "C".into(),
+            at(now + 60),
+            at(now),
+            vec![],
+        )
         .await
         .unwrap_err();
     assert_eq!(field_of(e), "until");
     let e = alice
-        .invite_guest(vec!["ab".repeat(16)], "C".into(), at(now), at(now + 60))
+        .invite_guest(
+            vec!["ab".repeat(16)],
+            "C".into(),
+            at(now),
+            at(now + 60),
+            vec![],
+        )
         .await
         .unwrap_err();
     assert_eq!(field_of(e), "door_ids[0]");
@@ -173,6 +186,7 @@ async fn bad_guest_requests_name_the_field_or_the_doors() {
             "C".into(),
             at(now - 7200),
             at(now - 3600),
+            vec![],
         )
         .await
         .unwrap_err();
@@ -183,6 +197,7 @@ async fn bad_guest_requests_name_the_field_or_the_doors() {
             "C".into(),
             at(now),
             at(now + 60),
+            vec![],
         )
         .await
     {

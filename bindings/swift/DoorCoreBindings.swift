@@ -1538,10 +1538,13 @@ public protocol DoorClientProtocol: AnyObject, Sendable {
     func guests() async throws  -> [Guest]
     
     /**
-     * Invites a guest to some of this person's shareable doors; the backend makes one key
-     * per door for the guest.
+     * Invites a guest to some of this person's shareable doors for `[from, until)`: with the
+     * app at `door_ids`, with a temporary doorcode at `doorcode_door_ids` (keypad doors where
+     * a key this person shares enables doorcodes), both where a door is in both. The backend
+     * makes one key per door for the guest. The invite token and the codes are in the answer
+     * only. `DoorcodesNotShareable` names doors where no shared key gives a doorcode.
      */
-    func inviteGuest(doorIds: [String], contact: String, from: Date, until: Date) async throws  -> GuestInvite
+    func inviteGuest(doorIds: [String], contact: String, from: Date, until: Date, doorcodeDoorIds: [String]) async throws  -> GuestInvite
     
     /**
      * Whether proximity unlock runs (it stops by itself when Bluetooth goes off).
@@ -1640,6 +1643,15 @@ public protocol DoorClientProtocol: AnyObject, Sendable {
      * coroutine; the Swift facade wires Task cancellation to it).
      */
     func unlock(doorId: String, timeoutMs: UInt64, cancellation: Cancellation?) async throws  -> UnlockReceipt
+    
+    /**
+     * The doors stream (OpenDOOR `listenForLocks()`): `listener` gets the cached doors now,
+     * before this returns, then the doors again after every change (a refresh, sign-in or
+     * sign-out, a Door Sync that changes what the phone carries for a lock), in order, until
+     * the returned watch is cancelled or dropped. Each list's decisions are as of its
+     * delivery: `Door.nextChange` says when to ask `doors()` again.
+     */
+    func watchDoors(listener: DoorsListener) throws  -> DoorsWatch
     
 }
 open class DoorClient: DoorClientProtocol, @unchecked Sendable {
@@ -1798,15 +1810,18 @@ open func guests()async throws  -> [Guest]  {
 }
     
     /**
-     * Invites a guest to some of this person's shareable doors; the backend makes one key
-     * per door for the guest.
+     * Invites a guest to some of this person's shareable doors for `[from, until)`: with the
+     * app at `door_ids`, with a temporary doorcode at `doorcode_door_ids` (keypad doors where
+     * a key this person shares enables doorcodes), both where a door is in both. The backend
+     * makes one key per door for the guest. The invite token and the codes are in the answer
+     * only. `DoorcodesNotShareable` names doors where no shared key gives a doorcode.
      */
-open func inviteGuest(doorIds: [String], contact: String, from: Date, until: Date)async throws  -> GuestInvite  {
+open func inviteGuest(doorIds: [String], contact: String, from: Date, until: Date, doorcodeDoorIds: [String] = [])async throws  -> GuestInvite  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_door_core_fn_method_doorclient_invite_guest(
-                        self.uniffiCloneHandle(),FfiConverterSequenceString.lower(doorIds),FfiConverterString.lower(contact),FfiConverterTimestamp.lower(from),FfiConverterTimestamp.lower(until)
+                        self.uniffiCloneHandle(),FfiConverterSequenceString.lower(doorIds),FfiConverterString.lower(contact),FfiConverterTimestamp.lower(from),FfiConverterTimestamp.lower(until),FfiConverterSequenceString.lower(doorcodeDoorIds)
                 )
             },
             pollFunc: ffi_door_core_rust_future_poll_rust_buffer,
@@ -2113,6 +2128,23 @@ open func unlock(doorId: String, timeoutMs: UInt64, cancellation: Cancellation? 
         )
 }
     
+    /**
+     * The doors stream (OpenDOOR `listenForLocks()`): `listener` gets the cached doors now,
+     * before this returns, then the doors again after every change (a refresh, sign-in or
+     * sign-out, a Door Sync that changes what the phone carries for a lock), in order, until
+     * the returned watch is cancelled or dropped. Each list's decisions are as of its
+     * delivery: `Door.nextChange` says when to ask `doors()` again.
+     */
+open func watchDoors(listener: DoorsListener)throws  -> DoorsWatch  {
+    return try  FfiConverterTypeDoorsWatch_lift(try rustCallWithError(FfiConverterTypeDoorError_lift) {
+        uniffiCallStatus in
+    uniffi_door_core_fn_method_doorclient_watch_doors(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeDoorsListener_lower(listener),uniffiCallStatus
+    )
+})
+}
+    
 
     
 }
@@ -2347,6 +2379,340 @@ public func FfiConverterTypeDoorSchedule_lift(_ handle: UInt64) throws -> DoorSc
 #endif
 public func FfiConverterTypeDoorSchedule_lower(_ value: DoorSchedule) -> UInt64 {
     return FfiConverterTypeDoorSchedule.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Receives the doors on a core thread (the first time on the caller's); hand them to the UI
+ * thread yourself. It may cancel its watch from here, but must not start another.
+ */
+public protocol DoorsListener: AnyObject, Sendable {
+    
+    func onDoors(doors: [Door]) 
+    
+}
+/**
+ * Receives the doors on a core thread (the first time on the caller's); hand them to the UI
+ * thread yourself. It may cancel its watch from here, but must not start another.
+ */
+open class DoorsListenerImpl: DoorsListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_door_core_fn_clone_doorslistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_door_core_fn_free_doorslistener(handle, $0) }
+    }
+
+    
+
+    
+open func onDoors(doors: [Door])  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_door_core_fn_method_doorslistener_on_doors(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceTypeDoor.lower(doors),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceDoorsListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceDoorsListener = UniffiVTableCallbackInterfaceDoorsListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeDoorsListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface DoorsListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeDoorsListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface DoorsListener: handle missing in uniffiClone")
+            }
+        },
+        onDoors: { (
+            uniffiHandle: UInt64,
+            doors: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeDoorsListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onDoors(
+                     doors: try FfiConverterSequenceTypeDoor.lift(doors)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceDoorsListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceDoorsListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitDoorsListener() {
+    uniffi_door_core_fn_init_callback_vtable_doorslistener(UniffiCallbackInterfaceDoorsListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDoorsListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<DoorsListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = DoorsListener
+
+    public static func lift(_ handle: UInt64) throws -> DoorsListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return DoorsListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: DoorsListener) -> UInt64 {
+         if let rustImpl = value as? DoorsListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DoorsListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: DoorsListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoorsListener_lift(_ handle: UInt64) throws -> DoorsListener {
+    return try FfiConverterTypeDoorsListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoorsListener_lower(_ value: DoorsListener) -> UInt64 {
+    return FfiConverterTypeDoorsListener.lower(value)
+}
+
+
+
+
+
+
+/**
+ * One listener's subscription: `cancel()` (or dropping it) ends the deliveries.
+ */
+public protocol DoorsWatchProtocol: AnyObject, Sendable {
+    
+    /**
+     * Stops the deliveries; a delivery under way when this is called may still arrive.
+     */
+    func cancel() 
+    
+}
+/**
+ * One listener's subscription: `cancel()` (or dropping it) ends the deliveries.
+ */
+open class DoorsWatch: DoorsWatchProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_door_core_fn_clone_doorswatch(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_door_core_fn_free_doorswatch(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Stops the deliveries; a delivery under way when this is called may still arrive.
+     */
+open func cancel()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_door_core_fn_method_doorswatch_cancel(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDoorsWatch: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = DoorsWatch
+
+    public static func lift(_ handle: UInt64) throws -> DoorsWatch {
+        return DoorsWatch(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: DoorsWatch) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DoorsWatch {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: DoorsWatch, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoorsWatch_lift(_ handle: UInt64) throws -> DoorsWatch {
+    return try FfiConverterTypeDoorsWatch.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoorsWatch_lower(_ value: DoorsWatch) -> UInt64 {
+    return FfiConverterTypeDoorsWatch.lower(value)
 }
 
 
@@ -3112,7 +3478,14 @@ public func FfiConverterTypeDoor_lower(_ value: Door) -> RustBuffer {
 public struct Guest: Equatable, Hashable {
     public var id: String
     public var contact: String
+    /**
+     * Doors the guest opens with the app.
+     */
     public var doorIds: [String]
+    /**
+     * Doors the guest opens with a temporary doorcode at the keypad.
+     */
+    public var doorcodeDoorIds: [String]
     public var from: Date
     public var until: Date
     /**
@@ -3123,13 +3496,20 @@ public struct Guest: Equatable, Hashable {
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(id: String, contact: String, doorIds: [String], from: Date, until: Date, 
+    public init(id: String, contact: String, 
+        /**
+         * Doors the guest opens with the app.
+         */doorIds: [String], 
+        /**
+         * Doors the guest opens with a temporary doorcode at the keypad.
+         */doorcodeDoorIds: [String], from: Date, until: Date, 
         /**
          * The guest has signed in with the invite.
          */redeemed: Bool, revoked: Bool) {
         self.id = id
         self.contact = contact
         self.doorIds = doorIds
+        self.doorcodeDoorIds = doorcodeDoorIds
         self.from = from
         self.until = until
         self.redeemed = redeemed
@@ -3155,6 +3535,7 @@ public struct FfiConverterTypeGuest: FfiConverterRustBuffer {
                 id: FfiConverterString.read(from: &buf), 
                 contact: FfiConverterString.read(from: &buf), 
                 doorIds: FfiConverterSequenceString.read(from: &buf), 
+                doorcodeDoorIds: FfiConverterSequenceString.read(from: &buf), 
                 from: FfiConverterTimestamp.read(from: &buf), 
                 until: FfiConverterTimestamp.read(from: &buf), 
                 redeemed: FfiConverterBool.read(from: &buf), 
@@ -3166,6 +3547,7 @@ public struct FfiConverterTypeGuest: FfiConverterRustBuffer {
         FfiConverterString.write(value.id, into: &buf)
         FfiConverterString.write(value.contact, into: &buf)
         FfiConverterSequenceString.write(value.doorIds, into: &buf)
+        FfiConverterSequenceString.write(value.doorcodeDoorIds, into: &buf)
         FfiConverterTimestamp.write(value.from, into: &buf)
         FfiConverterTimestamp.write(value.until, into: &buf)
         FfiConverterBool.write(value.redeemed, into: &buf)
@@ -3189,21 +3571,88 @@ public func FfiConverterTypeGuest_lower(_ value: Guest) -> RustBuffer {
 }
 
 
+/**
+ * A guest's temporary doorcode at one keypad door.
+ */
+public struct GuestDoorcode: Equatable, Hashable {
+    public var doorId: String
+    public var code: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(doorId: String, code: String) {
+        self.doorId = doorId
+        self.code = code
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension GuestDoorcode: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGuestDoorcode: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GuestDoorcode {
+        return
+            try GuestDoorcode(
+                doorId: FfiConverterString.read(from: &buf), 
+                code: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: GuestDoorcode, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.doorId, into: &buf)
+        FfiConverterString.write(value.code, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGuestDoorcode_lift(_ buf: RustBuffer) throws -> GuestDoorcode {
+    return try FfiConverterTypeGuestDoorcode.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGuestDoorcode_lower(_ value: GuestDoorcode) -> RustBuffer {
+    return FfiConverterTypeGuestDoorcode.lower(value)
+}
+
+
 public struct GuestInvite: Equatable, Hashable {
     public var guest: Guest
     /**
      * Send this to the guest; they sign in with it once. It is not shown again.
      */
     public var inviteToken: String
+    /**
+     * The guest's temporary doorcodes, one per doorcode door: pass them on. They are not
+     * shown again.
+     */
+    public var doorcodes: [GuestDoorcode]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(guest: Guest, 
         /**
          * Send this to the guest; they sign in with it once. It is not shown again.
-         */inviteToken: String) {
+         */inviteToken: String, 
+        /**
+         * The guest's temporary doorcodes, one per doorcode door: pass them on. They are not
+         * shown again.
+         */doorcodes: [GuestDoorcode]) {
         self.guest = guest
         self.inviteToken = inviteToken
+        self.doorcodes = doorcodes
     }
 
     
@@ -3223,13 +3672,15 @@ public struct FfiConverterTypeGuestInvite: FfiConverterRustBuffer {
         return
             try GuestInvite(
                 guest: FfiConverterTypeGuest.read(from: &buf), 
-                inviteToken: FfiConverterString.read(from: &buf)
+                inviteToken: FfiConverterString.read(from: &buf), 
+                doorcodes: FfiConverterSequenceTypeGuestDoorcode.read(from: &buf)
         )
     }
 
     public static func write(_ value: GuestInvite, into buf: inout [UInt8]) {
         FfiConverterTypeGuest.write(value.guest, into: &buf)
         FfiConverterString.write(value.inviteToken, into: &buf)
+        FfiConverterSequenceTypeGuestDoorcode.write(value.doorcodes, into: &buf)
     }
 }
 
@@ -4068,6 +4519,12 @@ enum DoorError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case NotShareable(doorIds: [String]
     )
     /**
+     * A guest doorcode was asked for at doors where no key this person shares enables
+     * doorcodes; `door_ids` names them.
+     */
+    case DoorcodesNotShareable(doorIds: [String]
+    )
+    /**
      * The person already has as many devices as the property allows (`limit`): remove one
      * (`devices`, `remove_device`), then `refresh` registers this one.
      */
@@ -4195,41 +4652,44 @@ public struct FfiConverterTypeDoorError: FfiConverterRustBuffer {
         case 5: return .NotShareable(
             doorIds: try FfiConverterSequenceString.read(from: &buf)
             )
-        case 6: return .DeviceLimit(
+        case 6: return .DoorcodesNotShareable(
+            doorIds: try FfiConverterSequenceString.read(from: &buf)
+            )
+        case 7: return .DeviceLimit(
             limit: try FfiConverterUInt32.read(from: &buf)
             )
-        case 7: return .Offline(
+        case 8: return .Offline(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 8: return .SessionExpired
-        case 9: return .NotSignedIn
-        case 10: return .Timeout
-        case 11: return .Server(
+        case 9: return .SessionExpired
+        case 10: return .NotSignedIn
+        case 11: return .Timeout
+        case 12: return .Server(
             code: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 12: return .Storage(
+        case 13: return .Storage(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 13: return .Denied(
+        case 14: return .Denied(
             reason: try FfiConverterTypeUnlockDenial.read(from: &buf)
             )
-        case 14: return .LockNotInRange
-        case 15: return .BluetoothOff
-        case 16: return .BluetoothPermissionMissing
-        case 17: return .BluetoothUnavailable
-        case 18: return .LockConnectionFailed(
+        case 15: return .LockNotInRange
+        case 16: return .BluetoothOff
+        case 17: return .BluetoothPermissionMissing
+        case 18: return .BluetoothUnavailable
+        case 19: return .LockConnectionFailed(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 19: return .LockTimeout
-        case 20: return .UnlockInProgress(
+        case 20: return .LockTimeout
+        case 21: return .UnlockInProgress(
             doorId: try FfiConverterString.read(from: &buf)
             )
-        case 21: return .LockNotGenuine
-        case 22: return .LockProtocol(
+        case 22: return .LockNotGenuine
+        case 23: return .LockProtocol(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 23: return .Cancelled
+        case 24: return .Cancelled
 
          default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -4268,85 +4728,90 @@ public struct FfiConverterTypeDoorError: FfiConverterRustBuffer {
             FfiConverterSequenceString.write(doorIds, into: &buf)
             
         
-        case let .DeviceLimit(limit):
+        case let .DoorcodesNotShareable(doorIds):
             writeInt(&buf, Int32(6))
+            FfiConverterSequenceString.write(doorIds, into: &buf)
+            
+        
+        case let .DeviceLimit(limit):
+            writeInt(&buf, Int32(7))
             FfiConverterUInt32.write(limit, into: &buf)
             
         
         case let .Offline(reason):
-            writeInt(&buf, Int32(7))
+            writeInt(&buf, Int32(8))
             FfiConverterString.write(reason, into: &buf)
             
         
         case .SessionExpired:
-            writeInt(&buf, Int32(8))
-        
-        
-        case .NotSignedIn:
             writeInt(&buf, Int32(9))
         
         
-        case .Timeout:
+        case .NotSignedIn:
             writeInt(&buf, Int32(10))
         
         
-        case let .Server(code,detail):
+        case .Timeout:
             writeInt(&buf, Int32(11))
+        
+        
+        case let .Server(code,detail):
+            writeInt(&buf, Int32(12))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             
         
         case let .Storage(reason):
-            writeInt(&buf, Int32(12))
+            writeInt(&buf, Int32(13))
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .Denied(reason):
-            writeInt(&buf, Int32(13))
+            writeInt(&buf, Int32(14))
             FfiConverterTypeUnlockDenial.write(reason, into: &buf)
             
         
         case .LockNotInRange:
-            writeInt(&buf, Int32(14))
-        
-        
-        case .BluetoothOff:
             writeInt(&buf, Int32(15))
         
         
-        case .BluetoothPermissionMissing:
+        case .BluetoothOff:
             writeInt(&buf, Int32(16))
         
         
-        case .BluetoothUnavailable:
+        case .BluetoothPermissionMissing:
             writeInt(&buf, Int32(17))
         
         
-        case let .LockConnectionFailed(reason):
+        case .BluetoothUnavailable:
             writeInt(&buf, Int32(18))
+        
+        
+        case let .LockConnectionFailed(reason):
+            writeInt(&buf, Int32(19))
             FfiConverterString.write(reason, into: &buf)
             
         
         case .LockTimeout:
-            writeInt(&buf, Int32(19))
+            writeInt(&buf, Int32(20))
         
         
         case let .UnlockInProgress(doorId):
-            writeInt(&buf, Int32(20))
+            writeInt(&buf, Int32(21))
             FfiConverterString.write(doorId, into: &buf)
             
         
         case .LockNotGenuine:
-            writeInt(&buf, Int32(21))
+            writeInt(&buf, Int32(22))
         
         
         case let .LockProtocol(reason):
-            writeInt(&buf, Int32(22))
+            writeInt(&buf, Int32(23))
             FfiConverterString.write(reason, into: &buf)
             
         
         case .Cancelled:
-            writeInt(&buf, Int32(23))
+            writeInt(&buf, Int32(24))
         
         }
     }
@@ -5336,6 +5801,31 @@ fileprivate struct FfiConverterSequenceTypeGuest: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeGuestDoorcode: FfiConverterRustBuffer {
+    typealias SwiftType = [GuestDoorcode]
+
+    public static func write(_ value: [GuestDoorcode], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeGuestDoorcode.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [GuestDoorcode] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [GuestDoorcode]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeGuestDoorcode.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeKeySchedule: FfiConverterRustBuffer {
     typealias SwiftType = [KeySchedule]
 
@@ -5743,19 +6233,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_method_doorclient_devices() != 22042) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_door_core_checksum_method_doorclient_door() != 46615) {
+    if (uniffi_door_core_checksum_method_doorclient_door() != 37851) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_doorclient_doorcode() != 62865) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_door_core_checksum_method_doorclient_doors() != 21697) {
+    if (uniffi_door_core_checksum_method_doorclient_doors() != 47402) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_doorclient_guests() != 14599) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_door_core_checksum_method_doorclient_invite_guest() != 45538) {
+    if (uniffi_door_core_checksum_method_doorclient_invite_guest() != 22703) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_doorclient_is_proximity_unlock_on() != 5299) {
@@ -5773,7 +6263,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_method_doorclient_redeem_invite() != 54446) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_door_core_checksum_method_doorclient_refresh() != 23337) {
+    if (uniffi_door_core_checksum_method_doorclient_refresh() != 63437) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_doorclient_remove_device() != 55808) {
@@ -5806,7 +6296,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_method_doorclient_unlock() != 33503) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_door_core_checksum_method_doorclient_watch_doors() != 49668) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_door_core_checksum_method_eventlistener_on_event() != 58500) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorslistener_on_doors() != 37712) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorswatch_cancel() != 56874) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_loglistener_on_log() != 58163) {
@@ -5842,6 +6341,7 @@ private let initializationResult: InitializationResult = {
 
     uniffiCallbackInitBleTransport()
     uniffiCallbackInitDeviceSigner()
+    uniffiCallbackInitDoorsListener()
     uniffiCallbackInitEventListener()
     uniffiCallbackInitLogListener()
     return InitializationResult.ok

@@ -274,6 +274,13 @@ typedef void (*UniffiCallbackInterfaceEventListenerMethod0)(uint64_t, RustBuffer
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_DOORS_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_DOORS_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceDoorsListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOG_LISTENER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOG_LISTENER_METHOD0
 typedef void (*UniffiCallbackInterfaceLogListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
@@ -314,6 +321,15 @@ typedef struct UniffiVTableCallbackInterfaceEventListener {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceEventListenerMethod0 _Nonnull onEvent;
 } UniffiVTableCallbackInterfaceEventListener;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DOORS_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DOORS_LISTENER
+typedef struct UniffiVTableCallbackInterfaceDoorsListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceDoorsListenerMethod0 _Nonnull onDoors;
+} UniffiVTableCallbackInterfaceDoorsListener;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOG_LISTENER
@@ -443,7 +459,7 @@ uint64_t uniffi_door_core_fn_method_doorclient_guests(uint64_t ptr
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_INVITE_GUEST
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_INVITE_GUEST
-uint64_t uniffi_door_core_fn_method_doorclient_invite_guest(uint64_t ptr, RustBuffer door_ids, RustBuffer contact, RustBuffer from, RustBuffer until
+uint64_t uniffi_door_core_fn_method_doorclient_invite_guest(uint64_t ptr, RustBuffer door_ids, RustBuffer contact, RustBuffer from, RustBuffer until, RustBuffer doorcode_door_ids
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_IS_PROXIMITY_UNLOCK_ON
@@ -526,6 +542,11 @@ uint64_t uniffi_door_core_fn_method_doorclient_sync_door(uint64_t ptr, RustBuffe
 uint64_t uniffi_door_core_fn_method_doorclient_unlock(uint64_t ptr, RustBuffer door_id, uint64_t timeout_ms, RustBuffer cancellation
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_WATCH_DOORS
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_WATCH_DOORS
+uint64_t uniffi_door_core_fn_method_doorclient_watch_doors(uint64_t ptr, uint64_t listener, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_EVENTLISTENER
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_EVENTLISTENER
 uint64_t uniffi_door_core_fn_clone_eventlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -544,6 +565,41 @@ void uniffi_door_core_fn_init_callback_vtable_eventlistener(const UniffiVTableCa
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_EVENTLISTENER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_EVENTLISTENER_ON_EVENT
 void uniffi_door_core_fn_method_eventlistener_on_event(uint64_t ptr, RustBuffer event, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_DOORSLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_DOORSLISTENER
+uint64_t uniffi_door_core_fn_clone_doorslistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FREE_DOORSLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FREE_DOORSLISTENER
+void uniffi_door_core_fn_free_doorslistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_INIT_CALLBACK_VTABLE_DOORSLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_INIT_CALLBACK_VTABLE_DOORSLISTENER
+void uniffi_door_core_fn_init_callback_vtable_doorslistener(const UniffiVTableCallbackInterfaceDoorsListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORSLISTENER_ON_DOORS
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORSLISTENER_ON_DOORS
+void uniffi_door_core_fn_method_doorslistener_on_doors(uint64_t ptr, RustBuffer doors, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_DOORSWATCH
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_DOORSWATCH
+uint64_t uniffi_door_core_fn_clone_doorswatch(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FREE_DOORSWATCH
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_FREE_DOORSWATCH
+void uniffi_door_core_fn_free_doorswatch(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORSWATCH_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORSWATCH_CANCEL
+void uniffi_door_core_fn_method_doorswatch_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_CLONE_LOGLISTENER
@@ -1153,9 +1209,27 @@ uint16_t uniffi_door_core_checksum_method_doorclient_unlock(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_WATCH_DOORS
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_WATCH_DOORS
+uint16_t uniffi_door_core_checksum_method_doorclient_watch_doors(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_EVENTLISTENER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_EVENTLISTENER_ON_EVENT
 uint16_t uniffi_door_core_checksum_method_eventlistener_on_event(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORSLISTENER_ON_DOORS
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORSLISTENER_ON_DOORS
+uint16_t uniffi_door_core_checksum_method_doorslistener_on_doors(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORSWATCH_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORSWATCH_CANCEL
+uint16_t uniffi_door_core_checksum_method_doorswatch_cancel(void
     
 );
 #endif

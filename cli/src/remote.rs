@@ -70,10 +70,18 @@ pub struct UnlockArgs {
 pub struct InviteArgs {
     #[command(flatten)]
     pub dir: DirArg,
-    /// A door to share (name or id); repeat for more doors. The server makes one guest key
-    /// per door.
-    #[arg(long = "door", required = true, value_name = "DOOR")]
+    /// A door the guest opens with the app (name or id); repeat for more doors. The server
+    /// makes one guest key per door.
+    #[arg(
+        long = "door",
+        value_name = "DOOR",
+        required_unless_present = "doorcodes"
+    )]
     pub doors: Vec<String>,
+    /// A keypad door the guest opens with a temporary doorcode, for a guest without the app
+    /// (name or id); repeat for more doors. A door also given with --door gets both.
+    #[arg(long = "doorcode", value_name = "DOOR")]
+    pub doorcodes: Vec<String>,
     /// How to reach the guest (phone number or email), as the server records it.
     #[arg(long, value_name = "CONTACT")]
     pub contact: String,
@@ -352,24 +360,27 @@ pub async fn invite(args: InviteArgs) -> CliResult<()> {
     let dir = &DataDir::new(args.dir)?;
     let session = Session::resume(dir)?;
     let doors = session.doors().await?;
-    let chosen = args
-        .doors
-        .iter()
-        .map(|d| session.find(&doors, d))
-        .collect::<CliResult<Vec<Door>>>()?;
+    let pick = |names: &[String]| {
+        names
+            .iter()
+            .map(|d| session.find(&doors, d))
+            .collect::<CliResult<Vec<Door>>>()
+    };
+    let (chosen, with_code) = (pick(&args.doors)?, pick(&args.doorcodes)?);
+    let ids = |doors: &[Door]| doors.iter().map(|d| d.id.clone()).collect();
     let now = SystemTime::now();
     let until = now + Duration::from_secs(args.hours * 3600);
     let invite = session
         .client
-        .invite_guest(
-            chosen.iter().map(|d| d.id.clone()).collect(),
-            args.contact,
-            now,
-            until,
-        )
+        .invite_guest(ids(&chosen), args.contact, now, until, ids(&with_code))
         .await
         .map_err(|e| session.fail(e))?;
-    let names: Vec<&str> = chosen.iter().map(|d| d.name.as_str()).collect();
+    let mut names: Vec<&str> = chosen.iter().map(|d| d.name.as_str()).collect();
+    for d in &with_code {
+        if !names.contains(&d.name.as_str()) {
+            names.push(&d.name);
+        }
+    }
     println!(
         "{} {} to {} until {} (guest id {}).",
         paint(OK, "Invited"),
@@ -380,6 +391,17 @@ pub async fn invite(args: InviteArgs) -> CliResult<()> {
     );
     println!("Send the guest this invite token; it is not shown again:");
     println!("  {}", invite.invite_token);
+    if !invite.doorcodes.is_empty() {
+        println!("And their doorcodes, for the keypads; they are not shown again:");
+        for c in &invite.doorcodes {
+            let door = with_code.iter().find(|d| d.id == c.door_id);
+            println!(
+                "  {}: {}",
+                door.map_or(c.door_id.as_str(), |d| &d.name),
+                c.code
+            );
+        }
+    }
     Ok(())
 }
 
@@ -404,11 +426,13 @@ pub async fn guests(args: DirArg) -> CliResult<()> {
 }
 
 fn guest_line(g: &Guest, names: &HashMap<String, String>, now: SystemTime) -> String {
-    let mut doors: Vec<&str> = g
-        .door_ids
-        .iter()
-        .map(|id| names.get(id).map_or(id.as_str(), String::as_str))
-        .collect();
+    let name = |id: &String| names.get(id).cloned().unwrap_or_else(|| id.clone());
+    let mut doors: Vec<String> = g.door_ids.iter().map(name).collect();
+    doors.extend(
+        g.doorcode_door_ids
+            .iter()
+            .map(|id| format!("{} (doorcode)", name(id))),
+    );
     doors.sort();
     let status = if g.revoked {
         "revoked"
@@ -474,6 +498,10 @@ pub fn explain(e: &DoorError, server_url: &str, names: &HashMap<String, String>)
         DoorError::NotPermitted { reason } => format!("not permitted: {reason}"),
         DoorError::NotShareable { door_ids } => format!(
             "these doors may not be shared with guests: {}",
+            door_ids.iter().map(name).collect::<Vec<_>>().join(", ")
+        ),
+        DoorError::DoorcodesNotShareable { door_ids } => format!(
+            "no key you may share gives a doorcode at: {}",
             door_ids.iter().map(name).collect::<Vec<_>>().join(", ")
         ),
         DoorError::DeviceLimit { limit } => format!(

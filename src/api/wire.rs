@@ -126,6 +126,7 @@ pub struct MyDoors {
 #[derive(Debug, Clone, Serialize)]
 pub struct NewGuest<'a> {
     pub door_ids: &'a [String],
+    pub doorcode_door_ids: &'a [String],
     pub contact: &'a str,
     pub starts_at: i64,
     pub ends_at: i64,
@@ -136,6 +137,8 @@ pub struct GuestJson {
     pub id: String,
     pub contact: String,
     pub door_ids: Vec<String>,
+    #[serde(default)]
+    pub doorcode_door_ids: Vec<String>,
     pub starts_at: i64,
     pub ends_at: i64,
     pub redeemed: bool,
@@ -146,6 +149,15 @@ pub struct GuestJson {
 pub struct InvitedGuest {
     pub guest: GuestJson,
     pub invite_token: String,
+    /// The guest's temporary doorcodes: in this answer only.
+    #[serde(default)]
+    pub doorcodes: Vec<DoorcodeJson>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DoorcodeJson {
+    pub door_id: String,
+    pub code: String,
 }
 
 /// The body of every error response.

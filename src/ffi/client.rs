@@ -6,13 +6,15 @@ use std::time::{Duration, SystemTime};
 
 use super::ble::{BleTransport, ForeignTransport};
 use super::cancel::{cancellable, Cancellation};
-use super::schedule::{AccessDecision, KeySchedule, ScheduleWindow, Weekday};
+use super::door::{doors_of, Door};
+use super::doors_watch::{DoorWatchers, DoorsListener, DoorsWatch};
+use super::schedule::AccessDecision;
 use super::signer::DeviceSigner;
 use super::time::{from_unix, now, to_unix};
 use super::DoorError;
 use crate::api::wire::GuestJson;
 use crate::ble::Transport;
-use crate::client::{Config, Core, DoorView, Event, UnlockPhase as Phase};
+use crate::client::{Config, Core, Event, UnlockPhase as Phase};
 use crate::error::{CoreError, CoreResult};
 use crate::keystore::{ensure_default_store, KeyringKey};
 use crate::live::LiveToken;
@@ -33,29 +35,6 @@ pub struct ClientConfig {
     pub request_timeout_ms: u64,
 }
 
-/// A door the person may open. Never carries a key name.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct Door {
-    pub id: String,
-    pub name: String,
-    /// Online doors talk to the server themselves; offline ones rely on Door Sync.
-    pub online: bool,
-    pub keypad: bool,
-    /// Whether the door opens to this person now, and until or from when.
-    pub access: AccessDecision,
-    /// When `access` changes next (refresh the UI then); absent when it never does.
-    pub next_change: Option<SystemTime>,
-    /// One Key Schedule per key that gives this door (never a key name): the door opens
-    /// whenever one of them allows.
-    pub schedules: Vec<KeySchedule>,
-    pub has_doorcode: bool,
-    /// May this person invite guests to this door?
-    pub may_share: bool,
-    /// The phone carries Door Sync data for this door's lock (it goes along with the next
-    /// unlock, or with `sync_door`).
-    pub sync_pending: bool,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Person {
     pub id: String,
@@ -69,7 +48,10 @@ pub struct Person {
 pub struct Guest {
     pub id: String,
     pub contact: String,
+    /// Doors the guest opens with the app.
     pub door_ids: Vec<String>,
+    /// Doors the guest opens with a temporary doorcode at the keypad.
+    pub doorcode_door_ids: Vec<String>,
     pub from: SystemTime,
     pub until: SystemTime,
     /// The guest has signed in with the invite.
@@ -94,6 +76,16 @@ pub struct GuestInvite {
     pub guest: Guest,
     /// Send this to the guest; they sign in with it once. It is not shown again.
     pub invite_token: String,
+    /// The guest's temporary doorcodes, one per doorcode door: pass them on. They are not
+    /// shown again.
+    pub doorcodes: Vec<GuestDoorcode>,
+}
+
+/// A guest's temporary doorcode at one keypad door.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct GuestDoorcode {
+    pub door_id: String,
+    pub code: String,
 }
 
 #[derive(Debug, Clone, PartialEq, uniffi::Enum)]
@@ -265,6 +257,7 @@ impl Signer for KeyringKey {
 #[derive(uniffi::Object)]
 pub struct DoorClient {
     core: Arc<Core>,
+    watchers: Arc<DoorWatchers>,
     _live: LiveToken,
 }
 
@@ -294,50 +287,22 @@ impl DoorClient {
                 )
             }
         };
-        let events: Box<dyn Fn(Event) + Send + Sync> = match listener {
-            Some(l) => Box::new(move |e| {
-                l.on_event(match e {
-                    Event::DoorsChanged => DoorEvent::DoorsChanged,
-                    Event::SessionExpired => DoorEvent::SessionExpired,
-                    Event::Unlock {
-                        door_id,
-                        trigger,
-                        phase,
-                    } => DoorEvent::Unlock {
-                        door_id,
-                        trigger: match trigger {
-                            Trigger::Explicit => UnlockTrigger::Explicit,
-                            Trigger::Proximity => UnlockTrigger::Proximity,
-                        },
-                        phase: phase.into(),
-                    },
-                    Event::ProximityStopped { error } => DoorEvent::ProximityStopped {
-                        error: error.into(),
-                    },
-                    Event::SyncProgress {
-                        door_id,
-                        done,
-                        total,
-                    } => DoorEvent::SyncProgress {
-                        door_id,
-                        done,
-                        total,
-                    },
-                    Event::DoorSynced { door_id, report } => DoorEvent::DoorSynced {
-                        door_id,
-                        lock_iteration: report.lock_iteration,
-                        applied: report.applied,
-                        audit_records: report.audit_records,
-                    },
-                })
-            }),
-            None => Box::new(|_| {}),
-        };
+        let watchers = Arc::new(DoorWatchers::default());
+        let to_watchers = watchers.clone();
+        let listener = listener.map(|l| move |e: Event| l.on_event(e.into()));
+        let events: Box<dyn Fn(Event) + Send + Sync> = Box::new(move |e: Event| {
+            if matches!(e, Event::DoorsChanged | Event::DoorSynced { .. }) {
+                to_watchers.changed();
+            }
+            if let Some(l) = &listener {
+                l(e);
+            }
+        });
         let timeout = match config.request_timeout_ms {
             0 => Duration::from_secs(15),
             ms => Duration::from_millis(ms),
         };
-        let core = Core::open(
+        let core = Arc::new(Core::open(
             Config {
                 server_url: config.server_url,
                 data_dir,
@@ -347,11 +312,52 @@ impl DoorClient {
             transport,
             events,
             Box::new(move || clock()),
-        )?;
+        )?);
+        watchers.attach(&core);
         Ok(Arc::new(DoorClient {
-            core: Arc::new(core),
+            core,
+            watchers,
             _live: LiveToken::new(),
         }))
+    }
+}
+
+impl From<Event> for DoorEvent {
+    fn from(e: Event) -> DoorEvent {
+        match e {
+            Event::DoorsChanged => DoorEvent::DoorsChanged,
+            Event::SessionExpired => DoorEvent::SessionExpired,
+            Event::Unlock {
+                door_id,
+                trigger,
+                phase,
+            } => DoorEvent::Unlock {
+                door_id,
+                trigger: match trigger {
+                    Trigger::Explicit => UnlockTrigger::Explicit,
+                    Trigger::Proximity => UnlockTrigger::Proximity,
+                },
+                phase: phase.into(),
+            },
+            Event::ProximityStopped { error } => DoorEvent::ProximityStopped {
+                error: error.into(),
+            },
+            Event::SyncProgress {
+                door_id,
+                done,
+                total,
+            } => DoorEvent::SyncProgress {
+                door_id,
+                done,
+                total,
+            },
+            Event::DoorSynced { door_id, report } => DoorEvent::DoorSynced {
+                door_id,
+                lock_iteration: report.lock_iteration,
+                applied: report.applied,
+                audit_records: report.audit_records,
+            },
+        }
     }
 }
 
@@ -478,13 +484,25 @@ impl DoorClient {
     /// answer.
     pub async fn refresh(&self) -> Result<Vec<Door>, DoorError> {
         let views = self.core.refresh().await?;
-        self.doors_of(views)
+        doors_of(&self.core, views)
     }
 
     /// The cached doors, sorted by name, each with its state now. Works offline.
     pub fn doors(&self) -> Result<Vec<Door>, DoorError> {
         let views = self.core.doors()?;
-        self.doors_of(views)
+        doors_of(&self.core, views)
+    }
+
+    /// The doors stream (OpenDOOR `listenForLocks()`): `listener` gets the cached doors now,
+    /// before this returns, then the doors again after every change (a refresh, sign-in or
+    /// sign-out, a Door Sync that changes what the phone carries for a lock), in order, until
+    /// the returned watch is cancelled or dropped. Each list's decisions are as of its
+    /// delivery: `Door.nextChange` says when to ask `doors()` again.
+    pub fn watch_doors(
+        &self,
+        listener: Arc<dyn DoorsListener>,
+    ) -> Result<Arc<DoorsWatch>, DoorError> {
+        DoorsWatch::start(&self.watchers, listener)
     }
 
     pub fn door(&self, door_id: String) -> Result<Door, DoorError> {
@@ -543,23 +561,36 @@ impl DoorClient {
         Ok(self.core.doorcode(&door_id)?)
     }
 
-    /// Invites a guest to some of this person's shareable doors; the backend makes one key
-    /// per door for the guest.
+    /// Invites a guest to some of this person's shareable doors for `[from, until)`: with the
+    /// app at `door_ids`, with a temporary doorcode at `doorcode_door_ids` (keypad doors where
+    /// a key this person shares enables doorcodes), both where a door is in both. The backend
+    /// makes one key per door for the guest. The invite token and the codes are in the answer
+    /// only. `DoorcodesNotShareable` names doors where no shared key gives a doorcode.
+    #[uniffi::method(default(doorcode_door_ids))]
     pub async fn invite_guest(
         &self,
         door_ids: Vec<String>,
         contact: String,
         from: SystemTime,
         until: SystemTime,
+        doorcode_door_ids: Vec<String>,
     ) -> Result<GuestInvite, DoorError> {
         let (from, until) = (to_unix(from, "from")?, to_unix(until, "until")?);
         let invited = self
             .core
-            .invite_guest(&door_ids, &contact, from, until)
+            .invite_guest(&door_ids, &doorcode_door_ids, &contact, from, until)
             .await?;
         Ok(GuestInvite {
             guest: invited.guest.into(),
             invite_token: invited.invite_token,
+            doorcodes: invited
+                .doorcodes
+                .into_iter()
+                .map(|c| GuestDoorcode {
+                    door_id: c.door_id,
+                    code: c.code,
+                })
+                .collect(),
         })
     }
 
@@ -666,19 +697,6 @@ impl From<DenyReason> for UnlockDenial {
     }
 }
 
-impl DoorClient {
-    fn doors_of(&self, views: Vec<DoorView>) -> Result<Vec<Door>, DoorError> {
-        let pending = self.core.locks_with_pending_sync()?;
-        Ok(views
-            .into_iter()
-            .map(|v| {
-                let p = pending.contains(&v.door.lock_id);
-                Door::new(v, p)
-            })
-            .collect())
-    }
-}
-
 /// One credential-store entry per data directory, so two clients on one device (tests, a
 /// multi-account app) keep separate keys.
 fn account_for(dir: &std::path::Path) -> String {
@@ -689,43 +707,6 @@ fn account_for(dir: &std::path::Path) -> String {
 
 fn hex_prefix(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn key_schedule(schedule: &door_protocol::Schedule) -> KeySchedule {
-    KeySchedule {
-        windows: schedule
-            .windows
-            .iter()
-            .map(|w| ScheduleWindow {
-                days: Weekday::ALL
-                    .iter()
-                    .copied()
-                    .filter(|d| w.days.contains(*d as u8))
-                    .collect(),
-                start_minute: w.start_minute,
-                end_minute: w.end_minute,
-            })
-            .collect(),
-        not_before: schedule.not_before.map(from_unix),
-        not_after: schedule.not_after.map(from_unix),
-    }
-}
-
-impl Door {
-    fn new(v: DoorView, sync_pending: bool) -> Door {
-        Door {
-            next_change: v.decision.next_change().map(from_unix),
-            access: v.decision.into(),
-            schedules: v.door.schedules().iter().map(key_schedule).collect(),
-            id: v.door.id,
-            name: v.door.name,
-            online: v.door.online,
-            keypad: v.door.keypad,
-            has_doorcode: v.door.doorcode.is_some(),
-            may_share: v.door.may_share,
-            sync_pending,
-        }
-    }
 }
 
 impl From<crate::client::Person> for Person {
@@ -756,6 +737,7 @@ impl From<GuestJson> for Guest {
             id: g.id,
             contact: g.contact,
             door_ids: g.door_ids,
+            doorcode_door_ids: g.doorcode_door_ids,
             from: from_unix(g.starts_at),
             until: from_unix(g.ends_at),
             redeemed: g.redeemed,

@@ -33,6 +33,10 @@ pub enum DoorError {
     /// Some of the doors of a guest invite may not be shared; `door_ids` names them.
     #[error("{} of these doors may not be shared with guests", door_ids.len())]
     NotShareable { door_ids: Vec<String> },
+    /// A guest doorcode was asked for at doors where no key this person shares enables
+    /// doorcodes; `door_ids` names them.
+    #[error("{} of these doors give you no doorcode to share with a guest", door_ids.len())]
+    DoorcodesNotShareable { door_ids: Vec<String> },
     /// The person already has as many devices as the property allows (`limit`): remove one
     /// (`devices`, `remove_device`), then `refresh` registers this one.
     #[error("this person already has {limit} devices, the most allowed; remove one first")]
@@ -197,6 +201,9 @@ impl From<ApiError> for DoorError {
             },
             ApiError::Status { status, body } => match (status, body.code.as_str()) {
                 (_, "not_shareable") => DoorError::NotShareable {
+                    door_ids: body.door_ids.unwrap_or_default(),
+                },
+                (_, "doorcodes_disabled") => DoorError::DoorcodesNotShareable {
                     door_ids: body.door_ids.unwrap_or_default(),
                 },
                 (_, "device_limit") => DoorError::DeviceLimit {

@@ -4,6 +4,8 @@
 mod ble;
 mod cancel;
 mod client;
+mod door;
+mod doors_watch;
 mod error;
 mod logs;
 mod schedule;
@@ -13,9 +15,12 @@ mod time;
 pub use ble::{lock_characteristic_uuid, lock_service_uuid, BleFailure, BleTransport};
 pub use cancel::Cancellation;
 pub use client::{
-    Activity, ClientConfig, Door, DoorClient, DoorEvent, EventListener, Guest, GuestInvite, Person,
-    ProximitySettings, RegisteredDevice, UnlockDenial, UnlockPhase, UnlockReceipt, UnlockTrigger,
+    Activity, ClientConfig, DoorClient, DoorEvent, EventListener, Guest, GuestDoorcode,
+    GuestInvite, Person, ProximitySettings, RegisteredDevice, UnlockDenial, UnlockPhase,
+    UnlockReceipt, UnlockTrigger,
 };
+pub use door::Door;
+pub use doors_watch::{DoorsListener, DoorsWatch};
 pub use error::DoorError;
 pub use logs::{collected_logs, set_log_level, set_log_listener, LogLevel, LogListener, LogRecord};
 pub use schedule::{AccessDecision, DoorSchedule, KeySchedule, ScheduleWindow, Weekday};

@@ -29,11 +29,31 @@ public final class DoorCoreClient: Sendable {
         for continuation in continuations { continuation.finish() }
     }
 
+    /// The doors stream (OpenDOOR `listenForLocks()`): the cached doors at once, then the doors
+    /// again after every refresh, sign-in, sign-out or Door Sync, until the reader stops (the
+    /// watch ends when the stream is dropped or its Task cancelled). Each call is its own
+    /// stream; a slow reader gets the newest list. Each list's decisions are as of its
+    /// delivery; a door's `nextChange` says when to ask `doors()` again.
+    public func doors() throws -> AsyncStream<[Door]> {
+        var continuation: AsyncStream<[Door]>.Continuation?
+        let stream = AsyncStream<[Door]>(bufferingPolicy: .bufferingNewest(1)) { continuation = $0 }
+        let watch = try client.watchDoors(listener: DoorsStreamListener(continuation!))
+        continuation!.onTermination = { _ in watch.cancel() }
+        return stream
+    }
+
     private static func makeStream() -> (AsyncStream<DoorEvent>, AsyncStream<DoorEvent>.Continuation) {
         var continuation: AsyncStream<DoorEvent>.Continuation?
         let stream = AsyncStream<DoorEvent>(bufferingPolicy: .bufferingNewest(256)) { continuation = $0 }
         return (stream, continuation!)
     }
+}
+
+/// Called on a core thread; an AsyncStream continuation may be yielded to from any thread.
+private final class DoorsStreamListener: DoorsListener {
+    let continuation: AsyncStream<[Door]>.Continuation
+    init(_ continuation: AsyncStream<[Door]>.Continuation) { self.continuation = continuation }
+    func onDoors(doors: [Door]) { continuation.yield(doors) }
 }
 
 /// Called on a core thread; an AsyncStream continuation may be yielded to from any thread.

@@ -45,10 +45,16 @@ pub fn stored_schedule(json: &str) -> Result<Schedule, ApiError> {
 }
 
 /// Makes `person`'s doorcodes match their grants: a code for every door that some key they
-/// hold gives with doorcodes on; no code elsewhere. Existing codes are kept, so giving key B
+/// hold gives with doorcodes on (for a guest: a doorcode door of a live invite whose host's
+/// shared key enables doorcodes); no code elsewhere. Existing codes are kept, so giving key B
 /// before revoking key A (same doors) keeps the codes, as the seeds ask. A door's keypad holds
 /// at most `MAX_DOORCODES` codes: one more is refused (409), never left out of its bundle.
-pub fn sync_doorcodes(tx: &Transaction<'_>, person: Id, grants: &[Grant]) -> Result<(), ApiError> {
+pub fn sync_doorcodes(
+    tx: &Transaction<'_>,
+    person: Id,
+    grants: &[Grant],
+    now: i64,
+) -> Result<(), ApiError> {
     let wanted: BTreeSet<Id> = grants
         .iter()
         .filter(|g| g.doorcodes)
@@ -68,6 +74,7 @@ pub fn sync_doorcodes(tx: &Transaction<'_>, person: Id, grants: &[Grant]) -> Res
         )?;
     }
     for door in wanted.difference(&have) {
+        prune_ended_guest_codes(tx, *door, now)?;
         let held: usize = tx.query_row(
             "SELECT COUNT(*) FROM doorcodes WHERE door_id = ?1",
             [id_param(door)],
@@ -81,6 +88,21 @@ pub fn sync_doorcodes(tx: &Transaction<'_>, person: Id, grants: &[Grant]) -> Res
         }
         new_doorcode(tx, person, *door)?;
     }
+    Ok(())
+}
+
+/// Deletes the codes at `door` of guests with no live invite left. Nothing re-derives a guest
+/// when an invite simply runs out, so their code would stay and count against the keypad's
+/// capacity; the lock stopped accepting it at the invite's end, and Door Sync stopped carrying
+/// it (`sync::doorcodes_for` derives guests' codes at the time of the bundle).
+fn prune_ended_guest_codes(tx: &Transaction<'_>, door: Id, now: i64) -> Result<(), ApiError> {
+    tx.execute(
+        "DELETE FROM doorcodes WHERE door_id = ?1 \
+         AND person_id IN (SELECT id FROM people WHERE role = 'guest') \
+         AND NOT EXISTS (SELECT 1 FROM invites i WHERE i.guest_id = doorcodes.person_id \
+                         AND i.revoked_at IS NULL AND i.ends_at > ?2)",
+        params![id_param(&door), now],
+    )?;
     Ok(())
 }
 
@@ -255,7 +277,10 @@ fn inputs(
     device: Id,
     now: i64,
 ) -> Result<Option<(Inputs, IssuerKey)>, ApiError> {
-    let grants = policy::grants(tx, person, now)?;
+    let grants: Vec<Grant> = policy::grants(tx, person, now)?
+        .into_iter()
+        .filter(|g| g.app)
+        .collect();
     if grants.is_empty() {
         return Ok(None);
     }

@@ -241,6 +241,12 @@ CREATE INDEX refresh_reuses_person ON refresh_reuses(person_id);
 ALTER TABLE invite_keys ADD COLUMN removed_at INTEGER;
 "#,
     r#"
+-- Invite types, per door (guests.rs): in-app access (an access document for the guest's
+-- phone), a temporary doorcode, or both. Invites from before are in-app only.
+ALTER TABLE invite_keys ADD COLUMN app INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE invite_keys ADD COLUMN doorcode INTEGER NOT NULL DEFAULT 0;
+"#,
+    r#"
 -- Token sign-in (oidc/): the OpenID Connect issuer a property's people sign in with, and the
 -- identity (issuer, subject) each person is known by there, linked at their first token
 -- sign-in. One identity per person; a subject names at most one person of a property.

@@ -89,6 +89,21 @@ impl ApiError {
         e
     }
 
+    /// A guest doorcode asked for at doors where no key the host shares enables doorcodes.
+    pub fn doorcodes_disabled(door_ids: Vec<String>) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "doorcodes_disabled",
+            format!(
+                "{} of these doors give you no doorcode to share with a guest",
+                door_ids.len()
+            ),
+        );
+        e.body.field = Some("doorcode_door_ids".into());
+        e.body.door_ids = Some(door_ids);
+        e
+    }
+
     pub fn not_shareable(door_ids: Vec<String>) -> ApiError {
         let mut e = ApiError::new(
             StatusCode::FORBIDDEN,

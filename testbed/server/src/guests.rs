@@ -33,16 +33,29 @@ pub(crate) fn guest_json(tx: &Transaction<'_>, invite: &[u8]) -> ApiResult<Guest
         )?;
     let mut stmt =
         tx.prepare_cached(
-        "SELECT door_id FROM invite_keys WHERE invite_id = ?1 AND removed_at IS NULL ORDER BY door_id",
+        "SELECT door_id, app, doorcode FROM invite_keys WHERE invite_id = ?1 AND removed_at IS NULL ORDER BY door_id",
     )?;
-    let door_ids = stmt
-        .query_map([invite], |r| r.get::<_, Vec<u8>>(0))?
-        .map(|d| Ok(hex::encode(d?)))
-        .collect::<ApiResult<_>>()?;
+    let (mut door_ids, mut doorcode_door_ids) = (Vec::new(), Vec::new());
+    for row in stmt.query_map([invite], |r| {
+        Ok((
+            r.get::<_, Vec<u8>>(0)?,
+            r.get::<_, bool>(1)?,
+            r.get::<_, bool>(2)?,
+        ))
+    })? {
+        let (door, app, doorcode) = row?;
+        if app {
+            door_ids.push(hex::encode(&door));
+        }
+        if doorcode {
+            doorcode_door_ids.push(hex::encode(&door));
+        }
+    }
     Ok(GuestJson {
         id: hex::encode(id),
         contact,
         door_ids,
+        doorcode_door_ids,
         starts_at,
         ends_at,
         redeemed: redeemed.is_some(),
@@ -62,7 +75,7 @@ fn invite_range(starts_at: i64, ends_at: i64) -> Schedule {
 
 #[utoipa::path(post, path = "/v1/me/guests", tag = "resident", request_body = NewGuest, security(("person" = [])),
     responses((status = 201, body = InvitedGuest),
-        (status = 403, description = "`forbidden`: guests cannot invite guests; `not_shareable`: some doors may not be shared (`door_ids`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: guests cannot invite guests; `not_shareable`: some doors may not be shared (`door_ids`); `doorcodes_disabled`: no key the host shares enables doorcodes at some doorcode doors (`door_ids`)", body = ErrorBody),
         (status = 409, description = "`conflict`: a door's keypad already holds as many doorcodes as it can (`field`: `doorcodes`)", body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn invite_guest(
@@ -80,8 +93,11 @@ pub async fn invite_guest(
             "must be 1 to 200 characters, not all blank",
         ));
     }
-    if req.door_ids.is_empty() {
-        return Err(ApiError::invalid("door_ids", "name at least one door"));
+    if req.door_ids.is_empty() && req.doorcode_door_ids.is_empty() {
+        return Err(ApiError::invalid(
+            "door_ids",
+            "name at least one door (in door_ids or doorcode_door_ids)",
+        ));
     }
     if req.ends_at <= req.starts_at {
         return Err(ApiError::invalid("ends_at", "must be after starts_at"));
@@ -95,31 +111,51 @@ pub async fn invite_guest(
             "is more than 90 days after the start",
         ));
     }
-    let mut wanted = Vec::with_capacity(req.door_ids.len());
-    for (i, d) in req.door_ids.iter().enumerate() {
-        let door = id(&format!("door_ids[{i}]"), d)?;
-        if wanted.contains(&door) {
-            return Err(ApiError::invalid(
-                format!("door_ids[{i}]"),
-                "is listed twice",
-            ));
-        }
-        wanted.push(door);
+    let in_app = door_list("door_ids", &req.door_ids)?;
+    let with_code = door_list("doorcode_door_ids", &req.doorcode_door_ids)?;
+    // Every door of the invite, each with (in-app, doorcode), and the field that named it.
+    let mut wanted: BTreeMap<Id, (bool, bool, String)> = BTreeMap::new();
+    for (door, field) in &in_app {
+        wanted.insert(*door, (true, false, field.clone()));
+    }
+    for (door, field) in &with_code {
+        wanted
+            .entry(*door)
+            .or_insert((false, false, field.clone()))
+            .1 = true;
     }
     let token = random_token();
     let invited = state.db.write(|tx| {
         let mine: BTreeMap<Id, Vec<Grant>> = policy::by_door(policy::grants(tx, person.id, now)?);
-        for (i, door) in wanted.iter().enumerate() {
+        for (door, (_, _, field)) in &wanted {
             if !mine.contains_key(door) {
-                return Err(ApiError::invalid(format!("door_ids[{i}]"), "is not one of your doors"));
+                return Err(ApiError::invalid(field.clone(), "is not one of your doors"));
             }
         }
         // May Share is per key: a door is shareable through the keys held with it, and the
         // guest gets only those keys' schedules.
         let refused: Vec<String> =
-            wanted.iter().filter(|d| !mine[d].iter().any(|g| g.may_share)).map(|d| d.to_string()).collect();
+            wanted.keys().filter(|d| !mine[d].iter().any(|g| g.may_share)).map(|d| d.to_string()).collect();
         if !refused.is_empty() {
             return Err(ApiError::not_shareable(refused));
+        }
+        for (door, field) in &with_code {
+            let keypad: bool =
+                tx.query_row("SELECT keypad FROM doors WHERE id = ?1", [id_param(door)], |r| r.get(0))?;
+            if !keypad {
+                return Err(ApiError::invalid(field.clone(), "has no keypad"));
+            }
+        }
+        // "Spaces where doorcodes and access sharing are disabled ... prevent them from
+        // inviting guests or receiving a doorcode": a guest's code needs a key the host holds
+        // with both May Share and doorcodes at that door.
+        let no_code: Vec<String> = with_code
+            .iter()
+            .filter(|(d, _)| !mine[d].iter().any(|g| g.may_share && g.doorcodes))
+            .map(|(d, _)| d.to_string())
+            .collect();
+        if !no_code.is_empty() {
+            return Err(ApiError::doorcodes_disabled(no_code));
         }
         let guest = NewPerson { name: req.contact.clone(), email: None, role: "guest".into(), password: None };
         let password = check_person(&guest)?;
@@ -141,13 +177,13 @@ pub async fn invite_guest(
                 now
             ],
         )?;
-        for door in &wanted {
+        for (door, (app, doorcode, _)) in &wanted {
             let schedule = crate::schedule_json::to_json(&invite_range(req.starts_at, req.ends_at));
             let stored = serde_json::to_string(&Some(schedule)).map_err(|e| ApiError::internal(e.to_string()))?;
-            let key = insert_key(tx, person.property_id, &format!("guest {invite} {door}"), "guest", &[(*door, false, stored)])?;
+            let key = insert_key(tx, person.property_id, &format!("guest {invite} {door}"), "guest", &[(*door, *doorcode, stored)])?;
             tx.execute(
-                "INSERT INTO invite_keys (invite_id, key_id, door_id) VALUES (?1, ?2, ?3)",
-                params![id_param(&invite), id_param(&key), id_param(door)],
+                "INSERT INTO invite_keys (invite_id, key_id, door_id, app, doorcode) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id_param(&invite), id_param(&key), id_param(door), app, doorcode],
             )?;
             tx.execute(
                 "INSERT INTO assignments (id, key_id, person_id, may_share, created_at) VALUES (?1, ?2, ?3, 0, ?4)",
@@ -155,15 +191,31 @@ pub async fn invite_guest(
             )?;
         }
         rights_changed(tx, guest, now)?;
-        guest_json(tx, &invite.0)
+        Ok((guest_json(tx, &invite.0)?, crate::manager::doorcodes_of(tx, guest)?))
     })?;
     Ok((
         StatusCode::CREATED,
         Json(InvitedGuest {
-            guest: invited,
+            guest: invited.0,
             invite_token: token,
+            doorcodes: invited.1,
         }),
     ))
+}
+
+/// The ids of one of `NewGuest`'s door lists, each with its field name; a bad or repeated id
+/// is refused at its index.
+fn door_list(field: &str, ids: &[String]) -> ApiResult<Vec<(Id, String)>> {
+    let mut out: Vec<(Id, String)> = Vec::with_capacity(ids.len());
+    for (i, d) in ids.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        let door = id(&at, d)?;
+        if out.iter().any(|(seen, _)| *seen == door) {
+            return Err(ApiError::invalid(at, "is listed twice"));
+        }
+        out.push((door, at));
+    }
+    Ok(out)
 }
 
 #[utoipa::path(get, path = "/v1/me/guests", tag = "resident", security(("person" = [])),

@@ -307,7 +307,14 @@ pub struct MyDoors {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NewGuest {
+    /// Doors the guest opens with the app (an access document for their phone).
+    #[serde(default)]
     pub door_ids: Vec<String>,
+    /// Doors the guest opens with a temporary doorcode at the keypad, for a guest without the
+    /// app (a door in both lists gets both). Only keypad doors where a key the host shares
+    /// enables doorcodes.
+    #[serde(default)]
+    pub doorcode_door_ids: Vec<String>,
     /// How the resident reaches the guest (phone or email); shown in the guest list.
     #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub contact: String,
@@ -321,7 +328,11 @@ pub struct NewGuest {
 pub struct GuestJson {
     pub id: String,
     pub contact: String,
+    /// Doors the guest opens with the app.
     pub door_ids: Vec<String>,
+    /// Doors the guest opens with a temporary doorcode (the codes are shown once, at the invite).
+    #[serde(default)]
+    pub doorcode_door_ids: Vec<String>,
     pub starts_at: i64,
     pub ends_at: i64,
     pub redeemed: bool,
@@ -333,6 +344,10 @@ pub struct InvitedGuest {
     pub guest: GuestJson,
     /// The one-time token the guest signs in with. Shown once.
     pub invite_token: String,
+    /// The guest's temporary doorcodes, one per doorcode door, for the host to pass on. Shown
+    /// once: the guest list never repeats them.
+    #[serde(default)]
+    pub doorcodes: Vec<DoorcodeJson>,
 }
 
 // ---- Door Sync ----------------------------------------------------------------------------

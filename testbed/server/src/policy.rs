@@ -9,7 +9,9 @@
 //! - A guest's grants are derived, at every instant, from the host's *current* shareable grants
 //!   (keys held with May Share) at the invite's doors, cut to the invite's range. Revoking or
 //!   unassigning the host, narrowing the key or turning May Share off narrows the guest in the
-//!   same transaction; an ended or revoked invite, or a revoked host, gives nothing.
+//!   same transaction; an ended or revoked invite, or a revoked host, gives nothing. Per door
+//!   an invite gives in-app access, a doorcode, or both; the doorcode only where the host's
+//!   shared key enables doorcodes (checked again at every derivation, not only at the invite).
 //! - Revocation is by **floor**: when any document a person still holds (superseded or not)
 //!   grants more than their rights now, every document of theirs below the next access
 //!   iteration is void (`person_floors`), which Door Sync carries to the locks, one entry per
@@ -34,6 +36,9 @@ pub struct Grant {
     pub schedule: Schedule,
     pub doorcodes: bool,
     pub may_share: bool,
+    /// Opens with the app: the grant goes into access documents. Only a guest's doorcode-only
+    /// door has this off (the grant then gives the keypad alone).
+    pub app: bool,
 }
 
 /// A schedule's canonical text: what "the same grant" compares by.
@@ -91,6 +96,7 @@ fn key_grants(tx: &Transaction<'_>, person: Id) -> Result<Vec<Grant>, ApiError> 
             schedule: stored_schedule(&schedule)?,
             doorcodes,
             may_share,
+            app: true,
         });
     }
     Ok(out)
@@ -101,7 +107,14 @@ struct Invite {
     inviter: Id,
     starts_at: i64,
     ends_at: i64,
-    doors: Vec<Id>,
+    doors: Vec<InviteDoor>,
+}
+
+/// One door of an invite and how the guest opens it.
+struct InviteDoor {
+    door_id: Id,
+    app: bool,
+    doorcode: bool,
 }
 
 fn invites_of(tx: &Transaction<'_>, guest: Id, now: i64) -> Result<Vec<Invite>, ApiError> {
@@ -122,12 +135,21 @@ fn invites_of(tx: &Transaction<'_>, guest: Id, now: i64) -> Result<Vec<Invite>, 
     let mut out = Vec::new();
     for (invite, inviter, starts_at, ends_at) in rows {
         let mut doors = tx.prepare_cached(
-            "SELECT door_id FROM invite_keys WHERE invite_id = ?1 AND removed_at IS NULL",
+            "SELECT door_id, app, doorcode FROM invite_keys WHERE invite_id = ?1 AND removed_at IS NULL",
         )?;
         let doors = doors
-            .query_map([&invite], |r| r.get::<_, Vec<u8>>(0))?
-            .map(|d| blob_id(d?))
-            .collect::<Result<Vec<_>, _>>()?;
+            .query_map([&invite], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .map(|row| {
+                let (door, app, doorcode) = row?;
+                Ok(InviteDoor {
+                    door_id: blob_id(door)?,
+                    app,
+                    doorcode,
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
         out.push(Invite {
             inviter: blob_id(inviter)?,
             starts_at,
@@ -145,14 +167,18 @@ pub fn grants(tx: &Transaction<'_>, person: Id, now: i64) -> Result<Vec<Grant>, 
     if !revoked(tx, person)? {
         for invite in invites_of(tx, person, now)? {
             for host in key_grants(tx, invite.inviter)? {
-                if !host.may_share || !invite.doors.contains(&host.door_id) {
+                let Some(door) = invite.doors.iter().find(|d| d.door_id == host.door_id) else {
+                    continue;
+                };
+                if !host.may_share {
                     continue;
                 }
                 if let Some(schedule) = within(&host.schedule, invite.starts_at, invite.ends_at) {
                     out.push(Grant {
                         schedule,
-                        doorcodes: false,
+                        doorcodes: door.doorcode && host.doorcodes,
                         may_share: false,
+                        app: door.app,
                         ..host
                     });
                 }
@@ -182,8 +208,10 @@ fn holds_more(
     now_grants: &[Grant],
     now: i64,
 ) -> Result<bool, ApiError> {
+    // Documents carry the in-app grants only: a doorcode-only door is in none.
     let have: BTreeSet<(String, String)> = now_grants
         .iter()
+        .filter(|g| g.app)
         .map(|g| (g.door_id.to_string(), schedule_key(&g.schedule)))
         .collect();
     let mut stmt = tx
@@ -265,7 +293,7 @@ pub fn rights_changed(tx: &Transaction<'_>, person: Id, now: i64) -> Result<(), 
 
 fn rederive(tx: &Transaction<'_>, person: Id, now: i64) -> Result<(), ApiError> {
     let now_grants = grants(tx, person, now)?;
-    sync_doorcodes(tx, person, &now_grants)?;
+    sync_doorcodes(tx, person, &now_grants, now)?;
     if holds_more(tx, person, &now_grants, now)? {
         raise_floor(tx, person, now)?;
     }

@@ -366,7 +366,11 @@ fn my_doors_in(
         let property = property_json(tx, person.property_id)?;
         let credential = documents_for(tx, person.id, person.property_id, device, now, presigned)?;
         let mut doors = Vec::new();
-        for (door_id, grants) in policy::by_door(policy::grants(tx, person.id, now)?) {
+        // The doors opened with the app; a guest's doorcode-only door has no document.
+        let in_app = policy::grants(tx, person.id, now)?
+            .into_iter()
+            .filter(|g| g.app);
+        for (door_id, grants) in policy::by_door(in_app.collect()) {
             let (name, online, keypad, lock_id, lock_key): (String, bool, bool, Vec<u8>, Vec<u8>) = tx.query_row(
                 "SELECT name, online, keypad, lock_id, lock_public_key FROM doors WHERE id = ?1",
                 [id_param(&door_id)],

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
 
-use crate::access::{id_param, issuer, stored_schedule};
+use crate::access::{blob_id, id_param, issuer, stored_schedule};
 use crate::audit::{audit_ack, lock_of};
 use crate::auth::Person;
 use crate::db::blocking;
@@ -155,10 +155,12 @@ fn doorcodes_for(
     tx: &Transaction<'_>,
     door: Id,
     time_zone_span: i64,
+    now: i64,
 ) -> ApiResult<(BTreeMap<String, StoredCode>, Option<StoredKeypad>)> {
+    // Holders of manager keys: their keys' schedules, read in one query (a lobby keypad may
+    // hold hundreds of codes).
     let mut stmt = tx.prepare_cached(
-        "SELECT c.person_id, c.code, \
-           (SELECT MAX(i.ends_at) FROM invites i WHERE i.guest_id = c.person_id), kd.schedule \
+        "SELECT c.person_id, c.code, kd.schedule \
          FROM doorcodes c JOIN assignments a ON a.person_id = c.person_id AND a.revoked_at IS NULL \
          JOIN key_doors kd ON kd.key_id = a.key_id AND kd.door_id = c.door_id AND kd.doorcodes = 1 \
          JOIN keys k ON k.id = a.key_id AND k.kind = 'manager' \
@@ -169,16 +171,13 @@ fn doorcodes_for(
         Ok((
             r.get::<_, Vec<u8>>(0)?,
             r.get::<_, String>(1)?,
-            r.get::<_, Option<i64>>(2)?,
-            r.get::<_, String>(3)?,
+            r.get::<_, String>(2)?,
         ))
     })?;
     // Person -> (code, expiry, schedule keys); schedule key -> schedule.
     let mut codes: BTreeMap<String, (String, Option<i64>, BTreeSet<String>)> = BTreeMap::new();
     let mut distinct: BTreeMap<String, Schedule> = BTreeMap::new();
-    for row in rows {
-        let (person, code, expires_at, schedule) = row?;
-        let schedule = stored_schedule(&schedule)?;
+    let mut add = |person: &[u8], code: String, expires_at: Option<i64>, schedule: Schedule| {
         let key = policy::schedule_key(&schedule);
         distinct.entry(key.clone()).or_insert(schedule);
         codes
@@ -186,6 +185,25 @@ fn doorcodes_for(
             .or_insert_with(|| (code, expires_at, BTreeSet::new()))
             .2
             .insert(key);
+    };
+    for row in rows {
+        let (person, code, schedule) = row?;
+        add(&person, code, None, stored_schedule(&schedule)?);
+    }
+    // Guests: derived now from their hosts (policy.rs), so a code whose invite ended, or whose
+    // host lost the right to share it, is left out even before anything re-derived the guest.
+    // The code ends with the invite.
+    for (guest, code) in guest_codes(tx, door)? {
+        let expires_at: Option<i64> = tx.query_row(
+            "SELECT MAX(ends_at) FROM invites WHERE guest_id = ?1 AND revoked_at IS NULL",
+            [id_param(&guest)],
+            |r| r.get(0),
+        )?;
+        for g in policy::grants(tx, guest, now)? {
+            if g.door_id == door && g.doorcodes {
+                add(&guest.0, code.clone(), expires_at, g.schedule);
+            }
+        }
     }
     let table: Vec<String> = distinct
         .keys()
@@ -227,6 +245,23 @@ fn doorcodes_for(
     Ok((out, keypad))
 }
 
+/// The guests holding a doorcode at `door`, with their codes.
+fn guest_codes(tx: &Transaction<'_>, door: Id) -> ApiResult<Vec<(Id, String)>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT c.person_id, c.code FROM doorcodes c \
+         JOIN people p ON p.id = c.person_id AND p.role = 'guest' AND p.revoked = 0 \
+         WHERE c.door_id = ?1",
+    )?;
+    let rows = stmt.query_map([id_param(&door)], |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+    })?;
+    rows.map(|row| {
+        let (person, code) = row?;
+        Ok((blob_id(person)?, code))
+    })
+    .collect()
+}
+
 /// A code left out of its lock's bundle: worth a line in the server's log.
 fn log_left_out(person: &str) {
     eprintln!("door-server: doorcode of {person} has more schedules than a keypad holds; left out");
@@ -242,7 +277,7 @@ fn desired_state(
 ) -> ApiResult<SyncState> {
     let (floors, issued_floor) = floors_for(tx, property, door, lock, now)?;
     let span_from = now - now.rem_euclid(KEYPAD_SPAN_STEP) - 86_400;
-    let (doorcodes, keypad) = doorcodes_for(tx, door, span_from)?;
+    let (doorcodes, keypad) = doorcodes_for(tx, door, span_from, now)?;
     Ok(SyncState {
         format: STATE_FORMAT,
         floors,

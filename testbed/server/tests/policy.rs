@@ -650,3 +650,289 @@ async fn revoking_a_guest_from_one_door_leaves_the_other_door_working_offline() 
     let own = site.document(&host).await.unwrap();
     assert_eq!(site.present(&host.key, &own), UnlockResult::Granted);
 }
+
+/// `host` invites a doorcode-only guest (no app) to `door` for `[starts_at, ends_at)`: the
+/// invite as the host sees it and the code, shown this once.
+async fn invite_with_doorcode(
+    s: &TestServer,
+    host: &Phone,
+    door: &DoorJson,
+    starts_at: i64,
+    ends_at: i64,
+) -> (GuestJson, String) {
+    let invited: InvitedGuest = s
+        .ok(
+            "POST",
+            "/v1/me/guests",
+            host.token(),
+            Some(
+                &json!({"doorcode_door_ids": [door.id], "contact": "dog walker",
+                "starts_at": starts_at, "ends_at": ends_at}),
+            ),
+            201,
+        )
+        .await;
+    assert_eq!(invited.doorcodes.len(), 1);
+    assert_eq!(invited.doorcodes[0].door_id, door.id);
+    (invited.guest, invited.doorcodes[0].code.clone())
+}
+
+/// Issue 19, guest doorcodes: a dog walker without the app gets a temporary code. It opens the
+/// offline keypad only inside the invite's window (and the host's key schedule), is never
+/// shown again, and stops at revocation once a phone has carried the next bundle to the lock.
+#[tokio::test]
+async fn a_guests_doorcode_opens_the_keypad_only_inside_the_invite_and_stops_at_revocation() {
+    let site = site().await;
+    let (s, m) = (&site.s, &site.m);
+    let t0 = s.now(); // Tuesday 10:00
+    let home = m
+        .key(s, "Home", vec![key_door(&site.door, true, None)])
+        .await;
+    let hana = m
+        .person(s, "Hana", "resident", Some("hana@example.com"))
+        .await;
+    m.assign(s, &hana, &home, true).await;
+    let host = Phone::sign_in(s, "hana@example.com").await;
+    let hana_code = m.doorcodes(s, &hana).await[0].code.clone();
+    let (guest, code) = invite_with_doorcode(s, &host, &site.door, t0 + DAY, t0 + 3 * DAY).await;
+    assert_eq!(guest.doorcode_door_ids, [site.door.id.as_str()]);
+    assert!(
+        guest.door_ids.is_empty(),
+        "a doorcode-only guest has no app door"
+    );
+    assert_ne!(code, hana_code);
+    let listed = s
+        .call("GET", "/v1/me/guests", host.token(), None)
+        .await
+        .1
+        .to_string();
+    assert!(!listed.contains(&code), "the guest list repeats the code");
+    site.sync(&host).await;
+
+    let hana_id = Id::from_hex(&hana.id).unwrap();
+    let guest_in = |r: DoorcodeResult| matches!(r, DoorcodeResult::Granted { person_id } if person_id != hana_id);
+    // Before the window: not yet; the keypad says when.
+    assert!(matches!(
+        site.lock.enter_doorcode(&code).unwrap(),
+        DoorcodeResult::Denied(DoorcodeDenied::OutOfSchedule { next_allowed: Some(t), .. })
+            if t == t0 + DAY
+    ));
+    site.at(t0 + DAY + HOUR);
+    assert!(guest_in(site.lock.enter_doorcode(&code).unwrap()));
+    // After the window: the lock refuses it on its own, with no sync.
+    site.at(t0 + 3 * DAY + HOUR);
+    assert!(!guest_in(site.lock.enter_doorcode(&code).unwrap()));
+    assert_eq!(
+        site.lock.enter_doorcode(&hana_code).unwrap(),
+        DoorcodeResult::Granted { person_id: hana_id }
+    );
+
+    // A second invite, revoked inside its window.
+    let host = refreshed(s, &host).await;
+    let (second, code) =
+        invite_with_doorcode(s, &host, &site.door, t0 + 3 * DAY, t0 + 9 * DAY).await;
+    site.sync(&host).await;
+    site.at(t0 + 4 * DAY);
+    assert!(guest_in(site.lock.enter_doorcode(&code).unwrap()));
+    let host = refreshed(s, &host).await;
+    let _: GuestJson = s
+        .ok(
+            "DELETE",
+            &format!("/v1/me/guests/{}", second.id),
+            host.token(),
+            None::<&()>,
+            200,
+        )
+        .await;
+    assert!(
+        guest_in(site.lock.enter_doorcode(&code).unwrap()),
+        "an offline lock knows of the revocation only from the next Door Sync"
+    );
+    site.sync(&host).await;
+    assert_eq!(
+        site.lock.enter_doorcode(&code).unwrap(),
+        DoorcodeResult::Denied(DoorcodeDenied::Unknown),
+        "after the sync the revoked guest's code is gone from the keypad"
+    );
+    assert_eq!(site.lock.doorcodes(), 1, "only the host's code is left");
+}
+
+/// A guest's doorcode needs a keypad and a key the host shares with doorcodes on ("Spaces
+/// where doorcodes and access sharing are disabled ... prevent them from inviting guests or
+/// receiving a doorcode"); turning doorcodes off on the host's key later takes the guest's
+/// code away at the next sync while the guest's in-app access stays.
+#[tokio::test]
+async fn a_guest_doorcode_follows_the_hosts_doorcode_rights() {
+    let site = site().await;
+    let (s, m) = (&site.s, &site.m);
+    let t0 = s.now();
+    let gym: DoorJson = s
+        .ok(
+            "POST",
+            &m.path("/doors"),
+            &m.key,
+            Some(&json!({"name": "Gym", "online": false, "keypad": false,
+                "lock_public_key": b64(&LockKey::generate(&mut rand::rngs::OsRng).public().to_sec1_compressed())})),
+            201,
+        )
+        .await;
+    let home = m
+        .key(
+            s,
+            "Home",
+            vec![
+                key_door(&site.door, true, None),
+                key_door(&gym, false, None),
+            ],
+        )
+        .await;
+    let plain = m
+        .key(s, "Pool, no codes", vec![key_door(&site.door, false, None)])
+        .await;
+    let hana = m
+        .person(s, "Hana", "resident", Some("hana@example.com"))
+        .await;
+    let ivan = m
+        .person(s, "Ivan", "resident", Some("ivan@example.com"))
+        .await;
+    m.assign(s, &hana, &home, true).await;
+    m.assign(s, &ivan, &plain, true).await;
+    let host = Phone::sign_in(s, "hana@example.com").await;
+    let ivan_phone = Phone::sign_in(s, "ivan@example.com").await;
+    let invite = |doors: Vec<&str>, codes: Vec<&str>| {
+        json!({"door_ids": doors, "doorcode_door_ids": codes, "contact": "cleaner",
+            "starts_at": t0, "ends_at": t0 + 7 * DAY})
+    };
+
+    let (status, body) = s
+        .call(
+            "POST",
+            "/v1/me/guests",
+            host.token(),
+            Some(&invite(vec![], vec![&gym.id])),
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("doorcode_door_ids[0]"))
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("keypad"),
+        "{body}"
+    );
+    let (status, body) = s
+        .call(
+            "POST",
+            "/v1/me/guests",
+            ivan_phone.token(),
+            Some(&invite(vec![&site.door.id], vec![&site.door.id])),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("doorcodes_disabled")),
+        "{body}"
+    );
+    assert_eq!(body["door_ids"], json!([site.door.id]));
+    let (status, body) = s
+        .call(
+            "POST",
+            "/v1/me/guests",
+            host.token(),
+            Some(&invite(vec![], vec![])),
+        )
+        .await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("door_ids")));
+
+    // In-app and a doorcode at the pool: both.
+    let invited: InvitedGuest = s
+        .ok(
+            "POST",
+            "/v1/me/guests",
+            host.token(),
+            Some(&invite(vec![&site.door.id], vec![&site.door.id])),
+            201,
+        )
+        .await;
+    let code = invited.doorcodes[0].code.clone();
+    let tokens: Tokens = s
+        .ok(
+            "POST",
+            "/v1/auth/invite",
+            "",
+            Some(&json!({"invite_token": invited.invite_token})),
+            200,
+        )
+        .await;
+    let guest = Phone::with_tokens(s, tokens).await;
+    let doors = guest.doors(s).await;
+    assert_eq!(doors.doors[0].doorcode.as_deref(), Some(code.as_str()));
+    site.sync(&host).await;
+    assert!(matches!(
+        site.lock.enter_doorcode(&code).unwrap(),
+        DoorcodeResult::Granted { .. }
+    ));
+
+    // The manager turns doorcodes off on the host's key: the guest's code goes with the host's.
+    let status = s
+        .call(
+            "POST",
+            &m.path(&format!("/keys/{}/disable-doorcodes", home.id)),
+            &m.key,
+            None,
+        )
+        .await
+        .0;
+    assert_eq!(status, 200);
+    site.sync(&host).await;
+    assert_eq!(
+        site.lock.enter_doorcode(&code).unwrap(),
+        DoorcodeResult::Denied(DoorcodeDenied::Unknown)
+    );
+    assert_eq!(site.lock.doorcodes(), 0);
+    let doors = guest.doors(s).await;
+    assert_eq!(doors.doors[0].doorcode, None);
+    let document = unb64(&doors.doors[0].access_document);
+    assert_eq!(site.present(&guest.key, &document), UnlockResult::Granted);
+}
+
+/// A doorcode-only guest has nothing on a phone: no access document, no door in the app.
+#[tokio::test]
+async fn a_doorcode_only_guest_gets_no_access_document() {
+    let site = site().await;
+    let (s, m) = (&site.s, &site.m);
+    let t0 = s.now();
+    let home = m
+        .key(s, "Home", vec![key_door(&site.door, true, None)])
+        .await;
+    let hana = m
+        .person(s, "Hana", "resident", Some("hana@example.com"))
+        .await;
+    m.assign(s, &hana, &home, true).await;
+    let host = Phone::sign_in(s, "hana@example.com").await;
+    let invited: InvitedGuest = s
+        .ok(
+            "POST",
+            "/v1/me/guests",
+            host.token(),
+            Some(
+                &json!({"doorcode_door_ids": [site.door.id], "contact": "walker",
+                "starts_at": t0, "ends_at": t0 + DAY}),
+            ),
+            201,
+        )
+        .await;
+    let tokens: Tokens = s
+        .ok(
+            "POST",
+            "/v1/auth/invite",
+            "",
+            Some(&json!({"invite_token": invited.invite_token})),
+            200,
+        )
+        .await;
+    let guest = Phone::with_tokens(s, tokens).await;
+    let doors = guest.doors(s).await;
+    assert!(doors.doors.is_empty());
+    assert_eq!(doors.credential_id, None);
+}

@@ -1,7 +1,7 @@
 //! The model-based system test of the access policy: random sequences of manager operations
 //! (edit keys' doors, schedules and doorcodes, assign and unassign, May Share on and off,
-//! Disable All Doorcodes, revoke people), resident operations (invite and revoke guests,
-//! register devices, fetch documents), time passing, and Door Syncs carried by random phones,
+//! Disable All Doorcodes, revoke people), resident operations (invite guests with the app, a
+//! temporary doorcode or both, per door; revoke guests; register devices, fetch documents), time passing, and Door Syncs carried by random phones,
 //! run against the real door-server over HTTP and two reference locks (door-lock) with their
 //! own clocks. An adversary controls every phone: it keeps every access document and doorcode
 //! any of them was ever given, and presents all of them at a lock, by BLE and at the keypad.
@@ -43,6 +43,7 @@ static OPS: AtomicU64 = AtomicU64::new(0);
 static BLE_GRANTED: AtomicU64 = AtomicU64::new(0);
 static BLE_REFUSED: AtomicU64 = AtomicU64::new(0);
 static CODES_GRANTED: AtomicU64 = AtomicU64::new(0);
+static GUEST_CODES_GRANTED: AtomicU64 = AtomicU64::new(0);
 static STRICT_ATTACKS: AtomicU64 = AtomicU64::new(0);
 static FRESH_GRANTED: AtomicU64 = AtomicU64::new(0);
 
@@ -86,9 +87,11 @@ enum Op {
     Revoke {
         person: usize,
     },
+    /// `doors`: opened with the app; `codes`: with a temporary doorcode.
     Invite {
         host: usize,
         doors: [bool; DOORS],
+        codes: [bool; DOORS],
         hours: i64,
     },
     RevokeGuest {
@@ -125,8 +128,9 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(person, key, share)| Op::SetShare { person, key, share }),
         1 => (0..KEYS).prop_map(|key| Op::DisableCodes { key }),
         1 => (0..PEOPLE).prop_map(|person| Op::Revoke { person }),
-        2 => (0..PEOPLE, [any::<bool>(), any::<bool>()], 1..96i64)
-            .prop_map(|(host, doors, hours)| Op::Invite { host, doors, hours }),
+        // P0 starts with the one May Share key (with doorcodes): half the invites are theirs.
+        3 => (prop_oneof![Just(0), 0..PEOPLE], [any::<bool>(), any::<bool>()], [any::<bool>(), any::<bool>()], 1..96i64)
+            .prop_map(|(host, doors, codes, hours)| Op::Invite { host, doors, codes, hours }),
         1 => (0..8usize).prop_map(|invite| Op::RevokeGuest { invite }),
         1 => (0..PEOPLE).prop_map(|person| Op::NewDevice { person }),
         4 => (0..16usize).prop_map(|phone| Op::Fetch { phone }),
@@ -154,6 +158,7 @@ struct Policy {
 struct Invite {
     host: usize,
     doors: [bool; DOORS],
+    codes: [bool; DOORS],
     starts_at: i64,
     ends_at: i64,
     revoked: bool,
@@ -216,12 +221,35 @@ impl Policy {
             })
     }
 
-    /// May `person` open `door` at `t` with a doorcode? Some key they hold gives the door with
-    /// doorcodes on, and its schedule allows.
-    fn code_allows(&self, person: usize, door: usize, t: i64, t0: i64) -> bool {
+    /// May `holder` open `door` at `t` with a doorcode? Residents: some key they hold gives
+    /// the door with doorcodes on, and its schedule allows. Guests: the invite gives a code
+    /// there, runs and is not revoked, and some key the host holds with May Share gives the
+    /// door with doorcodes on and allows.
+    fn code_allows(&self, holder: Holder, door: usize, t: i64, t0: i64) -> bool {
+        match holder {
+            Holder::Resident(p) => self.key_code_allows(p, door, t, t0, |_| true),
+            Holder::Guest(i) => self.invites.get(i).is_some_and(|inv| {
+                !inv.revoked
+                    && inv.codes[door]
+                    && inv.starts_at <= t
+                    && t < inv.ends_at
+                    && self.key_code_allows(inv.host, door, t, t0, |share| share)
+            }),
+        }
+    }
+
+    fn key_code_allows(
+        &self,
+        person: usize,
+        door: usize,
+        t: i64,
+        t0: i64,
+        share: impl Fn(bool) -> bool,
+    ) -> bool {
         !self.revoked[person]
-            && self.holds.keys().any(|&(p, k)| {
+            && self.holds.iter().any(|(&(p, k), &s)| {
                 p == person
+                    && share(s)
                     && self.keys[k][door]
                         .is_some_and(|(sch, codes)| codes && palette_allows(sch, t, t0))
             })
@@ -267,6 +295,8 @@ struct World {
     codes: Vec<(usize, String)>,
     /// Guest invites: the invite's id at the server.
     invite_ids: Vec<String>,
+    /// The guests' person ids, by invite (what the keypad's audit names).
+    guest_people: Vec<String>,
 }
 
 fn palette_json(i: usize, t0: i64) -> Option<ScheduleJson> {
@@ -360,6 +390,7 @@ impl World {
             documents: Vec::new(),
             codes: Vec::new(),
             invite_ids: Vec::new(),
+            guest_people: Vec::new(),
         };
         // Every resident starts with key p (May Share for the first) and one phone.
         for p in 0..PEOPLE {
@@ -608,7 +639,12 @@ impl World {
                 self.policy.holds.retain(|&(p, _), _| p != person);
                 self.changed();
             }
-            Op::Invite { host, doors, hours } => {
+            Op::Invite {
+                host,
+                doors,
+                codes,
+                hours,
+            } => {
                 let Some(i) = self
                     .phones
                     .iter()
@@ -616,11 +652,14 @@ impl World {
                 else {
                     return Ok(());
                 };
-                let door_ids: Vec<String> = (0..DOORS)
-                    .filter(|&d| doors[d])
-                    .map(|d| self.doors[d].id.clone())
-                    .collect();
-                if door_ids.is_empty() {
+                let ids = |on: [bool; DOORS]| -> Vec<String> {
+                    (0..DOORS)
+                        .filter(|&d| on[d])
+                        .map(|d| self.doors[d].id.clone())
+                        .collect()
+                };
+                let (door_ids, code_door_ids) = (ids(doors), ids(codes));
+                if door_ids.is_empty() && code_door_ids.is_empty() {
                     return Ok(());
                 }
                 let Some(token) = self.token(i).await else {
@@ -628,8 +667,8 @@ impl World {
                 };
                 let now = self.now();
                 let (starts_at, ends_at) = (now, now + hours * 3600);
-                let body = json!({"door_ids": door_ids, "contact": "guest",
-                    "starts_at": starts_at, "ends_at": ends_at});
+                let body = json!({"door_ids": door_ids, "doorcode_door_ids": code_door_ids,
+                    "contact": "guest", "starts_at": starts_at, "ends_at": ends_at});
                 let (status, answer) = self
                     .s
                     .call("POST", "/v1/me/guests", &token, Some(&body))
@@ -638,13 +677,17 @@ impl World {
                     self.phones[i].dead = true;
                     return Ok(());
                 }
-                // The server lets a host share exactly the doors some May Share key gives now.
-                let shareable = (0..DOORS).filter(|&d| doors[d]).all(|d| {
-                    self.policy
-                        .holds
-                        .iter()
-                        .any(|(&(p, k), &s)| p == host && s && self.policy.keys[k][d].is_some())
-                });
+                // The server lets a host share exactly the doors some May Share key gives now,
+                // and a doorcode where such a key also enables doorcodes.
+                let shared = |d: usize, code: bool| {
+                    self.policy.holds.iter().any(|(&(p, k), &s)| {
+                        p == host
+                            && s
+                            && self.policy.keys[k][d].is_some_and(|(_, codes)| codes || !code)
+                    })
+                };
+                let shareable = (0..DOORS)
+                    .all(|d| (!doors[d] || shared(d, false)) && (!codes[d] || shared(d, true)));
                 prop_assert_eq!(
                     status == 201,
                     shareable,
@@ -667,9 +710,19 @@ impl World {
                     .await;
                 prop_assert_eq!(status, 200);
                 let index = self.policy.invites.len();
+                for c in &invited.doorcodes {
+                    let door = self.doors.iter().position(|x| x.id == c.door_id).unwrap();
+                    prop_assert!(codes[door], "a doorcode for a door not asked for");
+                    self.codes.push((door, c.code.clone()));
+                }
+                prop_assert_eq!(
+                    invited.doorcodes.len(),
+                    codes.iter().filter(|&&c| c).count()
+                );
                 self.policy.invites.push(Invite {
                     host,
                     doors,
+                    codes,
                     starts_at,
                     ends_at,
                     revoked: false,
@@ -677,6 +730,7 @@ impl World {
                 self.invite_ids.push(invited.guest.id);
                 self.changed();
                 let tokens: Tokens = serde_json::from_value(tokens).unwrap();
+                self.guest_people.push(tokens.person_id.clone());
                 self.new_phone(Holder::Guest(index), tokens).await;
             }
             Op::RevokeGuest { invite } => {
@@ -853,26 +907,31 @@ impl World {
                 continue;
             };
             count(&CODES_GRANTED);
-            let person = self
-                .people
-                .iter()
-                .position(|p| Id::from_hex(&p.id).unwrap() == person_id);
-            prop_assert!(
-                person.is_some(),
-                "the keypad let in someone who is no resident"
-            );
-            let person = person.unwrap();
+            let is = |id: &String| Id::from_hex(id).unwrap() == person_id;
+            let holder = match self.people.iter().position(|p| is(&p.id)) {
+                Some(p) => Holder::Resident(p),
+                None => match self.guest_people.iter().position(is) {
+                    Some(g) => Holder::Guest(g),
+                    None => {
+                        prop_assert!(false, "the keypad let in someone no one invited");
+                        unreachable!()
+                    }
+                },
+            };
             let policy = if synced {
                 Some(&self.policy)
             } else {
                 bundle_policy.as_ref()
             };
             prop_assert!(
-                policy.is_some_and(|p| p.code_allows(person, lock, now, self.t0)),
-                "the keypad let P{} in at {} against the policy of its last bundle",
-                person,
+                policy.is_some_and(|p| p.code_allows(holder, lock, now, self.t0)),
+                "the keypad let {:?} in at {} against the policy of its last bundle",
+                holder,
                 now
             );
+            if matches!(holder, Holder::Guest(_)) {
+                count(&GUEST_CODES_GRANTED);
+            }
         }
         if synced {
             count(&STRICT_ATTACKS);
@@ -997,11 +1056,12 @@ fn no_lock_grants_what_the_policy_denies() {
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
     eprintln!(
         "policy model: {} operations; BLE presentations granted {} refused {}; doorcodes \
-         granted {}; attacks on fully synced locks {}; fresh documents let in {}",
+         granted {} (to guests {}); attacks on fully synced locks {}; fresh documents let in {}",
         get(&OPS),
         get(&BLE_GRANTED),
         get(&BLE_REFUSED),
         get(&CODES_GRANTED),
+        get(&GUEST_CODES_GRANTED),
         get(&STRICT_ATTACKS),
         get(&FRESH_GRANTED)
     );

@@ -409,6 +409,7 @@ pub async fn invite_and_redeem(
             host.token(),
             Some(&NewGuest {
                 door_ids,
+                doorcode_door_ids: Vec::new(),
                 contact: contact.into(),
                 starts_at,
                 ends_at,

@@ -672,6 +672,9 @@ internal interface UniffiCallbackInterfaceBleTransportMethod3 : com.sun.jna.Call
 internal interface UniffiCallbackInterfaceEventListenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
+internal interface UniffiCallbackInterfaceDoorsListenerMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`doors`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 internal interface UniffiCallbackInterfaceLogListenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`record`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
@@ -725,6 +728,25 @@ internal open class UniffiVTableCallbackInterfaceEventListener(
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
         `onEvent` = other.`onEvent`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onDoors")
+internal open class UniffiVTableCallbackInterfaceDoorsListener(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onDoors`: UniffiCallbackInterfaceDoorsListenerMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onDoors`: UniffiCallbackInterfaceDoorsListenerMethod0? = null,
+    ): UniffiVTableCallbackInterfaceDoorsListener(`uniffiFree`,`uniffiClone`,`onDoors`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceDoorsListener) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onDoors` = other.`onDoors`
     }
 
 }
@@ -868,7 +890,13 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_unlock(
     ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_watch_doors(
+    ): Int
     external fun uniffi_door_core_checksum_method_eventlistener_on_event(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorslistener_on_doors(
+    ): Int
+    external fun uniffi_door_core_checksum_method_doorswatch_cancel(
     ): Int
     external fun uniffi_door_core_checksum_method_loglistener_on_log(
     ): Int
@@ -908,6 +936,7 @@ internal object UniffiLib {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "door_core"))
         uniffiCallbackInterfaceBleTransport.register(this)
         uniffiCallbackInterfaceDeviceSigner.register(this)
+        uniffiCallbackInterfaceDoorsListener.register(this)
         uniffiCallbackInterfaceEventListener.register(this)
         uniffiCallbackInterfaceLogListener.register(this)
         
@@ -956,7 +985,7 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_door_core_fn_method_doorclient_guests(`ptr`: Long,
     ): Long
-    external fun uniffi_door_core_fn_method_doorclient_invite_guest(`ptr`: Long,`doorIds`: RustBuffer.ByValue,`contact`: RustBuffer.ByValue,`from`: RustBuffer.ByValue,`until`: RustBuffer.ByValue,
+    external fun uniffi_door_core_fn_method_doorclient_invite_guest(`ptr`: Long,`doorIds`: RustBuffer.ByValue,`contact`: RustBuffer.ByValue,`from`: RustBuffer.ByValue,`until`: RustBuffer.ByValue,`doorcodeDoorIds`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_is_proximity_unlock_on(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
@@ -990,6 +1019,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_unlock(`ptr`: Long,`doorId`: RustBuffer.ByValue,`timeoutMs`: Long,`cancellation`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_door_core_fn_method_doorclient_watch_doors(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_door_core_fn_clone_eventlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_door_core_fn_free_eventlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -997,6 +1028,20 @@ internal object UniffiLib {
     external fun uniffi_door_core_fn_init_callback_vtable_eventlistener(`vtable`: UniffiVTableCallbackInterfaceEventListener,
     ): Unit
     external fun uniffi_door_core_fn_method_eventlistener_on_event(`ptr`: Long,`event`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_door_core_fn_clone_doorslistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_door_core_fn_free_doorslistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_door_core_fn_init_callback_vtable_doorslistener(`vtable`: UniffiVTableCallbackInterfaceDoorsListener,
+    ): Unit
+    external fun uniffi_door_core_fn_method_doorslistener_on_doors(`ptr`: Long,`doors`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_door_core_fn_clone_doorswatch(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_door_core_fn_free_doorswatch(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_door_core_fn_method_doorswatch_cancel(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_door_core_fn_clone_loglistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1213,19 +1258,19 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_method_doorclient_devices() and 0xFFFF) != 22042) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_door_core_checksum_method_doorclient_door() and 0xFFFF) != 46615) {
+    if ((lib.uniffi_door_core_checksum_method_doorclient_door() and 0xFFFF) != 37851) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_doorclient_doorcode() and 0xFFFF) != 62865) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_door_core_checksum_method_doorclient_doors() and 0xFFFF) != 21697) {
+    if ((lib.uniffi_door_core_checksum_method_doorclient_doors() and 0xFFFF) != 47402) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_doorclient_guests() and 0xFFFF) != 14599) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_door_core_checksum_method_doorclient_invite_guest() and 0xFFFF) != 45538) {
+    if ((lib.uniffi_door_core_checksum_method_doorclient_invite_guest() and 0xFFFF) != 22703) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_doorclient_is_proximity_unlock_on() and 0xFFFF) != 5299) {
@@ -1243,7 +1288,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_method_doorclient_redeem_invite() and 0xFFFF) != 54446) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_door_core_checksum_method_doorclient_refresh() and 0xFFFF) != 23337) {
+    if ((lib.uniffi_door_core_checksum_method_doorclient_refresh() and 0xFFFF) != 63437) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_doorclient_remove_device() and 0xFFFF) != 55808) {
@@ -1276,7 +1321,16 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_method_doorclient_unlock() and 0xFFFF) != 33503) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_watch_doors() and 0xFFFF) != 49668) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_door_core_checksum_method_eventlistener_on_event() and 0xFFFF) != 58500) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorslistener_on_doors() and 0xFFFF) != 37712) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorswatch_cancel() and 0xFFFF) != 56874) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_loglistener_on_log() and 0xFFFF) != 58163) {
@@ -3203,10 +3257,13 @@ public interface DoorClientInterface {
     suspend fun `guests`(): List<Guest>
     
     /**
-     * Invites a guest to some of this person's shareable doors; the backend makes one key
-     * per door for the guest.
+     * Invites a guest to some of this person's shareable doors for `[from, until)`: with the
+     * app at `door_ids`, with a temporary doorcode at `doorcode_door_ids` (keypad doors where
+     * a key this person shares enables doorcodes), both where a door is in both. The backend
+     * makes one key per door for the guest. The invite token and the codes are in the answer
+     * only. `DoorcodesNotShareable` names doors where no shared key gives a doorcode.
      */
-    suspend fun `inviteGuest`(`doorIds`: List<kotlin.String>, `contact`: kotlin.String, `from`: java.time.Instant, `until`: java.time.Instant): GuestInvite
+    suspend fun `inviteGuest`(`doorIds`: List<kotlin.String>, `contact`: kotlin.String, `from`: java.time.Instant, `until`: java.time.Instant, `doorcodeDoorIds`: List<kotlin.String> = listOf()): GuestInvite
     
     /**
      * Whether proximity unlock runs (it stops by itself when Bluetooth goes off).
@@ -3305,6 +3362,15 @@ public interface DoorClientInterface {
      * coroutine; the Swift facade wires Task cancellation to it).
      */
     suspend fun `unlock`(`doorId`: kotlin.String, `timeoutMs`: kotlin.ULong, `cancellation`: Cancellation? = null): UnlockReceipt
+    
+    /**
+     * The doors stream (OpenDOOR `listenForLocks()`): `listener` gets the cached doors now,
+     * before this returns, then the doors again after every change (a refresh, sign-in or
+     * sign-out, a Door Sync that changes what the phone carries for a lock), in order, until
+     * the returned watch is cancelled or dropped. Each list's decisions are as of its
+     * delivery: `Door.nextChange` says when to ask `doors()` again.
+     */
+    fun `watchDoors`(`listener`: DoorsListener): DoorsWatch
     
     companion object
 }
@@ -3544,12 +3610,15 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
 
     
     /**
-     * Invites a guest to some of this person's shareable doors; the backend makes one key
-     * per door for the guest.
+     * Invites a guest to some of this person's shareable doors for `[from, until)`: with the
+     * app at `door_ids`, with a temporary doorcode at `doorcode_door_ids` (keypad doors where
+     * a key this person shares enables doorcodes), both where a door is in both. The backend
+     * makes one key per door for the guest. The invite token and the codes are in the answer
+     * only. `DoorcodesNotShareable` names doors where no shared key gives a doorcode.
      */
     @Throws(DoorException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `inviteGuest`(`doorIds`: List<kotlin.String>, `contact`: kotlin.String, `from`: java.time.Instant, `until`: java.time.Instant) : GuestInvite {
+    override suspend fun `inviteGuest`(`doorIds`: List<kotlin.String>, `contact`: kotlin.String, `from`: java.time.Instant, `until`: java.time.Instant, `doorcodeDoorIds`: List<kotlin.String>) : GuestInvite {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_door_core_fn_method_doorclient_invite_guest(
@@ -3559,6 +3628,7 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
         FfiConverterString.lower(`contact`),
         FfiConverterTimestamp.lower(`from`),
         FfiConverterTimestamp.lower(`until`),
+        FfiConverterSequenceString.lower(`doorcodeDoorIds`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_rust_buffer(future, callback, continuation) },
@@ -3965,6 +4035,28 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
     }
 
     
+    /**
+     * The doors stream (OpenDOOR `listenForLocks()`): `listener` gets the cached doors now,
+     * before this returns, then the doors again after every change (a refresh, sign-in or
+     * sign-out, a Door Sync that changes what the phone carries for a lock), in order, until
+     * the returned watch is cancelled or dropped. Each list's decisions are as of its
+     * delivery: `Door.nextChange` says when to ask `doors()` again.
+     */
+    @Throws(DoorException::class)override fun `watchDoors`(`listener`: DoorsListener): DoorsWatch {
+            return FfiConverterTypeDoorsWatch.lift(
+    callWithHandle {
+    uniffiRustCallWithError(DoorException) { _status ->
+    UniffiLib.uniffi_door_core_fn_method_doorclient_watch_doors(
+        it,
+        
+        FfiConverterTypeDoorsListener.lower(`listener`),_status)
+}
+    }
+    )
+    }
+    
+
+    
 
     
 
@@ -4341,6 +4433,591 @@ public object FfiConverterTypeDoorSchedule: FfiConverter<DoorSchedule, Long> {
     override fun allocationSize(value: DoorSchedule) = 8UL
 
     override fun write(value: DoorSchedule, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Receives the doors on a core thread (the first time on the caller's); hand them to the UI
+ * thread yourself. It may cancel its watch from here, but must not start another.
+ */
+public interface DoorsListener {
+    
+    fun `onDoors`(`doors`: List<Door>)
+    
+    companion object
+}
+
+/**
+ * Receives the doors on a core thread (the first time on the caller's); hand them to the UI
+ * thread yourself. It may cancel its watch from here, but must not start another.
+ */
+open class DoorsListenerImpl: Disposable, AutoCloseable, DoorsListener
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_door_core_fn_free_doorslistener(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_door_core_fn_clone_doorslistener(handle, status)
+        }
+    }
+
+    override fun `onDoors`(`doors`: List<Door>)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_door_core_fn_method_doorslistener_on_doors(
+        it,
+        
+        FfiConverterSequenceTypeDoor.lower(`doors`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceDoorsListener {
+    internal object `onDoors`: UniffiCallbackInterfaceDoorsListenerMethod0 {
+        override fun callback(`uniffiHandle`: Long,`doors`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeDoorsListener.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onDoors`(
+                    FfiConverterSequenceTypeDoor.lift(`doors`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeDoorsListener.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeDoorsListener.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceDoorsListener.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onDoors`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_door_core_fn_init_callback_vtable_doorslistener(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDoorsListener: FfiConverter<DoorsListener, Long> {
+    internal val handleMap = UniffiHandleMap<DoorsListener>()
+
+    override fun lower(value: DoorsListener): Long {
+        if (value is DoorsListenerImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): DoorsListener {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return DoorsListenerImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): DoorsListener {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: DoorsListener) = 8UL
+
+    override fun write(value: DoorsListener, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * One listener's subscription: `cancel()` (or dropping it) ends the deliveries.
+ */
+public interface DoorsWatchInterface {
+    
+    /**
+     * Stops the deliveries; a delivery under way when this is called may still arrive.
+     */
+    fun `cancel`()
+    
+    companion object
+}
+
+/**
+ * One listener's subscription: `cancel()` (or dropping it) ends the deliveries.
+ */
+open class DoorsWatch: Disposable, AutoCloseable, DoorsWatchInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_door_core_fn_free_doorswatch(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_door_core_fn_clone_doorswatch(handle, status)
+        }
+    }
+
+    
+    /**
+     * Stops the deliveries; a delivery under way when this is called may still arrive.
+     */override fun `cancel`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_door_core_fn_method_doorswatch_cancel(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDoorsWatch: FfiConverter<DoorsWatch, Long> {
+    override fun lower(value: DoorsWatch): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): DoorsWatch {
+        return DoorsWatch(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): DoorsWatch {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: DoorsWatch) = 8UL
+
+    override fun write(value: DoorsWatch, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -5243,7 +5920,15 @@ data class Guest (
     , 
     var `contact`: kotlin.String
     , 
+    /**
+     * Doors the guest opens with the app.
+     */
     var `doorIds`: List<kotlin.String>
+    , 
+    /**
+     * Doors the guest opens with a temporary doorcode at the keypad.
+     */
+    var `doorcodeDoorIds`: List<kotlin.String>
     , 
     var `from`: java.time.Instant
     , 
@@ -5274,6 +5959,7 @@ public object FfiConverterTypeGuest: FfiConverterRustBuffer<Guest> {
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
             FfiConverterSequenceString.read(buf),
+            FfiConverterSequenceString.read(buf),
             FfiConverterTimestamp.read(buf),
             FfiConverterTimestamp.read(buf),
             FfiConverterBoolean.read(buf),
@@ -5285,6 +5971,7 @@ public object FfiConverterTypeGuest: FfiConverterRustBuffer<Guest> {
             FfiConverterString.allocationSize(value.`id`) +
             FfiConverterString.allocationSize(value.`contact`) +
             FfiConverterSequenceString.allocationSize(value.`doorIds`) +
+            FfiConverterSequenceString.allocationSize(value.`doorcodeDoorIds`) +
             FfiConverterTimestamp.allocationSize(value.`from`) +
             FfiConverterTimestamp.allocationSize(value.`until`) +
             FfiConverterBoolean.allocationSize(value.`redeemed`) +
@@ -5295,10 +5982,52 @@ public object FfiConverterTypeGuest: FfiConverterRustBuffer<Guest> {
             FfiConverterString.write(value.`id`, buf)
             FfiConverterString.write(value.`contact`, buf)
             FfiConverterSequenceString.write(value.`doorIds`, buf)
+            FfiConverterSequenceString.write(value.`doorcodeDoorIds`, buf)
             FfiConverterTimestamp.write(value.`from`, buf)
             FfiConverterTimestamp.write(value.`until`, buf)
             FfiConverterBoolean.write(value.`redeemed`, buf)
             FfiConverterBoolean.write(value.`revoked`, buf)
+    }
+}
+
+
+
+/**
+ * A guest's temporary doorcode at one keypad door.
+ */
+data class GuestDoorcode (
+    var `doorId`: kotlin.String
+    , 
+    var `code`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGuestDoorcode: FfiConverterRustBuffer<GuestDoorcode> {
+    override fun read(buf: ByteBuffer): GuestDoorcode {
+        return GuestDoorcode(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: GuestDoorcode) = (
+            FfiConverterString.allocationSize(value.`doorId`) +
+            FfiConverterString.allocationSize(value.`code`)
+    )
+
+    override fun write(value: GuestDoorcode, buf: ByteBuffer) {
+            FfiConverterString.write(value.`doorId`, buf)
+            FfiConverterString.write(value.`code`, buf)
     }
 }
 
@@ -5311,6 +6040,12 @@ data class GuestInvite (
      * Send this to the guest; they sign in with it once. It is not shown again.
      */
     var `inviteToken`: kotlin.String
+    , 
+    /**
+     * The guest's temporary doorcodes, one per doorcode door: pass them on. They are not
+     * shown again.
+     */
+    var `doorcodes`: List<GuestDoorcode>
     
 ){
     
@@ -5329,17 +6064,20 @@ public object FfiConverterTypeGuestInvite: FfiConverterRustBuffer<GuestInvite> {
         return GuestInvite(
             FfiConverterTypeGuest.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterSequenceTypeGuestDoorcode.read(buf),
         )
     }
 
     override fun allocationSize(value: GuestInvite) = (
             FfiConverterTypeGuest.allocationSize(value.`guest`) +
-            FfiConverterString.allocationSize(value.`inviteToken`)
+            FfiConverterString.allocationSize(value.`inviteToken`) +
+            FfiConverterSequenceTypeGuestDoorcode.allocationSize(value.`doorcodes`)
     )
 
     override fun write(value: GuestInvite, buf: ByteBuffer) {
             FfiConverterTypeGuest.write(value.`guest`, buf)
             FfiConverterString.write(value.`inviteToken`, buf)
+            FfiConverterSequenceTypeGuestDoorcode.write(value.`doorcodes`, buf)
     }
 }
 
@@ -6135,6 +6873,18 @@ sealed class DoorException: kotlin.Exception() {
     }
     
     /**
+     * A guest doorcode was asked for at doors where no key this person shares enables
+     * doorcodes; `door_ids` names them.
+     */
+    class DoorcodesNotShareable(
+        
+        val `doorIds`: List<kotlin.String>
+        ) : DoorException() {
+        override val message
+            get() = "doorIds=${ `doorIds` }"
+    }
+    
+    /**
      * The person already has as many devices as the property allows (`limit`): remove one
      * (`devices`, `remove_device`), then `refresh` registers this one.
      */
@@ -6352,41 +7102,44 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
             5 -> DoorException.NotShareable(
                 FfiConverterSequenceString.read(buf),
                 )
-            6 -> DoorException.DeviceLimit(
+            6 -> DoorException.DoorcodesNotShareable(
+                FfiConverterSequenceString.read(buf),
+                )
+            7 -> DoorException.DeviceLimit(
                 FfiConverterUInt.read(buf),
                 )
-            7 -> DoorException.Offline(
+            8 -> DoorException.Offline(
                 FfiConverterString.read(buf),
                 )
-            8 -> DoorException.SessionExpired()
-            9 -> DoorException.NotSignedIn()
-            10 -> DoorException.Timeout()
-            11 -> DoorException.Server(
+            9 -> DoorException.SessionExpired()
+            10 -> DoorException.NotSignedIn()
+            11 -> DoorException.Timeout()
+            12 -> DoorException.Server(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            12 -> DoorException.Storage(
+            13 -> DoorException.Storage(
                 FfiConverterString.read(buf),
                 )
-            13 -> DoorException.Denied(
+            14 -> DoorException.Denied(
                 FfiConverterTypeUnlockDenial.read(buf),
                 )
-            14 -> DoorException.LockNotInRange()
-            15 -> DoorException.BluetoothOff()
-            16 -> DoorException.BluetoothPermissionMissing()
-            17 -> DoorException.BluetoothUnavailable()
-            18 -> DoorException.LockConnectionFailed(
+            15 -> DoorException.LockNotInRange()
+            16 -> DoorException.BluetoothOff()
+            17 -> DoorException.BluetoothPermissionMissing()
+            18 -> DoorException.BluetoothUnavailable()
+            19 -> DoorException.LockConnectionFailed(
                 FfiConverterString.read(buf),
                 )
-            19 -> DoorException.LockTimeout()
-            20 -> DoorException.UnlockInProgress(
+            20 -> DoorException.LockTimeout()
+            21 -> DoorException.UnlockInProgress(
                 FfiConverterString.read(buf),
                 )
-            21 -> DoorException.LockNotGenuine()
-            22 -> DoorException.LockProtocol(
+            22 -> DoorException.LockNotGenuine()
+            23 -> DoorException.LockProtocol(
                 FfiConverterString.read(buf),
                 )
-            23 -> DoorException.Cancelled()
+            24 -> DoorException.Cancelled()
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
     }
@@ -6415,6 +7168,11 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
                 + FfiConverterString.allocationSize(value.`reason`)
             )
             is DoorException.NotShareable -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterSequenceString.allocationSize(value.`doorIds`)
+            )
+            is DoorException.DoorcodesNotShareable -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterSequenceString.allocationSize(value.`doorIds`)
@@ -6531,85 +7289,90 @@ public object FfiConverterTypeDoorError : FfiConverterRustBuffer<DoorException> 
                 FfiConverterSequenceString.write(value.`doorIds`, buf)
                 Unit
             }
-            is DoorException.DeviceLimit -> {
+            is DoorException.DoorcodesNotShareable -> {
                 buf.putInt(6)
+                FfiConverterSequenceString.write(value.`doorIds`, buf)
+                Unit
+            }
+            is DoorException.DeviceLimit -> {
+                buf.putInt(7)
                 FfiConverterUInt.write(value.`limit`, buf)
                 Unit
             }
             is DoorException.Offline -> {
-                buf.putInt(7)
+                buf.putInt(8)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is DoorException.SessionExpired -> {
-                buf.putInt(8)
-                Unit
-            }
-            is DoorException.NotSignedIn -> {
                 buf.putInt(9)
                 Unit
             }
-            is DoorException.Timeout -> {
+            is DoorException.NotSignedIn -> {
                 buf.putInt(10)
                 Unit
             }
-            is DoorException.Server -> {
+            is DoorException.Timeout -> {
                 buf.putInt(11)
+                Unit
+            }
+            is DoorException.Server -> {
+                buf.putInt(12)
                 FfiConverterString.write(value.`code`, buf)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is DoorException.Storage -> {
-                buf.putInt(12)
+                buf.putInt(13)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is DoorException.Denied -> {
-                buf.putInt(13)
+                buf.putInt(14)
                 FfiConverterTypeUnlockDenial.write(value.`reason`, buf)
                 Unit
             }
             is DoorException.LockNotInRange -> {
-                buf.putInt(14)
-                Unit
-            }
-            is DoorException.BluetoothOff -> {
                 buf.putInt(15)
                 Unit
             }
-            is DoorException.BluetoothPermissionMissing -> {
+            is DoorException.BluetoothOff -> {
                 buf.putInt(16)
                 Unit
             }
-            is DoorException.BluetoothUnavailable -> {
+            is DoorException.BluetoothPermissionMissing -> {
                 buf.putInt(17)
                 Unit
             }
-            is DoorException.LockConnectionFailed -> {
+            is DoorException.BluetoothUnavailable -> {
                 buf.putInt(18)
+                Unit
+            }
+            is DoorException.LockConnectionFailed -> {
+                buf.putInt(19)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is DoorException.LockTimeout -> {
-                buf.putInt(19)
+                buf.putInt(20)
                 Unit
             }
             is DoorException.UnlockInProgress -> {
-                buf.putInt(20)
+                buf.putInt(21)
                 FfiConverterString.write(value.`doorId`, buf)
                 Unit
             }
             is DoorException.LockNotGenuine -> {
-                buf.putInt(21)
+                buf.putInt(22)
                 Unit
             }
             is DoorException.LockProtocol -> {
-                buf.putInt(22)
+                buf.putInt(23)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is DoorException.Cancelled -> {
-                buf.putInt(23)
+                buf.putInt(24)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -7571,6 +8334,34 @@ public object FfiConverterSequenceTypeGuest: FfiConverterRustBuffer<List<Guest>>
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeGuest.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeGuestDoorcode: FfiConverterRustBuffer<List<GuestDoorcode>> {
+    override fun read(buf: ByteBuffer): List<GuestDoorcode> {
+        val len = buf.getInt()
+        return List<GuestDoorcode>(len) {
+            FfiConverterTypeGuestDoorcode.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<GuestDoorcode>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeGuestDoorcode.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<GuestDoorcode>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeGuestDoorcode.write(it, buf)
         }
     }
 }

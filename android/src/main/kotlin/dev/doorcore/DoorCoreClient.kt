@@ -5,10 +5,15 @@ import dev.doorcore.ffi.ClientConfig
 import dev.doorcore.ffi.DeviceSigner
 import dev.doorcore.ffi.DoorClient
 import dev.doorcore.ffi.DoorClientInterface
+import dev.doorcore.ffi.Door
 import dev.doorcore.ffi.DoorEvent
+import dev.doorcore.ffi.DoorsListener
 import dev.doorcore.ffi.EventListener
 import kotlinx.coroutines.channels.BufferOverflow
+import kotlinx.coroutines.channels.awaitClose
 import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.buffer
+import kotlinx.coroutines.flow.callbackFlow
 import kotlinx.coroutines.flow.MutableSharedFlow
 import kotlinx.coroutines.flow.SharedFlow
 import kotlinx.coroutines.flow.asSharedFlow
@@ -42,6 +47,22 @@ class DoorCoreClient private constructor(
      * one of `Succeeded`, `Failed` or `Cancelled`.
      */
     val unlockEvents: Flow<DoorEvent.Unlock> = events.filterIsInstance<DoorEvent.Unlock>()
+
+    /**
+     * The doors stream (OpenDOOR `listenForLocks()`): the cached doors at once, then the doors
+     * again after every refresh, sign-in, sign-out or Door Sync, until the collector stops.
+     * Cold: each collector watches on its own. A slow collector sees the newest list (older
+     * ones it did not take are dropped). Each list's decisions are as of its delivery; a
+     * door's `nextChange` says when to ask `doors()` again.
+     */
+    val doors: Flow<List<Door>> = callbackFlow {
+        val watch = client.watchDoors(object : DoorsListener {
+            override fun onDoors(doors: List<Door>) {
+                trySend(doors)
+            }
+        })
+        awaitClose { watch.cancel(); watch.close() }
+    }.buffer(1, BufferOverflow.DROP_OLDEST)
 
     override fun close() = client.close()
 
