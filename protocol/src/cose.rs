@@ -27,10 +27,10 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use coset::{iana, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
-use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 
 use crate::cbor::{At, Keys, Malformed, Problem, Reader};
+use crate::curve;
 use crate::keys::{IssuerKey, IssuerKeys, KeyId};
 
 /// The largest signed document (the whole COSE_Sign1, tag included) any decoder accepts.
@@ -113,7 +113,7 @@ pub(crate) fn sign1_with(
         .protected(protected_header(kid, content_type).build())
         .payload(payload)
         .create_signature(&[], |tbs| {
-            let sig: Signature = signing.sign(tbs);
+            let sig = curve::sign(signing, tbs);
             // Low-S form, so that the whole frame, signature included, has one encoding.
             sig.normalize_s().unwrap_or(sig).to_bytes().to_vec()
         })
@@ -260,8 +260,9 @@ pub(crate) fn open1_with<'a>(
         &[],
         frame.payload,
     );
-    key.verify(&tbs, &signature)
-        .map_err(|_| OpenError::BadSignature)?;
+    if !curve::verify(&key, &tbs, &signature) {
+        return Err(OpenError::BadSignature);
+    }
     Ok(Opened {
         kid: frame.kid,
         payload: frame.payload,
@@ -271,6 +272,7 @@ pub(crate) fn open1_with<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use p256::ecdsa::signature::Verifier;
 
     const CT: &str = "application/test+cbor";
 

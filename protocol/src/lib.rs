@@ -14,6 +14,7 @@ pub mod audit;
 pub mod cbor;
 pub mod civil;
 pub mod cose;
+mod curve;
 pub mod device;
 pub mod ids;
 pub mod keys;

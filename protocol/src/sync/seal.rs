@@ -26,6 +26,7 @@ use rand_core::CryptoRngCore;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::curve;
 use crate::ids::Id;
 use crate::keys::{LockKey, LockPublicKey};
 
@@ -101,9 +102,9 @@ pub(crate) fn open(
     ciphertext: &[u8],
 ) -> Option<Zeroizing<Vec<u8>>> {
     let e = PublicKey::from_sec1_bytes(ephemeral).ok()?;
-    let shared = p256::ecdh::diffie_hellman(lock.signing_key().as_nonzero_scalar(), e.as_affine());
+    let shared = curve::ecdh(lock.signing_key().as_nonzero_scalar(), e.as_affine());
     let cipher = derive(
-        shared.raw_secret_bytes(),
+        &shared[..],
         binding.lock_id,
         ephemeral,
         &lock.public().to_sec1_compressed(),

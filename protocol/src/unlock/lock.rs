@@ -26,6 +26,10 @@
 //! are added only once the device signature verified, so filling the cache takes a valid
 //! credential, not just the lock's public key.
 //!
+//! Step 9's signature check is skipped for a document whose exact bytes the lock verified
+//! before, in the same state, under an issuer key it still holds ([`VerifiedDocuments`]);
+//! every other step runs on every request.
+//!
 //! `now` is the lock's hardware clock wherever it is an argument; the lock's time is that plus
 //! the correction issuer-signed time made ([`LockState::now`]). A `LockSession` (`crate::session`) also takes
 //! the Door Sync messages (bundle transfers, audit pulls) on the same connection, after an
@@ -33,14 +37,14 @@
 
 use alloc::vec::Vec;
 
-use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::PublicKey;
 use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
 
-use crate::access::{decode_access, AccessError, VerifiedAccess};
+use crate::access::{decode_access, decode_access_verified_before, AccessError, VerifiedAccess};
 use crate::audit::{AuditEpoch, AuditEvent, AuditLog};
+use crate::curve;
 use crate::ids::Id;
 use crate::keys::{IssuerKeys, LockKey};
 use crate::revocation::RevocationList;
@@ -51,6 +55,7 @@ use crate::unlock::codec::{
     self, RequestHeader, RequestPayload, MIN_REQUEST_BODY, REQUEST_HEADER_LEN, RESPONSE_AAD,
 };
 use crate::unlock::keys::{SessionKeys, NONCE_LEN};
+use crate::unlock::verified::{Stamp, VerifiedDocuments};
 use crate::unlock::{transcript, DenyReason, UnlockOutcome, UnlockResult, UNLOCK_VERSION};
 use crate::wire::{kind, ErrorCode, Message};
 use crate::UnixTime;
@@ -224,6 +229,8 @@ pub struct LockState {
     /// A bundle arriving over BLE, up to the last acknowledged byte. The reference lock keeps
     /// it in its own file: it changes with every block, the rest rarely.
     pub transfer: Option<PartialTransfer>,
+    /// Access documents whose issuer signature verified: a cache, not persisted.
+    pub verified: VerifiedDocuments,
 }
 
 impl LockState {
@@ -234,6 +241,17 @@ impl LockState {
         LockState {
             audit: AuditLog::new(epoch),
             ..LockState::default()
+        }
+    }
+
+    /// What the cache of verified documents must find unchanged to use an entry.
+    fn stamp(&self) -> Stamp {
+        Stamp {
+            revocations: self.revocations.iteration(),
+            sync: self.sync.iteration(),
+            clock_offset: self.clock.offset,
+            last_signed_time: self.clock.last_signed_time,
+            epoch: self.audit.epoch().0,
         }
     }
 }
@@ -328,16 +346,11 @@ pub fn respond(
         return refuse(ErrorCode::Undecryptable);
     };
     let lock_pub = config.key.public().to_sec1_compressed();
-    let shared = p256::ecdh::diffie_hellman(
+    let shared = curve::ecdh(
         config.key.signing_key().as_nonzero_scalar(),
         e_pub.as_affine(),
     );
-    let keys = SessionKeys::derive(
-        shared.raw_secret_bytes(),
-        config.lock_id,
-        &ephemeral,
-        &lock_pub,
-    );
+    let keys = SessionKeys::derive(&shared[..], config.lock_id, &ephemeral, &lock_pub);
     let Some(plaintext) = keys.open_request(&RequestHeader::aad(&header_bytes), ciphertext) else {
         return refuse(ErrorCode::Undecryptable);
     };
@@ -463,7 +476,13 @@ fn decide(
     if state.replay.may_have_seen(&fingerprint, expires_at) {
         return verdict(deny(DenyReason::Replayed), None, None);
     }
-    let access = match decode_access(request.document, &config.issuer_keys) {
+    let digest: [u8; 32] = Sha256::digest(request.document).into();
+    let stamp = state.stamp();
+    let decoded = match state.verified.lookup(&digest, &config.issuer_keys, stamp) {
+        Some(kid) => decode_access_verified_before(request.document, kid),
+        None => decode_access(request.document, &config.issuer_keys),
+    };
+    let access = match decoded {
         Ok(access) => access,
         Err(_) => return verdict(deny(DenyReason::BadCredential), None, None),
     };
@@ -492,6 +511,9 @@ fn decide(
         return verdict(deny(DenyReason::BadCredential), credential, None);
     }
     let holder = Some(access.document().person_id);
+    state
+        .verified
+        .remember(digest, access.kid(), &config.issuer_keys, stamp);
     if !state.replay.insert(fingerprint, expires_at) {
         return verdict(deny(DenyReason::Busy), credential, holder);
     }
@@ -532,7 +554,7 @@ fn device_signed(
         request.time,
         request.document,
     );
-    device_key.verify(&message, &signature).is_ok()
+    curve::verify(&device_key, &message, &signature)
 }
 
 fn fingerprint(ephemeral: &[u8; 33]) -> Fingerprint {

@@ -13,6 +13,7 @@ pub(crate) mod codec;
 mod keys;
 pub mod lock;
 pub mod phone;
+pub mod verified;
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -29,6 +30,7 @@ pub use lock::{
     DEFAULT_CLOCK_TOLERANCE,
 };
 pub use phone::{PhoneError, PreparedUnlock, UnlockPreparation, UnlockTarget};
+pub use verified::{DocumentDigest, VerifiedDocuments, VERIFIED_CAPACITY};
 
 /// The protocol version byte at the start of every unlock request and response body. Version 1
 /// sent payloads unpadded; a lock of either version refuses the other's requests in the clear

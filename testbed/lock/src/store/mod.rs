@@ -50,6 +50,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use door_protocol::sync::PartialTransfer;
+use door_protocol::unlock::VerifiedDocuments;
 use door_protocol::{AuditEpoch, AuditLog, Id, LockState};
 
 use crate::LockError;
@@ -141,6 +142,8 @@ impl Store {
             clock: decision.clock,
             keypad: decision.keypad,
             transfer: self.load_transfer()?,
+            // A cache of checked signatures: a restart checks each document in full again.
+            verified: VerifiedDocuments::default(),
         };
         Ok(Some((state, old)))
     }

@@ -39,7 +39,13 @@ class DoorsStreamTest {
     private fun phone(name: String) = DoorCoreClient(ClientConfig(testbed.serverUrl, tempDir("door-$name").path, 5000u), JdkSigner())
 
     @Test
-    fun theDoorsFlowGivesTheCachedDoorsThenTheFreshOnes() = runBlocking<Unit> {
+    fun theDoorsFlowGivesTheCachedDoorsThenTheFreshOnes() {
+        val before = settledLiveObjects()
+        watchTheDoors()
+        assertEquals(before, awaitLiveObjects(before), "a client or a doors watch was not released")
+    }
+
+    private fun watchTheDoors() = runBlocking<Unit> {
         val alice = testbed.person("Alice")
         val lobby = testbed.door("Lobby")
         val unit = testbed.door("Unit 101")
@@ -69,7 +75,13 @@ class DoorsStreamTest {
     }
 
     @Test
-    fun aGuestInvitedWithADoorcodeGetsTheCodeOnceAndNoAppDoor() = runBlocking<Unit> {
+    fun aGuestInvitedWithADoorcodeGetsTheCodeOnceAndNoAppDoor() {
+        val before = settledLiveObjects()
+        inviteWithADoorcode()
+        assertEquals(before, awaitLiveObjects(before), "a client was not released")
+    }
+
+    private fun inviteWithADoorcode() = runBlocking<Unit> {
         val alice = testbed.person("Alice")
         val lobby = testbed.door("Lobby")
         val unit = testbed.door("Unit 101")

@@ -263,6 +263,26 @@ class Testbed private constructor(private val process: Process, json: Map<String
 }
 
 /** A fresh directory, removed with its contents when the JVM exits (deleteOnExit only takes empty ones). */
+/** The core's live object count once the objects left to the garbage collector are freed. */
+fun settledLiveObjects(): ULong {
+    var last = dev.doorcore.ffi.liveObjects()
+    repeat(50) {
+        System.gc()
+        Thread.sleep(20)
+        val now = dev.doorcore.ffi.liveObjects()
+        if (now == last) return now
+        last = now
+    }
+    return last
+}
+
+/** Waits up to five seconds for the live object count to come back to [before]. */
+fun awaitLiveObjects(before: ULong): ULong {
+    val deadline = System.nanoTime() + 5_000_000_000L
+    while (dev.doorcore.ffi.liveObjects() != before && System.nanoTime() < deadline) Thread.sleep(10)
+    return dev.doorcore.ffi.liveObjects()
+}
+
 fun tempDir(prefix: String): File = Files.createTempDirectory(prefix).toFile().also { dir ->
     Runtime.getRuntime().addShutdownHook(Thread { dir.deleteRecursively() })
 }
