@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToResponse};
 
 use crate::error::ErrorBody;
-use crate::{access_log, audit, devices, guests, manager, model, resident, sync, units};
+use crate::{access_log, audit, devices, guests, manager, model, oidc, resident, sync, units};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +25,7 @@ use crate::{access_log, audit, devices, guests, manager, model, resident, sync, 
         audit::upload, audit::list,
         sync::bundle, sync::signed_time,
         units::door_unit, units::set_door_unit, units::person_unit, units::set_person_unit, access_log::access_log,
+        oidc::set_issuer, oidc::get_issuer, oidc::delete_issuer, oidc::sign_in,
     ),
     components(schemas(crate::error::ErrorBody, model::ScheduleJson, model::WindowJson,
         model::SyncBundleJson, model::SignedTimeJson), responses(RateLimited)),
