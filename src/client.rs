@@ -223,6 +223,34 @@ impl Core {
             .await
     }
 
+    /// Signs in with an ID token of the property's OpenID Connect issuer (the partner app's
+    /// own sign-in); `nonce`, when the app sent one to its provider, must be the token's.
+    pub async fn sign_in_with_token(
+        &self,
+        id_token: &str,
+        nonce: Option<&str>,
+    ) -> CoreResult<Person> {
+        if id_token.trim().is_empty() {
+            return Err(CoreError::invalid("id_token", "must not be empty"));
+        }
+        if nonce.is_some_and(|n| n.is_empty()) {
+            return Err(CoreError::invalid("nonce", "must not be empty when given"));
+        }
+        let body = wire::TokenSignIn { id_token, nonce };
+        let signed_in = async {
+            let tokens: Tokens = self
+                .api
+                .anonymous(Method::POST, "/v1/auth/token", Some(&body))
+                .await
+                .map_err(|e| credentials_refused(e, "id_token"))?;
+            self.start_session(tokens).await
+        };
+        // Not the token: it is a credential.
+        logged(signed_in)
+            .instrument(tracing::info_span!("sign_in_with_token"))
+            .await
+    }
+
     pub async fn redeem_invite(&self, invite_token: &str) -> CoreResult<Person> {
         if invite_token.trim().is_empty() {
             return Err(CoreError::invalid("invite_token", "must not be empty"));

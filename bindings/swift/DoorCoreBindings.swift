@@ -1610,6 +1610,17 @@ public protocol DoorClientProtocol: AnyObject, Sendable {
      */
     func signIn(email: String, password: String) async throws  -> Person
     
+    /**
+     * Signs in with an OpenID Connect ID token from the app's own identity provider (the
+     * provider the property's manager configured), then registers this device and fetches the
+     * doors, as `sign_in` does. Pass the `nonce` of the authentication request when the app
+     * sent one: the server then refuses a token that does not carry it. A token the server
+     * does not accept fails with `InvalidInput` on `id_token` (one reason for every check,
+     * by design); a valid token of someone the property does not know, or who was revoked,
+     * with `NotPermitted`.
+     */
+    func signInWithToken(idToken: String, nonce: String?) async throws  -> Person
+    
     func signOut() async throws 
     
     /**
@@ -2011,6 +2022,31 @@ open func signIn(email: String, password: String)async throws  -> Person  {
             rustFutureFunc: {
                 uniffi_door_core_fn_method_doorclient_sign_in(
                         self.uniffiCloneHandle(),FfiConverterString.lower(email),FfiConverterString.lower(password)
+                )
+            },
+            pollFunc: ffi_door_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_door_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_door_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypePerson_lift,
+            errorHandler: FfiConverterTypeDoorError_lift
+        )
+}
+    
+    /**
+     * Signs in with an OpenID Connect ID token from the app's own identity provider (the
+     * provider the property's manager configured), then registers this device and fetches the
+     * doors, as `sign_in` does. Pass the `nonce` of the authentication request when the app
+     * sent one: the server then refuses a token that does not carry it. A token the server
+     * does not accept fails with `InvalidInput` on `id_token` (one reason for every check,
+     * by design); a valid token of someone the property does not know, or who was revoked,
+     * with `NotPermitted`.
+     */
+open func signInWithToken(idToken: String, nonce: String?)async throws  -> Person  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_door_core_fn_method_doorclient_sign_in_with_token(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(idToken),FfiConverterOptionString.lower(nonce)
                 )
             },
             pollFunc: ffi_door_core_rust_future_poll_rust_buffer,
@@ -6653,6 +6689,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_doorclient_sign_in() != 33682) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_door_core_checksum_method_doorclient_sign_in_with_token() != 62607) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_doorclient_sign_out() != 35707) {

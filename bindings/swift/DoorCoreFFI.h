@@ -517,6 +517,11 @@ uint64_t uniffi_door_core_fn_method_doorclient_revoke_guest_door(uint64_t ptr, R
 uint64_t uniffi_door_core_fn_method_doorclient_sign_in(uint64_t ptr, RustBuffer email, RustBuffer password
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SIGN_IN_WITH_TOKEN
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SIGN_IN_WITH_TOKEN
+uint64_t uniffi_door_core_fn_method_doorclient_sign_in_with_token(uint64_t ptr, RustBuffer id_token, RustBuffer nonce
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SIGN_OUT
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_FN_METHOD_DOORCLIENT_SIGN_OUT
 uint64_t uniffi_door_core_fn_method_doorclient_sign_out(uint64_t ptr
@@ -1176,6 +1181,12 @@ uint16_t uniffi_door_core_checksum_method_doorclient_revoke_guest_door(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_SIGN_IN
 #define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_SIGN_IN
 uint16_t uniffi_door_core_checksum_method_doorclient_sign_in(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_SIGN_IN_WITH_TOKEN
+#define UNIFFI_FFIDEF_UNIFFI_DOOR_CORE_CHECKSUM_METHOD_DOORCLIENT_SIGN_IN_WITH_TOKEN
+uint16_t uniffi_door_core_checksum_method_doorclient_sign_in_with_token(void
     
 );
 #endif

@@ -22,6 +22,7 @@ use base64::Engine;
 use door_lock::{Lock, LockClock};
 use door_protocol::{Id, IssuerKeys, IssuerPublicKey, LockConfig, LockKey};
 use door_server::seed::{self, Scale, Seeded};
+use door_server::test_issuer::TestIssuer;
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
@@ -50,7 +51,29 @@ pub struct Testbed {
     pub time_zone: String,
     pub people: Vec<TestbedPerson>,
     pub doors: Vec<TestbedDoor>,
+    /// Token sign-in: the property's OpenID Connect issuer (on loopback) and a ready token.
+    pub oidc: TestbedOidc,
 }
+
+/// The testbed's OpenID Connect issuer, configured as the property's, and an ID token it
+/// signed for the last seeded resident (Bob), for `signInWithToken(id_token, nonce)`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TestbedOidc {
+    pub issuer: String,
+    pub audience: String,
+    /// Valid for `TOKEN_LIFETIME` from the testbed's start, for `email` (verified).
+    pub id_token: String,
+    /// The nonce in `id_token`.
+    pub nonce: String,
+    /// The person the token signs in.
+    pub email: String,
+    pub name: String,
+}
+
+/// The audience (client id) of the testbed's tokens.
+const AUDIENCE: &str = "door-testbed-app";
+/// How long the printed ID token lasts: longer than any app test suite runs.
+const TOKEN_LIFETIME: i64 = 6 * 3600;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TestbedPerson {
@@ -81,6 +104,7 @@ pub async fn run(args: Args) -> CliResult<()> {
     let seeded = seed::main_st(&server.url(), &admin, Scale::SMALL)
         .await
         .map_err(|e| format!("cannot seed the property: {e}"))?;
+    let (issuer, oidc) = oidc_issuer(&server.url(), &seeded).await?;
     let states = tempfile::tempdir()?;
     let locks = Arc::new(reference_locks(
         &seeded,
@@ -115,6 +139,7 @@ pub async fn run(args: Args) -> CliResult<()> {
                 lock_id: d.door.lock_id.clone(),
             })
             .collect(),
+        oidc,
     };
     if args.json {
         println!("{}", serde_json::to_string(&testbed)?);
@@ -127,8 +152,52 @@ pub async fn run(args: Args) -> CliResult<()> {
     let _ = tokio::io::stdin().read_to_end(&mut sink).await;
     serving.abort();
     stop_radio(bluez).await; // stops its dbus-daemon
+    drop(issuer);
     server.stop().await;
     Ok(())
+}
+
+/// A loopback OpenID Connect issuer made the seeded property's, and a token it signed for
+/// the last seeded resident.
+async fn oidc_issuer(server_url: &str, seeded: &Seeded) -> CliResult<(TestIssuer, TestbedOidc)> {
+    let issuer = TestIssuer::start()
+        .await
+        .map_err(|e| format!("cannot start the OpenID Connect issuer: {e}"))?;
+    issuer
+        .configure(
+            server_url,
+            &seeded.manager_key,
+            &seeded.property.id,
+            AUDIENCE,
+        )
+        .await?;
+    // The last resident (Bob): the app suites sign Alice in on many devices with her password,
+    // and a person's devices are limited.
+    let resident = seeded
+        .people
+        .iter()
+        .rfind(|p| p.person.role == "resident")
+        .ok_or("the seed has no resident")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let mut nonce = [0u8; 12];
+    OsRng.fill_bytes(&mut nonce);
+    let nonce = hex::encode(nonce);
+    let mut claims = issuer.claims(&format!("testbed-{}", resident.person.id), AUDIENCE, now);
+    claims.exp = now + TOKEN_LIFETIME;
+    claims.email = Some(resident.email.clone());
+    claims.email_verified = Some(true);
+    claims.nonce = Some(nonce.clone());
+    let oidc = TestbedOidc {
+        issuer: issuer.issuer(),
+        audience: AUDIENCE.into(),
+        id_token: issuer.sign(&claims),
+        nonce,
+        email: resident.email.clone(),
+        name: resident.person.name.clone(),
+    };
+    Ok((issuer, oidc))
 }
 
 /// The BLE address of the `index`th door's lock: distinct for up to 65536 doors.
@@ -276,6 +345,10 @@ fn print_listing(t: &Testbed) {
             p.name, p.email, p.password
         );
     }
+    println!(
+        "  oidc       issuer {}  audience {}  (id_token for {} in --json)",
+        t.oidc.issuer, t.oidc.audience, t.oidc.email
+    );
     for d in &t.doors {
         println!(
             "  door       {:<16} id {}  lock {}",

@@ -59,6 +59,45 @@ async fn the_testbed_announces_itself_and_its_locks_open_over_tcp() {
     assert_eq!(receipt.attempts, 1);
     assert_eq!(receipt.pending_audit, 1);
 
+    // The printed ID token signs its resident in on another install (token sign-in).
+    let bob = t.people.iter().find(|p| p.name == "Bob").unwrap();
+    assert_eq!(
+        (t.oidc.email.as_str(), t.oidc.name.as_str()),
+        (bob.email.as_str(), "Bob")
+    );
+    let token_data = tempfile::tempdir().unwrap();
+    let with_token = DoorClient::with_clock(
+        ClientConfig {
+            server_url: t.server_url.clone(),
+            data_dir: token_data.path().to_string_lossy().into_owned(),
+            request_timeout_ms: 5000,
+        },
+        Some(door_core::ephemeral_device_signer()),
+        None,
+        Some(
+            Arc::new(TcpTransport::new(([127, 0, 0, 1], t.lock_port).into())) as Arc<dyn Transport>,
+        ),
+        Arc::new(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64
+        }),
+    )
+    .unwrap();
+    let person = with_token
+        .sign_in_with_token(t.oidc.id_token.clone(), Some(t.oidc.nonce.clone()))
+        .await
+        .unwrap();
+    assert_eq!(person.name, "Bob");
+    let doors: Vec<String> = with_token
+        .doors()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert!(doors.contains(&"Lobby".to_owned()), "{doors:?}");
+
     // A lock id the testbed does not have: the connection closes at once.
     let mut raw = std::net::TcpStream::connect(("127.0.0.1", t.lock_port)).unwrap();
     raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

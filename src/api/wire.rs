@@ -26,6 +26,14 @@ pub struct Login<'a> {
     pub password: &'a str,
 }
 
+/// An ID token of the property's OpenID Connect issuer (`POST /v1/auth/token`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenSignIn<'a> {
+    pub id_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<&'a str>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Refresh<'a> {
     pub refresh_token: &'a str,

@@ -499,6 +499,25 @@ impl DoorClient {
         Ok(self.core.sign_in(&email, &password).await?.into())
     }
 
+    /// Signs in with an OpenID Connect ID token from the app's own identity provider (the
+    /// provider the property's manager configured), then registers this device and fetches the
+    /// doors, as `sign_in` does. Pass the `nonce` of the authentication request when the app
+    /// sent one: the server then refuses a token that does not carry it. A token the server
+    /// does not accept fails with `InvalidInput` on `id_token` (one reason for every check,
+    /// by design); a valid token of someone the property does not know, or who was revoked,
+    /// with `NotPermitted`.
+    pub async fn sign_in_with_token(
+        &self,
+        id_token: String,
+        nonce: Option<String>,
+    ) -> Result<Person, DoorError> {
+        Ok(self
+            .core
+            .sign_in_with_token(&id_token, nonce.as_deref())
+            .await?
+            .into())
+    }
+
     /// Signs a guest in with the token of their invite.
     pub async fn redeem_invite(&self, invite_token: String) -> Result<Person, DoorError> {
         Ok(self.core.redeem_invite(&invite_token).await?.into())

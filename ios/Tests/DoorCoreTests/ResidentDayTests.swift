@@ -198,6 +198,31 @@ final class ResidentDayTests: XCTestCase {
         }
     }
 
+    /// OpenDOOR's setupWithToken: the partner app's own ID token, no second password.
+    func testAResidentSignsInWithThePartnerAppsIdToken() async throws {
+        let testbed = try XCTUnwrap(ResidentDayTests.testbed, "no testbed")
+        let oidc = testbed.info.oidc
+        let phone = try Phone("token", testbed)
+        let app = phone.client
+
+        // A token the server does not take (here: not the nonce the app sent) is typed.
+        do {
+            _ = try await app.signInWithToken(idToken: oidc.idToken, nonce: "not-the-tokens-nonce")
+            XCTFail("a token without the app's nonce should be refused")
+        } catch let DoorError.InvalidInput(field, _) {
+            XCTAssertEqual(field, "id_token")
+        } catch {
+            XCTFail("expected InvalidInput, got \(error)")
+        }
+        XCTAssertFalse(app.isSignedIn())
+
+        let person = try await app.signInWithToken(idToken: oidc.idToken, nonce: oidc.nonce)
+        XCTAssertEqual(person.name, oidc.name)
+        XCTAssertTrue(app.isSignedIn())
+        let names = try app.doors().map(\.name)
+        XCTAssertTrue(names.contains("Lobby"), "\(names)")
+    }
+
     func testEveryDoorHasADecisionNowAndErrorsArriveTyped() async throws {
         let testbed = try bed()
         let bob = testbed.person("Bob")

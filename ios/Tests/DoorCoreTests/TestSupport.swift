@@ -58,12 +58,18 @@ final class Testbed: @unchecked Sendable {
     struct Info: Decodable {
         struct Person: Decodable { let name: String; let email: String; let password: String }
         struct Door: Decodable { let id: String; let name: String; let lockId: String }
+        /// The testbed's OpenID Connect issuer and a ready ID token it signed for `name`.
+        struct Oidc: Decodable {
+            let issuer: String; let audience: String; let idToken: String; let nonce: String
+            let email: String; let name: String
+        }
         let serverUrl: String
         let lockPort: UInt16
         let bluezBus: String?
         let timeZone: String
         let people: [Person]
         let doors: [Door]
+        let oidc: Oidc
     }
 
     let info: Info

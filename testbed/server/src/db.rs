@@ -257,6 +257,27 @@ ALTER TABLE people ADD COLUMN unit TEXT;
 CREATE INDEX audit_records_lock_time ON audit_records(lock_id, at, epoch, seq);
 "#,
     r#"
+-- Token sign-in (oidc/): the OpenID Connect issuer a property's people sign in with, and the
+-- identity (issuer, subject) each person is known by there, linked at their first token
+-- sign-in. One identity per person; a subject names at most one person of a property.
+CREATE TABLE property_oidc (
+    property_id     BLOB PRIMARY KEY REFERENCES properties(id),
+    issuer          TEXT NOT NULL,
+    audience        TEXT NOT NULL,
+    jwks_url        TEXT NOT NULL,
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX property_oidc_issuer ON property_oidc(issuer);
+CREATE TABLE person_identities (
+    person_id       BLOB PRIMARY KEY REFERENCES people(id),
+    property_id     BLOB NOT NULL REFERENCES properties(id),
+    issuer          TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    linked_at       INTEGER NOT NULL,
+    UNIQUE (property_id, issuer, subject)
+);
+"#,
+    r#"
 -- Each lock's newest health (health.rs): battery, firmware, clock offset and applied sync
 -- iteration from its signed health audit record with the latest signed time `at`, that record's
 -- name in the log, and when the server received it. The record itself stays in audit_records.

@@ -14,6 +14,7 @@ pub mod health;
 pub mod limits;
 pub mod manager;
 pub mod model;
+pub mod oidc;
 pub mod openapi;
 pub mod policy;
 pub mod resident;
@@ -21,6 +22,7 @@ pub mod schedule_json;
 pub mod seed;
 pub mod sessions;
 pub mod sync;
+pub mod test_issuer;
 pub mod units;
 
 use std::net::SocketAddr;
@@ -75,6 +77,8 @@ pub struct AppState {
     pub admin_token_hash: Vec<u8>,
     pub options: Options,
     pub limiters: Arc<limits::Limiters>,
+    /// The OpenID Connect issuers' signing keys, for token sign-in.
+    pub oidc_keys: Arc<oidc::keys::KeyCache>,
 }
 
 impl AppState {
@@ -91,6 +95,7 @@ impl AppState {
             clock,
             admin_token_hash: auth::token_hash(admin_token),
             limiters: Arc::new(limits::Limiters::new(&options.limits)),
+            oidc_keys: Arc::new(oidc::keys::KeyCache::new()),
             options,
         }
     }
@@ -156,7 +161,14 @@ pub fn router(state: AppState) -> Router {
             "/v1/properties/{property_id}/people/{person_id}/doorcodes",
             get(manager::person_doorcodes),
         )
+        .route(
+            "/v1/properties/{property_id}/oidc",
+            get(oidc::get_issuer)
+                .put(oidc::set_issuer)
+                .delete(oidc::delete_issuer),
+        )
         .route("/v1/auth/login", post(resident::login))
+        .route("/v1/auth/token", post(oidc::sign_in))
         .route("/v1/auth/refresh", post(resident::refresh))
         .route("/v1/auth/invite", post(resident::redeem_invite))
         .route("/v1/auth/logout", post(resident::logout))

@@ -6,7 +6,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToResponse};
 
 use crate::error::ErrorBody;
-use crate::{access_log, audit, devices, guests, health, manager, model, resident, sync, units};
+use crate::{
+    access_log, audit, devices, guests, health, manager, model, oidc, resident, sync, units,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +28,7 @@ use crate::{access_log, audit, devices, guests, health, manager, model, resident
         health::list,
         sync::bundle, sync::signed_time,
         units::door_unit, units::set_door_unit, units::person_unit, units::set_person_unit, access_log::access_log,
+        oidc::set_issuer, oidc::get_issuer, oidc::delete_issuer, oidc::sign_in,
     ),
     components(schemas(crate::error::ErrorBody, model::ScheduleJson, model::WindowJson,
         model::SyncBundleJson, model::SignedTimeJson), responses(RateLimited)),

@@ -880,6 +880,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_sign_in(
     ): Int
+    external fun uniffi_door_core_checksum_method_doorclient_sign_in_with_token(
+    ): Int
     external fun uniffi_door_core_checksum_method_doorclient_sign_out(
     ): Int
     external fun uniffi_door_core_checksum_method_doorclient_start_proximity_unlock(
@@ -1008,6 +1010,8 @@ internal object UniffiLib {
     external fun uniffi_door_core_fn_method_doorclient_revoke_guest_door(`ptr`: Long,`guestId`: RustBuffer.ByValue,`doorId`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_sign_in(`ptr`: Long,`email`: RustBuffer.ByValue,`password`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_door_core_fn_method_doorclient_sign_in_with_token(`ptr`: Long,`idToken`: RustBuffer.ByValue,`nonce`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_door_core_fn_method_doorclient_sign_out(`ptr`: Long,
     ): Long
@@ -1304,6 +1308,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_doorclient_sign_in() and 0xFFFF) != 33682) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_door_core_checksum_method_doorclient_sign_in_with_token() and 0xFFFF) != 62607) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_doorclient_sign_out() and 0xFFFF) != 35707) {
@@ -3329,6 +3336,17 @@ public interface DoorClientInterface {
      */
     suspend fun `signIn`(`email`: kotlin.String, `password`: kotlin.String): Person
     
+    /**
+     * Signs in with an OpenID Connect ID token from the app's own identity provider (the
+     * provider the property's manager configured), then registers this device and fetches the
+     * doors, as `sign_in` does. Pass the `nonce` of the authentication request when the app
+     * sent one: the server then refuses a token that does not carry it. A token the server
+     * does not accept fails with `InvalidInput` on `id_token` (one reason for every check,
+     * by design); a valid token of someone the property does not know, or who was revoked,
+     * with `NotPermitted`.
+     */
+    suspend fun `signInWithToken`(`idToken`: kotlin.String, `nonce`: kotlin.String?): Person
+    
     suspend fun `signOut`()
     
     /**
@@ -3882,6 +3900,38 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
                 
         FfiConverterString.lower(`email`),
         FfiConverterString.lower(`password`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_door_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_door_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypePerson.lift(it) },
+        // Error FFI converter
+        DoorException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Signs in with an OpenID Connect ID token from the app's own identity provider (the
+     * provider the property's manager configured), then registers this device and fetches the
+     * doors, as `sign_in` does. Pass the `nonce` of the authentication request when the app
+     * sent one: the server then refuses a token that does not carry it. A token the server
+     * does not accept fails with `InvalidInput` on `id_token` (one reason for every check,
+     * by design); a valid token of someone the property does not know, or who was revoked,
+     * with `NotPermitted`.
+     */
+    @Throws(DoorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `signInWithToken`(`idToken`: kotlin.String, `nonce`: kotlin.String?) : Person {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_door_core_fn_method_doorclient_sign_in_with_token(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`idToken`),
+        FfiConverterOptionalString.lower(`nonce`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_door_core_rust_future_poll_rust_buffer(future, callback, continuation) },

@@ -240,6 +240,26 @@ class ResidentDayTest {
         }
     }
 
+    /** OpenDOOR's setupWithToken: the partner app's own ID token, no second password. */
+    @Test
+    fun aResidentSignsInWithThePartnerAppsIdToken() = runBlocking<Unit> {
+        val oidc = testbed.oidc
+        phone("token").use { phone ->
+            val app = phone.client
+            // A token the server does not take (here: not the nonce the app sent) is typed.
+            val refused = assertFailsWith<DoorException.InvalidInput> {
+                app.signInWithToken(oidc.idToken, "not-the-tokens-nonce")
+            }
+            assertEquals("id_token", refused.field)
+            assertFalse(app.isSignedIn())
+
+            val person = app.signInWithToken(oidc.idToken, oidc.nonce)
+            assertEquals(oidc.name, person.name)
+            assertTrue(app.isSignedIn())
+            assertTrue(app.doors().any { it.name == "Lobby" }, "${app.doors().map { it.name }}")
+        }
+    }
+
     @Test
     fun aPersonListsAndRemovesTheirDevices() = runBlocking<Unit> {
         val lea = testbed.person("Lea")

@@ -205,6 +205,9 @@ class Testbed private constructor(private val process: Process, json: Map<String
     data class PersonInfo(val name: String, val email: String, val password: String)
     data class DoorInfo(val id: String, val name: String, val lockId: String)
 
+    /** The testbed's OpenID Connect issuer and a ready ID token it signed for [name]. */
+    data class OidcInfo(val issuer: String, val audience: String, val idToken: String, val nonce: String, val email: String, val name: String)
+
     val serverUrl = json["server_url"] as String
     val lockPort = (json["lock_port"] as Number).toInt()
     val bluezBus = json["bluez_bus"] as String?
@@ -218,6 +221,14 @@ class Testbed private constructor(private val process: Process, json: Map<String
     @Suppress("UNCHECKED_CAST")
     val doors = (json["doors"] as List<Map<String, Any?>>).map {
         DoorInfo(it["id"] as String, it["name"] as String, it["lock_id"] as String)
+    }
+
+    @Suppress("UNCHECKED_CAST")
+    val oidc = (json["oidc"] as Map<String, Any?>).let {
+        OidcInfo(
+            it["issuer"] as String, it["audience"] as String, it["id_token"] as String,
+            it["nonce"] as String, it["email"] as String, it["name"] as String,
+        )
     }
 
     fun person(name: String) = people.single { it.name == name }
