@@ -99,6 +99,37 @@ impl Site {
     fn present(&self, key: &SigningKey, document: &[u8]) -> UnlockResult {
         present(&self.lock, key, document)
     }
+
+    /// A resident holding a key to this door (with doorcodes or not) with May Share, signed
+    /// in on a phone.
+    async fn host(&self, name: &str, doorcodes: bool) -> (PersonJson, Phone) {
+        let (s, m) = (&self.s, &self.m);
+        let key = m
+            .key(
+                s,
+                &format!("{name}'s key"),
+                vec![key_door(&self.door, doorcodes, None)],
+            )
+            .await;
+        let email = format!("{}@example.com", name.to_lowercase());
+        let person = m.person(s, name, "resident", Some(&email)).await;
+        m.assign(s, &person, &key, true).await;
+        (person, Phone::sign_in(s, &email).await)
+    }
+}
+
+/// The guest's phone, signed in with the invite's token.
+async fn redeem(s: &TestServer, invite_token: String) -> Phone {
+    let tokens: Tokens = s
+        .ok(
+            "POST",
+            "/v1/auth/invite",
+            "",
+            Some(&json!({ "invite_token": invite_token })),
+            200,
+        )
+        .await;
+    Phone::with_tokens(s, tokens).await
 }
 
 fn key_door(door: &DoorJson, doorcodes: bool, schedule: Option<ScheduleJson>) -> KeyDoorJson {
@@ -685,14 +716,7 @@ async fn a_guests_doorcode_opens_the_keypad_only_inside_the_invite_and_stops_at_
     let site = site().await;
     let (s, m) = (&site.s, &site.m);
     let t0 = s.now(); // Tuesday 10:00
-    let home = m
-        .key(s, "Home", vec![key_door(&site.door, true, None)])
-        .await;
-    let hana = m
-        .person(s, "Hana", "resident", Some("hana@example.com"))
-        .await;
-    m.assign(s, &hana, &home, true).await;
-    let host = Phone::sign_in(s, "hana@example.com").await;
+    let (hana, host) = site.host("Hana", true).await;
     let hana_code = m.doorcodes(s, &hana).await[0].code.clone();
     let (guest, code) = invite_with_doorcode(s, &host, &site.door, t0 + DAY, t0 + 3 * DAY).await;
     assert_eq!(guest.doorcode_door_ids, [site.door.id.as_str()]);
@@ -855,16 +879,7 @@ async fn a_guest_doorcode_follows_the_hosts_doorcode_rights() {
         )
         .await;
     let code = invited.doorcodes[0].code.clone();
-    let tokens: Tokens = s
-        .ok(
-            "POST",
-            "/v1/auth/invite",
-            "",
-            Some(&json!({"invite_token": invited.invite_token})),
-            200,
-        )
-        .await;
-    let guest = Phone::with_tokens(s, tokens).await;
+    let guest = redeem(s, invited.invite_token).await;
     let doors = guest.doors(s).await;
     assert_eq!(doors.doors[0].doorcode.as_deref(), Some(code.as_str()));
     site.sync(&host).await;
@@ -900,16 +915,9 @@ async fn a_guest_doorcode_follows_the_hosts_doorcode_rights() {
 #[tokio::test]
 async fn a_doorcode_only_guest_gets_no_access_document() {
     let site = site().await;
-    let (s, m) = (&site.s, &site.m);
+    let s = &site.s;
     let t0 = s.now();
-    let home = m
-        .key(s, "Home", vec![key_door(&site.door, true, None)])
-        .await;
-    let hana = m
-        .person(s, "Hana", "resident", Some("hana@example.com"))
-        .await;
-    m.assign(s, &hana, &home, true).await;
-    let host = Phone::sign_in(s, "hana@example.com").await;
+    let (_, host) = site.host("Hana", true).await;
     let invited: InvitedGuest = s
         .ok(
             "POST",
@@ -922,16 +930,7 @@ async fn a_doorcode_only_guest_gets_no_access_document() {
             201,
         )
         .await;
-    let tokens: Tokens = s
-        .ok(
-            "POST",
-            "/v1/auth/invite",
-            "",
-            Some(&json!({"invite_token": invited.invite_token})),
-            200,
-        )
-        .await;
-    let guest = Phone::with_tokens(s, tokens).await;
+    let guest = redeem(s, invited.invite_token).await;
     let doors = guest.doors(s).await;
     assert!(doors.doors.is_empty());
     assert_eq!(doors.credential_id, None);
