@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod access_log;
+mod alarm;
 #[cfg(all(feature = "radio", target_os = "android"))]
 mod android;
 pub mod api;

@@ -96,3 +96,41 @@ async fn the_doors_stream_gives_the_cached_doors_then_each_change_until_cancelle
     assert_eq!(alices.got().last().unwrap(), &Vec::<String>::new());
     drop(alice_watch);
 }
+
+/// The stream follows the time too: at 17:00 the Pool closes (Mon-Fri 09:00-17:00) and a
+/// listener gets the doors again, with nothing else happening.
+#[tokio::test]
+async fn the_doors_stream_gives_the_doors_again_when_a_decision_changes_with_the_hour() {
+    let mut w = World::start().await;
+    let url = w.server.url();
+    let (alice, _, _) = w.client(&url);
+    alice
+        .sign_in("alice@1800main.example".into(), PASSWORD.into())
+        .await
+        .unwrap();
+    w.set_time(TUESDAY_10AM + 7 * HOUR - 1); // Tuesday 16:59:59
+    let pool_open = |doors: &[Door]| {
+        let pool = doors.iter().find(|d| d.name == "Pool").unwrap();
+        matches!(pool.access, door_core::AccessDecision::Allowed { .. })
+    };
+    #[derive(Default)]
+    struct Pool(Mutex<Vec<Vec<Door>>>);
+    impl DoorsListener for Pool {
+        fn on_doors(&self, doors: Vec<Door>) {
+            self.0.lock().unwrap().push(doors);
+        }
+    }
+    let got = Arc::new(Pool::default());
+    let watch = alice.watch_doors(got.clone()).unwrap();
+    assert!(pool_open(&got.0.lock().unwrap()[0]));
+    // The next change is a second away; the clock passes it while the stream waits.
+    w.set_time(TUESDAY_10AM + 7 * HOUR + 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while got.0.lock().unwrap().len() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lists = got.0.lock().unwrap().clone();
+    assert_eq!(lists.len(), 2, "no delivery when the Pool closed");
+    assert!(!pool_open(&lists[1]), "the Pool still open at 17:00:01");
+    drop(watch);
+}

@@ -1656,9 +1656,9 @@ public protocol DoorClientProtocol: AnyObject, Sendable {
     /**
      * The doors stream (OpenDOOR `listenForLocks()`): `listener` gets the cached doors now,
      * before this returns, then the doors again after every change (a refresh, sign-in or
-     * sign-out, a Door Sync that changes what the phone carries for a lock), in order, until
-     * the returned watch is cancelled or dropped. Each list's decisions are as of its
-     * delivery: `Door.nextChange` says when to ask `doors()` again.
+     * sign-out, a Door Sync that changes what the phone carries for a lock) and when a door's
+     * decision changes with the time (at the earliest `Door.nextChange`), in order, until the
+     * returned watch is cancelled or dropped.
      */
     func watchDoors(listener: DoorsListener) throws  -> DoorsWatch
     
@@ -2163,9 +2163,9 @@ open func unlock(doorId: String, timeoutMs: UInt64, cancellation: Cancellation? 
     /**
      * The doors stream (OpenDOOR `listenForLocks()`): `listener` gets the cached doors now,
      * before this returns, then the doors again after every change (a refresh, sign-in or
-     * sign-out, a Door Sync that changes what the phone carries for a lock), in order, until
-     * the returned watch is cancelled or dropped. Each list's decisions are as of its
-     * delivery: `Door.nextChange` says when to ask `doors()` again.
+     * sign-out, a Door Sync that changes what the phone carries for a lock) and when a door's
+     * decision changes with the time (at the earliest `Door.nextChange`), in order, until the
+     * returned watch is cancelled or dropped.
      */
 open func watchDoors(listener: DoorsListener)throws  -> DoorsWatch  {
     return try  FfiConverterTypeDoorsWatch_lift(try rustCallWithError(FfiConverterTypeDoorError_lift) {
@@ -6709,7 +6709,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_door_core_checksum_method_doorclient_unlock() != 33503) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_door_core_checksum_method_doorclient_watch_doors() != 49668) {
+    if (uniffi_door_core_checksum_method_doorclient_watch_doors() != 47723) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_door_core_checksum_method_eventlistener_on_event() != 58500) {

@@ -334,7 +334,7 @@ impl DoorClient {
                 )
             }
         };
-        let watchers = Arc::new(DoorWatchers::default());
+        let watchers = DoorWatchers::new();
         let to_watchers = watchers.clone();
         let listener = listener.map(|l| move |e: Event| l.on_event(e.into()));
         let events: Box<dyn Fn(Event) + Send + Sync> = Box::new(move |e: Event| {
@@ -405,6 +405,12 @@ impl From<Event> for DoorEvent {
                 audit_records: report.audit_records,
             },
         }
+    }
+}
+
+impl Drop for DoorClient {
+    fn drop(&mut self) {
+        self.watchers.close();
     }
 }
 
@@ -542,9 +548,9 @@ impl DoorClient {
 
     /// The doors stream (OpenDOOR `listenForLocks()`): `listener` gets the cached doors now,
     /// before this returns, then the doors again after every change (a refresh, sign-in or
-    /// sign-out, a Door Sync that changes what the phone carries for a lock), in order, until
-    /// the returned watch is cancelled or dropped. Each list's decisions are as of its
-    /// delivery: `Door.nextChange` says when to ask `doors()` again.
+    /// sign-out, a Door Sync that changes what the phone carries for a lock) and when a door's
+    /// decision changes with the time (at the earliest `Door.nextChange`), in order, until the
+    /// returned watch is cancelled or dropped.
     pub fn watch_doors(
         &self,
         listener: Arc<dyn DoorsListener>,

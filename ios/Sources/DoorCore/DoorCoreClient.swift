@@ -30,10 +30,10 @@ public final class DoorCoreClient: Sendable {
     }
 
     /// The doors stream (OpenDOOR `listenForLocks()`): the cached doors at once, then the doors
-    /// again after every refresh, sign-in, sign-out or Door Sync, until the reader stops (the
-    /// watch ends when the stream is dropped or its Task cancelled). Each call is its own
-    /// stream; a slow reader gets the newest list. Each list's decisions are as of its
-    /// delivery; a door's `nextChange` says when to ask `doors()` again.
+    /// again after every refresh, sign-in, sign-out or Door Sync, and when a door's decision
+    /// changes with the time (the Pool opens at 09:00), until the reader stops (the watch ends
+    /// when the stream is dropped or its Task cancelled). Each call is its own stream; a slow
+    /// reader gets the newest list.
     public func doors() throws -> AsyncStream<[Door]> {
         var continuation: AsyncStream<[Door]>.Continuation?
         let stream = AsyncStream<[Door]>(bufferingPolicy: .bufferingNewest(1)) { continuation = $0 }

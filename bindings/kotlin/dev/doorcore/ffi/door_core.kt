@@ -1328,7 +1328,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_door_core_checksum_method_doorclient_unlock() and 0xFFFF) != 33503) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_door_core_checksum_method_doorclient_watch_doors() and 0xFFFF) != 49668) {
+    if ((lib.uniffi_door_core_checksum_method_doorclient_watch_doors() and 0xFFFF) != 47723) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_door_core_checksum_method_eventlistener_on_event() and 0xFFFF) != 58500) {
@@ -3382,9 +3382,9 @@ public interface DoorClientInterface {
     /**
      * The doors stream (OpenDOOR `listenForLocks()`): `listener` gets the cached doors now,
      * before this returns, then the doors again after every change (a refresh, sign-in or
-     * sign-out, a Door Sync that changes what the phone carries for a lock), in order, until
-     * the returned watch is cancelled or dropped. Each list's decisions are as of its
-     * delivery: `Door.nextChange` says when to ask `doors()` again.
+     * sign-out, a Door Sync that changes what the phone carries for a lock) and when a door's
+     * decision changes with the time (at the earliest `Door.nextChange`), in order, until the
+     * returned watch is cancelled or dropped.
      */
     fun `watchDoors`(`listener`: DoorsListener): DoorsWatch
     
@@ -4085,9 +4085,9 @@ open class DoorClient: Disposable, AutoCloseable, DoorClientInterface
     /**
      * The doors stream (OpenDOOR `listenForLocks()`): `listener` gets the cached doors now,
      * before this returns, then the doors again after every change (a refresh, sign-in or
-     * sign-out, a Door Sync that changes what the phone carries for a lock), in order, until
-     * the returned watch is cancelled or dropped. Each list's decisions are as of its
-     * delivery: `Door.nextChange` says when to ask `doors()` again.
+     * sign-out, a Door Sync that changes what the phone carries for a lock) and when a door's
+     * decision changes with the time (at the earliest `Door.nextChange`), in order, until the
+     * returned watch is cancelled or dropped.
      */
     @Throws(DoorException::class)override fun `watchDoors`(`listener`: DoorsListener): DoorsWatch {
             return FfiConverterTypeDoorsWatch.lift(

@@ -50,10 +50,10 @@ class DoorCoreClient private constructor(
 
     /**
      * The doors stream (OpenDOOR `listenForLocks()`): the cached doors at once, then the doors
-     * again after every refresh, sign-in, sign-out or Door Sync, until the collector stops.
-     * Cold: each collector watches on its own. A slow collector sees the newest list (older
-     * ones it did not take are dropped). Each list's decisions are as of its delivery; a
-     * door's `nextChange` says when to ask `doors()` again.
+     * again after every refresh, sign-in, sign-out or Door Sync, and when a door's decision
+     * changes with the time (the Pool opens at 09:00), until the collector stops. Cold: each
+     * collector watches on its own. A slow collector sees the newest list (older ones it did
+     * not take are dropped).
      */
     val doors: Flow<List<Door>> = callbackFlow {
         val watch = client.watchDoors(object : DoorsListener {
