@@ -389,7 +389,8 @@ impl LockState {
             FloorList::default()
         } else {
             self.sync.floors.clone()
-        };
+        }
+        .with_room(b.floors.len());
         for f in &b.floors {
             floors.raise(*f);
         }
