@@ -29,20 +29,30 @@ struct Site {
     _dir: TempDir,
 }
 
+/// An offline door whose lock holds `lock_key`, with a keypad or not.
+async fn offline_door(
+    s: &TestServer,
+    m: &Manager,
+    name: &str,
+    keypad: bool,
+    lock_key: &LockKey,
+) -> DoorJson {
+    s.ok(
+        "POST",
+        &m.path("/doors"),
+        &m.key,
+        Some(&json!({"name": name, "online": false, "keypad": keypad,
+            "lock_public_key": b64(&lock_key.public().to_sec1_compressed())})),
+        201,
+    )
+    .await
+}
+
 async fn site() -> Site {
     let s = TestServer::start().await;
     let m = Manager::create(&s, "1800 Main St", "America/New_York").await;
     let lock_key = LockKey::generate(&mut rand::rngs::OsRng);
-    let door: DoorJson = s
-        .ok(
-            "POST",
-            &m.path("/doors"),
-            &m.key,
-            Some(&json!({"name": "Pool", "online": false, "keypad": true,
-                "lock_public_key": b64(&lock_key.public().to_sec1_compressed())})),
-            201,
-        )
-        .await;
+    let door = offline_door(&s, &m, "Pool", true, &lock_key).await;
     let issuer = IssuerPublicKey::from_sec1(&unb64(&m.property.issuer_public_key)).unwrap();
     let config = LockConfig::new(
         Id::from_hex(&door.lock_id).unwrap(),
@@ -563,16 +573,7 @@ async fn revoking_a_guest_from_one_door_leaves_the_other_door_working_offline() 
     let (s, m) = (&site.s, &site.m);
     let t0 = s.now();
     let gym_key = LockKey::generate(&mut rand::rngs::OsRng);
-    let gym: DoorJson = s
-        .ok(
-            "POST",
-            &m.path("/doors"),
-            &m.key,
-            Some(&json!({"name": "Gym", "online": false, "keypad": false,
-                "lock_public_key": b64(&gym_key.public().to_sec1_compressed())})),
-            201,
-        )
-        .await;
+    let gym = offline_door(s, m, "Gym", false, &gym_key).await;
     let (gym_lock, _gym_dir) = another_lock(&site, &gym, gym_key);
     let home = m
         .key(
@@ -790,16 +791,8 @@ async fn a_guest_doorcode_follows_the_hosts_doorcode_rights() {
     let site = site().await;
     let (s, m) = (&site.s, &site.m);
     let t0 = s.now();
-    let gym: DoorJson = s
-        .ok(
-            "POST",
-            &m.path("/doors"),
-            &m.key,
-            Some(&json!({"name": "Gym", "online": false, "keypad": false,
-                "lock_public_key": b64(&LockKey::generate(&mut rand::rngs::OsRng).public().to_sec1_compressed())})),
-            201,
-        )
-        .await;
+    let gym_key = LockKey::generate(&mut rand::rngs::OsRng);
+    let gym = offline_door(s, m, "Gym", false, &gym_key).await;
     let home = m
         .key(
             s,
